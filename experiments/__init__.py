@@ -1,0 +1,1 @@
+"""gmmlab's experiments: data sets, sweeps and the ``gmmlab`` command line."""

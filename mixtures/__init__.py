@@ -1,0 +1,20 @@
+"""gmmlab's mixture engines.
+
+``GaussianMixture`` is the from-scratch EM engine as a scikit-learn
+estimator, ``fit_em`` its functional entry point, and ``MixtureParams`` the
+parameter object every engine returns.
+"""
+
+from mixtures.em import DegenerateEvent
+from mixtures.estimator import GaussianMixture
+from mixtures.fitting import DegenerateComponentWarning, EMResult, fit_em
+from mixtures.params import MixtureParams
+
+__all__ = [
+    "DegenerateComponentWarning",
+    "DegenerateEvent",
+    "EMResult",
+    "GaussianMixture",
+    "MixtureParams",
+    "fit_em",
+]

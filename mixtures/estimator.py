@@ -1,0 +1,322 @@
+"""``GaussianMixture``: a scikit-learn estimator around :mod:`mixtures.fitting`.
+
+The class validates input, calls :func:`mixtures.fitting.fit_validated` and
+stores the result as fitted attributes; all mathematics lives in
+:mod:`mixtures.em`. It is a drop-in replacement for
+``sklearn.mixture.GaussianMixture`` (same constructor, attributes and
+methods), and adds sample weights, the traces of every restart and a
+policy for degenerate components instead of an exception.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from mixtures.em import e_step, estimate_weighted_log_prob
+from mixtures.fitting import EMOptions, as_random_state, fit_validated
+from mixtures.params import MixtureParams
+
+__all__ = ["GaussianMixture"]
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by expectation maximisation.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        'full': one general covariance per component; 'tied': one general
+        covariance shared by all; 'diag': one diagonal covariance per
+        component; 'spherical': one variance per component.
+    tol : float, default=1e-3
+        EM stops when the mean log-likelihood changes by less than ``tol``.
+    reg_covar : float, default=1e-6
+        Non-negative value added to the diagonal of every covariance.
+    max_iter : int, default=100
+        Maximum number of EM iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the best (highest final lower bound) is
+        kept, and all are recorded in ``init_lower_bounds_``/``init_traces_``.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+default='kmeans'
+        How initial responsibilities are drawn (see
+        :func:`mixtures.initialization.initial_responsibilities`).
+    weights_init : array-like of shape (n_components,), default=None
+    means_init : array-like of shape (n_components, n_features), default=None
+    precisions_init : array-like, default=None
+        Initial precisions (inverse covariances), shaped as ``covariances_``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and :meth:`sample`.
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current solution (one initialisation).
+    verbose : int, default=0
+        1 or more logs initialisations and every ``verbose_interval``-th
+        iteration through the ``mixtures`` logger (to stdout if unconfigured).
+    verbose_interval : int, default=10
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+        (K, D, D) 'full', (D, D) 'tied', (K, D) 'diag', (K,) 'spherical'.
+    precisions_ : ndarray
+        Inverse covariances, shaped as ``covariances_``.
+    precisions_cholesky_ : ndarray
+        Upper Cholesky factors of ``precisions_``.
+    converged_ : bool
+        Whether the best initialisation converged.
+    n_iter_ : int
+        EM iterations of the best initialisation.
+    lower_bound_ : float
+        Mean per-sample log-likelihood scored in the best initialisation's last
+        iteration (of the parameters entering it, as in scikit-learn).
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        Entry ``k`` scores the parameters entering iteration ``k + 1``.
+    init_lower_bounds_ : ndarray of shape (n_init,)
+        Final lower bound of every initialisation.
+    init_traces_ : list of ndarray
+        Whole lower-bound trace of every initialisation.
+    degenerate_events_ : list of DegenerateEvent
+        Every action of the degenerate-component policy, all initialisations
+        (see :mod:`mixtures.em`); a :class:`DegenerateComponentWarning` is
+        issued when it is not empty.
+    best_init_ : int
+        Index of the kept initialisation.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when ``X`` has string feature names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mixtures import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gm.means_
+    array([[10.,  2.],
+           [ 1.,  2.]])
+    >>> gm.predict([[0, 0], [12, 3]])
+    array([1, 0])
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # -- fitting -------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; integer weights fit like repeated rows.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the mixture and return the most probable component of each sample.
+
+        Equal to ``fit(X).predict(X)``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        # Validation and fitting work on a copy of the state: on any error
+        # an already fitted estimator is left exactly as it was.
+        saved_state = dict(self.__dict__)
+        try:
+            return self._fit(X, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved_state)
+            raise
+
+    def _fit(self, X, sample_weight):
+        if not isinstance(self.warm_start, bool | np.bool_):
+            raise ValueError(f"warm_start must be a bool; got {self.warm_start!r}.")
+        options = EMOptions(
+            n_components=self.n_components,
+            covariance_type=self.covariance_type,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            max_iter=self.max_iter,
+            n_init=self.n_init,
+            init_params=self.init_params,
+            weights_init=self.weights_init,
+            means_init=self.means_init,
+            precisions_init=self.precisions_init,
+            verbose=self.verbose,
+            verbose_interval=self.verbose_interval,
+        )
+        warm = self.warm_start and hasattr(self, "converged_")
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+            reset=not warm,
+        )
+        result = fit_validated(
+            X,
+            sample_weight,
+            options,
+            self.random_state,
+            initial_params=self._params() if warm else None,
+            initial_lower_bound=self.lower_bound_ if warm else -np.inf,
+        )
+        arrays = result.params.astype_arrays(X.dtype)
+        self.weights_ = arrays["weights"]
+        self.means_ = arrays["means"]
+        self.covariances_ = arrays["covariances"]
+        self.precisions_ = arrays["precisions"]
+        self.precisions_cholesky_ = arrays["precisions_cholesky"]
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = result.lower_bounds.copy()
+        self.init_lower_bounds_ = result.init_lower_bounds
+        self.init_traces_ = [trace.copy() for trace in result.init_traces]
+        self.degenerate_events_ = list(result.events)
+        self.best_init_ = result.best_restart
+        return result.labels
+
+    # -- prediction ----------------------------------------------------------
+
+    def _params(self) -> MixtureParams:
+        return MixtureParams(
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.covariance_type,
+            self.precisions_cholesky_,
+        )
+
+    def _validate_predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def score_samples(self, X):
+        """Log-density of each sample, ``log p(x)``.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
+        X = self._validate_predict(X)
+        return logsumexp(estimate_weighted_log_prob(X, self._params()), axis=1)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of ``X`` under the model (a float)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X):
+        """Most probable component of each sample, shape (n_samples,)."""
+        X = self._validate_predict(X)
+        return np.argmax(estimate_weighted_log_prob(X, self._params()), axis=1)
+
+    def predict_proba(self, X):
+        """Posterior probability of each component, shape (n_samples, n_components)."""
+        X = self._validate_predict(X)
+        _, log_resp = e_step(X, self._params())
+        return np.exp(log_resp)
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each sample, sorted.
+        """
+        check_is_fitted(self)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer):
+            raise ValueError(f"n_samples must be an integer >= 1; got {n_samples!r}.")
+        if n_samples < 1:
+            raise ValueError(
+                f"n_samples must be an integer >= 1; got {n_samples}. "
+                "Sampling requires at least one sample."
+            )
+        rng = as_random_state(self.random_state)
+        params = self._params()
+        counts = rng.multinomial(n_samples, params.weights)
+        full = params.full_covariances()
+        if self.covariance_type in ("full", "tied"):
+            X = np.vstack(
+                [
+                    rng.multivariate_normal(mean, cov, int(count))
+                    for mean, cov, count in zip(params.means, full, counts, strict=True)
+                ]
+            )
+        else:
+            std = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
+            X = np.vstack(
+                [
+                    mean + rng.standard_normal(size=(count, params.n_features)) * s
+                    for mean, s, count in zip(params.means, std, counts, strict=True)
+                ]
+            )
+        labels = np.repeat(np.arange(params.n_components), counts)
+        return X, labels
+
+    # -- model selection -----------------------------------------------------
+
+    def _n_parameters(self) -> int:
+        return self._params().n_parameters()
+
+    def bic(self, X):
+        """Bayesian information criterion on ``X``; lower is better."""
+        X = self._validate_predict(X)
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(
+            X.shape[0]
+        )
+
+    def aic(self, X):
+        """Akaike information criterion on ``X``; lower is better."""
+        X = self._validate_predict(X)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()

@@ -1,0 +1,556 @@
+"""Fitting a Gaussian mixture by EM from several initialisations.
+
+:func:`fit_em` is the functional entry point: it validates its input,
+initialises ``n_init`` times, runs :func:`mixtures.em.run_em` from each start
+and keeps the best restart, exactly as scikit-learn's ``GaussianMixture``
+selects it, while keeping the trace of every restart. The estimator in
+:mod:`mixtures.estimator` is a thin shell around :func:`fit_validated`.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array, check_random_state
+
+from mixtures.covariance import COVARIANCE_MODELS, get_covariance_model
+from mixtures.em import (
+    DegeneracyPolicy,
+    DegenerateEvent,
+    EMRun,
+    e_step,
+    finalise_components,
+    params_from_responsibilities,
+    run_em,
+)
+from mixtures.initialization import INIT_METHODS, initial_responsibilities
+from mixtures.params import MixtureParams
+
+__all__ = [
+    "DegenerateComponentWarning",
+    "EMOptions",
+    "EMResult",
+    "as_random_state",
+    "check_data",
+    "check_sample_weight",
+    "fit_em",
+    "fit_validated",
+]
+
+logger = logging.getLogger("mixtures")
+
+
+class DegenerateComponentWarning(UserWarning):
+    """Issued when the degenerate-component policy had to act during a fit."""
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
+    return int(value)
+
+
+def _check_real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a non-negative number; got {value!r}.")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative finite number; got {value}.")
+    return float(value)
+
+
+def _as_float_array(value, name: str) -> np.ndarray:
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric; got {value!r}.") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return array
+
+
+def _check_shape(array: np.ndarray, shape: tuple[int, ...], name: str) -> None:
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}; got {array.shape}.")
+
+
+@dataclass(frozen=True, eq=False)
+class EMOptions:
+    """Validated hyper-parameters of an EM fit (scikit-learn's meanings).
+
+    Scalar options are checked on construction; ``*_init`` arrays are checked
+    against the data by :meth:`initial_arrays`.
+    """
+
+    n_components: int = 1
+    covariance_type: str = "full"
+    tol: float = 1e-3
+    reg_covar: float = 1e-6
+    max_iter: int = 100
+    n_init: int = 1
+    init_params: str = "kmeans"
+    weights_init: object = field(default=None, repr=False)
+    means_init: object = field(default=None, repr=False)
+    precisions_init: object = field(default=None, repr=False)
+    verbose: int = 0
+    verbose_interval: int = 10
+
+    def __post_init__(self) -> None:
+        _check_int(self.n_components, "n_components", 1)
+        _check_int(self.max_iter, "max_iter", 0)
+        _check_int(self.n_init, "n_init", 1)
+        _check_int(self.verbose, "verbose", 0)
+        _check_int(self.verbose_interval, "verbose_interval", 1)
+        _check_real(self.tol, "tol")
+        _check_real(self.reg_covar, "reg_covar")
+        if self.covariance_type not in COVARIANCE_MODELS:
+            get_covariance_model(self.covariance_type)  # raises with the choices
+        if (
+            not isinstance(self.init_params, str)
+            or self.init_params not in INIT_METHODS
+        ):
+            allowed = ", ".join(repr(m) for m in INIT_METHODS)
+            raise ValueError(
+                f"init_params must be one of {allowed}; got {self.init_params!r}."
+            )
+
+    def initial_arrays(
+        self, n_features: int
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """Validated copies of ``weights_init``, ``means_init``, ``precisions_init``."""
+        k = self.n_components
+        weights = means = precisions = None
+        if self.weights_init is not None:
+            weights = _as_float_array(self.weights_init, "weights_init")
+            _check_shape(weights, (k,), "weights_init")
+            if np.any(weights < 0) or np.any(weights > 1):
+                raise ValueError("weights_init must lie in [0, 1].")
+            if not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-8):
+                raise ValueError(
+                    f"weights_init must sum to one; got {weights.sum():.8g}."
+                )
+        if self.means_init is not None:
+            means = _as_float_array(self.means_init, "means_init")
+            _check_shape(means, (k, n_features), "means_init")
+        if self.precisions_init is not None:
+            model = get_covariance_model(self.covariance_type)
+            precisions = _as_float_array(self.precisions_init, "precisions_init")
+            _check_shape(
+                precisions,
+                model.shape(k, n_features),
+                f"precisions_init for {self.covariance_type!r}",
+            )
+            model.check_precisions(precisions)
+        return weights, means, precisions
+
+
+def check_data(X, *, allow_1d: bool) -> np.ndarray:
+    """Validate data as a float (n_samples, n_features) array.
+
+    A 1-D array is one feature when ``allow_1d`` (the functional API); the
+    estimator refuses it, as scikit-learn's does.
+    """
+    if allow_1d:
+        array = np.asarray(X) if not hasattr(X, "iloc") else X
+        if getattr(array, "ndim", None) == 1:
+            X = np.asarray(array).reshape(-1, 1)
+    return check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+
+
+def check_sample_weight(sample_weight, n_samples: int, n_components: int) -> np.ndarray:
+    """Validate sample weights: finite, non-negative, shape (n_samples,).
+
+    ``None`` gives unit weights. At least ``n_components`` samples must have
+    a positive weight.
+    """
+    if sample_weight is None:
+        return np.ones(n_samples)
+    weights = _as_float_array(sample_weight, "sample_weight")
+    if weights.ndim == 0:
+        weights = np.full(n_samples, float(weights))
+    if weights.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), one weight per "
+            f"sample; got shape {weights.shape}."
+        )
+    if np.any(weights < 0):
+        raise ValueError("sample_weight must be non-negative; got negative values.")
+    n_positive = int(np.count_nonzero(weights))
+    if n_positive == 0:
+        raise ValueError("sample_weight is zero everywhere; give some samples weight.")
+    if n_positive < n_components:
+        raise ValueError(
+            f"only {n_positive} samples have positive weight, fewer than "
+            f"n_components={n_components}; decrease n_components."
+        )
+    return weights
+
+
+def as_random_state(random_state) -> np.random.RandomState:
+    """A RandomState from None, an int, a RandomState or a numpy Generator.
+
+    A Generator is consumed once to seed a new RandomState, so the same
+    Generator state always gives the same fit.
+    """
+    if isinstance(random_state, np.random.Generator):
+        return np.random.RandomState(int(random_state.integers(2**32)))
+    return check_random_state(random_state)
+
+
+# ---------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True, eq=False)
+class EMResult:
+    """The outcome of :func:`fit_em`.
+
+    Attributes
+    ----------
+    params : MixtureParams
+        Parameters of the best restart.
+    lower_bounds : ndarray of shape (n_iter,)
+        Trace of the best restart (scikit-learn's ``lower_bounds_``).
+    n_iter : int
+    converged : bool
+    lower_bound : float
+        Best restart's final trace value (scikit-learn's ``lower_bound_``).
+    log_likelihood : float
+        Total (sample-weighted) log-likelihood of the data at ``params``.
+    mean_log_likelihood : float
+        ``log_likelihood`` divided by the total sample weight.
+    labels : ndarray of shape (n_samples,)
+        Most probable component of every sample under ``params``.
+    best_restart : int
+    restarts : tuple of EMRun
+        Every restart, the best included, in the order they ran.
+    """
+
+    params: MixtureParams
+    lower_bounds: np.ndarray
+    n_iter: int
+    converged: bool
+    lower_bound: float
+    log_likelihood: float
+    mean_log_likelihood: float
+    labels: np.ndarray
+    best_restart: int
+    restarts: tuple[EMRun, ...]
+
+    @property
+    def trace(self) -> np.ndarray:
+        """Alias of :attr:`lower_bounds`."""
+        return self.lower_bounds
+
+    @property
+    def init_lower_bounds(self) -> np.ndarray:
+        """Final trace value of every restart, shape (n_init,)."""
+        return np.array([run.lower_bound for run in self.restarts])
+
+    @property
+    def init_traces(self) -> list[np.ndarray]:
+        """The whole trace of every restart."""
+        return [run.lower_bounds for run in self.restarts]
+
+    @property
+    def events(self) -> tuple[DegenerateEvent, ...]:
+        """Degenerate-component events of every restart."""
+        return tuple(event for run in self.restarts for event in run.events)
+
+
+# ---------------------------------------------------------------------------
+# Fitting
+
+
+def _initial_params(
+    X: np.ndarray,
+    sample_weight: np.ndarray,
+    unit_weights: bool,
+    options: EMOptions,
+    inits: tuple,
+    random_state: np.random.RandomState,
+    policy: DegeneracyPolicy,
+    restart: int,
+) -> tuple[MixtureParams, list[DegenerateEvent]]:
+    """Initial parameters of one restart, following scikit-learn's rules.
+
+    Responsibilities from ``init_params`` are computed (and the random state
+    consumed) unless all three of weights, means and precisions are given;
+    given arrays then replace the estimated ones.
+    """
+    model = get_covariance_model(options.covariance_type)
+    weights_init, means_init, precisions_init = inits
+    n_components = options.n_components
+    if any(a is None for a in inits):
+        resp = initial_responsibilities(
+            X,
+            n_components,
+            options.init_params,
+            random_state,
+            None if unit_weights else sample_weight,
+        )
+        weights, means, covariances, weight_sums = params_from_responsibilities(
+            X, sample_weight, resp, model, options.reg_covar
+        )
+    else:
+        weights = means = covariances = None
+        weight_sums = np.full(n_components, np.inf)
+    if weights_init is not None:
+        weights = weights_init
+    if means_init is not None:
+        means = means_init
+    if precisions_init is not None:
+        prec_chol = model.precision_cholesky_from_precisions(precisions_init)
+        covariances = model.covariances_from_precision_cholesky(prec_chol)
+        weight_sums = np.full(n_components, np.inf)
+
+    def rank_samples() -> np.ndarray:
+        provisional = MixtureParams(
+            weights,
+            means,
+            model.add_floor(
+                covariances,
+                policy.covariance_floor,
+                np.ones(1 if model.shared else n_components, bool),
+            ),
+            model.name,
+        )
+        log_prob_norm, _ = e_step(X, provisional)
+        positive = np.flatnonzero(sample_weight > 0)
+        return positive[np.argsort(log_prob_norm[positive], kind="stable")]
+
+    return finalise_components(
+        weights,
+        means,
+        covariances,
+        weight_sums,
+        X,
+        rank_samples,
+        model,
+        policy,
+        restart=restart,
+        iteration=0,
+        reseeds_left=policy.max_reseeds_per_component * n_components,
+    )
+
+
+@contextmanager
+def _verbose_logging(verbose: int) -> Iterator[None]:
+    if not verbose:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
+def fit_validated(
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    options: EMOptions,
+    random_state,
+    *,
+    initial_params: MixtureParams | None = None,
+    initial_lower_bound: float = -np.inf,
+) -> EMResult:
+    """Fit on already validated 2-D data; see :func:`fit_em` for the contract."""
+    n_samples, n_features = X.shape
+    if n_samples < options.n_components:
+        raise ValueError(
+            "Expected n_samples >= n_components but got "
+            f"n_components = {options.n_components}, n_samples = {n_samples}; "
+            "decrease n_components or provide more data."
+        )
+    inits = options.initial_arrays(n_features)
+    unit_weights = sample_weight is None
+    weights = check_sample_weight(sample_weight, n_samples, options.n_components)
+    if initial_params is not None and (
+        initial_params.n_components != options.n_components
+        or initial_params.n_features != n_features
+        or initial_params.covariance_type != options.covariance_type
+    ):
+        raise ValueError(
+            "initial_params do not match the data and options: "
+            f"{initial_params!r} vs n_components={options.n_components}, "
+            f"n_features={n_features}, covariance_type={options.covariance_type!r}."
+        )
+    random_state = as_random_state(random_state)
+    policy = DegeneracyPolicy.for_data(X, weights, options.reg_covar)
+    n_init = 1 if initial_params is not None else options.n_init
+
+    restarts: list[EMRun] = []
+    best_index, best_bound = 0, -np.inf
+    with _verbose_logging(options.verbose):
+        for restart in range(n_init):
+            logger.info("Initialization %d", restart)
+            if initial_params is None:
+                start, init_events = _initial_params(
+                    X,
+                    weights,
+                    unit_weights,
+                    options,
+                    inits,
+                    random_state,
+                    policy,
+                    restart,
+                )
+            else:
+                start, init_events = initial_params, []
+            run = run_em(
+                X,
+                weights,
+                start,
+                policy,
+                tol=options.tol,
+                max_iter=options.max_iter,
+                initial_lower_bound=initial_lower_bound,
+                restart=restart,
+                initial_events=tuple(init_events),
+                verbose_interval=options.verbose_interval if options.verbose else 0,
+            )
+            restarts.append(run)
+            logger.info(
+                "Initialization %s. lower bound %.6f",
+                "converged" if run.converged else "did not converge",
+                run.lower_bound,
+            )
+            # scikit-learn's rule: the first restart, then any strictly better
+            # one; with max_iter=0 nothing is scored and the last one is kept.
+            if (
+                options.max_iter == 0
+                or run.lower_bound > best_bound
+                or best_bound == -np.inf
+            ):
+                best_index, best_bound = restart, run.lower_bound
+
+    best = restarts[best_index]
+    log_prob_norm, log_resp = e_step(X, best.params)
+    total = float(np.dot(weights, log_prob_norm))
+    result = EMResult(
+        params=best.params,
+        lower_bounds=best.lower_bounds,
+        n_iter=best.n_iter,
+        converged=best.converged,
+        lower_bound=best.lower_bound,
+        log_likelihood=total,
+        mean_log_likelihood=total / float(np.sum(weights)),
+        labels=np.argmax(log_resp, axis=1),
+        best_restart=best_index,
+        restarts=tuple(restarts),
+    )
+    _warn_about(result, options)
+    return result
+
+
+def _warn_about(result: EMResult, options: EMOptions) -> None:
+    events = result.events
+    if events:
+        actions = sorted({event.action for event in events})
+        counts = ", ".join(
+            f"{sum(e.action == action for e in events)} {action}" for action in actions
+        )
+        warnings.warn(
+            f"{len(events)} degenerate-component events ({counts}) across "
+            f"{len(result.restarts)} initialisation(s): components collapsed, "
+            "emptied or duplicated and were repaired. See degenerate_events_ "
+            "(or EMResult.events); increase reg_covar or decrease n_components "
+            "to avoid them.",
+            DegenerateComponentWarning,
+            stacklevel=3,
+        )
+    if not result.converged and options.max_iter > 0:
+        warnings.warn(
+            "Best performing initialization did not converge. Try different "
+            "init parameters, or increase max_iter, tol, or check for "
+            "degenerate data.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+
+def fit_em(
+    X,
+    n_components: int = 1,
+    *,
+    sample_weight=None,
+    covariance_type: str = "full",
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    max_iter: int = 100,
+    n_init: int = 1,
+    init_params: str = "kmeans",
+    weights_init=None,
+    means_init=None,
+    precisions_init=None,
+    random_state=None,
+    initial_params: MixtureParams | None = None,
+    verbose: int = 0,
+    verbose_interval: int = 10,
+) -> EMResult:
+    """Fit a Gaussian mixture by EM and return an :class:`EMResult`.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or (n_samples,)
+        Data; a 1-D array is one feature.
+    n_components : int, default=1
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative weights; integer weights fit like repeated rows.
+    covariance_type, tol, reg_covar, max_iter, n_init, init_params, \
+weights_init, means_init, precisions_init, random_state, verbose, \
+verbose_interval
+        As in :class:`mixtures.GaussianMixture` (scikit-learn's meanings).
+        ``random_state`` may also be a ``numpy.random.Generator``.
+    initial_params : MixtureParams, optional
+        Start EM from these parameters (one restart, no initialisation).
+
+    Returns
+    -------
+    EMResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mixtures import fit_em
+    >>> x = np.r_[np.zeros(50), np.ones(50) * 5] + np.linspace(0, 1, 100)
+    >>> result = fit_em(x, 2, random_state=0)
+    >>> np.round(np.sort(result.params.means[:, 0]), 2)
+    array([0.25, 5.75])
+    """
+    options = EMOptions(
+        n_components=n_components,
+        covariance_type=covariance_type,
+        tol=tol,
+        reg_covar=reg_covar,
+        max_iter=max_iter,
+        n_init=n_init,
+        init_params=init_params,
+        weights_init=weights_init,
+        means_init=means_init,
+        precisions_init=precisions_init,
+        verbose=verbose,
+        verbose_interval=verbose_interval,
+    )
+    data = check_data(X, allow_1d=True)
+    return fit_validated(
+        data, sample_weight, options, random_state, initial_params=initial_params
+    )

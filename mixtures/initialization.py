@@ -1,0 +1,79 @@
+"""Initial responsibilities for EM, drawn exactly as scikit-learn draws them.
+
+Without sample weights, every method consumes the random state the way
+``sklearn.mixture.GaussianMixture`` does, so the same ``random_state`` gives
+the same initial parameters in both engines. With sample weights, k-means and
+k-means++ use the weights, and 'random_from_data' draws points with
+probability proportional to their weight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans, kmeans_plusplus
+
+__all__ = ["INIT_METHODS", "initial_responsibilities"]
+
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def _one_hot_columns(n_samples: int, indices: np.ndarray) -> np.ndarray:
+    resp = np.zeros((n_samples, indices.shape[0]))
+    resp[indices, np.arange(indices.shape[0])] = 1.0
+    return resp
+
+
+def initial_responsibilities(
+    X: np.ndarray,
+    n_components: int,
+    method: str,
+    random_state: np.random.RandomState,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Responsibilities the initial parameters are estimated from.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+    method : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+        'kmeans': one-hot labels of one k-means run; 'k-means++': one-hot at
+        the k-means++ seeds; 'random': uniform random responsibilities
+        normalised per sample; 'random_from_data': one-hot at randomly chosen
+        samples, which become the initial means.
+    random_state : numpy.random.RandomState
+    sample_weight : ndarray of shape (n_samples,), optional
+        None means unit weights and reproduces scikit-learn's draws exactly.
+
+    Returns
+    -------
+    resp : ndarray of shape (n_samples, n_components)
+    """
+    n_samples = X.shape[0]
+    if method == "kmeans":
+        labels = (
+            KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            .fit(X, sample_weight=sample_weight)
+            .labels_
+        )
+        resp = np.zeros((n_samples, n_components))
+        resp[np.arange(n_samples), labels] = 1.0
+        return resp
+    if method == "random":
+        resp = random_state.uniform(size=(n_samples, n_components))
+        return resp / resp.sum(axis=1)[:, np.newaxis]
+    if method == "random_from_data":
+        probabilities = (
+            None if sample_weight is None else sample_weight / sample_weight.sum()
+        )
+        indices = random_state.choice(
+            n_samples, size=n_components, replace=False, p=probabilities
+        )
+        return _one_hot_columns(n_samples, indices)
+    if method == "k-means++":
+        _, indices = kmeans_plusplus(
+            X, n_components, random_state=random_state, sample_weight=sample_weight
+        )
+        return _one_hot_columns(n_samples, indices)
+    allowed = ", ".join(repr(m) for m in INIT_METHODS)
+    raise ValueError(f"init_params must be one of {allowed}; got {method!r}.")

@@ -1,0 +1,201 @@
+"""The parameters of a Gaussian mixture as one immutable value.
+
+:class:`MixtureParams` holds weights, means and covariances in the storage of
+its covariance type (see :mod:`mixtures.covariance`) together with the
+Cholesky factors of the precisions that the log-density needs. Everything
+else in the package (E-step, M-step, estimators, backends, alignment) passes
+these objects around instead of loose arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mixtures.covariance import CovarianceModel, get_covariance_model
+
+__all__ = ["MixtureParams"]
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.array(array, dtype=np.float64, copy=True)
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureParams:
+    """Weights, means and covariances of a Gaussian mixture.
+
+    Parameters
+    ----------
+    weights : array-like of shape (n_components,)
+        Mixing proportions, non-negative and summing to one.
+    means : array-like of shape (n_components, n_features)
+        Component means.
+    covariances : array-like
+        Component covariances in the storage of ``covariance_type``:
+        (K, D, D) for 'full', (D, D) for 'tied', (K, D) for 'diag' and (K,)
+        for 'spherical'.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    precisions_cholesky : array-like, optional
+        Upper Cholesky factors of the precisions, same shape as
+        ``covariances``. Computed from ``covariances`` when omitted; a
+        ValueError is raised if a covariance is not positive definite.
+
+    Notes
+    -----
+    Arrays are copied to float64 and made read-only, so a ``MixtureParams``
+    can be shared freely. Use :meth:`to_full` for the (K, D, D) form that
+    every backend and metric compares in.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    covariance_type: str = "full"
+    precisions_cholesky: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        model = get_covariance_model(self.covariance_type)
+        weights = _frozen(np.atleast_1d(self.weights))
+        means = _frozen(self.means)
+        if means.ndim == 1:
+            means = _frozen(means[:, np.newaxis])
+        covariances = _frozen(self.covariances)
+        if weights.ndim != 1:
+            raise ValueError(f"weights must be 1-D; got shape {weights.shape}.")
+        n_components = weights.shape[0]
+        if means.ndim != 2 or means.shape[0] != n_components:
+            raise ValueError(
+                f"means must have shape ({n_components}, n_features); "
+                f"got {means.shape}."
+            )
+        expected = model.shape(n_components, means.shape[1])
+        if covariances.shape != expected:
+            raise ValueError(
+                f"{self.covariance_type!r} covariances must have shape {expected}; "
+                f"got {covariances.shape}."
+            )
+        for name, array in (
+            ("weights", weights),
+            ("means", means),
+            ("covariances", covariances),
+        ):
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"{name} contain NaN or infinity.")
+        if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0, atol=1e-8):
+            raise ValueError(
+                "weights must be non-negative and sum to one; got sum "
+                f"{weights.sum():.6g} and minimum {weights.min():.3g}."
+            )
+        if self.precisions_cholesky is None:
+            prec_chol, collapsed = model.precision_cholesky(
+                covariances, np.zeros(means.shape[1])
+            )
+            if np.any(collapsed):
+                raise ValueError(
+                    "covariances of components "
+                    f"{np.flatnonzero(collapsed).tolist()} are not positive definite."
+                )
+        else:
+            prec_chol = self.precisions_cholesky
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "covariances", covariances)
+        object.__setattr__(self, "precisions_cholesky", _frozen(prec_chol))
+
+    # -- derived quantities -------------------------------------------------
+
+    @property
+    def model(self) -> CovarianceModel:
+        """The covariance model object of :attr:`covariance_type`."""
+        return get_covariance_model(self.covariance_type)
+
+    @property
+    def n_components(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def precisions(self) -> np.ndarray:
+        """Precision matrices (inverse covariances), in the type's storage."""
+        return self.model.precisions_from_cholesky(self.precisions_cholesky)
+
+    def n_parameters(self) -> int:
+        """Free parameters: covariances, means and K - 1 weights."""
+        return (
+            self.model.n_parameters(self.n_components, self.n_features)
+            + self.n_components * self.n_features
+            + self.n_components
+            - 1
+        )
+
+    # -- conversions --------------------------------------------------------
+
+    def full_covariances(self) -> np.ndarray:
+        """Covariances as a (K, D, D) array whatever the covariance type."""
+        return self.model.to_full(self.covariances, self.n_components, self.n_features)
+
+    def to_full(self) -> MixtureParams:
+        """The same mixture with 'full' covariances of shape (K, D, D)."""
+        if self.covariance_type == "full":
+            return self
+        return MixtureParams(self.weights, self.means, self.full_covariances(), "full")
+
+    def as_covariance_type(self, covariance_type: str) -> MixtureParams:
+        """Project onto another covariance type by matching second moments.
+
+        Exact when going to a richer type; 'diag' keeps the variances,
+        'spherical' their mean, 'tied' the mean covariance.
+        """
+        if covariance_type == self.covariance_type:
+            return self
+        target = get_covariance_model(covariance_type)
+        return MixtureParams(
+            self.weights,
+            self.means,
+            target.from_full(self.full_covariances()),
+            covariance_type,
+        )
+
+    def permute(self, order: np.ndarray) -> MixtureParams:
+        """Components reordered: component ``k`` of the result is ``order[k]``."""
+        order = np.asarray(order)
+        if sorted(order.tolist()) != list(range(self.n_components)):
+            raise ValueError(
+                f"order must be a permutation of 0..{self.n_components - 1}."
+            )
+        if self.model.shared:
+            covariances, prec_chol = self.covariances, self.precisions_cholesky
+        else:
+            covariances = self.covariances[order]
+            prec_chol = self.precisions_cholesky[order]
+        return MixtureParams(
+            self.weights[order],
+            self.means[order],
+            covariances,
+            self.covariance_type,
+            prec_chol,
+        )
+
+    def astype_arrays(self, dtype: np.dtype) -> dict[str, np.ndarray]:
+        """The fitted-attribute arrays cast to ``dtype`` (writeable copies)."""
+        return {
+            "weights": self.weights.astype(dtype),
+            "means": self.means.astype(dtype),
+            "covariances": self.covariances.astype(dtype),
+            "precisions": self.precisions.astype(dtype),
+            "precisions_cholesky": self.precisions_cholesky.astype(dtype),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"MixtureParams(n_components={self.n_components}, "
+            f"n_features={self.n_features}, "
+            f"covariance_type={self.covariance_type!r})"
+        )
