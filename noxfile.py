@@ -1,8 +1,8 @@
-"""Development sessions: ``nox -s tests``, ``nox -s lint``."""
+"""Development sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``."""
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests"]  # bench only on demand
 nox.options.default_venv_backend = "venv"
 
 
@@ -18,3 +18,10 @@ def lint(session: nox.Session) -> None:
     """Lint and check formatting-related rules with ruff."""
     session.install("ruff")
     session.run("ruff", "check", ".", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark the engine against scikit-learn; writes benchmarks/results/."""
+    session.install(".")
+    session.run("python", "benchmarks/bench_engine.py", *session.posargs)

@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import logsumexp
 
+from mixtures._parallel import map_chunks
 from mixtures.covariance import CovarianceModel
 from mixtures.params import MixtureParams
 
@@ -58,13 +58,17 @@ __all__ = [
     "StepInfo",
     "SufficientStats",
     "e_step",
+    "em_pass",
     "em_step",
     "estimate_log_gaussian_prob",
     "estimate_weighted_log_prob",
     "m_step",
     "mean_log_likelihood",
     "params_from_responsibilities",
+    "predict_labels",
     "run_em",
+    "score_and_label",
+    "score_samples",
     "sufficient_statistics",
 ]
 
@@ -77,7 +81,90 @@ _MASS_EPS = 10 * np.finfo(np.float64).eps
 
 
 # ---------------------------------------------------------------------------
-# E-step
+# E-step and the fused pass over the data
+#
+# Every pass over X goes chunk by chunk: a chunk of rows is centred on a
+# common origin (the mixture's mean), its log-densities, responsibilities and
+# moments are computed while it is in cache, and only per-chunk sums leave
+# it. Memory is O(N D) for X plus O(chunk K D) per thread, never O(N K D).
+# Float32 data stay float32 in the chunk; sums are accumulated in float64.
+
+
+def _chunk_slices(n_samples: int, rows: int) -> list[slice]:
+    return [
+        slice(start, min(start + rows, n_samples))
+        for start in range(0, n_samples, rows)
+    ]
+
+
+class _Prepared(NamedTuple):
+    """Parameters cast to the data's dtype and moved to a common origin."""
+
+    origin: np.ndarray  # (D,) in X.dtype
+    means: np.ndarray  # (K, D) means - origin, in X.dtype
+    precisions_cholesky: np.ndarray
+    log_norm: np.ndarray  # (K,) log w_k + log det P_k - D/2 log(2 pi)
+    rows: int
+
+
+def _prepare(X: np.ndarray, params: MixtureParams, with_weights: bool) -> _Prepared:
+    dtype = X.dtype
+    model = params.model
+    n_features = params.n_features
+    origin = (params.weights @ params.means).astype(dtype)
+    log_norm = model.log_det_precision_cholesky(
+        params.precisions_cholesky, n_features
+    ) - 0.5 * n_features * math.log(2 * math.pi)
+    if with_weights:
+        with np.errstate(divide="ignore"):
+            log_norm = log_norm + np.log(params.weights)
+    return _Prepared(
+        origin=origin,
+        means=(params.means - origin.astype(np.float64)).astype(dtype),
+        precisions_cholesky=params.precisions_cholesky.astype(dtype),
+        log_norm=np.broadcast_to(log_norm, (params.n_components,)).astype(dtype),
+        rows=model.rows_per_chunk(params.n_components, n_features, dtype.itemsize),
+    )
+
+
+def _chunk_log_prob(
+    Xb: np.ndarray, model: CovarianceModel, prepared: _Prepared
+) -> tuple[np.ndarray, object]:
+    maha, cache = model.chunk_squared_mahalanobis(
+        Xb, prepared.means, prepared.precisions_cholesky
+    )
+    maha *= -0.5
+    maha += prepared.log_norm
+    return maha, cache
+
+
+def _logsumexp_rows(values: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(values), axis=1))``, stable; rows of -inf give -inf."""
+    peak = values.max(axis=1)
+    finite_peak = np.where(np.isfinite(peak), peak, 0.0)
+    with np.errstate(divide="ignore", under="ignore"):
+        shifted = np.exp(values - finite_peak[:, np.newaxis])
+        return np.log(shifted.sum(axis=1)) + finite_peak
+
+
+def _log_prob_chunks(
+    X: np.ndarray,
+    params: MixtureParams,
+    with_weights: bool,
+    reduce: Callable[[np.ndarray], np.ndarray] = lambda block: block,
+) -> list[np.ndarray]:
+    """``reduce`` applied to every chunk's (B, K) block of log-densities.
+
+    Reducing inside the chunk keeps memory O(N) when only a per-sample
+    value (a label, ``log p(x)``) is wanted.
+    """
+    prepared = _prepare(X, params, with_weights)
+    model = params.model
+
+    def work(rows: slice) -> np.ndarray:
+        return reduce(_chunk_log_prob(X[rows] - prepared.origin, model, prepared)[0])
+
+    return map_chunks(work, _chunk_slices(X.shape[0], prepared.rows))
 
 
 def estimate_log_gaussian_prob(X: np.ndarray, params: MixtureParams) -> np.ndarray:
@@ -90,20 +177,14 @@ def estimate_log_gaussian_prob(X: np.ndarray, params: MixtureParams) -> np.ndarr
 
     Returns
     -------
-    log_prob : ndarray of shape (n_samples, n_components)
+    log_prob : ndarray of shape (n_samples, n_components), in X's dtype
     """
-    model = params.model
-    n_features = X.shape[1]
-    log_det = model.log_det_precision_cholesky(params.precisions_cholesky, n_features)
-    maha = model.squared_mahalanobis(X, params.means, params.precisions_cholesky)
-    return -0.5 * (n_features * math.log(2 * math.pi) + maha) + log_det
+    return np.concatenate(_log_prob_chunks(X, params, with_weights=False))
 
 
 def estimate_weighted_log_prob(X: np.ndarray, params: MixtureParams) -> np.ndarray:
     """``log w_k + log N(x_n | mu_k, Sigma_k)``, shape (n_samples, n_components)."""
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(params.weights)
-    return estimate_log_gaussian_prob(X, params) + log_weights
+    return np.concatenate(_log_prob_chunks(X, params, with_weights=True))
 
 
 def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray]:
@@ -117,10 +198,58 @@ def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray
         Log-responsibilities; ``exp(log_resp)`` sums to one over components.
     """
     weighted = estimate_weighted_log_prob(X, params)
-    log_prob_norm = logsumexp(weighted, axis=1)
-    with np.errstate(under="ignore"):
+    log_prob_norm = _logsumexp_rows(weighted)
+    with np.errstate(under="ignore", invalid="ignore"):
         log_resp = weighted - log_prob_norm[:, np.newaxis]
     return log_prob_norm, log_resp
+
+
+def score_samples(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+    """``log p(x_n)`` under the mixture, shape (n_samples,), in O(N) memory."""
+    return np.concatenate(_log_prob_chunks(X, params, True, _logsumexp_rows))
+
+
+def score_and_label(
+    X: np.ndarray, params: MixtureParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """``log p(x_n)`` and the most probable component, in one O(N) pass."""
+
+    def reduce(block: np.ndarray) -> np.ndarray:
+        return np.column_stack([_logsumexp_rows(block), np.argmax(block, axis=1)])
+
+    both = np.concatenate(_log_prob_chunks(X, params, True, reduce))
+    return both[:, 0].astype(np.float64), both[:, 1].astype(np.intp)
+
+
+def predict_labels(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+    """Most probable component of every sample, shape (n_samples,), in O(N) memory."""
+    return np.concatenate(
+        _log_prob_chunks(X, params, True, lambda block: np.argmax(block, axis=1))
+    )
+
+
+def _feature_chunks(X: np.ndarray) -> list[slice]:
+    return _chunk_slices(X.shape[0], max(256, 2**21 // (X.shape[1] * X.dtype.itemsize)))
+
+
+def weighted_mean(X: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """Weighted mean of the rows (D,), float64, without a float64 copy of X."""
+
+    def work(chunk: slice) -> np.ndarray:
+        return (sample_weight[chunk].astype(X.dtype) @ X[chunk]).astype(np.float64)
+
+    return sum(map_chunks(work, _feature_chunks(X))) / float(np.sum(sample_weight))
+
+
+def weighted_feature_variance(X: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """Per-feature weighted variance (D,) in float64, two chunked passes."""
+    mean = weighted_mean(X, sample_weight).astype(X.dtype)
+
+    def work(chunk: slice) -> np.ndarray:
+        centred = X[chunk] - mean
+        return sample_weight[chunk] @ np.square(centred, dtype=np.float64)
+
+    return sum(map_chunks(work, _feature_chunks(X))) / float(np.sum(sample_weight))
 
 
 def mean_log_likelihood(log_prob_norm: np.ndarray, sample_weight: np.ndarray) -> float:
@@ -170,6 +299,18 @@ class SufficientStats:
         )
 
 
+def _sum_chunk_moments(
+    results: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    centres: np.ndarray,
+    total_weight: float,
+) -> SufficientStats:
+    # Summed in chunk order, so the result does not depend on the threads.
+    mass = sum(r[0] for r in results)
+    first = sum(r[1] for r in results)
+    second = sum(r[2] for r in results)
+    return SufficientStats(mass, centres, first, second, total_weight)
+
+
 def sufficient_statistics(
     X: np.ndarray,
     sample_weight: np.ndarray,
@@ -177,7 +318,7 @@ def sufficient_statistics(
     centres: np.ndarray,
     model: CovarianceModel,
 ) -> SufficientStats:
-    """Accumulate the M-step's statistics from responsibilities.
+    """Accumulate the M-step's statistics from given responsibilities.
 
     Parameters
     ----------
@@ -186,21 +327,62 @@ def sufficient_statistics(
     resp : ndarray of shape (n_samples, n_components)
         Responsibilities (not their logarithms).
     centres : ndarray of shape (n_components, n_features)
-        Reference points; the means entering the iteration are the best
-        choice, since the moments about them are small near convergence.
+        Reference points; the means are the best choice, since the moments
+        about them are small. The returned ``centres`` are these, rounded to
+        X's dtype.
     model : CovarianceModel
     """
-    weighted_resp = resp * sample_weight[:, np.newaxis]
-    first = np.stack(
-        [weighted_resp[:, k] @ (X - centre) for k, centre in enumerate(centres)]
+    dtype = X.dtype
+    origin = weighted_mean(X, sample_weight).astype(dtype)
+    origin64 = origin.astype(np.float64)
+    local_centres = (np.asarray(centres, dtype=np.float64) - origin64).astype(dtype)
+    rows = model.rows_per_chunk(resp.shape[1], X.shape[1], dtype.itemsize)
+
+    def work(chunk: slice):
+        weighted_resp = (resp[chunk] * sample_weight[chunk, np.newaxis]).astype(dtype)
+        first, second = model.chunk_moments(
+            X[chunk] - origin, weighted_resp, local_centres
+        )
+        return weighted_resp.sum(axis=0, dtype=np.float64), first, second
+
+    results = map_chunks(work, _chunk_slices(X.shape[0], rows))
+    return _sum_chunk_moments(
+        results,
+        origin64 + local_centres.astype(np.float64),
+        float(np.sum(sample_weight)),
     )
-    return SufficientStats(
-        weight_sums=weighted_resp.sum(axis=0),
-        centres=np.asarray(centres, dtype=np.float64),
-        first_moments=first.astype(np.float64, copy=False),
-        second_moments=model.second_moment(X, weighted_resp, centres),
-        total_weight=float(np.sum(sample_weight)),
+
+
+def em_pass(
+    X: np.ndarray, sample_weight: np.ndarray, params: MixtureParams
+) -> tuple[SufficientStats, np.ndarray]:
+    """The fused E-step: one chunked pass giving the M-step's statistics.
+
+    Returns the statistics about the current means and ``log p(x_n)`` of
+    every sample (float64, shape (n_samples,)).
+    """
+    model = params.model
+    prepared = _prepare(X, params, with_weights=True)
+    dtype = X.dtype
+
+    def work(chunk: slice):
+        Xb = X[chunk] - prepared.origin
+        weighted, cache = _chunk_log_prob(Xb, model, prepared)
+        log_prob_norm = _logsumexp_rows(weighted)
+        weighted -= log_prob_norm[:, np.newaxis]
+        with np.errstate(under="ignore"):
+            resp = np.exp(weighted, out=weighted)
+        resp *= sample_weight[chunk, np.newaxis].astype(dtype)
+        first, second = model.chunk_moments(Xb, resp, prepared.means, cache)
+        return log_prob_norm, (resp.sum(axis=0, dtype=np.float64), first, second)
+
+    results = map_chunks(work, _chunk_slices(X.shape[0], prepared.rows))
+    centres = prepared.origin.astype(np.float64) + prepared.means.astype(np.float64)
+    stats = _sum_chunk_moments(
+        [r[1] for r in results], centres, float(np.sum(sample_weight))
     )
+    log_prob_norm = np.concatenate([r[0] for r in results]).astype(np.float64)
+    return stats, log_prob_norm
 
 
 def m_step(
@@ -260,10 +442,7 @@ class DegeneracyPolicy:
         cls, X: np.ndarray, sample_weight: np.ndarray, reg_covar: float
     ) -> DegeneracyPolicy:
         total = float(np.sum(sample_weight))
-        mean = (sample_weight @ X) / total
-        variances = np.asarray(
-            sample_weight @ np.square(X - mean) / total, dtype=np.float64
-        )
+        variances = weighted_feature_variance(X, sample_weight)
         positive = variances[variances > 0]
         fallback = positive.max() if positive.size else 1.0
         variances[variances <= 0] = fallback
@@ -282,19 +461,19 @@ def _duplicate_of(
     scale: np.ndarray,
 ) -> dict[int, int]:
     """Map component j to an earlier component k it duplicates exactly."""
+    same_mean = np.all(
+        np.abs(means[:, np.newaxis, :] - means[np.newaxis, :, :]) <= 1e-10 * scale,
+        axis=2,
+    )
     duplicates: dict[int, int] = {}
-    n_components = means.shape[0]
-    for j in range(1, n_components):
-        for k in range(j):
-            if k in duplicates:
-                continue
-            same_mean = np.all(np.abs(means[j] - means[k]) <= 1e-10 * scale)
-            same_cov = model.shared or np.allclose(
-                covariances[j], covariances[k], rtol=1e-8, atol=0.0
-            )
-            if same_mean and same_cov:
-                duplicates[j] = k
-                break
+    for j, k in zip(*np.nonzero(np.tril(same_mean, k=-1)), strict=True):
+        j, k = int(j), int(k)
+        if j in duplicates or k in duplicates:
+            continue
+        if model.shared or np.allclose(
+            covariances[j], covariances[k], rtol=1e-8, atol=0
+        ):
+            duplicates[j] = k
     return duplicates
 
 
@@ -328,7 +507,7 @@ def finalise_components(
     if len(reseed) == n_components:  # nothing to take a covariance from
         reseed = reseed[1:]
 
-    covariances, events = _floor_collapsed(
+    prec_chol, covariances, events = _floor_collapsed(
         covariances, model, policy, reseed, restart, iteration
     )
     if reseed:
@@ -347,11 +526,11 @@ def finalise_components(
                 covariances[k] = start_cov
             events.append(DegenerateEvent(restart, iteration, k, "reseed", reasons[k]))
         weights = weights / weights.sum()
-    prec_chol, collapsed = model.precision_cholesky(
-        covariances, np.zeros_like(policy.covariance_floor)
-    )
-    if np.any(collapsed):  # pragma: no cover - the floor keeps every one PD
-        raise FloatingPointError("covariance floor failed to restore definiteness")
+        prec_chol, collapsed = model.precision_cholesky(
+            covariances, np.zeros_like(policy.covariance_floor)
+        )
+        if np.any(collapsed):  # pragma: no cover - the floor keeps every one PD
+            raise FloatingPointError("covariance floor failed to restore definiteness")
     params = MixtureParams(weights, means, covariances, model.name, prec_chol)
     return params, events
 
@@ -363,19 +542,32 @@ def _floor_collapsed(
     skip: list[int],
     restart: int,
     iteration: int,
-) -> tuple[np.ndarray, list[DegenerateEvent]]:
-    """Add the covariance floor to every collapsed covariance not in ``skip``."""
-    _, collapsed = model.precision_cholesky(covariances, policy.covariance_floor)
+) -> tuple[np.ndarray, np.ndarray, list[DegenerateEvent]]:
+    """Precision factors, with the floor added to every collapsed covariance.
+
+    Returns ``(precisions_cholesky, covariances, events)``; components in
+    ``skip`` (about to be reseeded) are not floored.
+    """
+    prec_chol, collapsed = model.precision_cholesky(
+        covariances, policy.covariance_floor
+    )
     if not model.shared:
         collapsed[skip] = False
     if not np.any(collapsed):
-        return covariances, []
+        return prec_chol, covariances, []
     repaired = model.add_floor(covariances, policy.covariance_floor, collapsed)
+    prec_chol, _ = model.precision_cholesky(
+        repaired, np.zeros_like(policy.covariance_floor)
+    )
     components = [-1] if model.shared else np.flatnonzero(collapsed).tolist()
-    return repaired, [
-        DegenerateEvent(restart, iteration, int(k), "floor", "collapsed covariance")
-        for k in components
-    ]
+    return (
+        prec_chol,
+        repaired,
+        [
+            DegenerateEvent(restart, iteration, int(k), "floor", "collapsed covariance")
+            for k in components
+        ],
+    )
 
 
 def _distinct_rows(X: np.ndarray, order: np.ndarray, count: int) -> list[np.ndarray]:
@@ -406,7 +598,7 @@ def params_from_responsibilities(
     Two passes: the means about the data mean, then the covariances about
     those means, so the result is accurate however far the data lie from 0.
     """
-    data_mean = (sample_weight @ X) / np.sum(sample_weight)
+    data_mean = weighted_mean(X, sample_weight)
     centres = np.broadcast_to(data_mean, (resp.shape[1], X.shape[1]))
     first = sufficient_statistics(X, sample_weight, resp, centres, model)
     _, means, _ = m_step(first, model, reg_covar)
@@ -442,10 +634,7 @@ def em_step(
     step), as scikit-learn's ``lower_bounds_`` does.
     """
     model = params.model
-    log_prob_norm, log_resp = e_step(X, params)
-    stats = sufficient_statistics(
-        X, sample_weight, np.exp(log_resp), params.means, model
-    )
+    stats, log_prob_norm = em_pass(X, sample_weight, params)
     weights, means, covariances = m_step(stats, model, policy.reg_covar)
     positive = np.flatnonzero(sample_weight > 0)
     new_params, events = finalise_components(

@@ -11,11 +11,10 @@ policy for degenerate components instead of an exception.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mixtures.em import e_step, estimate_weighted_log_prob
+from mixtures import em
 from mixtures.fitting import EMOptions, as_random_state, fit_validated
 from mixtures.params import MixtureParams
 
@@ -248,7 +247,7 @@ default='kmeans'
         log_prob : ndarray of shape (n_samples,)
         """
         X = self._validate_predict(X)
-        return logsumexp(estimate_weighted_log_prob(X, self._params()), axis=1)
+        return em.score_samples(X, self._params())
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` under the model (a float)."""
@@ -257,12 +256,12 @@ default='kmeans'
     def predict(self, X):
         """Most probable component of each sample, shape (n_samples,)."""
         X = self._validate_predict(X)
-        return np.argmax(estimate_weighted_log_prob(X, self._params()), axis=1)
+        return em.predict_labels(X, self._params())
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)."""
         X = self._validate_predict(X)
-        _, log_resp = e_step(X, self._params())
+        _, log_resp = em.e_step(X, self._params())
         return np.exp(log_resp)
 
     def sample(self, n_samples=1):

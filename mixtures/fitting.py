@@ -30,6 +30,7 @@ from mixtures.em import (
     finalise_components,
     params_from_responsibilities,
     run_em,
+    score_and_label,
 )
 from mixtures.initialization import INIT_METHODS, initial_responsibilities
 from mixtures.params import MixtureParams
@@ -443,7 +444,7 @@ def fit_validated(
                 best_index, best_bound = restart, run.lower_bound
 
     best = restarts[best_index]
-    log_prob_norm, log_resp = e_step(X, best.params)
+    log_prob_norm, labels = score_and_label(X, best.params)
     total = float(np.dot(weights, log_prob_norm))
     result = EMResult(
         params=best.params,
@@ -453,7 +454,7 @@ def fit_validated(
         lower_bound=best.lower_bound,
         log_likelihood=total,
         mean_log_likelihood=total / float(np.sum(weights)),
-        labels=np.argmax(log_resp, axis=1),
+        labels=labels,
         best_restart=best_index,
         restarts=tuple(restarts),
     )
