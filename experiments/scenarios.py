@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["S1_K", "S1_REPORTED_MEANS", "S1_REPORTED_VARIANCES", "S1_SERIES"]
+__all__ = [
+    "S1_K",
+    "S1_REPORTED_MEANS",
+    "S1_REPORTED_VARIANCES",
+    "S1_SERIES",
+    "S3_COMPONENTS",
+    "s3_sample",
+]
 
 # S1: a 1-D time series of 50 values, K = 3, 100 iterations; the write-up's
 # fixed code (k-means initialisation) reported these means and variances.
@@ -41,3 +48,17 @@ S1_SERIES = np.array(
 S1_K = 3
 S1_REPORTED_MEANS = (44.43, 24.51, 35.41)
 S1_REPORTED_VARIANCES = (0.076, 0.106, 0.521)
+
+# S3: three 1-D Gaussians, (count, mean, standard deviation); 17,000 points,
+# fitted with K = 3, 'full', tol = 1e-3; density evaluated on 5,000 points
+# from -2 to 1.5.
+S3_COMPONENTS = ((2000, -0.5, 0.2), (5000, -0.1, 0.07), (10000, 0.2, 0.13))
+S3_GRID = (-2.0, 1.5, 5000)
+
+
+def s3_sample(random_state=None) -> tuple[np.ndarray, np.ndarray]:
+    """S3's 17,000 points (in component order) and their component labels."""
+    rng = np.random.default_rng(random_state)
+    values = [rng.normal(mean, sd, count) for count, mean, sd in S3_COMPONENTS]
+    labels = [np.full(count, k) for k, (count, _, _) in enumerate(S3_COMPONENTS)]
+    return np.concatenate(values), np.concatenate(labels)

@@ -183,6 +183,29 @@ class MixtureParams:
             prec_chol,
         )
 
+    def sample(
+        self, n_samples: int, random_state=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` points and their components.
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : None, int, or numpy.random.Generator
+            Passed to :func:`numpy.random.default_rng`.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+        """
+        rng = np.random.default_rng(random_state)
+        labels = rng.choice(self.n_components, size=n_samples, p=self.weights)
+        factors = np.linalg.cholesky(self.full_covariances())
+        noise = rng.standard_normal((n_samples, self.n_features))
+        X = self.means[labels] + np.einsum("nij,nj->ni", factors[labels], noise)
+        return X, labels
+
     def astype_arrays(self, dtype: np.dtype) -> dict[str, np.ndarray]:
         """The fitted-attribute arrays cast to ``dtype`` (writeable copies)."""
         return {

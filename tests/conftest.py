@@ -63,3 +63,52 @@ def blobs() -> tuple[np.ndarray, MixtureParams]:
     params = random_mixture(generator, 3, 2, separation=5.0)
     X, _ = sample_mixture(params, 600, generator)
     return X, params
+
+
+# ---------------------------------------------------------------------------
+# Backend fits shared by the contract and PyMC tests (PyMC compiles a model
+# per call, so each fit is made once per session).
+
+CONTRACT_TRUTH = MixtureParams(
+    weights=[0.3, 0.3, 0.4],
+    means=[[0.0, 0.0], [5.0, 0.5], [0.5, 5.0]],
+    covariances=[
+        [[0.6, 0.15], [0.15, 0.4]],
+        [[0.5, -0.1], [-0.1, 0.7]],
+        [[0.4, 0.0], [0.0, 0.5]],
+    ],
+)
+
+#: Small but adequate settings so the whole suite stays within minutes.
+BACKEND_TEST_OPTIONS = {
+    "em": {},
+    "sklearn": {},
+    "pymc": {"draws": 1000, "tune": 500, "chains": 2},
+    "pymc-advi": {"n_iter": 6000, "draws": 400},
+}
+
+
+@pytest.fixture(scope="session")
+def contract_data() -> tuple[np.ndarray, np.ndarray]:
+    """n = 600 points from a well-separated 2-D, 3-component mixture."""
+    return CONTRACT_TRUTH.sample(600, random_state=2026)
+
+
+_FIT_CACHE: dict = {}
+
+
+@pytest.fixture(scope="session")
+def backend_fit(contract_data):
+    """``backend_fit(name, seed=0, **options)``: a cached fit of the contract data."""
+    from mixtures.backends import get_backend
+
+    def fit(name: str, seed: int = 0, **options):
+        merged = {**BACKEND_TEST_OPTIONS.get(name, {}), **options}
+        key = (name, seed, tuple(sorted(merged.items())))
+        if key not in _FIT_CACHE:
+            _FIT_CACHE[key] = get_backend(name).fit(
+                contract_data[0], 3, random_state=seed, **merged
+            )
+        return _FIT_CACHE[key]
+
+    return fit

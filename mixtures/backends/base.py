@@ -1,0 +1,182 @@
+"""The one interface every engine implements, and the one result type.
+
+A backend turns data into a :class:`MixtureFit`. Whatever the engine, the
+parameters come back in full form (weights (K,), means (K, D), covariances
+(K, D, D)) and the log-likelihood is computed by :func:`total_log_likelihood`,
+one shared function, so numbers from different engines are comparable.
+Backends never write files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from mixtures.em import score_samples
+from mixtures.fitting import check_data
+from mixtures.params import MixtureParams
+
+__all__ = [
+    "TRACE_KINDS",
+    "Backend",
+    "MixtureFit",
+    "Stopwatch",
+    "check_backend_input",
+    "seed_from",
+    "total_log_likelihood",
+]
+
+#: What a ``loglik_trace`` holds, per backend family.
+TRACE_KINDS = {
+    "em_mean_loglik": "mean per-sample log-likelihood entering each EM iteration",
+    "draw_mean_loglik": "mean per-sample log-likelihood of each posterior draw",
+    "advi_mean_elbo": "ELBO per sample at each ADVI iteration",
+}
+
+
+def total_log_likelihood(X: np.ndarray, params: MixtureParams) -> float:
+    """``sum_n log p(x_n)`` under ``params``: the comparable number of every fit."""
+    X = check_data(X, allow_1d=True).astype(np.float64, copy=False)
+    return float(np.sum(score_samples(X, params)))
+
+
+def check_backend_input(X, n_components, covariance_type: str) -> np.ndarray:
+    """Validate the arguments every backend shares; return 2-D float data."""
+    from mixtures.covariance import get_covariance_model
+
+    if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
+        raise ValueError(f"n_components must be an integer >= 1; got {n_components!r}.")
+    if n_components < 1:
+        raise ValueError(f"n_components must be an integer >= 1; got {n_components}.")
+    get_covariance_model(covariance_type)
+    data = check_data(X, allow_1d=True)
+    if data.shape[0] < n_components:
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = "
+            f"{n_components}, n_samples = {data.shape[0]}."
+        )
+    return data
+
+
+def seed_from(random_state) -> int | None:
+    """An int seed from None, an int, a RandomState or a Generator."""
+    if random_state is None or isinstance(random_state, int | np.integer):
+        return None if random_state is None else int(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    raise ValueError(
+        f"random_state must be None, an int or a numpy random generator; "
+        f"got {random_state!r}."
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureFit:
+    """One engine's fit of one data set, in a form every engine shares.
+
+    Attributes
+    ----------
+    backend : str
+        Registry name of the engine ("em", "sklearn", "pymc", ...).
+    version : str
+        Version of the library that did the fitting.
+    params : MixtureParams
+        Point estimate in full form; for PyMC the posterior mean after
+        relabelling.
+    log_likelihood : float
+        Total log-likelihood of the data at ``params``
+        (:func:`total_log_likelihood`).
+    loglik_trace : ndarray of shape (n_points,)
+        See ``trace_kind``.
+    trace_kind : str
+        One of :data:`TRACE_KINDS`.
+    n_iter : int
+        EM iterations, posterior draws or ADVI iterations.
+    converged : bool
+    seconds : float
+        Wall time of the fit alone.
+    diagnostics : dict
+        Engine-specific: restarts, r_hat, ESS, divergences, intervals...
+    restart_traces : tuple of ndarray
+        Trace of every initialisation (EM), ``(loglik_trace,)`` otherwise.
+    idata : arviz.InferenceData or None
+        The posterior, for the PyMC backends.
+    """
+
+    backend: str
+    version: str
+    params: MixtureParams
+    log_likelihood: float
+    loglik_trace: np.ndarray
+    trace_kind: str
+    n_iter: int
+    converged: bool
+    seconds: float
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    restart_traces: tuple[np.ndarray, ...] = ()
+    idata: Any = None
+
+    def __post_init__(self) -> None:
+        if self.trace_kind not in TRACE_KINDS:
+            raise ValueError(
+                f"trace_kind must be one of {sorted(TRACE_KINDS)}; "
+                f"got {self.trace_kind!r}."
+            )
+        if self.params.covariance_type != "full":
+            object.__setattr__(self, "params", self.params.to_full())
+        if not self.restart_traces:
+            object.__setattr__(self, "restart_traces", (self.loglik_trace,))
+
+    @property
+    def n_components(self) -> int:
+        return self.params.n_components
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An engine that fits a Gaussian mixture to data."""
+
+    name: str
+
+    def fit(
+        self,
+        X,
+        n_components: int,
+        *,
+        covariance_type: str = "full",
+        random_state=None,
+        **options,
+    ) -> MixtureFit:
+        """Fit ``n_components`` components to ``X`` (n_samples, n_features)."""
+        ...
+
+
+class Stopwatch:
+    """Context manager measuring wall seconds: ``with Stopwatch() as clock:``."""
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def reject_unknown_options(
+    backend: str, options: dict[str, Any], allowed: Callable[[str], bool] | set[str]
+) -> None:
+    """ValueError naming options a backend does not understand."""
+    check = allowed if callable(allowed) else allowed.__contains__
+    unknown = sorted(key for key in options if not check(key))
+    if unknown:
+        choices = (
+            "" if callable(allowed) else f"; allowed: {', '.join(sorted(allowed))}"
+        )
+        raise ValueError(f"backend {backend!r} got unknown options {unknown}{choices}.")

@@ -1,0 +1,225 @@
+"""One contract for every registered backend, and the registry itself."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import stats
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+from mixtures.align import align
+from mixtures.backends import (
+    TRACE_KINDS,
+    BackendUnavailableError,
+    MixtureFit,
+    available_backends,
+    backend_statuses,
+    get_backend,
+    reload_backends,
+    total_log_likelihood,
+)
+from tests.conftest import CONTRACT_TRUTH
+
+BACKENDS = available_backends()
+SLOW = {"pymc", "pymc-advi"}
+
+
+def _marks(name):
+    return [pytest.mark.slow] if name in SLOW else []
+
+
+ALL = [pytest.param(name, marks=_marks(name)) for name in BACKENDS]
+
+
+def test_builtin_backends_are_registered():
+    assert {"em", "sklearn", "pymc", "pymc-advi"} <= set(backend_statuses())
+    assert {"em", "sklearn"} <= set(BACKENDS)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_backend_recovers_a_well_separated_mixture(name, backend_fit, contract_data):
+    X, _ = contract_data
+    fit = backend_fit(name)
+    assert isinstance(fit, MixtureFit)
+    assert fit.backend == name
+    assert fit.params.covariance_type == "full"
+    assert fit.params.weights.shape == (3,)
+    assert fit.params.means.shape == (3, 2)
+    assert fit.params.covariances.shape == (3, 2, 2)
+    aligned = align(fit.params, CONTRACT_TRUTH)
+    assert_allclose(aligned.weights, CONTRACT_TRUTH.weights, atol=0.06)
+    assert_allclose(aligned.means, CONTRACT_TRUTH.means, atol=0.2)
+    assert_allclose(aligned.covariances, CONTRACT_TRUTH.covariances, atol=0.2)
+    assert fit.trace_kind in TRACE_KINDS
+    assert fit.loglik_trace.ndim == 1
+    assert fit.loglik_trace.size > 0
+    assert np.all(np.isfinite(fit.loglik_trace))
+    assert fit.n_iter > 0
+    assert fit.seconds > 0
+    assert fit.log_likelihood == total_log_likelihood(X, fit.params)
+    assert isinstance(fit.version, str)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_same_random_state_gives_the_same_fit(name, contract_data):
+    X, _ = contract_data
+    small = {
+        "pymc": {"draws": 60, "tune": 60, "chains": 1},
+        "pymc-advi": {"n_iter": 500, "draws": 50},
+    }.get(name, {})
+    first = get_backend(name).fit(X, 3, random_state=11, **small)
+    second = get_backend(name).fit(X, 3, random_state=11, **small)
+    assert_array_equal(first.params.means, second.params.means)
+    assert_array_equal(first.params.covariances, second.params.covariances)
+    assert_array_equal(first.loglik_trace, second.loglik_trace)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize(
+    ("X", "k", "options", "message"),
+    [
+        (np.array([[0.0, np.nan]] * 10), 2, {}, "NaN"),
+        (np.zeros((10, 2)), 0, {}, "n_components must be an integer >= 1"),
+        (np.zeros((1, 2)), 1, {}, "sample"),
+        (np.zeros((3, 2)), 5, {}, "n_samples >= n_components"),
+        (np.zeros((10, 2, 2)), 2, {}, "dim 3"),
+        (np.zeros((10, 2)), 2, {"no_such_option": 1}, "unknown options"),
+    ],
+    ids=["nan", "k0", "one-sample", "k>n", "3d", "unknown-option"],
+)
+def test_bad_input_raises_value_error(name, X, k, options, message):
+    with pytest.raises(ValueError, match=message):
+        get_backend(name).fit(X, k, **options)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_unknown_covariance_type(name):
+    with pytest.raises(ValueError, match="covariance_type must be one of"):
+        get_backend(name).fit(np.zeros((10, 2)), 2, covariance_type="banana")
+
+
+def test_sklearn_trace_is_sklearns_lower_bounds(contract_data):
+    X, _ = contract_data
+    fit = get_backend("sklearn").fit(X, 3, random_state=4, tol=1e-6)
+    direct = SklearnGaussianMixture(3, random_state=4, tol=1e-6).fit(X)
+    assert_array_equal(fit.loglik_trace, direct.lower_bounds_)
+    assert fit.n_iter == direct.n_iter_
+
+
+def test_em_backend_keeps_every_restart(contract_data):
+    X, _ = contract_data
+    fit = get_backend("em").fit(X, 3, random_state=0, n_init=4, init_params="random")
+    assert len(fit.restart_traces) == 4
+    assert fit.diagnostics["n_init"] == 4
+    assert_array_equal(
+        fit.loglik_trace, fit.restart_traces[fit.diagnostics["best_restart"]]
+    )
+
+
+def test_log_likelihood_is_one_shared_function(contract_data, backend_fit):
+    """Every backend reports the same function of its parameters."""
+    X, _ = contract_data
+    reference = sum(
+        w * stats.multivariate_normal(m, c).pdf(X)
+        for w, m, c in zip(
+            CONTRACT_TRUTH.weights,
+            CONTRACT_TRUTH.means,
+            CONTRACT_TRUTH.covariances,
+            strict=True,
+        )
+    )
+    assert total_log_likelihood(X, CONTRACT_TRUTH) == pytest.approx(
+        np.log(reference).sum(), rel=1e-12
+    )
+    # Feed the same parameters through each backend's result type.
+    for name in ("em", "sklearn"):
+        fit = backend_fit(name)
+        rebuilt = MixtureFit(
+            backend=name,
+            version=fit.version,
+            params=CONTRACT_TRUTH,
+            log_likelihood=total_log_likelihood(X, CONTRACT_TRUTH),
+            loglik_trace=fit.loglik_trace,
+            trace_kind=fit.trace_kind,
+            n_iter=fit.n_iter,
+            converged=fit.converged,
+            seconds=fit.seconds,
+        )
+        assert rebuilt.log_likelihood == total_log_likelihood(X, CONTRACT_TRUTH)
+    em, sk = backend_fit("em"), backend_fit("sklearn")
+    assert em.log_likelihood == pytest.approx(sk.log_likelihood, rel=1e-6)
+
+
+def test_unknown_backend_lists_the_registered_ones():
+    with pytest.raises(ValueError, match="registered backends: em, sklearn"):
+        get_backend("banana")
+
+
+def test_pymc_missing_is_reported_with_install_hint(monkeypatch, contract_data):
+    monkeypatch.setitem(sys.modules, "pymc", None)  # import pymc -> ImportError
+    reload_backends()
+    try:
+        status = backend_statuses()["pymc"]
+        assert not status.available
+        assert "pip install 'gmmlab[bayes]'" in status.detail
+        assert "pymc" not in available_backends()
+        with pytest.raises(BackendUnavailableError, match=r"gmmlab\[bayes\]"):
+            get_backend("pymc")
+        fit = get_backend("em").fit(contract_data[0], 3, random_state=0)
+        assert fit.backend == "em"
+    finally:
+        monkeypatch.undo()
+        reload_backends()
+
+
+def test_third_party_backend_registers_through_an_entry_point(
+    tmp_path, monkeypatch, contract_data
+):
+    (tmp_path / "toy_backend.py").write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+            from mixtures import fit_em
+            from mixtures.backends import MixtureFit, total_log_likelihood
+
+            class ToyBackend:
+                name = "toy"
+
+                def fit(self, X, n_components, *, covariance_type="full",
+                        random_state=None, **options):
+                    result = fit_em(X, n_components, random_state=random_state)
+                    return MixtureFit(
+                        backend="toy", version="0.0", params=result.params,
+                        log_likelihood=total_log_likelihood(X, result.params),
+                        loglik_trace=result.lower_bounds,
+                        trace_kind="em_mean_loglik", n_iter=result.n_iter,
+                        converged=result.converged, seconds=0.0,
+                    )
+            """
+        )
+    )
+    dist_info = tmp_path / "toy_backend-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: toy-backend\nVersion: 0.1\n"
+    )
+    (dist_info / "entry_points.txt").write_text(
+        "[gmmlab.backends]\ntoy = toy_backend:ToyBackend\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reload_backends()
+    try:
+        assert "toy" in available_backends()
+        assert backend_statuses()["toy"].detail.startswith("plug-in")
+        fit = get_backend("toy").fit(contract_data[0], 3, random_state=0)
+        assert fit.backend == "toy"
+        assert_allclose(
+            align(fit.params, CONTRACT_TRUTH).means, CONTRACT_TRUTH.means, atol=0.2
+        )
+    finally:
+        monkeypatch.undo()
+        reload_backends()
