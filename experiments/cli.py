@@ -1,16 +1,18 @@
 """The ``gmmlab`` command line.
 
-``gmmlab demo`` fits the from-scratch engine to the Iris data shipped with
-scikit-learn, prints the learned parameters and checks them against
-scikit-learn's ``GaussianMixture`` from the same initialisation.
+``gmmlab run [CONFIG]`` runs (or resumes) a sweep into Parquet tables; with no
+CONFIG, the bundled default sweep. ``gmmlab demo`` fits the engine to Iris and
+prints the learned parameters next to scikit-learn's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -77,12 +79,72 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from experiments.config import ConfigError, load_config
+    from experiments.runner import run_sweep
+
+    config_path = Path(args.config) if args.config else DEFAULT_CONFIG
+    out = Path(args.out) if args.out else Path("results") / config_path.stem
+    try:
+        config = load_config(config_path)
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1; got {args.jobs}.")
+        if args.timeout is not None and args.timeout <= 0:
+            raise ConfigError(f"--timeout must be positive; got {args.timeout}.")
+        run_sweep(
+            config,
+            out,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            timeout=args.timeout,
+            force=args.force,
+            progress=not args.no_progress,
+        )
+    except ValueError as error:
+        print(f"gmmlab run: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"gmmlab run: interrupted; completed runs are kept in {out}, "
+            "run the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gmmlab",
         description="Gaussian mixtures by EM: fit, compare and validate.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run", help="run or resume a sweep (default: the bundled default sweep)"
+    )
+    run.add_argument("config", nargs="?", help="sweep configuration (TOML)")
+    run.add_argument("--out", help="results folder (default: results/CONFIG-NAME)")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel runs (default: the number of cores)",
+    )
+    run.add_argument(
+        "--scheduler",
+        help="Dask scheduler: tcp://HOST:PORT, or 'local' for a new LocalCluster",
+    )
+    run.add_argument("--timeout", type=float, help="seconds allowed per run")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="rerun every run, replacing the results folder",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
     demo = commands.add_parser(
         "demo", help="fit the engine to Iris and print the learned parameters"
     )

@@ -13,7 +13,19 @@ __all__ = [
     "S1_REPORTED_MEANS",
     "S1_REPORTED_VARIANCES",
     "S1_SERIES",
+    "S2_COVARIANCES",
+    "S2_MEANS",
+    "S2_N",
+    "S2_REPORTED_LOGLIKS",
+    "S2_WEIGHTS",
     "S3_COMPONENTS",
+    "S3_GRID",
+    "S4_COUNTS",
+    "S4_COVARIANCES",
+    "S4_MEANS",
+    "S4_SECONDS_LOOPS",
+    "S4_SECONDS_VECTORISED",
+    "S5_COMPONENTS",
     "s3_sample",
 ]
 
@@ -49,6 +61,32 @@ S1_K = 3
 S1_REPORTED_MEANS = (44.43, 24.51, 35.41)
 S1_REPORTED_VARIANCES = (0.076, 0.106, 0.521)
 
+# S2: a homework fitting K = 4 to 5,000 2-D points; the learned parameters
+# (the data file itself is lost) generate the scenario's data. The author's
+# runs (means from random integers in {0, 1}, identity covariances, stop when
+# |change of total log-likelihood| < 0.01 after at least 5 iterations) ended
+# near these total log-likelihoods.
+S2_N = 5000
+S2_WEIGHTS = (
+    0.23048224536932024,
+    0.22999999854996792,
+    0.272826418924052,
+    0.2666913371566595,
+)
+S2_MEANS = (
+    (-0.40658, 0.32248),
+    (1.20354, -1.19686),
+    (0.14435, 0.14614),
+    (-0.44149, -0.45088),
+)
+S2_COVARIANCES = (
+    ((0.03446, -0.01299), (-0.01299, 0.03458)),
+    ((0.02259, -0.00761), (-0.00761, 0.02361)),
+    ((0.00886, 0.00187), (0.00187, 0.00881)),
+    ((0.07024, 0.03731), (0.03731, 0.06498)),
+)
+S2_REPORTED_LOGLIKS = (-1946.0, -2000.0, -3000.0)
+
 # S3: three 1-D Gaussians, (count, mean, standard deviation); 17,000 points,
 # fitted with K = 3, 'full', tol = 1e-3; density evaluated on 5,000 points
 # from -2 to 1.5.
@@ -62,3 +100,17 @@ def s3_sample(random_state=None) -> tuple[np.ndarray, np.ndarray]:
     values = [rng.normal(mean, sd, count) for count, mean, sd in S3_COMPONENTS]
     labels = [np.full(count, k) for k, (count, _, _) in enumerate(S3_COMPONENTS)]
     return np.concatenate(values), np.concatenate(labels)
+
+
+# S4: a lecture's two-component 2-D problem, 600 + 400 points; initial
+# guesses random weights, means uniform in [0, 1)^2, identity covariances;
+# stop when |change of total log-likelihood| < 0.01 or after 100 iterations.
+S4_COUNTS = (600, 400)
+S4_MEANS = ((0.0, 4.0), (-2.0, 0.0))
+S4_COVARIANCES = (((3.0, 0.0), (0.0, 0.5)), ((1.0, 0.0), (0.0, 2.0)))
+S4_SECONDS_LOOPS = 13.9
+S4_SECONDS_VECTORISED = 0.022
+
+# S5: a blog's 2-D clustering, K = 2, 100 iterations, features min-max scaled
+# to [0, 1]; (count, mean, diagonal covariance) of its sample generator.
+S5_COMPONENTS = ((30, (0.0, 1.0), (0.3, 0.1)), (70, (2.0, 1.0), (0.2, 0.3)))

@@ -223,3 +223,18 @@ def test_third_party_backend_registers_through_an_entry_point(
     finally:
         monkeypatch.undo()
         reload_backends()
+
+
+def test_pymc_subsample_is_seeded_and_bounded():
+    pytest.importorskip("pymc")
+    from mixtures.backends.pymc import _subsample
+
+    data = np.arange(100.0).reshape(50, 2)
+    assert _subsample(data, None, 0) is data
+    assert _subsample(data, 80, 0) is data
+    picked = _subsample(data, 10, 3)
+    assert picked.shape == (10, 2)
+    assert_array_equal(picked, _subsample(data, 10, 3))
+    assert np.all(np.diff(picked[:, 0]) > 0)  # rows kept in their order
+    with pytest.raises(ValueError, match="max_samples must be an integer >= 2"):
+        _subsample(data, 1, 0)

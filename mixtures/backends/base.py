@@ -140,7 +140,12 @@ class MixtureFit:
 
 @runtime_checkable
 class Backend(Protocol):
-    """An engine that fits a Gaussian mixture to data."""
+    """An engine that fits a Gaussian mixture to data.
+
+    A backend may also define ``options`` (a set of option names its
+    :meth:`fit` accepts) so sweep configurations can be checked before
+    anything runs.
+    """
 
     name: str
 

@@ -33,6 +33,8 @@ class EMBackend:
     """gmmlab's from-scratch EM; options are :func:`mixtures.fit_em`'s."""
 
     name = "em"
+    #: Options :meth:`fit` accepts, for configuration checks.
+    options = frozenset(_OPTIONS)
 
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options

@@ -29,6 +29,7 @@ be "pymc", or "nutpie" / "numpyro" when those are installed.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from typing import Any
@@ -62,6 +63,7 @@ _NUTS_OPTIONS = {
     "nuts_sampler",
     "init",
     "max_trace_draws",
+    "max_samples",
 }
 _ADVI_OPTIONS = {
     "n_iter",
@@ -70,7 +72,28 @@ _ADVI_OPTIONS = {
     "init",
     "tolerance",
     "max_trace_draws",
+    "max_samples",
 }
+
+
+def _subsample(data: np.ndarray, max_samples, seed: int) -> np.ndarray:
+    """At most ``max_samples`` rows, drawn without replacement from ``seed``.
+
+    The posterior is then conditioned on the subsample only (wider than on all
+    the data); the reported log-likelihood still scores every row.
+    """
+    if max_samples is None:
+        return data
+    if (
+        isinstance(max_samples, bool)
+        or not isinstance(max_samples, int)
+        or (max_samples < 2)
+    ):
+        raise ValueError(f"max_samples must be an integer >= 2; got {max_samples!r}.")
+    if data.shape[0] <= max_samples:
+        return data
+    rows = np.random.default_rng(seed).choice(data.shape[0], max_samples, replace=False)
+    return data[np.sort(rows)]
 
 
 def _import_pymc():
@@ -81,6 +104,8 @@ def _import_pymc():
         raise ImportError(
             f"the PyMC backends need pymc and arviz: {INSTALL_HINT}"
         ) from error
+    # A backend reports through MixtureFit, not through PyMC's progress chatter.
+    logging.getLogger("pymc").setLevel(logging.ERROR)
     return pymc, arviz
 
 
@@ -349,11 +374,15 @@ class PyMCBackend:
     Options: ``draws`` (500), ``tune`` (500), ``chains`` (2), ``cores``
     (1), ``target_accept`` (0.9), ``nuts_sampler`` ("pymc"), ``init``
     ("em": start every chain at the EM fit; "prior": PyMC's default),
-    ``max_trace_draws`` (1000: draws scored for ``loglik_trace``).
+    ``max_trace_draws`` (1000: draws scored for ``loglik_trace``),
+    ``max_samples`` (None: condition on a random subsample of at most this
+    many rows, for speed on large data; the log-likelihood still scores all).
     ``converged`` means max r_hat < 1.01 and no divergence.
     """
 
     name = "pymc"
+    #: Options :meth:`fit` accepts, for configuration checks.
+    options = frozenset(_NUTS_OPTIONS)
 
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
@@ -370,15 +399,17 @@ class PyMCBackend:
             "nuts_sampler": "pymc",
             "init": "em",
             "max_trace_draws": 1000,
+            "max_samples": None,
             **options,
         }
         if settings["init"] not in ("em", "prior"):
             raise ValueError(f"init must be 'em' or 'prior'; got {settings['init']!r}.")
         seed = seed_from(random_state)
         seed = 0 if seed is None else seed
+        sample = _subsample(data, settings["max_samples"], seed)
         with Stopwatch() as clock:
-            reference = _fit_reference(data, n_components, covariance_type, seed)
-            model = build_model(data, n_components, covariance_type)
+            reference = _fit_reference(sample, n_components, covariance_type, seed)
+            model = build_model(sample, n_components, covariance_type)
             start = time.perf_counter()
             with model, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -423,6 +454,7 @@ class PyMCBackend:
                 "chains": settings["chains"],
                 "draws": settings["draws"],
                 "tune": settings["tune"],
+                "n_conditioned": sample.shape[0],
             },
         )
         converged = fit.diagnostics["r_hat_max"] < 1.01 and divergences == 0
@@ -441,6 +473,8 @@ class PyMCAdviBackend:
     """
 
     name = "pymc-advi"
+    #: Options :meth:`fit` accepts, for configuration checks.
+    options = frozenset(_ADVI_OPTIONS)
 
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
@@ -455,15 +489,17 @@ class PyMCAdviBackend:
             "draws": 1000,
             "init": "em",
             "max_trace_draws": 1000,
+            "max_samples": None,
             **options,
         }
         if settings["init"] not in ("em", "prior"):
             raise ValueError(f"init must be 'em' or 'prior'; got {settings['init']!r}.")
         seed = seed_from(random_state)
         seed = 0 if seed is None else seed
+        sample = _subsample(data, settings["max_samples"], seed)
         with Stopwatch() as clock:
-            reference = _fit_reference(data, n_components, covariance_type, seed)
-            model = build_model(data, n_components, covariance_type)
+            reference = _fit_reference(sample, n_components, covariance_type, seed)
+            model = build_model(sample, n_components, covariance_type)
             with model, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 if settings["init"] == "em":
@@ -494,5 +530,9 @@ class PyMCAdviBackend:
             n_iter=int(losses.size),
             converged=bool(losses.size < settings["n_iter"]),
             seconds=clock.seconds,
-            extra={"final_elbo": float(-losses[-1]), "draws": settings["draws"]},
+            extra={
+                "final_elbo": float(-losses[-1]),
+                "draws": settings["draws"],
+                "n_conditioned": sample.shape[0],
+            },
         )

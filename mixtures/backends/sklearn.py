@@ -37,6 +37,8 @@ class SklearnBackend:
     """scikit-learn's EM; options are its constructor's."""
 
     name = "sklearn"
+    #: Options :meth:`fit` accepts, for configuration checks.
+    options = frozenset(_OPTIONS)
 
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options

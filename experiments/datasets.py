@@ -1,0 +1,334 @@
+"""Data sets for sweeps, with their ground truth where it is known.
+
+Every data set is loaded by name with keyword parameters and a seed:
+``load_dataset(name, seed=..., **params) -> Dataset``. The registry holds
+
+* ``synthetic``: a mixture generator with controlled c-separation, weight
+  imbalance, covariance type and condition number;
+* ``s1`` ... ``s5``: the five seed scenarios (``experiments.scenarios``);
+* ``iris`` and ``wine``: real data shipped with scikit-learn (labels, no truth);
+* ``file``: a user's CSV or Parquet file, named ``file:PATH`` in configs.
+
+c-separation (Dasgupta, 1999): components i and j are c-separated when
+``|mu_i - mu_j| >= c * sqrt(D * max(lambda_max(Sigma_i), lambda_max(Sigma_j)))``.
+The generator scales the means so that the closest pair is exactly
+c-separated: c = 2 is clearly separated, c = 0.5 strongly overlapping.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments import scenarios
+from mixtures import MixtureParams
+
+__all__ = ["DATASETS", "Dataset", "dataset_parameters", "load_dataset"]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Data, and what is known about where it came from.
+
+    Attributes
+    ----------
+    name : str
+    X : ndarray of shape (n_samples, n_features)
+    labels : ndarray of shape (n_samples,) or None
+        True component (or class) of every sample, where known.
+    truth : MixtureParams or None
+        The generating mixture, where known.
+    n_components : int or None
+        The natural K (truth's, the scenario's, the number of classes).
+    notes : dict
+    """
+
+    name: str
+    X: np.ndarray
+    labels: np.ndarray | None = None
+    truth: MixtureParams | None = None
+    n_components: int | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# Synthetic mixtures
+
+
+def _random_rotation(rng: np.random.Generator, dim: int) -> np.ndarray:
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    return q * np.sign(np.diag(r))
+
+
+def synthetic(
+    *,
+    seed: int,
+    n: int = 1000,
+    dim: int = 2,
+    n_components: int = 3,
+    separation: float = 2.0,
+    weight_imbalance: float = 1.0,
+    covariance_type: str = "full",
+    condition_number: float = 1.0,
+) -> Dataset:
+    """A random mixture with exactly the requested c-separation, and a sample.
+
+    ``weight_imbalance`` is the ratio of the largest to the smallest weight
+    (weights geometric in between); ``condition_number`` the ratio of the
+    largest to the smallest covariance eigenvalue ('spherical' ignores it;
+    'diag' keeps axes; 'full' and 'tied' rotate at random; 'tied' shares one).
+    """
+    if n < n_components or n_components < 1 or dim < 1:
+        raise ValueError("synthetic needs n >= n_components >= 1 and dim >= 1.")
+    if separation <= 0 or weight_imbalance < 1 or condition_number < 1:
+        raise ValueError(
+            "synthetic needs separation > 0, weight_imbalance >= 1 and "
+            "condition_number >= 1."
+        )
+    rng = np.random.default_rng(seed)
+    eigen = np.geomspace(1.0, 1.0 / condition_number, dim)
+    covariances = []
+    shared = None
+    for _ in range(n_components):
+        if covariance_type == "spherical":
+            cov = np.eye(dim)
+        elif covariance_type == "diag":
+            cov = np.diag(rng.permutation(eigen))
+        else:
+            rotation = _random_rotation(rng, dim)
+            cov = (rotation * eigen) @ rotation.T
+        if covariance_type == "tied":
+            shared = cov if shared is None else shared
+            cov = shared
+        covariances.append(cov)
+    covariances = np.array(covariances)
+    means = rng.standard_normal((n_components, dim))
+    if n_components > 1:
+        largest = np.linalg.eigvalsh(covariances)[:, -1]
+        ratios = [
+            np.linalg.norm(means[i] - means[j])
+            / np.sqrt(dim * max(largest[i], largest[j]))
+            for i in range(n_components)
+            for j in range(i)
+        ]
+        means *= separation / min(ratios)
+    weights = weight_imbalance ** np.linspace(0.0, -1.0, n_components)
+    truth = MixtureParams(weights / weights.sum(), means, covariances)
+    X, labels = truth.sample(n, random_state=rng)
+    return Dataset(
+        "synthetic", X, labels, truth, n_components, {"separation": separation}
+    )
+
+
+# ---------------------------------------------------------------------------
+# The five scenarios
+
+
+def s1(*, seed: int) -> Dataset:
+    """S1: the 50-value series with 13 identical values (no randomness)."""
+    return Dataset(
+        "s1",
+        scenarios.S1_SERIES[:, np.newaxis].copy(),
+        None,
+        None,
+        scenarios.S1_K,
+        {"reported_means": scenarios.S1_REPORTED_MEANS},
+    )
+
+
+def s2(*, seed: int) -> Dataset:
+    """S2: 5,000 points from the homework's learned 4-component mixture."""
+    truth = MixtureParams(
+        np.array(scenarios.S2_WEIGHTS) / sum(scenarios.S2_WEIGHTS),
+        scenarios.S2_MEANS,
+        scenarios.S2_COVARIANCES,
+    )
+    X, labels = truth.sample(scenarios.S2_N, random_state=seed)
+    return Dataset(
+        "s2", X, labels, truth, 4, {"reported_logliks": scenarios.S2_REPORTED_LOGLIKS}
+    )
+
+
+def s3(*, seed: int) -> Dataset:
+    """S3: 2,000 + 5,000 + 10,000 points from three 1-D Gaussians."""
+    x, labels = scenarios.s3_sample(random_state=seed)
+    counts = np.array([c for c, _, _ in scenarios.S3_COMPONENTS], dtype=float)
+    truth = MixtureParams(
+        counts / counts.sum(),
+        [[m] for _, m, _ in scenarios.S3_COMPONENTS],
+        [[[sd**2]] for _, _, sd in scenarios.S3_COMPONENTS],
+    )
+    return Dataset("s3", x[:, np.newaxis], labels, truth, 3)
+
+
+def s4(*, seed: int) -> Dataset:
+    """S4: 600 + 400 2-D points from the lecture's two components."""
+    rng = np.random.default_rng(seed)
+    parts = [
+        rng.multivariate_normal(mean, cov, count)
+        for count, mean, cov in zip(
+            scenarios.S4_COUNTS,
+            scenarios.S4_MEANS,
+            scenarios.S4_COVARIANCES,
+            strict=True,
+        )
+    ]
+    counts = np.array(scenarios.S4_COUNTS, dtype=float)
+    truth = MixtureParams(
+        counts / counts.sum(), scenarios.S4_MEANS, scenarios.S4_COVARIANCES
+    )
+    labels = np.repeat([0, 1], scenarios.S4_COUNTS)
+    return Dataset("s4", np.vstack(parts), labels, truth, 2)
+
+
+def s5(*, seed: int, scaled: bool = True) -> Dataset:
+    """S5: the blog's 30 + 70 points, min-max scaled to [0, 1] by default.
+
+    The truth is mapped through the same affine scaling, so it stays exact.
+    """
+    rng = np.random.default_rng(seed)
+    parts, means, covs, counts = [], [], [], []
+    for count, mean, diagonal in scenarios.S5_COMPONENTS:
+        cov = np.diag(diagonal)
+        parts.append(rng.multivariate_normal(mean, cov, count))
+        means.append(mean)
+        covs.append(cov)
+        counts.append(count)
+    X = np.vstack(parts)
+    means, covs = np.array(means, dtype=float), np.array(covs)
+    if scaled:
+        low, span = X.min(axis=0), np.ptp(X, axis=0)
+        X = (X - low) / span
+        means = (means - low) / span
+        covs = covs / np.outer(span, span)
+    counts = np.array(counts, dtype=float)
+    truth = MixtureParams(counts / counts.sum(), means, covs)
+    return Dataset(
+        "s5", X, np.repeat([0, 1], [c for c, _, _ in scenarios.S5_COMPONENTS]), truth, 2
+    )
+
+
+# ---------------------------------------------------------------------------
+# Real and user data
+
+
+def _sklearn_dataset(name: str, loader: Callable) -> Dataset:
+    bunch = loader()
+    n_classes = int(np.unique(bunch.target).size)
+    return Dataset(
+        name,
+        np.asarray(bunch.data, dtype=float),
+        np.asarray(bunch.target),
+        None,
+        n_classes,
+        {"features": list(bunch.feature_names)},
+    )
+
+
+def iris(*, seed: int) -> Dataset:
+    """Fisher's Iris (scikit-learn): 150 flowers, 4 features, 3 species."""
+    from sklearn.datasets import load_iris
+
+    return _sklearn_dataset("iris", load_iris)
+
+
+def wine(*, seed: int) -> Dataset:
+    """Wine (scikit-learn): 178 wines, 13 features, 3 cultivars."""
+    from sklearn.datasets import load_wine
+
+    return _sklearn_dataset("wine", load_wine)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, with a clear error otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data file {str(path)!r} does not exist.")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise ValueError(f"data file {str(path)!r} must end in .csv or .parquet.")
+
+
+def file(*, seed: int, path: str, label_column: str | None = None) -> Dataset:
+    """A user's CSV or Parquet file: every numeric column is a feature.
+
+    ``label_column`` (optional) holds known classes; it is not a feature.
+    """
+    frame = read_table(path)
+    labels = None
+    if label_column is not None:
+        if label_column not in frame.columns:
+            raise ValueError(
+                f"label column {label_column!r} not in {str(path)!r}; columns: "
+                f"{', '.join(map(str, frame.columns))}."
+            )
+        labels = pd.factorize(frame.pop(label_column))[0]
+    numeric = frame.select_dtypes("number")
+    if numeric.shape[1] == 0:
+        raise ValueError(f"data file {str(path)!r} has no numeric columns.")
+    if numeric.isna().any().any():
+        raise ValueError(
+            f"data file {str(path)!r} has missing values in columns "
+            f"{', '.join(numeric.columns[numeric.isna().any()])}; drop or fill them."
+        )
+    n_classes = None if labels is None else int(np.unique(labels).size)
+    return Dataset(
+        Path(path).stem,
+        numeric.to_numpy(dtype=float),
+        labels,
+        None,
+        n_classes,
+        {"path": str(path), "columns": list(numeric.columns)},
+    )
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "synthetic": synthetic,
+    "s1": s1,
+    "s2": s2,
+    "s3": s3,
+    "s4": s4,
+    "s5": s5,
+    "iris": iris,
+    "wine": wine,
+    "file": file,
+}
+
+
+def dataset_parameters(name: str) -> dict[str, Any]:
+    """The parameters a data set accepts, with their defaults (no seed)."""
+    if name not in DATASETS:
+        raise ValueError(
+            f"unknown data set {name!r}; known: {', '.join(DATASETS)} "
+            "(or file:PATH for a CSV/Parquet file)."
+        )
+    signature = inspect.signature(DATASETS[name])
+    return {
+        key: (None if p.default is inspect.Parameter.empty else p.default)
+        for key, p in signature.parameters.items()
+        if key != "seed"
+    }
+
+
+def load_dataset(name: str, *, seed: int = 0, **params) -> Dataset:
+    """Load a registered data set; ``file:PATH`` is short for ``file`` with a path."""
+    if name.startswith("file:"):
+        params = {"path": name[len("file:") :], **params}
+        name = "file"
+    allowed = dataset_parameters(name)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"data set {name!r} has no parameter(s) {unknown}; "
+            f"allowed: {', '.join(allowed) or 'none'}."
+        )
+    return DATASETS[name](seed=seed, **params)
