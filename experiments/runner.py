@@ -137,48 +137,66 @@ def _identity(spec: RunSpec) -> dict[str, Any]:
     return row
 
 
-def _component_rows(run_id, params, truth) -> list[dict[str, Any]]:
+def _entry(array, index: tuple[int, ...], *extra: int) -> float:
+    """``array[index..., extra...]`` trimmed to its rank, NaN when absent."""
+    if array is None:
+        return float("nan")
+    array = np.asarray(array)
+    return float(array[(*index[: array.ndim - len(extra)], *extra)])
+
+
+def _component_rows(run_id, params, order, truth, diagnostics) -> list[dict[str, Any]]:
+    """Long-form rows: one per weight, mean and covariance entry of each component.
+
+    ``order`` maps row component ``k`` to the fit's component ``order[k]``
+    (the alignment to the truth). PyMC fits add their posterior SD and 94% HDI.
+    """
+    estimates = {
+        "weight": params.weights[:, None, None],
+        "mean": params.means[:, :, None],
+        "covariance": params.full_covariances(),
+    }
+    truths = (
+        None
+        if truth is None
+        else {
+            "weight": truth.weights[:, None, None],
+            "mean": truth.means[:, :, None],
+            "covariance": truth.full_covariances(),
+        }
+    )
+    sd = diagnostics.get("posterior_sd", {})
+    hdi = diagnostics.get("hdi_94", {})
+    source = {"weight": "weights", "mean": "means", "covariance": "covariances"}
+    shapes = {
+        "weight": (1, 1),
+        "mean": (params.n_features, 1),
+        "covariance": (params.n_features, params.n_features),
+    }
     rows = []
-    covariances = params.full_covariances()
-    true_cov = None if truth is None else truth.full_covariances()
-    for k in range(params.n_components):
-
-        def add(parameter, i, j, estimate, true_value, k=k):
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "component": k,
-                    "parameter": parameter,
-                    "i": i,
-                    "j": j,
-                    "estimate": float(estimate),
-                    "truth": float("nan") if true_value is None else float(true_value),
-                }
-            )
-
-        add(
-            "weight",
-            0,
-            0,
-            params.weights[k],
-            None if truth is None else truth.weights[k],
-        )
-        for i in range(params.n_features):
-            add(
-                "mean",
-                i,
-                0,
-                params.means[k, i],
-                None if truth is None else truth.means[k, i],
-            )
-            for j in range(i, params.n_features):
-                add(
-                    "covariance",
-                    i,
-                    j,
-                    covariances[k, i, j],
-                    None if truth is None else true_cov[k, i, j],
-                )
+    for k, fitted in enumerate(order):
+        for parameter, (rows_i, cols_j) in shapes.items():
+            name = source[parameter]
+            spread = sd.get(name)
+            interval = hdi.get(name)
+            for i in range(rows_i):
+                for j in range(i if parameter == "covariance" else 0, cols_j):
+                    rows.append(  # noqa: PERF401 - a comprehension four loops deep reads worse
+                        {
+                            "run_id": run_id,
+                            "component": k,
+                            "parameter": parameter,
+                            "i": i,
+                            "j": j,
+                            "estimate": float(estimates[parameter][fitted, i, j]),
+                            "truth": float("nan")
+                            if truths is None
+                            else float(truths[parameter][k, i, j]),
+                            "posterior_sd": _entry(spread, (fitted, i, j)),
+                            "hdi_low": _entry(interval, (fitted, i, j), 0),
+                            "hdi_high": _entry(interval, (fitted, i, j), 1),
+                        }
+                    )
     return rows
 
 
@@ -259,7 +277,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             random_state=spec.data_seed,
         )
         row.update({f"m_{key}": value for key, value in metrics.items()})
-        params = params.permute(match_components(params, truth))
+        order = match_components(params, truth)
     elif data.labels is not None:
         from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -285,7 +303,9 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     return {
         "run": row,
         "traces": traces,
-        "components": _component_rows(spec.run_id, params, truth),
+        "components": _component_rows(
+            spec.run_id, params, order, truth, fit.diagnostics
+        ),
     }
 
 

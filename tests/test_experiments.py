@@ -277,6 +277,9 @@ def test_tiny_sweep_tables_and_schemas(tiny_tables):
         "j",
         "estimate",
         "truth",
+        "posterior_sd",
+        "hdi_low",
+        "hdi_high",
     }
     # 2-D, K components: weight + 2 means + 3 covariance entries each.
     per_run = components.groupby("run_id").size()
