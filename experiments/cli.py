@@ -103,6 +103,11 @@ def _run(args: argparse.Namespace) -> int:
             force=args.force,
             progress=not args.no_progress,
         )
+        if not args.no_report:
+            from experiments.report import build_report
+
+            index = build_report(out, Path("reports") / out.name)
+            print(f"report: {index}  (open it in a browser)")
     except ValueError as error:
         print(f"gmmlab run: error: {error}", file=sys.stderr)
         return 2
@@ -113,6 +118,43 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from experiments.report import build_report
+
+    results = Path(args.results)
+    out = Path(args.out) if args.out else Path("reports") / results.name
+    try:
+        index = build_report(results, out)
+    except ValueError as error:
+        print(f"gmmlab report: error: {error}", file=sys.stderr)
+        return 2
+    print(f"report: {index}")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from experiments.userfit import fit_file, parse_components
+
+    try:
+        components = parse_components(args.components)
+        backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+        out = Path(args.out) if args.out else Path("reports") / Path(args.file).stem
+        fit_file(
+            args.file,
+            components=components,
+            covariance_type=args.covariance_type,
+            backends=backends,
+            out=out,
+            seeds=args.seeds,
+            jobs=args.jobs,
+            progress=not args.no_progress,
+        )
+    except ValueError as error:
+        print(f"gmmlab fit: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -144,7 +186,42 @@ def _build_parser() -> argparse.ArgumentParser:
         help="rerun every run, replacing the results folder",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not build reports/NAME/index.html at the end",
+    )
     run.set_defaults(handler=_run)
+    report = commands.add_parser("report", help="build the report of a results folder")
+    report.add_argument("results", help="results folder of a sweep")
+    report.add_argument("--out", help="report folder (default: reports/NAME)")
+    report.set_defaults(handler=_report)
+    fit = commands.add_parser(
+        "fit",
+        help="fit a CSV or Parquet file and write parameters, assignments, report",
+    )
+    fit.add_argument("file", help="CSV or Parquet file; numeric columns are features")
+    fit.add_argument(
+        "--components",
+        default="1..6",
+        metavar="K|A..B",
+        help="K or a range (default 1..6, chosen by BIC)",
+    )
+    fit.add_argument(
+        "--covariance-type",
+        default="full",
+        choices=["full", "tied", "diag", "spherical"],
+    )
+    fit.add_argument(
+        "--backends",
+        default="em,sklearn",
+        help="comma-separated engines; the first picks the model",
+    )
+    fit.add_argument("--seeds", type=int, default=5, help="seeds per initialisation")
+    fit.add_argument("--jobs", type=int, default=1)
+    fit.add_argument("--out", help="output folder (default: reports/FILE-STEM)")
+    fit.add_argument("--no-progress", action="store_true")
+    fit.set_defaults(handler=_fit)
     demo = commands.add_parser(
         "demo", help="fit the engine to Iris and print the learned parameters"
     )

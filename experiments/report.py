@@ -1,0 +1,696 @@
+"""Comparison reports from a results folder: ``index.html``, ``report.md``, figures.
+
+A report reads only the recorded tables and ``manifest.json``; it never fits
+a model. For the per-data-set figures it regenerates the data from the
+recorded data set name, parameters and data seed, and assigns points to
+components with the recorded parameters. Figures are PNG files (matplotlib,
+Agg backend) written next to ``index.html``; one colour per engine
+throughout. Building the same report twice gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Ellipse
+
+from experiments.datasets import load_dataset
+from experiments.runner import read_tables
+from mixtures import MixtureParams
+from mixtures.em import predict_labels, score_samples
+
+__all__ = ["ENGINE_COLOURS", "build_report", "params_from_components"]
+
+ENGINE_COLOURS = {
+    "em": "#1f77b4",
+    "sklearn": "#ff7f0e",
+    "pymc": "#2ca02c",
+    "pymc-advi": "#d62728",
+}
+_INIT_STYLES = {
+    "kmeans": "-",
+    "random_from_data": "--",
+    "k-means++": ":",
+    "random": "-.",
+    "default": "-",
+}
+plt.rcParams.update(
+    {"figure.dpi": 100, "savefig.dpi": 100, "font.size": 9, "svg.hashsalt": "gmmlab"}
+)
+
+
+def _colour(engine: str) -> str:
+    return ENGINE_COLOURS.get(engine, "#7f7f7f")
+
+
+# ---------------------------------------------------------------------------
+# Reading recorded parameters
+
+
+def params_from_components(rows: pd.DataFrame) -> MixtureParams:
+    """The point estimate of one run, rebuilt from its components-table rows."""
+    k = int(rows["component"].max()) + 1
+    d = int(rows.loc[rows["parameter"] == "mean", "i"].max()) + 1
+    weights = np.zeros(k)
+    means = np.zeros((k, d))
+    covariances = np.zeros((k, d, d))
+    for row in rows.itertuples(index=False):
+        if row.parameter == "weight":
+            weights[row.component] = row.estimate
+        elif row.parameter == "mean":
+            means[row.component, row.i] = row.estimate
+        else:
+            covariances[row.component, row.i, row.j] = row.estimate
+            covariances[row.component, row.j, row.i] = row.estimate
+    return MixtureParams(weights / weights.sum(), means, covariances)
+
+
+# ---------------------------------------------------------------------------
+# Output helpers
+
+
+class _Report:
+    """Collects sections as HTML and Markdown, and saves figures."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.html: list[str] = []
+        self.markdown: list[str] = []
+        self.figures: list[str] = []
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        self.markdown.append(f"{'#' * level} {text}\n")
+
+    def text(self, text: str) -> None:
+        self.html.append(f"<p>{html.escape(text)}</p>")
+        self.markdown.append(f"{text}\n")
+
+    def table(self, frame: pd.DataFrame, digits: int = 4) -> None:
+        if frame.empty:
+            self.text("(no rows)")
+            return
+        shown = frame.copy()
+        for column in shown.columns:
+            if pd.api.types.is_float_dtype(shown[column]):
+                shown[column] = shown[column].map(
+                    lambda v: "" if pd.isna(v) else f"{v:.{digits}g}"
+                )
+        shown = shown.astype(str)
+        self.html.append(
+            shown.to_html(index=False, border=0, escape=True, classes="table")
+        )
+        header = "| " + " | ".join(shown.columns) + " |"
+        rule = "|" + "---|" * len(shown.columns)
+        body = ["| " + " | ".join(row) + " |" for row in shown.to_numpy().tolist()]
+        self.markdown.append("\n".join([header, rule, *body]) + "\n")
+
+    def figure(self, fig, name: str, caption: str) -> None:
+        # Data set names may be file:PATH; keep file names portable.
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+        path = self.out / f"{safe}.png"
+        fig.savefig(path, metadata={"Software": None})
+        plt.close(fig)
+        self.figures.append(path.name)
+        self.html.append(
+            f'<figure><img src="{html.escape(path.name)}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+        self.markdown.append(f"![{caption}]({path.name})\n")
+
+    def write(self, title: str) -> Path:
+        style = (
+            "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+            "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
+            "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}"
+            "img{max-width:100%}figcaption{font-size:0.85em;color:#555}"
+        )
+        document = (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{style}</style></head>"
+            f"<body><h1>{html.escape(title)}</h1>\n"
+            + "\n".join(self.html)
+            + "\n</body></html>\n"
+        )
+        index = self.out / "index.html"
+        _atomic_text(document, index)
+        _atomic_text(
+            f"# {title}\n\n" + "\n".join(self.markdown), self.out / "report.md"
+        )
+        return index
+
+
+def _atomic_text(text: str, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+# ---------------------------------------------------------------------------
+# Sections
+
+
+def _setup(report: _Report, manifest: dict, runs: pd.DataFrame) -> None:
+    report.heading("Setup")
+    ok = int((runs["status"] == "ok").sum()) if len(runs) else 0
+    report.text(
+        f"Configuration {manifest.get('config_source')} (hash "
+        f"{str(manifest.get('config_hash'))[:12]}), {len(runs)} runs, {ok} ok, "
+        f"{len(runs) - ok} failed; started {manifest.get('started_at')}, finished "
+        f"{manifest.get('finished_at')}; git commit {manifest.get('git_commit')}. "
+        f"Common stopping rule: {manifest.get('common_stopping_rule')}."
+    )
+    versions = manifest.get("versions", {})
+    platform_info = manifest.get("platform", {})
+    report.table(
+        pd.DataFrame(
+            [
+                {"item": k, "value": str(v)}
+                for k, v in {**versions, **platform_info}.items()
+            ]
+        )
+    )
+
+
+def _summary(report: _Report, runs, convergence) -> None:
+    """Plain-language findings, every number taken from the tables."""
+    report.heading("Summary")
+    ok = runs[runs["status"] == "ok"]
+    for dataset, group in ok.groupby("dataset", sort=True):
+        best = group.loc[group["log_likelihood"].idxmax()]
+        sentences = [
+            f"{dataset}: the highest log-likelihood, {best['log_likelihood']:.2f}, "
+            f"came from {best['backend']} (K = {int(best['n_components'])}, init "
+            f"{best['init']})."
+        ]
+        cells = convergence[convergence["dataset"] == dataset].dropna(
+            subset=["share_at_best"]
+        )
+        sentences.extend(
+            f"{cell.backend} with {cell.init} initialisation (K = "
+            f"{int(cell.n_components)}) reached its best optimum in "
+            f"{cell.share_at_best:.0%} of {cell.n_ok} seeds (spread of final "
+            f"log-likelihoods {cell.log_likelihood_std:.3g})."
+            for cell in cells.itertuples()
+            if cell.n_ok > 1
+        )
+        pair = group[group["backend"].isin(["em", "sklearn"])].pivot_table(
+            index=["n_components", "covariance_type", "init", "seed_index"],
+            columns="backend",
+            values="log_likelihood",
+        )
+        if {"em", "sklearn"} <= set(pair.columns) and len(pair.dropna()):
+            gap = np.abs(pair["em"] - pair["sklearn"]).max()
+            sentences.append(
+                f"gmmlab's EM and scikit-learn, started from the same seeds, differ "
+                f"by at most {gap:.2g} in log-likelihood."
+            )
+        if group["n_components"].nunique() > 1:
+            choice = group.loc[group["bic"].idxmin()]
+            sentences.append(f"BIC prefers K = {int(choice['n_components'])}.")
+        if "common_n_iter" in group and group["common_n_iter"].notna().any():
+            early = group[
+                (group["trace_kind"] == "em_mean_loglik")
+                & (group["n_iter"] < group["common_n_iter"])
+            ]
+            if len(early):
+                sentences.append(
+                    f"{len(early)} EM fits stopped (by their own tolerance) before "
+                    "the common rule (relative change below 1e-6) would have; their "
+                    "log-likelihoods may be short of the optimum."
+                )
+        report.text(" ".join(sentences))
+
+
+def _traces(report: _Report, runs, traces) -> None:
+    report.heading("Log-likelihood traces")
+    report.text(
+        "Mean per-sample log-likelihood at every EM iteration (all seeds "
+        "faint, the best bold; line style by initialisation), and for PyMC "
+        "the same quantity for every posterior draw."
+    )
+    ok = runs[runs["status"] == "ok"]
+    for dataset, group in ok.groupby("dataset", sort=True):
+        engines = sorted(group["backend"].unique())
+        fig, axes = plt.subplots(
+            1, len(engines), figsize=(3.6 * len(engines), 3), squeeze=False
+        )
+        for ax, engine in zip(axes[0], engines, strict=True):
+            runs_e = group[group["backend"] == engine]
+            best = runs_e.loc[runs_e["log_likelihood"].idxmax(), "run_id"]
+            for run in runs_e.itertuples():
+                rows = traces[traces["run_id"] == run.run_id]
+                for _, trace in rows.groupby("restart"):
+                    is_best = run.run_id == best
+                    ax.plot(
+                        trace["iteration"],
+                        trace["value"],
+                        _INIT_STYLES.get(run.init, "-"),
+                        color=_colour(engine),
+                        alpha=1.0 if is_best else 0.25,
+                        linewidth=2.0 if is_best else 0.8,
+                    )
+            kind = runs_e["trace_kind"].iloc[0]
+            ax.set_title(f"{engine}")
+            ax.set_xlabel("draw" if kind == "draw_mean_loglik" else "iteration")
+            ax.set_ylabel("mean log-likelihood")
+            handles = [
+                plt.Line2D(
+                    [],
+                    [],
+                    linestyle=_INIT_STYLES.get(i, "-"),
+                    color=_colour(engine),
+                    label=i,
+                )
+                for i in sorted(runs_e["init"].unique())
+            ]
+            ax.legend(handles=handles, fontsize=7)
+        fig.suptitle(f"{dataset}: log-likelihood traces")
+        fig.tight_layout()
+        report.figure(fig, f"traces_{dataset}", f"{dataset}: traces per engine")
+
+
+def _convergence(report: _Report, runs, convergence) -> None:
+    report.heading("Convergence across seeds (initialisation impact)")
+    report.text(
+        "Final total log-likelihood of every seed, per engine and "
+        "initialisation; the share of seeds that reached the best optimum "
+        "found (within 1e-6 relative) is printed above each group."
+    )
+    ok = runs[runs["status"] == "ok"]
+    for dataset, group in ok.groupby("dataset", sort=True):
+        cells = sorted({(r.backend, r.init) for r in group.itertuples()})
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(cells)), 3.2))
+        best = group["log_likelihood"].max()
+        for x, (engine, init) in enumerate(cells):
+            values = group[(group["backend"] == engine) & (group["init"] == init)][
+                "log_likelihood"
+            ].to_numpy()
+            jitter = np.linspace(-0.15, 0.15, values.size) if values.size > 1 else [0]
+            ax.scatter(x + np.asarray(jitter), values, color=_colour(engine), s=14)
+            share = np.mean(np.abs(values - best) <= 1e-6 * abs(best))
+            ax.annotate(
+                f"{share:.0%} at best",
+                (x, values.max()),
+                fontsize=7,
+                ha="center",
+                xytext=(0, 4),
+                textcoords="offset points",
+            )
+        ax.set_xticks(range(len(cells)))
+        ax.set_xticklabels([f"{e}\n{i}" for e, i in cells], fontsize=7)
+        ax.set_ylabel("total log-likelihood")
+        ax.set_title(f"{dataset}: final log-likelihood per seed")
+        fig.tight_layout()
+        report.figure(fig, f"convergence_{dataset}", f"{dataset}: seeds' optima")
+    columns = [
+        c
+        for c in (
+            "dataset",
+            "backend",
+            "init",
+            "n_components",
+            "n_ok",
+            "best_log_likelihood",
+            "share_at_best",
+            "log_likelihood_std",
+            "n_iter_median",
+            "n_iter_max",
+        )
+        if c in convergence.columns
+    ]
+    report.table(convergence[columns])
+
+
+def _recovery(report: _Report, runs) -> None:
+    report.heading("Parameter recovery against the truth")
+    metrics = [
+        c
+        for c in (
+            "m_weight_l1",
+            "m_mean_rmse",
+            "m_cov_frobenius",
+            "m_cov_bures",
+            "m_kl",
+            "m_ari",
+            "m_nmi",
+        )
+        if c in runs.columns
+    ]
+    ok = runs[(runs["status"] == "ok")]
+    if not metrics or ok[metrics].isna().all().all():
+        report.text("No data set in this sweep has a known truth.")
+        return
+    table = (
+        ok.groupby(["dataset", "backend"], sort=True)[metrics].median().reset_index()
+    )
+    report.text(
+        "Medians over seeds, after matching components (Hungarian "
+        "assignment on the 2-Wasserstein distance)."
+    )
+    report.table(table)
+    if "p_n" not in ok.columns or ok["p_n"].nunique() < 2:
+        return
+    series = ok.dropna(subset=["p_n", "m_mean_rmse"])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, metric in zip(axes, ("m_mean_rmse", "m_cov_frobenius"), strict=True):
+        for engine, group in series.groupby("backend", sort=True):
+            medians = group.groupby("p_n")[metric].median()
+            ax.scatter(
+                group["p_n"], group[metric], color=_colour(engine), s=8, alpha=0.4
+            )
+            ax.plot(
+                medians.index,
+                medians.to_numpy(),
+                "o-",
+                color=_colour(engine),
+                label=engine,
+            )
+        n = np.array(sorted(series["p_n"].unique()), dtype=float)
+        anchor = series[series["p_n"] == n[0]][metric].median()
+        ax.plot(n, anchor * np.sqrt(n[0] / n), "k:", label="1/sqrt(n)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("n")
+        ax.set_ylabel(metric.removeprefix("m_"))
+        ax.legend(fontsize=7)
+    fig.suptitle("Recovery error against n")
+    fig.tight_layout()
+    report.figure(fig, "recovery_vs_n", "Recovery error against n, log-log")
+
+
+def _engines(report: _Report, runs, components) -> None:
+    bayes = runs[(runs["status"] == "ok") & runs["backend"].str.startswith("pymc")]
+    if bayes.empty:
+        return
+    report.heading("EM, scikit-learn and PyMC on the same data")
+    report.text(
+        "Estimates of the first seed's fit of every engine, after matching "
+        "components to the truth; PyMC's posterior mean with its 94% HDI."
+    )
+    diagnostics = [
+        c
+        for c in (
+            "d_r_hat_max",
+            "d_ess_bulk_min",
+            "d_divergences",
+            "d_sampling_seconds",
+        )
+        if c in runs.columns
+    ]
+    report.table(bayes[["dataset", "backend", *diagnostics, "log_likelihood"]])
+    ok = runs[runs["status"] == "ok"]
+    for dataset in sorted(bayes["dataset"].unique()):
+        first = (
+            ok[ok["dataset"] == dataset]
+            .sort_values(["seed_index", "run_id"])
+            .groupby("backend")
+            .head(1)
+        )
+        side = None
+        for run in first.itertuples():
+            rows = components[components["run_id"] == run.run_id].copy()
+            label = run.backend
+            rows[label] = rows["estimate"]
+            if run.backend.startswith("pymc"):
+                rows[f"{label} 94% HDI"] = [
+                    f"[{lo:.3g}, {hi:.3g}]"
+                    for lo, hi in zip(rows["hdi_low"], rows["hdi_high"], strict=True)
+                ]
+            keep = ["component", "parameter", "i", "j", "truth", label] + (
+                [f"{label} 94% HDI"] if run.backend.startswith("pymc") else []
+            )
+            rows = rows[keep]
+            side = (
+                rows
+                if side is None
+                else side.merge(
+                    rows.drop(columns="truth"), on=["component", "parameter", "i", "j"]
+                )
+            )
+        report.heading(dataset, level=3)
+        report.table(side)
+
+
+def _timing(report: _Report, runs) -> None:
+    report.heading("Run time")
+    ok = runs[runs["status"] == "ok"].copy()
+    ok["seconds_per_iteration"] = ok["seconds"] / ok["n_iter"].clip(lower=1)
+    table = (
+        ok.groupby(["dataset", "backend"], sort=True)
+        .agg(
+            fits=("seconds", "size"),
+            median_seconds=("seconds", "median"),
+            median_seconds_per_iteration=("seconds_per_iteration", "median"),
+        )
+        .reset_index()
+    )
+    report.table(table)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    datasets = sorted(ok["dataset"].unique())
+    engines = sorted(ok["backend"].unique())
+    width = 0.8 / max(1, len(engines))
+    for e, engine in enumerate(engines):
+        values = [
+            table[(table.dataset == d) & (table.backend == engine)][
+                "median_seconds"
+            ].sum()
+            or np.nan
+            for d in datasets
+        ]
+        ax.bar(
+            np.arange(len(datasets)) + e * width,
+            values,
+            width,
+            color=_colour(engine),
+            label=engine,
+        )
+    ax.set_xticks(np.arange(len(datasets)) + 0.4 - width / 2)
+    ax.set_xticklabels(datasets)
+    ax.set_yscale("log")
+    ax.set_ylabel("median seconds per fit")
+    ax.legend(fontsize=7)
+    ax.set_title("Fit time per engine")
+    fig.tight_layout()
+    report.figure(fig, "timing", "Median fit time per engine (log scale)")
+
+
+def _model_selection(report: _Report, runs) -> None:
+    report.heading("Model selection: BIC and AIC")
+    ok = runs[runs["status"] == "ok"]
+    varied = ok.groupby("dataset")[["n_components", "covariance_type"]].nunique()
+    chosen = varied[(varied["n_components"] > 1) | (varied["covariance_type"] > 1)]
+    if chosen.empty:
+        report.text(
+            "Every data set was fitted with one K and one covariance type "
+            "in this sweep; nothing to select."
+        )
+        return
+    for dataset in chosen.index:
+        group = ok[ok["dataset"] == dataset]
+        best = (
+            group.groupby(["backend", "covariance_type", "n_components"])[
+                ["bic", "aic"]
+            ]
+            .min()
+            .reset_index()
+        )
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+        for ax, criterion in zip(axes, ("bic", "aic"), strict=True):
+            for (engine, covariance_type), cell in best.groupby(
+                ["backend", "covariance_type"]
+            ):
+                ax.plot(
+                    cell["n_components"],
+                    cell[criterion],
+                    "o-",
+                    color=_colour(engine),
+                    label=f"{engine}, {covariance_type}",
+                )
+            top = best.loc[best[criterion].idxmin()]
+            ax.scatter(
+                [top["n_components"]],
+                [top[criterion]],
+                s=120,
+                facecolors="none",
+                edgecolors="k",
+                label="best",
+            )
+            ax.set_xlabel("K")
+            ax.set_ylabel(criterion.upper())
+            ax.legend(fontsize=6)
+        fig.suptitle(f"{dataset}: information criteria (lower is better)")
+        fig.tight_layout()
+        report.figure(fig, f"selection_{dataset}", f"{dataset}: BIC and AIC across K")
+        winner = best.loc[best["bic"].idxmin()]
+        report.text(
+            f"{dataset}: BIC prefers K = {int(winner['n_components'])} "
+            f"({winner['covariance_type']}, {winner['backend']})."
+        )
+
+
+def _ellipse(ax, mean, cov, scale, colour) -> None:
+    values, vectors = np.linalg.eigh(cov)
+    angle = np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1]))
+    width, height = 2 * scale * np.sqrt(values[::-1])
+    ax.add_patch(
+        Ellipse(
+            mean,
+            width,
+            height,
+            angle=angle,
+            fill=False,
+            edgecolor=colour,
+            linewidth=1.2,
+            linestyle="-" if scale == 1 else "--",
+        )
+    )
+
+
+def _data_figures(report: _Report, runs, components) -> None:
+    report.heading("The fitted mixtures")
+    report.text(
+        "For each data set, the engine run with the highest log-likelihood. "
+        "In 2-D (or the first two features), 500 random points coloured by "
+        "assigned component with 1- and 2-sigma ellipses; in 1-D, a "
+        "histogram with the mixture density and every weighted component "
+        "density, each component normalised on its own."
+    )
+    ok = runs[runs["status"] == "ok"]
+    cmap = plt.get_cmap("tab10")
+    for dataset, group in ok.groupby("dataset", sort=True):
+        run = group.loc[group["log_likelihood"].idxmax()]
+        params_cols = {
+            c.removeprefix("p_"): run[c]
+            for c in group.columns
+            if c.startswith("p_")
+            and not c.startswith(f"p_{run.backend}_")
+            and pd.notna(run[c])
+        }
+        params_cols = {
+            k: (int(v) if isinstance(v, float) and v.is_integer() else v)
+            for k, v in params_cols.items()
+        }
+        data = load_dataset(dataset, seed=int(run["data_seed"]), **params_cols)
+        params = params_from_components(components[components["run_id"] == run.run_id])
+        X = data.X
+        fig, ax = plt.subplots(figsize=(5, 4))
+        if X.shape[1] == 1:
+            grid = np.linspace(
+                X.min() - 0.1 * np.ptp(X), X.max() + 0.1 * np.ptp(X), 400
+            )
+            ax.hist(X[:, 0], bins=60, density=True, color="#cccccc", label="data")
+            ax.plot(
+                grid,
+                np.exp(score_samples(grid[:, None], params)),
+                "k-",
+                label="mixture density",
+            )
+            for k in range(params.n_components):
+                sd = np.sqrt(params.covariances[k, 0, 0])
+                density = (
+                    params.weights[k]
+                    * np.exp(-0.5 * ((grid - params.means[k, 0]) / sd) ** 2)
+                    / (sd * np.sqrt(2 * np.pi))
+                )
+                ax.plot(
+                    grid,
+                    density,
+                    "--",
+                    color=cmap(k % 10),
+                    label=f"w{k} N(mu{k}, s{k}^2)",
+                )
+            ax.set_xlabel("x")
+            ax.set_ylabel("density")
+            ax.legend(fontsize=7)
+        else:
+            rng = np.random.default_rng(0)
+            shown = rng.choice(X.shape[0], min(500, X.shape[0]), replace=False)
+            labels = predict_labels(X, params)
+            ax.scatter(
+                X[shown, 0],
+                X[shown, 1],
+                c=[cmap(k % 10) for k in labels[shown]],
+                s=8,
+                alpha=0.7,
+            )
+            for k in range(params.n_components):
+                cov = params.covariances[k][:2, :2]
+                for scale in (1, 2):
+                    _ellipse(ax, params.means[k, :2], cov, scale, cmap(k % 10))
+            ax.set_xlabel("feature 0")
+            ax.set_ylabel("feature 1")
+        ax.set_title(
+            f"{dataset}: best fit ({run['backend']}, "
+            f"log-lik {run['log_likelihood']:.2f})"
+        )
+        fig.tight_layout()
+        report.figure(fig, f"fit_{dataset}", f"{dataset}: fitted mixture")
+
+
+def _failures(report: _Report, runs) -> None:
+    report.heading("Failed runs")
+    failed = runs[runs["status"] != "ok"]
+    if failed.empty:
+        report.text("None.")
+        return
+    report.table(
+        failed[
+            [
+                "run_id",
+                "dataset",
+                "backend",
+                "n_components",
+                "init",
+                "seed_index",
+                "error",
+            ]
+        ]
+    )
+
+
+def build_report(results: str | Path, out: str | Path) -> Path:
+    """Build the report of a results folder into ``out``; return ``index.html``."""
+    results, out = Path(results), Path(out)
+    manifest_path = results / "manifest.json"
+    if not manifest_path.is_file():
+        raise ValueError(
+            f"{str(results)!r} is not a results folder (no manifest.json); "
+            "run `gmmlab run` first."
+        )
+    tables = read_tables(results)
+    if "runs" not in tables:
+        raise ValueError(
+            f"{str(results)!r} has no runs.parquet yet; the sweep has not "
+            "finished once."
+        )
+    manifest = json.loads(manifest_path.read_text())
+    runs = tables["runs"]
+    traces = tables.get("traces", pd.DataFrame())
+    components = tables.get("components", pd.DataFrame())
+    out.mkdir(parents=True, exist_ok=True)
+    report = _Report(out)
+    _setup(report, manifest, runs)
+    if (runs["status"] == "ok").any():
+        _summary(report, runs, tables.get("convergence", pd.DataFrame()))
+        _traces(report, runs, traces)
+        _convergence(report, runs, tables.get("convergence", pd.DataFrame()))
+        _recovery(report, runs)
+        _engines(report, runs, components)
+        _timing(report, runs)
+        _model_selection(report, runs)
+        _data_figures(report, runs, components)
+    _failures(report, runs)
+    name = Path(str(manifest.get("config_source", results))).stem
+    return report.write(f"gmmlab report: {name}")

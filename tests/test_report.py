@@ -1,0 +1,198 @@
+"""Reports from recorded tables, and `gmmlab fit` for a user's file."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from PIL import Image
+
+from experiments.cli import main
+from experiments.config import load_config
+from experiments.datasets import load_dataset
+from experiments.report import build_report
+from experiments.runner import run_sweep
+from mixtures import fit_em
+from mixtures.em import e_step
+
+SWEEP = """
+    [sweep]
+    root_seed = 5
+    seeds = 2
+    [[datasets]]
+    name = "s1"
+    [[datasets]]
+    name = "s4"
+    [[datasets]]
+    name = "synthetic"
+    params = { n = [200, 800], n_components = 2, separation = 2.0 }
+    [[datasets]]
+    name = "s5"
+    n_components = [2, 3, 500]
+    [backends.em]
+    [backends.sklearn]
+    [grid]
+    init_params = ["kmeans", "random_from_data"]
+"""
+
+
+class _Checker(HTMLParser):
+    """Collects image sources and checks that tags are balanced."""
+
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[str] = []
+        self.images: list[str] = []
+        self.headings: list[str] = []
+        self._in_heading = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        if tag not in self.VOID:
+            self.stack.append(tag)
+        self._in_heading = tag in ("h2", "h3")
+
+    def handle_endtag(self, tag):
+        assert self.stack, f"closing </{tag}> with nothing open"
+        assert self.stack.pop() == tag, f"mismatched </{tag}>"
+        self._in_heading = False
+
+    def handle_data(self, data):
+        if self._in_heading:
+            self.headings.append(data)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweep")
+    config = folder / "sweep.toml"
+    config.write_text(textwrap.dedent(SWEEP))
+    results = folder / "results"
+    run_sweep(load_config(config), results, progress=False, echo=lambda *_: None)
+    return results
+
+
+@pytest.fixture(scope="module")
+def report(recorded, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return out, build_report(recorded, out)
+
+
+def test_report_html_parses_and_every_figure_is_a_valid_png(report):
+    out, index = report
+    checker = _Checker()
+    checker.feed(index.read_text())
+    assert checker.stack == []
+    assert checker.images, "the report should have figures"
+    for source in checker.images:
+        path = out / source
+        assert path.is_file(), source
+        with Image.open(path) as image:
+            image.verify()
+            assert image.format == "PNG"
+    for section in (
+        "Setup",
+        "Summary",
+        "Log-likelihood traces",
+        "Convergence across seeds (initialisation impact)",
+        "Parameter recovery against the truth",
+        "Run time",
+        "Model selection: BIC and AIC",
+        "The fitted mixtures",
+        "Failed runs",
+    ):
+        assert section in checker.headings, section
+    names = {Path(s).stem for s in checker.images}
+    assert {"fit_s1", "fit_s4", "recovery_vs_n", "selection_s5", "timing"} <= names
+    markdown = (out / "report.md").read_text()
+    assert "| dataset | backend |" in markdown
+
+
+def test_failed_runs_are_listed(report, recorded):
+    _, index = report
+    runs = pd.read_parquet(recorded / "runs.parquet")
+    failed = runs[runs["status"] == "failed"]
+    assert len(failed) == 8  # K = 500 on 100 points: 2 engines x 2 inits x 2 seeds
+    text = index.read_text()
+    for run_id in failed["run_id"]:
+        assert run_id in text
+    assert "n_samples &gt;= n_components" in text
+
+
+def test_building_twice_gives_the_same_report(report, recorded, tmp_path):
+    out, _ = report
+    again = build_report(recorded, tmp_path)
+    for path in out.iterdir():
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+    assert again.name == "index.html"
+
+
+def test_report_refuses_a_folder_that_is_not_results(tmp_path, capsys):
+    with pytest.raises(ValueError, match="not a results folder"):
+        build_report(tmp_path, tmp_path / "out")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a results folder" in capsys.readouterr().err
+
+
+def test_fit_command_equals_a_direct_engine_fit(tmp_path, capsys):
+    data = load_dataset("s4", seed=3)
+    csv = tmp_path / "points.csv"
+    pd.DataFrame(data.X, columns=["u", "v"]).assign(tag="x").to_csv(csv, index=False)
+    out = tmp_path / "fit"
+    assert (
+        main(
+            [
+                "fit",
+                str(csv),
+                "--components",
+                "2..3",
+                "--backends",
+                "em",
+                "--seeds",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "best model for points.csv" in printed
+    parameters = json.loads((out / "parameters.json").read_text())
+    direct = fit_em(
+        data.X,
+        parameters["n_components"],
+        init_params=parameters["init"],
+        random_state=parameters["fit_seed"],
+    ).params
+    assert_allclose(parameters["weights"], direct.weights, rtol=1e-10)
+    assert_allclose(parameters["means"], direct.means, rtol=1e-10)
+    assert_allclose(parameters["covariances"], direct.covariances, rtol=1e-10)
+    assignments = pd.read_csv(out / "assignments.csv")
+    assert list(assignments.columns[:3]) == ["u", "v", "tag"]
+    _, log_resp = e_step(data.X, direct)
+    expected = np.exp(log_resp)
+    k = parameters["n_components"]
+    probabilities = assignments[[f"p_component_{j}" for j in range(k)]].to_numpy()
+    assert_allclose(probabilities, expected, rtol=1e-8, atol=1e-12)
+    assert_array_equal(assignments["component"], expected.argmax(axis=1))
+    assert (out / "index.html").is_file()
+
+
+def test_fit_command_errors(tmp_path, capsys):
+    assert main(["fit", str(tmp_path / "missing.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    csv = tmp_path / "a.csv"
+    pd.DataFrame({"x": [1.0, 2.0, 3.0]}).to_csv(csv, index=False)
+    assert main(["fit", str(csv), "--components", "zero"]) == 2
+    assert "--components must be K or a range" in capsys.readouterr().err
