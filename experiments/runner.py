@@ -263,6 +263,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     )
     truth = data.truth
     params = fit.params
+    order = np.arange(params.n_components)
     if (
         truth is not None
         and truth.n_components == spec.n_components

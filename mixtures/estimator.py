@@ -178,19 +178,14 @@ default='kmeans'
     def _fit(self, X, sample_weight):
         if not isinstance(self.warm_start, bool | np.bool_):
             raise ValueError(f"warm_start must be a bool; got {self.warm_start!r}.")
+        # Every constructor parameter but the two the fit itself handles.
+        params = self.get_params(deep=False)
         options = EMOptions(
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
-            n_init=self.n_init,
-            init_params=self.init_params,
-            weights_init=self.weights_init,
-            means_init=self.means_init,
-            precisions_init=self.precisions_init,
-            verbose=self.verbose,
-            verbose_interval=self.verbose_interval,
+            **{
+                k: v
+                for k, v in params.items()
+                if k not in ("random_state", "warm_start")
+            }
         )
         warm = self.warm_start and hasattr(self, "converged_")
         X = validate_data(

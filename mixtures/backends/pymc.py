@@ -54,25 +54,26 @@ __all__ = ["PyMCAdviBackend", "PyMCBackend", "build_model", "relabel_draws"]
 
 INSTALL_HINT = "pip install 'gmmlab[bayes]'  (installs pymc and arviz)"
 
-_NUTS_OPTIONS = {
-    "draws",
-    "tune",
-    "chains",
-    "cores",
-    "target_accept",
-    "nuts_sampler",
-    "init",
-    "max_trace_draws",
-    "max_samples",
+#: Default options of each backend; the keys are the options it accepts.
+_NUTS_DEFAULTS = {
+    "draws": 500,
+    "tune": 500,
+    "chains": 2,
+    "cores": 1,
+    "target_accept": 0.9,
+    "nuts_sampler": "pymc",
+    "init": "em",
+    "max_trace_draws": 1000,
+    "max_samples": None,
 }
-_ADVI_OPTIONS = {
-    "n_iter",
-    "draws",
-    "learning_rate",
-    "init",
-    "tolerance",
-    "max_trace_draws",
-    "max_samples",
+_ADVI_DEFAULTS = {
+    "n_iter": 10_000,
+    "learning_rate": 0.01,
+    "tolerance": 1e-2,
+    "draws": 1000,
+    "init": "em",
+    "max_trace_draws": 1000,
+    "max_samples": None,
 }
 
 
@@ -364,6 +365,22 @@ def _finish(
     )
 
 
+def _begin(name, X, n_components, covariance_type, random_state, options, defaults):
+    """Validation and set-up shared by both PyMC backends.
+
+    Returns ``(data, settings, seed, sample)``: all rows, the merged options,
+    an int seed, and the rows the posterior is conditioned on.
+    """
+    data = check_backend_input(X, n_components, covariance_type).astype(np.float64)
+    reject_unknown_options(name, options, set(defaults))
+    settings = {**defaults, **options}
+    if settings["init"] not in ("em", "prior"):
+        raise ValueError(f"init must be 'em' or 'prior'; got {settings['init']!r}.")
+    seed = seed_from(random_state)
+    seed = 0 if seed is None else seed
+    return data, settings, seed, _subsample(data, settings["max_samples"], seed)
+
+
 # ---------------------------------------------------------------------------
 # Backends
 
@@ -382,31 +399,21 @@ class PyMCBackend:
 
     name = "pymc"
     #: Options :meth:`fit` accepts, for configuration checks.
-    options = frozenset(_NUTS_OPTIONS)
+    options = frozenset(_NUTS_DEFAULTS)
 
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
     ) -> MixtureFit:
-        data = check_backend_input(X, n_components, covariance_type).astype(np.float64)
-        reject_unknown_options(self.name, options, _NUTS_OPTIONS)
+        data, settings, seed, sample = _begin(
+            self.name,
+            X,
+            n_components,
+            covariance_type,
+            random_state,
+            options,
+            _NUTS_DEFAULTS,
+        )
         pm, _ = _import_pymc()
-        settings = {
-            "draws": 500,
-            "tune": 500,
-            "chains": 2,
-            "cores": 1,
-            "target_accept": 0.9,
-            "nuts_sampler": "pymc",
-            "init": "em",
-            "max_trace_draws": 1000,
-            "max_samples": None,
-            **options,
-        }
-        if settings["init"] not in ("em", "prior"):
-            raise ValueError(f"init must be 'em' or 'prior'; got {settings['init']!r}.")
-        seed = seed_from(random_state)
-        seed = 0 if seed is None else seed
-        sample = _subsample(data, settings["max_samples"], seed)
         with Stopwatch() as clock:
             reference = _fit_reference(sample, n_components, covariance_type, seed)
             model = build_model(sample, n_components, covariance_type)
@@ -474,29 +481,21 @@ class PyMCAdviBackend:
 
     name = "pymc-advi"
     #: Options :meth:`fit` accepts, for configuration checks.
-    options = frozenset(_ADVI_OPTIONS)
+    options = frozenset(_ADVI_DEFAULTS)
 
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
     ) -> MixtureFit:
-        data = check_backend_input(X, n_components, covariance_type).astype(np.float64)
-        reject_unknown_options(self.name, options, _ADVI_OPTIONS)
+        data, settings, seed, sample = _begin(
+            self.name,
+            X,
+            n_components,
+            covariance_type,
+            random_state,
+            options,
+            _ADVI_DEFAULTS,
+        )
         pm, _ = _import_pymc()
-        settings = {
-            "n_iter": 10_000,
-            "learning_rate": 0.01,
-            "tolerance": 1e-2,
-            "draws": 1000,
-            "init": "em",
-            "max_trace_draws": 1000,
-            "max_samples": None,
-            **options,
-        }
-        if settings["init"] not in ("em", "prior"):
-            raise ValueError(f"init must be 'em' or 'prior'; got {settings['init']!r}.")
-        seed = seed_from(random_state)
-        seed = 0 if seed is None else seed
-        sample = _subsample(data, settings["max_samples"], seed)
         with Stopwatch() as clock:
             reference = _fit_reference(sample, n_components, covariance_type, seed)
             model = build_model(sample, n_components, covariance_type)
