@@ -558,10 +558,28 @@ def _ellipse(ax, mean, cov, scale, colour) -> None:
     )
 
 
+def _parameter_table(params: MixtureParams) -> pd.DataFrame:
+    """One row per component: weight, mean and covariance, as text."""
+    return pd.DataFrame(
+        {
+            "component": np.arange(params.n_components),
+            "weight": params.weights,
+            "mean": [
+                np.array2string(m, precision=5, separator=", ") for m in params.means
+            ],
+            "covariance": [
+                np.array2string(c, precision=5, separator=", ").replace("\n", "")
+                for c in params.covariances
+            ],
+        }
+    )
+
+
 def _data_figures(report: _Report, runs, components) -> None:
     report.heading("The fitted mixtures")
     report.text(
-        "For each data set, the engine run with the highest log-likelihood. "
+        "For each data set, the run with the lowest BIC (with K fixed, the "
+        "highest log-likelihood). "
         "In 2-D (or the first two features), 500 random points coloured by "
         "assigned component with 1- and 2-sigma ellipses; in 1-D, a "
         "histogram with the mixture density and every weighted component "
@@ -570,7 +588,8 @@ def _data_figures(report: _Report, runs, components) -> None:
     ok = runs[runs["status"] == "ok"]
     cmap = plt.get_cmap("tab10")
     for dataset, group in ok.groupby("dataset", sort=True):
-        run = group.loc[group["log_likelihood"].idxmax()]
+        # Lowest BIC (the highest likelihood when K is fixed); ties by run id.
+        run = group.sort_values(["bic", "run_id"]).iloc[0]
         params_cols = {
             c.removeprefix("p_"): run[c]
             for c in group.columns
@@ -632,11 +651,16 @@ def _data_figures(report: _Report, runs, components) -> None:
             ax.set_xlabel("feature 0")
             ax.set_ylabel("feature 1")
         ax.set_title(
-            f"{dataset}: best fit ({run['backend']}, "
-            f"log-lik {run['log_likelihood']:.2f})"
+            f"{dataset}: lowest-BIC fit ({run['backend']}, K = "
+            f"{params.n_components}, log-lik {run['log_likelihood']:.2f})"
         )
         fig.tight_layout()
         report.figure(fig, f"fit_{dataset}", f"{dataset}: fitted mixture")
+        report.text(
+            f"{dataset}: learned parameters of that run ({run['backend']}, "
+            f"K = {params.n_components})."
+        )
+        report.table(_parameter_table(params))
 
 
 def _failures(report: _Report, runs) -> None:

@@ -186,7 +186,9 @@ def test_fit_command_equals_a_direct_engine_fit(tmp_path, capsys):
     probabilities = assignments[[f"p_component_{j}" for j in range(k)]].to_numpy()
     assert_allclose(probabilities, expected, rtol=1e-8, atol=1e-12)
     assert_array_equal(assignments["component"], expected.argmax(axis=1))
-    assert (out / "index.html").is_file()
+    html_text = (out / "index.html").read_text()
+    assert "learned parameters of that run" in html_text
+    assert f"{parameters['weights'][0]:.4g}" in html_text
 
 
 def test_fit_command_errors(tmp_path, capsys):
