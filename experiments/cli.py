@@ -158,6 +158,59 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_function(target: str):
+    """``module:function`` or ``path/to/file.py:function`` to a callable."""
+    import importlib
+    import importlib.util
+
+    if ":" not in target:
+        raise ValueError(
+            f"expected MODULE:FUNCTION or FILE.py:FUNCTION; got {target!r}."
+        )
+    where, name = target.rsplit(":", 1)
+    if where.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(Path(where).stem, where)
+        if spec is None or not Path(where).is_file():
+            raise ValueError(f"no such file {where!r}.")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(where)
+        except ImportError as error:
+            raise ValueError(f"cannot import {where!r}: {error}") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ValueError(f"{where!r} has no function {name!r}.")
+    return function
+
+
+def _check(args: argparse.Namespace) -> int:
+    import json
+
+    from mixtures.check import check_em, results_as_dict
+
+    try:
+        function = _load_function(args.target)
+        results = check_em(function, convention=args.convention)
+    except ValueError as error:
+        print(f"gmmlab check: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(results_as_dict(results), indent=2))
+    else:
+        marks = {True: "PASS", False: "FAIL", None: "n/a "}
+        width = max(len(r.name) for r in results)
+        for result in results:
+            print(f"{marks[result.passed]}  {result.name:<{width}}  {result.evidence}")
+            if result.diagnosis:
+                print(f"      {'':<{width}}  -> {result.diagnosis}")
+        failed = sum(r.passed is False for r in results)
+        print(f"\n{len(results) - failed} passed, {failed} failed")
+    return 0 if all(r.passed is not False for r in results) else 1
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gmmlab",
@@ -222,6 +275,18 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", help="output folder (default: reports/FILE-STEM)")
     fit.add_argument("--no-progress", action="store_true")
     fit.set_defaults(handler=_fit)
+    check = commands.add_parser(
+        "check", help="validate your EM implementation against the reference engine"
+    )
+    check.add_argument("target", help="MODULE:FUNCTION or FILE.py:FUNCTION")
+    check.add_argument(
+        "--convention",
+        default="auto",
+        choices=["auto", "standard", "1d", "column", "self-init"],
+        help="how the function is called (see mixtures.check)",
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(handler=_check)
     demo = commands.add_parser(
         "demo", help="fit the engine to Iris and print the learned parameters"
     )

@@ -5,6 +5,7 @@ estimator, ``fit_em`` its functional entry point, and ``MixtureParams`` the
 parameter object every engine returns.
 """
 
+from mixtures.check import check_em
 from mixtures.em import DegenerateEvent
 from mixtures.estimator import GaussianMixture
 from mixtures.fitting import DegenerateComponentWarning, EMResult, fit_em
@@ -16,5 +17,6 @@ __all__ = [
     "EMResult",
     "GaussianMixture",
     "MixtureParams",
+    "check_em",
     "fit_em",
 ]

@@ -1,0 +1,108 @@
+"""`gmmlab check`: each classic bug is caught by the right check and diagnosis."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from experiments.cli import main
+from mixtures import MixtureParams, check_em
+from mixtures.check import BUGS, reference_step
+from mixtures.em import DegeneracyPolicy, em_step
+from tests.conftest import random_mixture
+
+
+def _load(name):
+    return importlib.import_module(f"examples.buggy_em.{name}").em
+
+
+def _by_name(results):
+    return {result.name: result for result in results}
+
+
+@pytest.mark.parametrize("name", ["correct", "correct_1d"])
+def test_correct_implementations_pass_everything(name):
+    results = check_em(_load(name))
+    assert all(r.passed is not False for r in results), [
+        (r.name, r.evidence) for r in results if r.passed is False]
+    assert sum(r.passed is True for r in results) >= 7
+
+
+@pytest.mark.parametrize(
+    ("name", "bug"),
+    [
+        ("normalised_over_samples", "normalised_over_samples"),
+        ("missing_weights", "missing_weights"),
+        ("unnormalised_densities", "unnormalised_densities"),
+        ("sd_for_variance_1d", "sd_for_variance"),
+    ],
+)
+def test_e_and_m_step_bugs_are_named_by_the_one_step_check(name, bug):
+    results = _by_name(check_em(_load(name)))
+    step = results["one EM step equals the reference"]
+    assert step.passed is False
+    assert step.diagnosis == f"likely cause: {BUGS[bug]} ({bug})."
+
+
+def test_early_return_is_caught_by_the_iteration_check():
+    results = _by_name(check_em(_load("early_return")))
+    assert results["one EM step equals the reference"].passed is True
+    iterations = results["runs more than one iteration and converges"]
+    assert iterations.passed is False
+    assert "return` inside the iteration loop" in iterations.diagnosis
+    assert "differ by 0" in iterations.evidence
+
+
+def test_reference_step_is_the_engines_step(rng):
+    params = random_mixture(rng, 3, 2, separation=2.0)
+    X, _ = params.sample(400, random_state=1)
+    weights = np.ones(400)
+    engine, _ = em_step(X, weights, params, DegeneracyPolicy.for_data(X, weights, 0.0))
+    reference = reference_step(X, params)
+    assert_allclose(reference.weights, engine.weights, rtol=1e-10)
+    assert_allclose(reference.means, engine.means, rtol=1e-10, atol=1e-12)
+    assert_allclose(reference.covariances, engine.full_covariances(), rtol=1e-9)
+
+
+def test_every_mutant_differs_from_the_reference(rng):
+    params = MixtureParams([0.2, 0.3, 0.5], [[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]],
+                           np.stack([np.eye(2) * s for s in (0.5, 1.0, 2.0)]))
+    X, _ = params.sample(300, random_state=2)
+    correct = reference_step(X, params)
+    for bug in BUGS:
+        mutant = reference_step(X, params, bug)
+        gap = max(np.max(np.abs(getattr(mutant, a) - getattr(correct, a)))
+                  for a in ("weights", "means", "covariances"))
+        assert gap > 1e-3, bug
+
+
+def test_self_initialising_function_is_checked_without_the_step_comparison():
+    from mixtures import fit_em
+
+    def mine(X, n_components, max_iter):
+        result = fit_em(X, n_components, max_iter=max_iter, random_state=0, tol=0.0)
+        p = result.params
+        return p.weights, p.means, p.full_covariances()
+
+    results = _by_name(check_em(mine))
+    assert results["one EM step equals the reference"].passed is None
+    assert results["recovers a well-separated mixture"].passed is True
+
+
+def test_cli_table_json_and_exit_status(capsys):
+    assert main(["check", "examples.buggy_em.correct:em"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  one EM step equals the reference" in out
+    assert out.strip().endswith("0 failed")
+    assert main(["check", "examples/buggy_em/early_return.py:em", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is False
+    failed = [c["name"] for c in report["checks"] if c["passed"] is False]
+    assert "runs more than one iteration and converges" in failed
+    assert main(["check", "no_such_module:em"]) == 2
+    assert "cannot import" in capsys.readouterr().err
+    assert main(["check", "examples.buggy_em.correct:nothing"]) == 2
