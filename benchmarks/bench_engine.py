@@ -16,6 +16,7 @@ and a Markdown table is printed for the README. Never part of the test run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -50,13 +51,11 @@ TARGETS = {"a": 4.0, "a-float32": 6.0, "b": 4.0, "c": 2.0}
 
 def machine() -> dict:
     cpu = platform.processor()
-    try:
+    with contextlib.suppress(OSError):  # not Linux: keep platform.processor()
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     return {
         "host": socket.gethostname(),
         "platform": platform.platform(),

@@ -469,7 +469,8 @@ def test_folder_of_another_config_is_refused_unless_forced(tiny_tables, tmp_path
     assert set(forced["runs"]["dataset"]) == {"s4"}
 
 
-def test_cli_run_and_its_errors(tmp_path, capsys):
+def test_cli_run_and_its_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `gmmlab run` writes reports/NAME where it runs
     config = _write(tmp_path, GOOD)
     assert (
         main(
@@ -485,7 +486,10 @@ def test_cli_run_and_its_errors(tmp_path, capsys):
         )
         == 0
     )
-    assert "runs.parquet" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "runs.parquet" in output
+    assert "report: reports/r/index.html" in output
+    assert (tmp_path / "reports" / "r" / "index.html").is_file()
     broken = _write(
         tmp_path, GOOD.replace("[backends.em]", "[backends.nope]"), "b.toml"
     )
