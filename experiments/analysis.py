@@ -1,6 +1,20 @@
-"""Statistics over recorded runs, shared by the runner's tables and the reports.
+"""Statistics over recorded runs: the numbers a report states, and nothing else.
 
-Only reads tables; never fits a model.
+Only reads tables; never fits a model. Every comparison here follows three
+rules:
+
+* **One definition of "same optimum"** (:func:`same_optimum`): two fits of
+  the same data are at the same optimum when their total log-likelihoods
+  differ by at most ``nats`` (0.01 by default; ``[sweep] same_optimum_nats``).
+* **Only eligible fits compete** (:func:`eligible`): status ``ok`` and a
+  comparable arm (not one run with its engine's own stopping rule).
+  Degenerate, unconverged and failed fits are counted, never chosen.
+* **Like with like**: convergence across seeds is measured within one data
+  replicate, against the best eligible fit *of that data* (any engine or
+  initialisation, same K and covariance type), then summarised across data
+  replicates; recovery is measured across data replicates; engines are
+  compared run by run on the same data, initialisation method and seed
+  (:func:`engine_pairs`).
 """
 
 from __future__ import annotations
@@ -8,47 +22,237 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["AT_BEST_RTOL", "GROUP_COLUMNS", "convergence_summary"]
+from experiments.config import SAME_OPTIMUM_NATS
 
-#: A seed "reaches the best optimum" when within this relative tolerance of it.
-AT_BEST_RTOL = 1e-6
-GROUP_COLUMNS = ["dataset", "backend", "n_components", "covariance_type", "init"]
+__all__ = [
+    "CELL_COLUMNS",
+    "SAME_OPTIMUM_NATS",
+    "STATUSES",
+    "best_eligible",
+    "convergence_across_replicates",
+    "convergence_summary",
+    "count_optima",
+    "data_columns",
+    "eligible",
+    "engine_pairs",
+    "recovery_summary",
+    "reference_log_likelihood",
+    "same_optimum",
+]
+
+#: What a cell of a sweep is, besides the data set's parameters.
+CELL_COLUMNS = ["dataset", "backend", "n_components", "covariance_type", "init"]
+STATUSES = ("ok", "degenerate", "unconverged", "failed")
+_METRICS = (
+    "m_weight_l1",
+    "m_mean_rmse",
+    "m_cov_frobenius",
+    "m_cov_bures",
+    "m_kl",
+    "m_ari",
+    "m_nmi",
+)
 
 
-def convergence_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Convergence across seeds, one row per sweep cell.
+def same_optimum(a, b, nats: float = SAME_OPTIMUM_NATS):
+    """Whether total log-likelihoods ``a`` and ``b`` are the same optimum.
 
-    A cell is (data set, its ``p_*`` parameters, backend, K, covariance type,
-    initialisation). Columns: ``n_runs``, ``n_ok``, ``best_log_likelihood``
-    (the best final total log-likelihood any seed found), ``share_at_best``
-    (share of successful seeds within 1e-6 relative of it), the spread of the
-    final log-likelihoods (``log_likelihood_std``/``_min``/``_max``) and of the
-    iteration counts (``n_iter_median``/``_min``/``_max``).
+    Element-wise for arrays; NaN is never the same optimum as anything.
     """
-    if runs.empty or "log_likelihood" not in runs:
-        return pd.DataFrame(columns=[*GROUP_COLUMNS, "n_runs", "n_ok"])
-    params = sorted(c for c in runs.columns if c.startswith("p_"))
-    keys = GROUP_COLUMNS + params
+    return np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) <= nats
+
+
+def count_optima(values, nats: float = SAME_OPTIMUM_NATS) -> int:
+    """How many distinct optima a set of log-likelihoods holds.
+
+    Sorted values are split wherever consecutive ones are more than ``nats``
+    apart (single linkage at ``nats``).
+    """
+    values = np.sort(np.asarray(values, dtype=float))
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0
+    return int(1 + np.sum(np.diff(values) > nats))
+
+
+def data_columns(runs: pd.DataFrame) -> list[str]:
+    """The data set's ``p_*`` parameter columns (not the engines' options)."""
+    arms = set(runs["backend"].unique()) if "backend" in runs else set()
+    return sorted(
+        column
+        for column in runs.columns
+        if column.startswith("p_")
+        and not any(column.startswith(f"p_{arm}_") for arm in arms)
+    )
+
+
+def eligible(runs: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the fits that may be best, selected or compared."""
+    mask = runs["status"] == "ok"
+    if "comparable" in runs:
+        mask &= runs["comparable"].fillna(True).astype(bool)
+    return mask
+
+
+def _data_keys(runs: pd.DataFrame) -> list[str]:
+    return ["dataset", *data_columns(runs), "data_replicate"]
+
+
+def reference_log_likelihood(runs: pd.DataFrame) -> pd.Series:
+    """Best eligible log-likelihood on each run's data, K and covariance type.
+
+    Aligned with ``runs``; NaN where no eligible fit of that data exists.
+    """
+    keys = [*_data_keys(runs), "n_components", "covariance_type"]
+    values = runs["log_likelihood"].where(eligible(runs))
+    return values.groupby([runs[k] for k in keys], dropna=False).transform("max")
+
+
+def convergence_summary(
+    runs: pd.DataFrame, nats: float = SAME_OPTIMUM_NATS
+) -> pd.DataFrame:
+    """Convergence across seeds on fixed data, one row per cell and data replicate.
+
+    Columns: the cell, the data set's ``p_*`` parameters, ``data_replicate``,
+    ``n_runs`` and ``n_`` of every status, ``reference_log_likelihood``
+    (best eligible fit of that data, any engine or initialisation),
+    ``best_log_likelihood`` (this cell's best ``ok`` fit), ``n_at_best`` and
+    ``share_at_best`` (share of the cell's seeds, whatever their status,
+    that are ``ok`` and at the reference optimum), ``n_optima`` (distinct
+    optima among its ``ok`` fits), the spread of their log-likelihoods and
+    their iteration counts.
+    """
+    if runs.empty or "status" not in runs:
+        return pd.DataFrame(columns=[*CELL_COLUMNS, "data_replicate", "n_runs"])
+    runs = runs.copy()
+    if "log_likelihood" not in runs:
+        runs["log_likelihood"] = np.nan
+        runs["n_iter"] = np.nan
+    runs["_reference"] = reference_log_likelihood(runs)
+    keys = [*CELL_COLUMNS, *data_columns(runs), "data_replicate"]
     rows = []
     for key, group in runs.groupby(keys, dropna=False, sort=True):
         ok = group[group["status"] == "ok"]
+        values = ok["log_likelihood"].to_numpy(dtype=float)
+        reference = float(group["_reference"].iloc[0])
+        at_best = int(np.sum(same_optimum(values, reference, nats)))
         row = dict(zip(keys, key, strict=True))
-        row.update(n_runs=len(group), n_ok=len(ok))
-        if len(ok):
-            values = ok["log_likelihood"].to_numpy(dtype=float)
-            best = values.max()
-            iterations = ok["n_iter"].to_numpy(dtype=float)
-            row.update(
-                best_log_likelihood=best,
-                share_at_best=float(
-                    np.mean(np.abs(values - best) <= AT_BEST_RTOL * abs(best))
-                ),
-                log_likelihood_std=float(values.std(ddof=0)),
-                log_likelihood_min=float(values.min()),
-                log_likelihood_max=float(best),
-                n_iter_median=float(np.median(iterations)),
-                n_iter_min=float(iterations.min()),
-                n_iter_max=float(iterations.max()),
-            )
+        row.update(n_runs=len(group))
+        row.update(
+            {
+                f"n_{status}": int((group["status"] == status).sum())
+                for status in STATUSES
+            }
+        )
+        iterations = ok["n_iter"].to_numpy(dtype=float)
+        row.update(
+            reference_log_likelihood=reference,
+            best_log_likelihood=float(values.max()) if values.size else np.nan,
+            n_at_best=at_best,
+            share_at_best=at_best / len(group),
+            n_optima=count_optima(values, nats),
+            log_likelihood_std=float(values.std(ddof=0)) if values.size else np.nan,
+            n_iter_median=float(np.median(iterations)) if values.size else np.nan,
+            n_iter_max=float(iterations.max()) if values.size else np.nan,
+        )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def convergence_across_replicates(convergence: pd.DataFrame) -> pd.DataFrame:
+    """:func:`convergence_summary` summarised over data replicates, per cell.
+
+    Columns: the cell and ``p_*`` parameters, ``n_replicates``,
+    ``n_runs`` and ``n_<status>`` (totals), ``share_at_best_median``,
+    ``share_at_best_min``, ``share_at_best_max``, ``n_optima_median``.
+    """
+    if convergence.empty:
+        return convergence
+    keys = [*CELL_COLUMNS, *data_columns(convergence)]
+    grouped = convergence.groupby(keys, dropna=False, sort=True)
+    summary = grouped.agg(
+        n_replicates=("data_replicate", "nunique"),
+        n_runs=("n_runs", "sum"),
+        **{f"n_{s}": (f"n_{s}", "sum") for s in STATUSES},
+        share_at_best_median=("share_at_best", "median"),
+        share_at_best_min=("share_at_best", "min"),
+        share_at_best_max=("share_at_best", "max"),
+        n_optima_median=("n_optima", "median"),
+    )
+    return summary.reset_index()
+
+
+def best_eligible(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """The eligible run with the highest log-likelihood in each group of ``by``.
+
+    Ties go to the smallest ``run_id``, so the choice is reproducible.
+    """
+    candidates = runs[eligible(runs)]
+    if candidates.empty:
+        return candidates
+    ordered = candidates.sort_values(
+        ["log_likelihood", "run_id"], ascending=[False, True], kind="stable"
+    )
+    return ordered.groupby(by, dropna=False, sort=True).head(1).reset_index(drop=True)
+
+
+def recovery_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Parameter recovery across data replicates, one row per cell.
+
+    For every cell and data replicate, the best eligible fit over its seeds
+    (what a user running EM with restarts keeps); then the median of each
+    ``m_*`` metric over data replicates, with ``n_replicates``.
+    """
+    metrics = [m for m in _METRICS if m in runs.columns]
+    if not metrics:
+        return pd.DataFrame()
+    keys = [*CELL_COLUMNS, *data_columns(runs)]
+    best = best_eligible(
+        runs.dropna(subset=metrics, how="all"), [*keys, "data_replicate"]
+    )
+    if best.empty:
+        return pd.DataFrame()
+    grouped = best.groupby(keys, dropna=False, sort=True)
+    summary = grouped[metrics].median()
+    summary.insert(0, "n_replicates", grouped["data_replicate"].nunique())
+    return summary.reset_index()
+
+
+def engine_pairs(
+    runs: pd.DataFrame, first: str, second: str, nats: float = SAME_OPTIMUM_NATS
+) -> pd.DataFrame:
+    """Runs of arms ``first`` and ``second`` paired on identical starting conditions.
+
+    A pair shares the data (data set, parameters, data replicate), K,
+    covariance type, initialisation method and seed; since fit seeds do not
+    depend on the engine, EM engines start from the same initial parameters.
+    Columns: those keys, ``run_id``, ``status`` and ``log_likelihood`` of
+    each side (suffixes ``_FIRST`` / ``_SECOND``), ``difference``
+    (first minus second), ``same_optimum`` and ``both_eligible``.
+    """
+    keys = [
+        *_data_keys(runs),
+        "n_components",
+        "covariance_type",
+        "init",
+        "seed",
+    ]
+    columns = [*keys, "run_id", "status", "log_likelihood", "comparable"]
+    columns = [c for c in columns if c in runs.columns]
+    left = runs.loc[runs["backend"] == first, columns]
+    right = runs.loc[runs["backend"] == second, columns]
+    pairs = left.merge(right, on=keys, suffixes=(f"_{first}", f"_{second}"))
+    pairs["difference"] = (
+        pairs[f"log_likelihood_{first}"] - pairs[f"log_likelihood_{second}"]
+    )
+    pairs["same_optimum"] = same_optimum(
+        pairs[f"log_likelihood_{first}"], pairs[f"log_likelihood_{second}"], nats
+    )
+    both = (pairs[f"status_{first}"] == "ok") & (pairs[f"status_{second}"] == "ok")
+    if f"comparable_{first}" in pairs:
+        both &= pairs[f"comparable_{first}"].astype(bool)
+        both &= pairs[f"comparable_{second}"].astype(bool)
+    pairs["both_eligible"] = both
+    return pairs.drop(
+        columns=[c for c in pairs.columns if c.startswith("comparable_")]
+    ).reset_index(drop=True)

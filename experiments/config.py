@@ -5,33 +5,61 @@ defines the runs::
 
     [sweep]
     root_seed = 2026        # every random choice derives from it
-    seeds = 3               # replicates of every cell
+    data_replicates = 1     # independent draws of every data set (default 1)
+    seeds = 10              # initialisation seeds, each on the same data draw
     timeout = 300           # seconds per run (optional)
+    same_optimum_nats = 0.01  # two fits are at the same optimum within this
+
+    [stopping]              # one stopping rule for every iterative engine
+    tol = 1e-8              # relative change of the total log-likelihood
+    max_iter = 2000
 
     [[datasets]]
     name = "synthetic"              # a registered data set, or "file:PATH"
     n_components = [2, 3, 4]        # optional; default: the data set's own K
-    backends = ["em", "sklearn"]    # optional; default: every engine
+    backends = ["em", "sklearn"]    # optional; default: every arm
+    data_replicates = 5             # optional; overrides [sweep]
     params = { n = [250, 1000], separation = 2.0 }   # lists are grids
 
-    [backends.em]                   # one table per engine, holding its options
-    n_init = 1
+    [backends.em]                   # one table per arm, holding its options
     [backends.pymc]
-    seeds = 1                       # optional: fewer replicates for this engine
+    seeds = 1                       # optional: fewer seeds for this arm
     draws = 300
+    [backends.sklearn-defaults]     # a named arm: scikit-learn as shipped
+    engine = "sklearn"              # the registered engine (default: the name)
+    stopping = "engine"             # its own tol/max_iter, never compared
 
     [grid]
     covariance_type = ["full"]
     init_params = ["kmeans", "random_from_data"]   # for engines that take it
     n_components = "data"           # or [3], or "1..6"
 
-Each run's identity (data set, its parameters, engine, options, K,
-covariance type, initialisation, replicate) is hashed into a ``run_id``; its
-seeds come from ``numpy.random.SeedSequence([root_seed, hash(...)])``, so
-results do not depend on the order or the machine they ran on. The data seed
-depends only on the data set and the replicate, and the fit seed does not
-depend on the engine, so every engine sees the same sample and EM engines the
-same initialisation. Errors name the file, the key and the allowed values.
+**Two kinds of replicate.** A *data replicate* is an independent draw of the
+data (and, for ``synthetic``, of its true mixture); a *seed* is an
+initialisation applied to that same draw. Convergence across seeds is
+therefore measured on fixed data, and recovery across data replicates. The
+data seed depends only on the data set, its parameters other than the sample
+size (:data:`~experiments.datasets.NESTED_SIZE_PARAMETERS`) and the data
+replicate, so a synthetic series over ``n`` shares one truth with nested
+samples. The fit seed depends on the data, K, covariance type, initialisation
+and seed, never on the engine, so every engine sees the same sample and the
+EM engines the same initialisation. Seeds come from
+``numpy.random.SeedSequence([root_seed, hash(...)])``: results do not depend
+on the order or the machine they ran on.
+
+**Stopping.** ``[stopping] tol`` is a relative change of the *total*
+log-likelihood, ``|L_t - L_{t-1}| <= tol * max(|L_1|, n)``, where ``L_1`` is
+the data's log-likelihood under one Gaussian (a fixed scale, so every engine
+gets the same threshold in nats; never tighter than ``tol`` nats per
+sample). It is converted to each iterative engine's own units
+(:func:`engine_stopping_options`): scikit-learn's and gmmlab's ``tol`` are
+absolute changes of the *mean* log-likelihood. An arm with ``stopping =
+"engine"`` keeps the engine's own rule and is marked ``comparable = False``.
+
+Each run's identity (data set, its parameters and, for files, their content
+hash, engine and arm, options, stopping, K, covariance type, initialisation,
+data replicate, seed) is hashed into a ``run_id``. Errors name the file, the
+key and the allowed values.
 """
 
 from __future__ import annotations
@@ -41,25 +69,59 @@ import itertools
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from experiments.datasets import dataset_parameters, load_dataset
+from experiments.datasets import (
+    NESTED_SIZE_PARAMETERS,
+    dataset_fingerprint,
+    dataset_parameters,
+    load_dataset,
+)
 from mixtures.backends import backend_statuses, get_backend
 from mixtures.covariance import COVARIANCE_MODELS
 from mixtures.initialization import INIT_METHODS
 
-__all__ = ["ConfigError", "RunSpec", "SweepConfig", "load_config", "plan_runs"]
+__all__ = [
+    "DEFAULT_STOPPING",
+    "SAME_OPTIMUM_NATS",
+    "ConfigError",
+    "RunSpec",
+    "Stopping",
+    "SweepConfig",
+    "engine_stopping_options",
+    "load_config",
+    "plan_runs",
+]
 
 #: Engines whose initialisation strategy the ``init_params`` grid varies.
 TAKES_INIT_PARAMS = {"em", "sklearn"}
+#: Engines whose ``tol`` is an absolute change of the mean log-likelihood
+#: and which take ``max_iter``: the sweep's stopping rule is passed to them.
+ITERATIVE_ENGINES = {"em", "sklearn"}
+#: Two fits on the same data are at the same optimum when their total
+#: log-likelihoods differ by at most this many nats (``[sweep]`` may change it).
+SAME_OPTIMUM_NATS = 0.01
+#: What a backend table may hold besides its engine's options.
+_ARM_KEYS = {"seeds", "engine", "stopping"}
 
 
 class ConfigError(ValueError):
     """A sweep configuration that cannot run; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """The sweep's stopping rule for iterative engines (see the module docstring)."""
+
+    tol: float = 1e-8
+    max_iter: int = 2000
+
+
+DEFAULT_STOPPING = Stopping()
 
 
 @dataclass(frozen=True)
@@ -68,6 +130,18 @@ class DatasetEntry:
     params: dict[str, list[Any]]
     n_components: list[int] | None
     backends: tuple[str, ...] | None
+    data_replicates: int | None
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One ``[backends.NAME]`` table: an engine with its options."""
+
+    name: str
+    engine: str
+    options: dict[str, Any]
+    seeds: int | None
+    own_stopping: bool
 
 
 @dataclass(frozen=True)
@@ -78,9 +152,12 @@ class SweepConfig:
     raw: dict[str, Any] = field(repr=False)
     root_seed: int
     seeds: int
+    data_replicates: int
     timeout: float | None
+    same_optimum_nats: float
+    stopping: Stopping
     datasets: tuple[DatasetEntry, ...]
-    backends: dict[str, dict[str, Any]]
+    arms: dict[str, Arm]
     covariance_types: tuple[str, ...]
     init_params: tuple[str, ...]
     n_components: Any  # "data" or a list of ints
@@ -91,23 +168,42 @@ class SweepConfig:
         canonical = json.dumps(self.raw, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+    @property
+    def backends(self) -> dict[str, dict[str, Any]]:
+        """Each arm's engine options, by arm name."""
+        return {name: dict(arm.options) for name, arm in self.arms.items()}
+
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a sweep: everything a worker needs, nothing it must look up."""
+    """One run of a sweep: everything a worker needs, nothing it must look up.
+
+    ``backend`` is the arm's name and ``engine`` the registered engine it
+    runs (the same unless the configuration names an arm). ``stopping`` is
+    the sweep's rule, or None for an arm that keeps its engine's own.
+    """
 
     run_id: str
     dataset: str
     dataset_params: dict[str, Any]
+    data_hash: str
     backend: str
+    engine: str
     backend_options: dict[str, Any]
     n_components: int
     covariance_type: str
     init: str
-    seed_index: int
+    data_replicate: int
+    seed: int
     data_seed: int
     fit_seed: int
     timeout: float | None
+    stopping: Stopping | None
+
+    @property
+    def comparable(self) -> bool:
+        """False for an arm run with its engine's own stopping rule."""
+        return self.stopping is not None or self.engine not in ITERATIVE_ENGINES
 
 
 # ---------------------------------------------------------------------------
@@ -172,26 +268,111 @@ def load_config(path: str | Path) -> SweepConfig:
     return parse_config(raw, source)
 
 
+def _check_positive(source, key, value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _fail(source, key, f"must be a positive number; got {value!r}.")
+    return float(value)
+
+
+def _parse_arms(source, raw) -> dict[str, Arm]:
+    backends = raw.get("backends")
+    if not backends or not isinstance(backends, dict):
+        raise _fail(source, "backends", "at least one [backends.NAME] table is needed.")
+    statuses = backend_statuses()
+    arms = {}
+    for name, table in backends.items():
+        where = f"backends.{name}"
+        if not isinstance(table, dict):
+            raise _fail(source, where, f"must be a table; got {type(table).__name__}.")
+        engine = table.get("engine", name)
+        if engine not in statuses:
+            key = f"{where}.engine" if "engine" in table else where
+            raise _fail(
+                source, key, f"unknown backend; registered: {', '.join(statuses)}."
+            )
+        if not statuses[engine].available:
+            raise _fail(
+                source, where, f"backend unavailable: {statuses[engine].detail}."
+            )
+        accepted = getattr(get_backend(engine), "options", None)
+        if accepted is not None:
+            # init_params is the grid's to vary; seeds is the sweep's.
+            _check_keys(
+                source, where, table, (set(accepted) - {"init_params"}) | _ARM_KEYS
+            )
+        seeds = table.get("seeds")
+        if seeds is not None:
+            _check_int(source, f"{where}.seeds", seeds, 1)
+        stopping = table.get("stopping", "sweep")
+        if stopping not in ("sweep", "engine"):
+            raise _fail(
+                source,
+                f"{where}.stopping",
+                f"must be 'sweep' or 'engine'; got {stopping!r}.",
+            )
+        options = {k: v for k, v in table.items() if k not in _ARM_KEYS}
+        own = stopping == "engine"
+        if engine in ITERATIVE_ENGINES and not own:
+            clash = sorted({"tol", "max_iter"} & set(options))
+            if clash:
+                raise _fail(
+                    source,
+                    where,
+                    f"{clash} are set for every engine by [stopping]; remove "
+                    'them, or add stopping = "engine" to make this a '
+                    "separate arm with its engine's own rule (never compared).",
+                )
+        arms[name] = Arm(name, engine, options, seeds, own)
+    return arms
+
+
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
     """Validate an already parsed configuration (see the module docstring)."""
-    _check_keys(source, "top level", raw, {"sweep", "datasets", "backends", "grid"})
+    _check_keys(
+        source, "top level", raw, {"sweep", "stopping", "datasets", "backends", "grid"}
+    )
     sweep = raw.get("sweep", {})
     _check_keys(
-        source, "sweep", sweep, {"root_seed", "seeds", "timeout", "name", "description"}
+        source,
+        "sweep",
+        sweep,
+        {
+            "root_seed",
+            "seeds",
+            "data_replicates",
+            "timeout",
+            "same_optimum_nats",
+            "name",
+            "description",
+        },
     )
     root_seed = _check_int(source, "sweep.root_seed", sweep.get("root_seed", 0), 0)
     seeds = _check_int(source, "sweep.seeds", sweep.get("seeds", 1), 1)
+    data_replicates = _check_int(
+        source, "sweep.data_replicates", sweep.get("data_replicates", 1), 1
+    )
     timeout = sweep.get("timeout")
-    if timeout is not None and (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or timeout <= 0
-    ):
-        raise _fail(
+    if timeout is not None:
+        timeout = _check_positive(source, "sweep.timeout", timeout)
+    same_optimum = _check_positive(
+        source,
+        "sweep.same_optimum_nats",
+        sweep.get("same_optimum_nats", SAME_OPTIMUM_NATS),
+    )
+    stopping_table = raw.get("stopping", {})
+    _check_keys(source, "stopping", stopping_table, {"tol", "max_iter"})
+    stopping = Stopping(
+        tol=_check_positive(
+            source, "stopping.tol", stopping_table.get("tol", DEFAULT_STOPPING.tol)
+        ),
+        max_iter=_check_int(
             source,
-            "sweep.timeout",
-            f"must be a positive number of seconds; got {timeout!r}.",
-        )
+            "stopping.max_iter",
+            stopping_table.get("max_iter", DEFAULT_STOPPING.max_iter),
+            1,
+        ),
+    )
+    arms = _parse_arms(source, raw)
 
     entries = raw.get("datasets")
     if not entries or not isinstance(entries, list):
@@ -200,7 +381,10 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
     for index, entry in enumerate(entries):
         where = f"datasets[{index}]"
         _check_keys(
-            source, where, entry, {"name", "params", "n_components", "backends"}
+            source,
+            where,
+            entry,
+            {"name", "params", "n_components", "backends", "data_replicates"},
         )
         name = entry.get("name")
         if not isinstance(name, str):
@@ -218,37 +402,18 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
         only = entry.get("backends")
         if only is not None:
             only = tuple(_as_list(only))
-            missing = sorted(set(only) - set(raw.get("backends", {})))
+            missing = sorted(set(only) - set(arms))
             if missing:
                 raise _fail(
                     source,
                     f"{where}.backends",
-                    f"{missing} have no "
-                    f"[backends.NAME] table; defined: "
-                    f"{', '.join(raw.get('backends', {}))}.",
+                    f"{missing} have no [backends.NAME] table; defined: "
+                    f"{', '.join(arms)}.",
                 )
-        datasets.append(DatasetEntry(name, grid, components, only))
-
-    backends = raw.get("backends")
-    if not backends or not isinstance(backends, dict):
-        raise _fail(source, "backends", "at least one [backends.NAME] table is needed.")
-    statuses = backend_statuses()
-    for name, options in backends.items():
-        where = f"backends.{name}"
-        if name not in statuses:
-            raise _fail(
-                source, where, f"unknown backend; registered: {', '.join(statuses)}."
-            )
-        if not statuses[name].available:
-            raise _fail(source, where, f"backend unavailable: {statuses[name].detail}.")
-        accepted = getattr(get_backend(name), "options", None)
-        if accepted is not None:
-            # init_params is the grid's to vary; seeds is the sweep's.
-            _check_keys(
-                source, where, options, (set(accepted) - {"init_params"}) | {"seeds"}
-            )
-        if "seeds" in options:
-            _check_int(source, f"{where}.seeds", options["seeds"], 1)
+        replicates = entry.get("data_replicates")
+        if replicates is not None:
+            _check_int(source, f"{where}.data_replicates", replicates, 1)
+        datasets.append(DatasetEntry(name, grid, components, only, replicates))
 
     grid = raw.get("grid", {})
     _check_keys(
@@ -278,13 +443,52 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
         raw=raw,
         root_seed=root_seed,
         seeds=seeds,
-        timeout=None if timeout is None else float(timeout),
+        data_replicates=data_replicates,
+        timeout=timeout,
+        same_optimum_nats=same_optimum,
+        stopping=stopping,
         datasets=tuple(datasets),
-        backends={k: dict(v) for k, v in backends.items()},
+        arms=arms,
         covariance_types=tuple(covariance_types),
         init_params=tuple(init_params),
         n_components=n_components,
     )
+
+
+# ---------------------------------------------------------------------------
+# Stopping, in each engine's units
+
+
+def engine_stopping_options(
+    engine: str, stopping: Stopping, X: np.ndarray
+) -> dict[str, Any]:
+    """The sweep's stopping rule as ``engine``'s own options (``{}`` if none).
+
+    gmmlab's EM and scikit-learn stop when the *mean* log-likelihood changes
+    by less than their ``tol``; the sweep's rule is a change of the *total*
+    below ``stopping.tol * max(|L_1|, n)``, so their ``tol`` is
+    ``stopping.tol * max(|L_1| / n, 1)``, with ``L_1`` the log-likelihood of
+    ``X`` (n_samples, n_features) under one Gaussian fitted to it.
+    """
+    if engine not in ITERATIVE_ENGINES:
+        return {}
+    return {
+        "tol": stopping.tol * max(abs(_one_gaussian_mean_loglik(X)), 1.0),
+        "max_iter": stopping.max_iter,
+    }
+
+
+def _one_gaussian_mean_loglik(X: np.ndarray) -> float:
+    """Mean log-likelihood of ``X`` under its maximum-likelihood Gaussian."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, np.newaxis]
+    n_features = X.shape[1]
+    covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
+    sign, logdet = np.linalg.slogdet(covariance)
+    if sign <= 0 or not np.isfinite(logdet):
+        return float("nan") if X.shape[0] == 0 else 0.0
+    return float(-0.5 * (n_features * np.log(2 * np.pi) + logdet + n_features))
 
 
 # ---------------------------------------------------------------------------
@@ -302,61 +506,93 @@ def _seed(root_seed: int, digest: str) -> int:
     return int(np.random.SeedSequence([root_seed, *words]).generate_state(1)[0])
 
 
+def _entry_components(config: SweepConfig, entry: DatasetEntry, params) -> list[int]:
+    components = entry.n_components or config.n_components
+    if components != "data":
+        return list(components)
+    known = load_dataset(entry.name, seed=0, **params).n_components
+    if known is None:
+        raise ConfigError(
+            f"{config.source}: [grid.n_components] data set "
+            f"{entry.name!r} has no natural K; give n_components."
+        )
+    return [known]
+
+
 def plan_runs(config: SweepConfig) -> list[RunSpec]:
-    """Every run of the sweep, in a deterministic order."""
+    """Every run of the sweep, in a deterministic order.
+
+    Raises ValueError when a ``file:`` data set cannot be read (its content
+    hash is part of every run's identity).
+    """
     runs: list[RunSpec] = []
     for entry in config.datasets:
         keys = sorted(entry.params)
+        replicates = entry.data_replicates or config.data_replicates
         for values in itertools.product(*(entry.params[k] for k in keys)):
             dataset_params = dict(zip(keys, values, strict=True))
-            components = entry.n_components or config.n_components
-            if components == "data":
-                known = load_dataset(entry.name, seed=0, **dataset_params).n_components
-                if known is None:
-                    raise ConfigError(
-                        f"{config.source}: [grid.n_components] data set "
-                        f"{entry.name!r} has no natural K; give n_components."
-                    )
-                components = [known]
-            for backend, settings in config.backends.items():
-                if entry.backends is not None and backend not in entry.backends:
+            data_hash = dataset_fingerprint(entry.name, dataset_params)
+            size_key = NESTED_SIZE_PARAMETERS.get(entry.name)
+            drawn_by = {k: v for k, v in dataset_params.items() if k != size_key}
+            components = _entry_components(config, entry, dataset_params)
+            for arm in config.arms.values():
+                if entry.backends is not None and arm.name not in entry.backends:
                     continue
-                options = {k: v for k, v in settings.items() if k != "seeds"}
-                replicates = min(settings.get("seeds", config.seeds), config.seeds)
+                seeds = min(arm.seeds or config.seeds, config.seeds)
                 inits = (
-                    config.init_params if backend in TAKES_INIT_PARAMS else ("default",)
+                    config.init_params
+                    if arm.engine in TAKES_INIT_PARAMS
+                    else ("default",)
                 )
-                for k, covariance_type, init, seed_index in itertools.product(
-                    components, config.covariance_types, inits, range(replicates)
+                stopping = None if arm.own_stopping else config.stopping
+                for replicate, k, covariance_type, init, seed in itertools.product(
+                    range(replicates),
+                    components,
+                    config.covariance_types,
+                    inits,
+                    range(seeds),
                 ):
                     data_identity = {
                         "dataset": entry.name,
-                        "params": dataset_params,
-                        "replicate": seed_index,
+                        "params": drawn_by,
+                        "data_hash": data_hash,
+                        "data_replicate": replicate,
                     }
                     fit_identity = {
                         **data_identity,
+                        "params": dataset_params,
                         "n_components": k,
                         "covariance_type": covariance_type,
                         "init": init,
+                        "seed": seed,
                     }
                     digest = _digest(
-                        {**fit_identity, "backend": backend, "options": options}
+                        {
+                            **fit_identity,
+                            "backend": arm.name,
+                            "engine": arm.engine,
+                            "options": arm.options,
+                            "stopping": None if stopping is None else asdict(stopping),
+                        }
                     )
                     runs.append(
                         RunSpec(
                             run_id=digest[:16],
                             dataset=entry.name,
                             dataset_params=dataset_params,
-                            backend=backend,
-                            backend_options=options,
+                            data_hash=data_hash,
+                            backend=arm.name,
+                            engine=arm.engine,
+                            backend_options=dict(arm.options),
                             n_components=int(k),
                             covariance_type=covariance_type,
                             init=init,
-                            seed_index=seed_index,
+                            data_replicate=replicate,
+                            seed=seed,
                             data_seed=_seed(config.root_seed, _digest(data_identity)),
                             fit_seed=_seed(config.root_seed, _digest(fit_identity)),
                             timeout=config.timeout,
+                            stopping=stopping,
                         )
                     )
     return runs

@@ -17,6 +17,7 @@ c-separated: c = 2 is clearly separated, c = 0.5 strongly overlapping.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,14 @@ import pandas as pd
 from experiments import scenarios
 from mixtures import MixtureParams
 
-__all__ = ["DATASETS", "Dataset", "dataset_parameters", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "NESTED_SIZE_PARAMETERS",
+    "Dataset",
+    "dataset_fingerprint",
+    "dataset_parameters",
+    "load_dataset",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +87,11 @@ def synthetic(
 ) -> Dataset:
     """A random mixture with exactly the requested c-separation, and a sample.
 
+    The truth comes from its own random stream, so it depends on ``seed`` and
+    the mixture's settings but not on ``n``; samples are nested (the first 250
+    rows of the ``n = 1000`` sample are the ``n = 250`` sample), so a series
+    over ``n`` measures one truth with more and more data.
+
     ``weight_imbalance`` is the ratio of the largest to the smallest weight
     (weights geometric in between); ``condition_number`` the ratio of the
     largest to the smallest covariance eigenvalue ('spherical' ignores it;
@@ -91,7 +104,8 @@ def synthetic(
             "synthetic needs separation > 0, weight_imbalance >= 1 and "
             "condition_number >= 1."
         )
-    rng = np.random.default_rng(seed)
+    truth_rng, sample_rng = np.random.default_rng(seed).spawn(2)
+    rng = truth_rng
     eigen = np.geomspace(1.0, 1.0 / condition_number, dim)
     covariances = []
     shared = None
@@ -120,7 +134,7 @@ def synthetic(
         means *= separation / min(ratios)
     weights = weight_imbalance ** np.linspace(0.0, -1.0, n_components)
     truth = MixtureParams(weights / weights.sum(), means, covariances)
-    X, labels = truth.sample(n, random_state=rng)
+    X, labels = truth.sample(n, random_state=sample_rng)
     return Dataset(
         "synthetic", X, labels, truth, n_components, {"separation": separation}
     )
@@ -302,6 +316,33 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "wine": wine,
     "file": file,
 }
+
+
+#: Parameters that only set how many rows are drawn: data sets with one draw
+#: their truth independently of it and nest their samples, so the data seed
+#: of a run does not depend on it (one truth per data replicate across n).
+NESTED_SIZE_PARAMETERS: dict[str, str] = {"synthetic": "n"}
+
+
+def dataset_fingerprint(name: str, params: dict[str, Any]) -> str:
+    """What identifies the data beyond its name and parameters.
+
+    For a ``file:`` data set, the SHA-256 of the file's bytes (so a changed
+    file is a different data set and its runs rerun); ``""`` otherwise.
+    """
+    if name.startswith("file:"):
+        path = Path(params.get("path", name[len("file:") :]))
+    elif name == "file":
+        path = Path(params["path"])
+    else:
+        return ""
+    if not path.is_file():
+        raise ValueError(f"data file {str(path)!r} does not exist.")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def dataset_parameters(name: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from pathlib import Path
 
@@ -25,8 +24,20 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Ellipse
 
+from experiments.analysis import (
+    CELL_COLUMNS,
+    SAME_OPTIMUM_NATS,
+    STATUSES,
+    best_eligible,
+    convergence_across_replicates,
+    data_columns,
+    eligible,
+    engine_pairs,
+    recovery_summary,
+    reference_log_likelihood,
+)
 from experiments.datasets import load_dataset
-from experiments.runner import read_tables
+from experiments.tables import atomic_write, read_tables
 from mixtures import MixtureParams
 from mixtures.em import predict_labels, score_samples
 
@@ -144,17 +155,11 @@ class _Report:
             + "\n</body></html>\n"
         )
         index = self.out / "index.html"
-        _atomic_text(document, index)
-        _atomic_text(
+        atomic_write(document, index)
+        atomic_write(
             f"# {title}\n\n" + "\n".join(self.markdown), self.out / "report.md"
         )
         return index
-
-
-def _atomic_text(text: str, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 # ---------------------------------------------------------------------------
@@ -163,13 +168,24 @@ def _atomic_text(text: str, path: Path) -> None:
 
 def _setup(report: _Report, manifest: dict, runs: pd.DataFrame) -> None:
     report.heading("Setup")
-    ok = int((runs["status"] == "ok").sum()) if len(runs) else 0
+    counts = runs["status"].value_counts() if len(runs) else pd.Series(dtype=int)
+    stopping = manifest.get("stopping", {})
+    nats = manifest.get("same_optimum_nats", SAME_OPTIMUM_NATS)
     report.text(
-        f"Configuration {manifest.get('config_source')} (hash "
-        f"{str(manifest.get('config_hash'))[:12]}), {len(runs)} runs, {ok} ok, "
-        f"{len(runs) - ok} failed; started {manifest.get('started_at')}, finished "
-        f"{manifest.get('finished_at')}; git commit {manifest.get('git_commit')}. "
-        f"Common stopping rule: {manifest.get('common_stopping_rule')}."
+        f"Configuration {Path(str(manifest.get('config_source'))).name} (hash "
+        f"{str(manifest.get('config_hash'))[:12]}), {len(runs)} runs: "
+        + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
+        + f"; started {manifest.get('started_at')}, finished "
+        f"{manifest.get('finished_at')}; git commit {manifest.get('git_commit')}."
+    )
+    report.text(
+        f"Stopping rule of every iterative engine: {stopping.get('rule', '?')}, "
+        f"tol = {stopping.get('tol', float('nan')):g}, max_iter = "
+        f"{stopping.get('max_iter', '?')} (converted to each engine's units). "
+        f"Two fits are at the same optimum when their total log-likelihoods "
+        f"differ by at most {nats:g} nats. Only fits with status ok take part "
+        "in 'best', model selection, engine agreement and the fitted-mixture "
+        "figures; the others are counted and listed under 'Fits not eligible'."
     )
     versions = manifest.get("versions", {})
     platform_info = manifest.get("platform", {})
@@ -183,53 +199,51 @@ def _setup(report: _Report, manifest: dict, runs: pd.DataFrame) -> None:
     )
 
 
-def _summary(report: _Report, runs, convergence) -> None:
-    """Plain-language findings, every number taken from the tables."""
+def _summary(report: _Report, runs, convergence, nats) -> None:
+    """Plain-language findings, every number taken from the analysis functions."""
     report.heading("Summary")
-    ok = runs[runs["status"] == "ok"]
-    for dataset, group in ok.groupby("dataset", sort=True):
-        best = group.loc[group["log_likelihood"].idxmax()]
-        sentences = [
-            f"{dataset}: the highest log-likelihood, {best['log_likelihood']:.2f}, "
-            f"came from {best['backend']} (K = {int(best['n_components'])}, init "
-            f"{best['init']})."
-        ]
-        cells = convergence[convergence["dataset"] == dataset].dropna(
-            subset=["share_at_best"]
-        )
-        sentences.extend(
-            f"{cell.backend} with {cell.init} initialisation (K = "
-            f"{int(cell.n_components)}) reached its best optimum in "
-            f"{cell.share_at_best:.0%} of {cell.n_ok} seeds (spread of final "
-            f"log-likelihoods {cell.log_likelihood_std:.3g})."
-            for cell in cells.itertuples()
-            if cell.n_ok > 1
-        )
-        pair = group[group["backend"].isin(["em", "sklearn"])].pivot_table(
-            index=["n_components", "covariance_type", "init", "seed_index"],
-            columns="backend",
-            values="log_likelihood",
-        )
-        if {"em", "sklearn"} <= set(pair.columns) and len(pair.dropna()):
-            gap = np.abs(pair["em"] - pair["sklearn"]).max()
+    across = convergence_across_replicates(convergence)
+    for dataset, group in runs.groupby("dataset", sort=True):
+        counts = group["status"].value_counts()
+        best = best_eligible(group, ["dataset"])
+        sentences = []
+        if best.empty:
+            sentences.append(f"{dataset}: no fit is eligible (status ok).")
+        else:
+            top = best.iloc[0]
             sentences.append(
-                f"gmmlab's EM and scikit-learn, started from the same seeds, differ "
-                f"by at most {gap:.2g} in log-likelihood."
+                f"{dataset}: the highest log-likelihood of an eligible fit, "
+                f"{top['log_likelihood']:.2f}, came from {top['backend']} (K = "
+                f"{int(top['n_components'])}, init {top['init']})."
             )
-        if group["n_components"].nunique() > 1:
-            choice = group.loc[group["bic"].idxmin()]
-            sentences.append(f"BIC prefers K = {int(choice['n_components'])}.")
-        if "common_n_iter" in group and group["common_n_iter"].notna().any():
-            early = group[
-                (group["trace_kind"] == "em_mean_loglik")
-                & (group["n_iter"] < group["common_n_iter"])
-            ]
-            if len(early):
-                sentences.append(
-                    f"{len(early)} EM fits stopped (by their own tolerance) before "
-                    "the common rule (relative change below 1e-6) would have; their "
-                    "log-likelihoods may be short of the optimum."
-                )
+        not_ok = {s: int(counts.get(s, 0)) for s in STATUSES[1:] if counts.get(s, 0)}
+        if not_ok:
+            sentences.append(
+                "Not eligible: "
+                + ", ".join(f"{n} {status}" for status, n in not_ok.items())
+                + "."
+            )
+        cells = across[(across["dataset"] == dataset) & (across["n_runs"] > 1)]
+        for cell in cells.itertuples():
+            replicates = int(cell.n_replicates)
+            where = (
+                "on one data set"
+                if replicates == 1
+                else f"median over {replicates} data replicates"
+            )
+            sentences.append(
+                f"{cell.backend}/{cell.init}: {cell.share_at_best_median:.0%} of "
+                f"seeds at the best optimum ({where})."
+            )
+        pairs = engine_pairs(group, "em", "sklearn", nats)
+        pairs = pairs[pairs["both_eligible"]]
+        if len(pairs):
+            sentences.append(
+                f"gmmlab's EM and scikit-learn from identical starts: "
+                f"{pairs['same_optimum'].mean():.0%} of {len(pairs)} pairs end at "
+                f"the same optimum; largest difference "
+                f"{pairs['difference'].abs().max():.2g} nats."
+            )
         report.text(" ".join(sentences))
 
 
@@ -237,22 +251,23 @@ def _traces(report: _Report, runs, traces) -> None:
     report.heading("Log-likelihood traces")
     report.text(
         "Mean per-sample log-likelihood at every EM iteration (all seeds "
-        "faint, the best bold; line style by initialisation), and for PyMC "
-        "the same quantity for every posterior draw."
+        "faint, the best eligible fit bold; line style by initialisation), and "
+        "for PyMC the same quantity for every posterior draw."
     )
-    ok = runs[runs["status"] == "ok"]
-    for dataset, group in ok.groupby("dataset", sort=True):
+    for dataset, group in runs[runs["status"] != "failed"].groupby(
+        "dataset", sort=True
+    ):
         engines = sorted(group["backend"].unique())
         fig, axes = plt.subplots(
             1, len(engines), figsize=(3.6 * len(engines), 3), squeeze=False
         )
+        best_ids = set(best_eligible(group, ["backend"])["run_id"])
         for ax, engine in zip(axes[0], engines, strict=True):
             runs_e = group[group["backend"] == engine]
-            best = runs_e.loc[runs_e["log_likelihood"].idxmax(), "run_id"]
             for run in runs_e.itertuples():
                 rows = traces[traces["run_id"] == run.run_id]
+                is_best = run.run_id in best_ids
                 for _, trace in rows.groupby("restart"):
-                    is_best = run.run_id == best
                     ax.plot(
                         trace["iteration"],
                         trace["value"],
@@ -281,50 +296,84 @@ def _traces(report: _Report, runs, traces) -> None:
         report.figure(fig, f"traces_{dataset}", f"{dataset}: traces per engine")
 
 
-def _convergence(report: _Report, runs, convergence) -> None:
+_STATUS_MARKERS = {"ok": "o", "degenerate": "x", "unconverged": "^"}
+
+
+def _convergence(report: _Report, runs, convergence, nats) -> None:
     report.heading("Convergence across seeds (initialisation impact)")
     report.text(
-        "Final total log-likelihood of every seed, per engine and "
-        "initialisation; the share of seeds that reached the best optimum "
-        "found (within 1e-6 relative) is printed above each group."
+        "Final total log-likelihood of every seed on the first data replicate, "
+        "per engine and initialisation, relative to the best eligible fit of "
+        "that data (any engine or initialisation; 0 = best). Circles are ok "
+        "fits, crosses degenerate, triangles unconverged. The share printed "
+        f"above each group is of its seeds that are ok and within {nats:g} "
+        "nats of the best: the same number as the table below, which gives "
+        "it for every data replicate."
     )
-    ok = runs[runs["status"] == "ok"]
-    for dataset, group in ok.groupby("dataset", sort=True):
+    fitted = runs[runs["status"] != "failed"].copy()
+    fitted["reference"] = reference_log_likelihood(fitted)
+    first = fitted[fitted["data_replicate"] == fitted["data_replicate"].min()]
+    keys = ["dataset", *data_columns(runs)]
+    for key, group in first.groupby(keys, dropna=False, sort=True):
+        dataset = key[0]
+        label = _data_label(dict(zip(keys, key, strict=True)))
         cells = sorted({(r.backend, r.init) for r in group.itertuples()})
         fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(cells)), 3.2))
-        best = group["log_likelihood"].max()
         for x, (engine, init) in enumerate(cells):
-            values = group[(group["backend"] == engine) & (group["init"] == init)][
-                "log_likelihood"
-            ].to_numpy()
-            jitter = np.linspace(-0.15, 0.15, values.size) if values.size > 1 else [0]
-            ax.scatter(x + np.asarray(jitter), values, color=_colour(engine), s=14)
-            share = np.mean(np.abs(values - best) <= 1e-6 * abs(best))
-            ax.annotate(
-                f"{share:.0%} at best",
-                (x, values.max()),
-                fontsize=7,
-                ha="center",
-                xytext=(0, 4),
-                textcoords="offset points",
-            )
+            cell = group[(group["backend"] == engine) & (group["init"] == init)]
+            gap = (cell["log_likelihood"] - cell["reference"]).to_numpy()
+            jitter = np.linspace(-0.15, 0.15, gap.size) if gap.size > 1 else [0.0]
+            for status, marker in _STATUS_MARKERS.items():
+                mask = (cell["status"] == status).to_numpy()
+                if mask.any():
+                    ax.scatter(
+                        x + np.asarray(jitter)[mask],
+                        gap[mask],
+                        color=_colour(engine),
+                        marker=marker,
+                        s=16,
+                    )
+            share = convergence[
+                (convergence["dataset"] == dataset)
+                & (convergence["backend"] == engine)
+                & (convergence["init"] == init)
+                & (convergence["data_replicate"] == cell["data_replicate"].iloc[0])
+                & _same_params(convergence, dict(zip(keys, key, strict=True)))
+            ]["share_at_best"]
+            if len(share):
+                ax.annotate(
+                    f"{share.iloc[0]:.0%} at best",
+                    (x, np.nanmax(gap) if np.isfinite(gap).any() else 0.0),
+                    fontsize=7,
+                    ha="center",
+                    xytext=(0, 4),
+                    textcoords="offset points",
+                )
         ax.set_xticks(range(len(cells)))
         ax.set_xticklabels([f"{e}\n{i}" for e, i in cells], fontsize=7)
-        ax.set_ylabel("total log-likelihood")
-        ax.set_title(f"{dataset}: final log-likelihood per seed")
+        ax.set_yscale("symlog", linthresh=max(nats, 1e-3))
+        ax.set_ylabel("log-likelihood minus best (nats)")
+        ax.set_title(f"{label}: final log-likelihood per seed")
         fig.tight_layout()
-        report.figure(fig, f"convergence_{dataset}", f"{dataset}: seeds' optima")
+        report.figure(fig, f"convergence_{label}", f"{label}: seeds' optima")
     columns = [
         c
         for c in (
             "dataset",
+            *data_columns(convergence),
+            "data_replicate",
             "backend",
             "init",
             "n_components",
+            "n_runs",
             "n_ok",
+            "n_degenerate",
+            "n_unconverged",
+            "n_failed",
+            "reference_log_likelihood",
             "best_log_likelihood",
             "share_at_best",
-            "log_likelihood_std",
+            "n_optima",
             "n_iter_median",
             "n_iter_max",
         )
@@ -333,36 +382,45 @@ def _convergence(report: _Report, runs, convergence) -> None:
     report.table(convergence[columns])
 
 
+def _data_label(values: dict) -> str:
+    """'synthetic n=250' for a data set and its parameters (NaN ones omitted)."""
+    parts = [str(values["dataset"])]
+    for column, value in values.items():
+        if column.startswith("p_") and pd.notna(value):
+            shown = (
+                int(value) if isinstance(value, float) and value.is_integer() else value
+            )
+            parts.append(f"{column.removeprefix('p_')}={shown}")
+    return " ".join(parts)
+
+
+def _same_params(frame: pd.DataFrame, values: dict) -> pd.Series:
+    mask = pd.Series(True, index=frame.index)
+    for column, value in values.items():
+        if column.startswith("p_") and column in frame:
+            mask &= (frame[column] == value) | (frame[column].isna() & pd.isna(value))
+    return mask
+
+
 def _recovery(report: _Report, runs) -> None:
     report.heading("Parameter recovery against the truth")
-    metrics = [
-        c
-        for c in (
-            "m_weight_l1",
-            "m_mean_rmse",
-            "m_cov_frobenius",
-            "m_cov_bures",
-            "m_kl",
-            "m_ari",
-            "m_nmi",
-        )
-        if c in runs.columns
-    ]
-    ok = runs[(runs["status"] == "ok")]
-    if not metrics or ok[metrics].isna().all().all():
+    summary = recovery_summary(runs)
+    if summary.empty:
         report.text("No data set in this sweep has a known truth.")
         return
-    table = (
-        ok.groupby(["dataset", "backend"], sort=True)[metrics].median().reset_index()
-    )
     report.text(
-        "Medians over seeds, after matching components (Hungarian "
-        "assignment on the 2-Wasserstein distance)."
+        "For every data replicate, the best eligible fit over its seeds, after "
+        "matching components to the truth (Hungarian assignment on the "
+        "2-Wasserstein distance); medians over data replicates."
     )
-    report.table(table)
-    if "p_n" not in ok.columns or ok["p_n"].nunique() < 2:
+    report.table(summary)
+    best = best_eligible(
+        runs.dropna(subset=["m_mean_rmse"]) if "m_mean_rmse" in runs else runs,
+        [*CELL_COLUMNS, *data_columns(runs), "data_replicate"],
+    )
+    if "p_n" not in best.columns or best["p_n"].nunique() < 2:
         return
-    series = ok.dropna(subset=["p_n", "m_mean_rmse"])
+    series = best.dropna(subset=["p_n", "m_mean_rmse"])
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     for ax, metric in zip(axes, ("m_mean_rmse", "m_cov_frobenius"), strict=True):
         for engine, group in series.groupby("backend", sort=True):
@@ -382,7 +440,7 @@ def _recovery(report: _Report, runs) -> None:
         ax.plot(n, anchor * np.sqrt(n[0] / n), "k:", label="1/sqrt(n)")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("n")
+        ax.set_xlabel("n (nested samples of one truth per data replicate)")
         ax.set_ylabel(metric.removeprefix("m_"))
         ax.legend(fontsize=7)
     fig.suptitle("Recovery error against n")
@@ -391,17 +449,21 @@ def _recovery(report: _Report, runs) -> None:
 
 
 def _engines(report: _Report, runs, components) -> None:
-    bayes = runs[(runs["status"] == "ok") & runs["backend"].str.startswith("pymc")]
+    bayes = runs[runs["backend"].str.startswith("pymc")]
     if bayes.empty:
         return
     report.heading("EM, scikit-learn and PyMC on the same data")
     report.text(
-        "Estimates of the first seed's fit of every engine, after matching "
-        "components to the truth; PyMC's posterior mean with its 94% HDI."
+        "On the first data replicate: the best eligible em fit with k-means "
+        "initialisation, the scikit-learn fit from the same seed (so the same "
+        "initial parameters), and each PyMC fit of the same data, components "
+        "matched to the truth; PyMC's posterior mean with its 94% HDI. PyMC "
+        "conditions on n_conditioned rows."
     )
     diagnostics = [
         c
         for c in (
+            "d_n_conditioned",
             "d_r_hat_max",
             "d_ess_bulk_min",
             "d_divergences",
@@ -409,28 +471,49 @@ def _engines(report: _Report, runs, components) -> None:
         )
         if c in runs.columns
     ]
-    report.table(bayes[["dataset", "backend", *diagnostics, "log_likelihood"]])
-    ok = runs[runs["status"] == "ok"]
+    report.table(
+        bayes[
+            [
+                "dataset",
+                "backend",
+                "data_replicate",
+                "status",
+                *diagnostics,
+                "log_likelihood",
+                "status_reason",
+            ]
+        ]
+    )
+    first = runs[runs["data_replicate"] == 0]
     for dataset in sorted(bayes["dataset"].unique()):
-        first = (
-            ok[ok["dataset"] == dataset]
-            .sort_values(["seed_index", "run_id"])
-            .groupby("backend")
-            .head(1)
+        here = first[first["dataset"] == dataset]
+        chosen = []
+        em = best_eligible(
+            here[(here["backend"] == "em") & (here["init"] == "kmeans")], ["dataset"]
+        )
+        if len(em):
+            chosen.append(em.iloc[0])
+            twin = here[
+                (here["backend"] == "sklearn")
+                & (here["init"] == "kmeans")
+                & (here["seed"] == em.iloc[0]["seed"])
+            ]
+            chosen.extend(row for _, row in twin.iterrows())
+        chosen.extend(
+            row for _, row in here[here["backend"].str.startswith("pymc")].iterrows()
         )
         side = None
-        for run in first.itertuples():
-            rows = components[components["run_id"] == run.run_id].copy()
-            label = run.backend
+        for run in chosen:
+            rows = components[components["run_id"] == run["run_id"]].copy()
+            label = f"{run['backend']} ({run['status']})"
             rows[label] = rows["estimate"]
-            if run.backend.startswith("pymc"):
+            keep = ["component", "parameter", "i", "j", "truth", label]
+            if run["backend"].startswith("pymc"):
                 rows[f"{label} 94% HDI"] = [
                     f"[{lo:.3g}, {hi:.3g}]"
                     for lo, hi in zip(rows["hdi_low"], rows["hdi_high"], strict=True)
                 ]
-            keep = ["component", "parameter", "i", "j", "truth", label] + (
-                [f"{label} 94% HDI"] if run.backend.startswith("pymc") else []
-            )
+                keep.append(f"{label} 94% HDI")
             rows = rows[keep]
             side = (
                 rows
@@ -439,8 +522,9 @@ def _engines(report: _Report, runs, components) -> None:
                     rows.drop(columns="truth"), on=["component", "parameter", "i", "j"]
                 )
             )
-        report.heading(dataset, level=3)
-        report.table(side)
+        if side is not None:
+            report.heading(dataset, level=3)
+            report.table(side)
 
 
 def _timing(report: _Report, runs) -> None:
@@ -488,7 +572,7 @@ def _timing(report: _Report, runs) -> None:
 
 def _model_selection(report: _Report, runs) -> None:
     report.heading("Model selection: BIC and AIC")
-    ok = runs[runs["status"] == "ok"]
+    ok = runs[eligible(runs)]
     varied = ok.groupby("dataset")[["n_components", "covariance_type"]].nunique()
     chosen = varied[(varied["n_components"] > 1) | (varied["covariance_type"] > 1)]
     if chosen.empty:
@@ -578,24 +662,23 @@ def _parameter_table(params: MixtureParams) -> pd.DataFrame:
 def _data_figures(report: _Report, runs, components) -> None:
     report.heading("The fitted mixtures")
     report.text(
-        "For each data set, the run with the lowest BIC (with K fixed, the "
-        "highest log-likelihood). "
+        "For each data set, the eligible run (status ok) with the lowest BIC "
+        "(with K fixed, the highest log-likelihood). "
         "In 2-D (or the first two features), 500 random points coloured by "
         "assigned component with 1- and 2-sigma ellipses; in 1-D, a "
         "histogram with the mixture density and every weighted component "
         "density, each component normalised on its own."
     )
-    ok = runs[runs["status"] == "ok"]
+    ok = runs[eligible(runs)]
     cmap = plt.get_cmap("tab10")
+    parameter_columns = data_columns(runs)
     for dataset, group in ok.groupby("dataset", sort=True):
         # Lowest BIC (the highest likelihood when K is fixed); ties by run id.
         run = group.sort_values(["bic", "run_id"]).iloc[0]
         params_cols = {
             c.removeprefix("p_"): run[c]
-            for c in group.columns
-            if c.startswith("p_")
-            and not c.startswith(f"p_{run.backend}_")
-            and pd.notna(run[c])
+            for c in parameter_columns
+            if c != "p_path" and pd.notna(run[c])
         }
         params_cols = {
             k: (int(v) if isinstance(v, float) and v.is_integer() else v)
@@ -663,25 +746,28 @@ def _data_figures(report: _Report, runs, components) -> None:
         report.table(_parameter_table(params))
 
 
-def _failures(report: _Report, runs) -> None:
-    report.heading("Failed runs")
-    failed = runs[runs["status"] != "ok"]
-    if failed.empty:
-        report.text("None.")
+def _not_eligible(report: _Report, runs) -> None:
+    report.heading("Fits not eligible")
+    shown = runs[~eligible(runs)]
+    if shown.empty:
+        report.text("None: every fit is ok.")
         return
-    report.table(
-        failed[
-            [
-                "run_id",
-                "dataset",
-                "backend",
-                "n_components",
-                "init",
-                "seed_index",
-                "error",
-            ]
-        ]
+    report.text(
+        "Degenerate, unconverged and failed fits, and fits of arms run with "
+        "their engine's own stopping rule; none of them is ever chosen as best."
     )
+    columns = [
+        "run_id",
+        "dataset",
+        "backend",
+        "n_components",
+        "init",
+        "data_replicate",
+        "seed",
+        "status",
+        "status_reason",
+    ]
+    report.table(shown[[c for c in columns if c in shown.columns]])
 
 
 def build_report(results: str | Path, out: str | Path) -> Path:
@@ -705,16 +791,18 @@ def build_report(results: str | Path, out: str | Path) -> Path:
     components = tables.get("components", pd.DataFrame())
     out.mkdir(parents=True, exist_ok=True)
     report = _Report(out)
+    nats = float(manifest.get("same_optimum_nats", SAME_OPTIMUM_NATS))
+    convergence = tables.get("convergence", pd.DataFrame())
     _setup(report, manifest, runs)
-    if (runs["status"] == "ok").any():
-        _summary(report, runs, tables.get("convergence", pd.DataFrame()))
+    if (runs["status"] != "failed").any():
+        _summary(report, runs, convergence, nats)
         _traces(report, runs, traces)
-        _convergence(report, runs, tables.get("convergence", pd.DataFrame()))
+        _convergence(report, runs, convergence, nats)
         _recovery(report, runs)
         _engines(report, runs, components)
         _timing(report, runs)
         _model_selection(report, runs)
         _data_figures(report, runs, components)
-    _failures(report, runs)
+    _not_eligible(report, runs)
     name = Path(str(manifest.get("config_source", results))).stem
     return report.write(f"gmmlab report: {name}")

@@ -2,8 +2,9 @@
 
 The file's numeric columns are fitted with every requested engine, K (one
 value or a range) and two initialisation strategies over several seeds, by
-the same runner as any sweep. The best model (lowest BIC of the first
-engine, 'em' by default) is printed, written to ``parameters.json``, and used
+the same runner as any sweep. The best model (lowest BIC among the first
+engine's fits with status ok, 'em' by default; degenerate and unconverged
+fits are never chosen) is printed, written to ``parameters.json``, and used
 for ``assignments.csv``: every row's most probable component and the
 probability of each. Then the report is built next to them.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments.analysis import eligible
 from experiments.config import parse_config
 from experiments.datasets import load_dataset, read_table
 from experiments.report import build_report, params_from_components
@@ -40,7 +42,8 @@ def fit_file(
     """Fit ``path`` and write results, report, parameters and assignments to ``out``.
 
     Returns the chosen model's summary (also written to ``parameters.json``).
-    Always refits (the file may have changed since a previous call).
+    A second call with the same file content and options resumes (nothing
+    to refit); a changed file is refitted, other options start afresh.
     """
     path = Path(path).resolve()
     read_table(path)  # clear errors for a missing or unreadable file, up front
@@ -60,14 +63,29 @@ def fit_file(
         },
         source=f"gmmlab fit {path.name}",
     )
+    manifest = out / "results" / "manifest.json"
+    # Same file content and options: resume (the file's hash is part of every
+    # run id, so a changed file reruns); other options: start afresh.
+    replace = (
+        manifest.is_file()
+        and json.loads(manifest.read_text()).get("config_hash") != config.config_hash
+    )
     tables = run_sweep(
-        config, out / "results", jobs=jobs, force=True, progress=progress, echo=echo
+        config,
+        out / "results",
+        jobs=jobs,
+        force=replace,
+        progress=progress,
+        echo=echo,
     )
     runs = tables["runs"]
-    ok = runs[(runs["status"] == "ok") & (runs["backend"] == backends[0])]
+    ok = runs[eligible(runs) & (runs["backend"] == backends[0])]
     if ok.empty:
-        errors = "; ".join(sorted(set(runs["error"])))
-        raise ValueError(f"no {backends[0]} fit of {path.name} succeeded: {errors}")
+        mine = runs[runs["backend"] == backends[0]]
+        reasons = "; ".join(sorted(set(mine["status_reason"].fillna(""))))
+        raise ValueError(
+            f"no {backends[0]} fit of {path.name} is usable (status ok): {reasons}"
+        )
     best = ok.sort_values(["bic", "run_id"]).iloc[0]
     params = params_from_components(
         tables["components"][tables["components"]["run_id"] == best["run_id"]]

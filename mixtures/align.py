@@ -26,6 +26,7 @@ __all__ = [
     "align",
     "bures_distance",
     "component_distances",
+    "label_agreement",
     "match_components",
     "mixture_kl",
     "pairwise_w2",
@@ -156,7 +157,27 @@ def recovery_metrics(
         "kl_se": kl_se,
     }
     if X is not None and true_labels is not None:
-        predicted = predict_labels(np.asarray(X, dtype=np.float64), aligned)
-        metrics["ari"] = float(adjusted_rand_score(true_labels, predicted))
-        metrics["nmi"] = float(normalized_mutual_info_score(true_labels, predicted))
+        metrics.update(label_agreement(X, aligned, true_labels))
     return metrics
+
+
+def label_agreement(
+    X: np.ndarray, params: MixtureParams, true_labels: np.ndarray
+) -> dict[str, float]:
+    """ARI and NMI of the hard assignments of ``X`` under ``params``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    params : MixtureParams
+    true_labels : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    dict with ``ari`` and ``nmi`` (both invariant to component order).
+    """
+    predicted = predict_labels(np.asarray(X, dtype=np.float64), params)
+    return {
+        "ari": float(adjusted_rand_score(true_labels, predicted)),
+        "nmi": float(normalized_mutual_info_score(true_labels, predicted)),
+    }

@@ -192,17 +192,20 @@ class MixtureParams:
         ----------
         n_samples : int
         random_state : None, int, or numpy.random.Generator
-            Passed to :func:`numpy.random.default_rng`.
+            Passed to :func:`numpy.random.default_rng`. Labels and noise come
+            from two independent child streams, so samples are *nested*: the
+            first ``m`` rows of a sample of size ``n >= m`` are the sample of
+            size ``m`` from the same seed.
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
         labels : ndarray of shape (n_samples,)
         """
-        rng = np.random.default_rng(random_state)
-        labels = rng.choice(self.n_components, size=n_samples, p=self.weights)
+        label_rng, noise_rng = np.random.default_rng(random_state).spawn(2)
+        labels = label_rng.choice(self.n_components, size=n_samples, p=self.weights)
         factors = np.linalg.cholesky(self.full_covariances())
-        noise = rng.standard_normal((n_samples, self.n_features))
+        noise = noise_rng.standard_normal((n_samples, self.n_features))
         X = self.means[labels] + np.einsum("nij,nj->ni", factors[labels], noise)
         return X, labels
 

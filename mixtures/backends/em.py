@@ -56,6 +56,14 @@ class EMBackend:
             gmmlab_version = version("gmmlab")
         except PackageNotFoundError:  # pragma: no cover - running from a checkout
             gmmlab_version = "unknown"
+        best = result.restarts[result.best_restart]
+        # Actions of the last M-step are still in force in the returned fit:
+        # a floored covariance, or a component reseeded and never re-fitted.
+        in_force = [
+            f"{event.action} of component {event.component} ({event.reason})"
+            for event in best.events
+            if event.iteration == best.n_iter
+        ]
         return MixtureFit(
             backend=self.name,
             version=gmmlab_version,
@@ -71,6 +79,7 @@ class EMBackend:
                 "best_restart": result.best_restart,
                 "init_lower_bounds": result.init_lower_bounds.tolist(),
                 "degenerate_events": len(result.events),
+                "degenerate_in_force": in_force,
                 "warnings": sorted({str(w.category.__name__) for w in caught}),
             },
             restart_traces=tuple(result.init_traces),

@@ -1,0 +1,361 @@
+"""A fit becomes table rows: scores, stopping point, status, recovery.
+
+Every run gets a ``status`` and a ``status_reason``:
+
+``failed``
+    the fit raised, or exceeded its timeout;
+``degenerate``
+    a component with effective size ``n * w_k < D + 1``; or a component
+    whose variance in some direction is below :data:`MIN_RELATIVE_VARIANCE`
+    times the data's variance in that direction (the smallest generalised
+    eigenvalue of its covariance against the data's covariance); or two
+    components that are the same Gaussian (EM can never separate them); or a
+    floor or reseed of gmmlab's degenerate-component policy still in force at
+    the end of the fit;
+``unconverged``
+    an iterative fit that stopped at ``max_iter``; an MCMC fit with r-hat
+    above :data:`MAX_R_HAT`, bulk ESS below :data:`MIN_ESS_BULK` or any
+    divergent transition;
+``ok``
+    everything else.
+
+A fit that is both degenerate and unconverged is ``degenerate``; the reason
+lists every finding. Only ``ok`` fits may be "best", be selected, or enter
+an engine comparison (:mod:`experiments.analysis`).
+
+``stopped_by`` says why an iterative fit ended: ``tolerance``, ``max_iter``,
+``error``, or ``not_iterative`` for posterior sampling.
+"""
+
+from __future__ import annotations
+
+import traceback as traceback_module
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from experiments.config import RunSpec
+from mixtures.align import label_agreement, match_components, recovery_metrics
+from mixtures.backends.base import MixtureFit
+from mixtures.params import MixtureParams
+
+__all__ = [
+    "MAX_R_HAT",
+    "MIN_ESS_BULK",
+    "MIN_RELATIVE_VARIANCE",
+    "classify",
+    "degeneracy_findings",
+    "evaluate_fit",
+    "failed_result",
+    "identity_row",
+]
+
+MIN_RELATIVE_VARIANCE = 1e-6
+MAX_R_HAT = 1.01
+MIN_ESS_BULK = 400.0
+_DUPLICATE_RTOL = 1e-6
+_NUMERIC_DIAGNOSTICS = (
+    "r_hat_max",
+    "ess_bulk_min",
+    "divergences",
+    "sampling_seconds",
+    "degenerate_events",
+    "final_elbo",
+    "n_init",
+    "n_conditioned",
+    "chains",
+    "draws",
+)
+
+
+def identity_row(spec: RunSpec) -> dict[str, Any]:
+    """The columns that identify a run, from its spec alone."""
+    row = {
+        "run_id": spec.run_id,
+        "dataset": spec.dataset,
+        "data_hash": spec.data_hash,
+        "backend": spec.backend,
+        "engine": spec.engine,
+        "n_components": spec.n_components,
+        "covariance_type": spec.covariance_type,
+        "init": spec.init,
+        "data_replicate": spec.data_replicate,
+        "seed": spec.seed,
+        "data_seed": spec.data_seed,
+        "fit_seed": spec.fit_seed,
+        "comparable": spec.comparable,
+        "stopping_tol": np.nan if spec.stopping is None else spec.stopping.tol,
+        "stopping_max_iter": (
+            np.nan if spec.stopping is None else float(spec.stopping.max_iter)
+        ),
+    }
+    row.update({f"p_{key}": value for key, value in spec.dataset_params.items()})
+    row.update(
+        {
+            f"p_{spec.backend}_{key}": value
+            for key, value in spec.backend_options.items()
+        }
+    )
+    return row
+
+
+def failed_result(spec: RunSpec, error: BaseException) -> dict[str, Any]:
+    """The rows of a run that raised or timed out."""
+    row = identity_row(spec)
+    row.update(
+        status="failed",
+        status_reason=f"{type(error).__name__}: {error}",
+        stopped_by="error",
+        error=f"{type(error).__name__}: {error}",
+        traceback="".join(
+            traceback_module.format_exception(error, limit=-3, chain=False)
+        ),
+    )
+    return {"run": row, "traces": [], "components": []}
+
+
+# ---------------------------------------------------------------------------
+# Classification
+
+
+def _data_covariance(X: np.ndarray) -> np.ndarray:
+    covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
+    # A constant feature would make the pencil singular; a ridge far below
+    # any real variance keeps the generalised problem defined.
+    ridge = np.finfo(np.float64).eps * max(float(np.max(np.diag(covariance))), 1e-300)
+    return covariance + ridge * np.eye(covariance.shape[0])
+
+
+def degeneracy_findings(params: MixtureParams, X: np.ndarray) -> dict[str, Any]:
+    """Measures of degeneracy of ``params`` fitted to ``X`` (n_samples, n_features).
+
+    Returns ``min_effective_size`` (smallest ``n * w_k``),
+    ``min_relative_variance`` (smallest generalised eigenvalue of any
+    component's covariance against the data's covariance) and ``reasons``,
+    a list of sentences for every breach of the module's thresholds.
+    """
+    n_samples, n_features = X.shape
+    data_covariance = _data_covariance(X)
+    covariances = params.full_covariances()
+    effective = n_samples * params.weights
+    relative = np.array(
+        [
+            scipy.linalg.eigh(cov, data_covariance, eigvals_only=True)[0]
+            for cov in covariances
+        ]
+    )
+    reasons = [
+        f"component {k} has effective size n*w = {size:.3g} < D + 1 = {n_features + 1}"
+        for k, size in enumerate(effective)
+        if size < n_features + 1
+    ]
+    reasons.extend(
+        f"component {k} has relative variance {value:.2g} < "
+        f"{MIN_RELATIVE_VARIANCE:g} of the data's in some direction"
+        for k, value in enumerate(relative)
+        if value < MIN_RELATIVE_VARIANCE
+    )
+    scale = np.sqrt(np.diag(data_covariance))
+    for j in range(params.n_components):
+        for k in range(j):
+            same_mean = np.all(
+                np.abs(params.means[j] - params.means[k]) <= _DUPLICATE_RTOL * scale
+            )
+            same_cov = np.all(
+                np.abs(covariances[j] - covariances[k])
+                <= _DUPLICATE_RTOL * np.outer(scale, scale)
+            )
+            if same_mean and same_cov:
+                reasons.append(f"components {k} and {j} are the same Gaussian")
+    return {
+        "min_effective_size": float(effective.min()),
+        "min_relative_variance": float(relative.min()),
+        "reasons": reasons,
+    }
+
+
+def stopped_by(fit: MixtureFit) -> str:
+    """Why the fit ended: ``tolerance``, ``max_iter`` or ``not_iterative``."""
+    if fit.trace_kind == "draw_mean_loglik":
+        return "not_iterative"
+    return "tolerance" if fit.converged else "max_iter"
+
+
+def _sampler_findings(diagnostics: dict[str, Any]) -> list[str]:
+    reasons = []
+    r_hat = diagnostics.get("r_hat_max")
+    if r_hat is not None and not r_hat <= MAX_R_HAT:  # NaN counts as a breach
+        reasons.append(f"r-hat {r_hat:.3g} > {MAX_R_HAT}")
+    ess = diagnostics.get("ess_bulk_min")
+    if ess is not None and not ess >= MIN_ESS_BULK:
+        reasons.append(f"bulk ESS {ess:.3g} < {MIN_ESS_BULK:g}")
+    divergences = diagnostics.get("divergences")
+    if divergences:
+        reasons.append(f"{int(divergences)} divergent transitions")
+    return reasons
+
+
+def classify(fit: MixtureFit, X: np.ndarray) -> tuple[str, str, dict[str, Any]]:
+    """``(status, status_reason, measures)`` of a successful fit (module docstring)."""
+    findings = degeneracy_findings(fit.params, X)
+    degenerate = list(findings.pop("reasons"))
+    degenerate.extend(
+        f"{action} still in force at the end"
+        for action in fit.diagnostics.get("degenerate_in_force", ())
+    )
+    unconverged = []
+    if stopped_by(fit) == "max_iter":
+        unconverged.append(f"stopped at max_iter after {fit.n_iter} iterations")
+    if fit.trace_kind == "draw_mean_loglik":
+        unconverged.extend(_sampler_findings(fit.diagnostics))
+    if degenerate:
+        status = "degenerate"
+    elif unconverged:
+        status = "unconverged"
+    else:
+        status = "ok"
+    return status, "; ".join(degenerate + unconverged), findings
+
+
+# ---------------------------------------------------------------------------
+# Rows
+
+
+def _entry(array, index: tuple[int, ...], *extra: int) -> float:
+    """``array[index..., extra...]`` trimmed to its rank, NaN when absent."""
+    if array is None:
+        return float("nan")
+    array = np.asarray(array)
+    return float(array[(*index[: array.ndim - len(extra)], *extra)])
+
+
+def _component_rows(run_id, params, order, truth, diagnostics) -> list[dict[str, Any]]:
+    """Long-form rows: one per weight, mean and covariance entry of each component.
+
+    ``order`` maps row component ``k`` to the fit's component ``order[k]``
+    (the alignment to the truth). PyMC fits add their posterior SD and 94% HDI.
+    """
+    covariances = params.full_covariances()
+    true_covariances = None if truth is None else truth.full_covariances()
+    sd = diagnostics.get("posterior_sd", {})
+    hdi = diagnostics.get("hdi_94", {})
+    rows = []
+    for k, fitted in enumerate(order):
+        entries = [("weight", "weights", 0, 0)]
+        entries += [("mean", "means", i, 0) for i in range(params.n_features)]
+        entries += [
+            ("covariance", "covariances", i, j)
+            for i in range(params.n_features)
+            for j in range(i, params.n_features)
+        ]
+        for parameter, name, i, j in entries:
+            if parameter == "weight":
+                estimate = params.weights[fitted]
+                true = np.nan if truth is None else truth.weights[k]
+            elif parameter == "mean":
+                estimate = params.means[fitted, i]
+                true = np.nan if truth is None else truth.means[k, i]
+            else:
+                estimate = covariances[fitted, i, j]
+                true = np.nan if truth is None else true_covariances[k, i, j]
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "component": k,
+                    "parameter": parameter,
+                    "i": i,
+                    "j": j,
+                    "estimate": float(estimate),
+                    "truth": float(true),
+                    "posterior_sd": _entry(sd.get(name), (fitted, i, j)),
+                    "hdi_low": _entry(hdi.get(name), (fitted, i, j), 0),
+                    "hdi_high": _entry(hdi.get(name), (fitted, i, j), 1),
+                }
+            )
+    return rows
+
+
+def evaluate_fit(spec: RunSpec, data, fit: MixtureFit) -> dict[str, Any]:
+    """The rows of the three tables for a successful fit of ``data`` (a Dataset)."""
+    X = data.X
+    n_samples, n_features = X.shape
+    n_parameters = fit.params.as_covariance_type(spec.covariance_type).n_parameters()
+    status, reason, measures = classify(fit, X)
+    row = identity_row(spec)
+    trace = np.asarray(fit.loglik_trace, dtype=float)
+    last_change = (
+        float(n_samples * abs(trace[-1] - trace[-2]))
+        if fit.trace_kind == "em_mean_loglik" and trace.size >= 2
+        else np.nan
+    )
+    row.update(
+        status=status,
+        status_reason=reason,
+        stopped_by=stopped_by(fit),
+        error="",
+        traceback="",
+        n_samples=n_samples,
+        n_features=n_features,
+        n_parameters=n_parameters,
+        log_likelihood=fit.log_likelihood,
+        mean_log_likelihood=fit.log_likelihood / n_samples,
+        bic=-2 * fit.log_likelihood + n_parameters * np.log(n_samples),
+        aic=-2 * fit.log_likelihood + 2 * n_parameters,
+        n_iter=fit.n_iter,
+        converged=fit.converged,
+        final_change_nats=last_change,
+        seconds=fit.seconds,
+        trace_kind=fit.trace_kind,
+        version=fit.version,
+        d_min_effective_size=measures["min_effective_size"],
+        d_min_relative_variance=measures["min_relative_variance"],
+    )
+    row.update(
+        {
+            f"d_{key}": float(fit.diagnostics[key])
+            for key in _NUMERIC_DIAGNOSTICS
+            if key in fit.diagnostics
+        }
+    )
+    truth = data.truth
+    params = fit.params
+    order = np.arange(params.n_components)
+    if (
+        truth is not None
+        and truth.n_components == spec.n_components
+        and truth.n_features == n_features
+    ):
+        metrics = recovery_metrics(
+            params,
+            truth,
+            X=X,
+            true_labels=data.labels,
+            n_kl_samples=4000,
+            random_state=spec.data_seed,
+        )
+        row.update({f"m_{key}": value for key, value in metrics.items()})
+        order = match_components(params, truth)
+    else:
+        truth = None
+        if data.labels is not None:
+            metrics = label_agreement(X, params, data.labels)
+            row.update({f"m_{key}": value for key, value in metrics.items()})
+    traces = [
+        {
+            "run_id": spec.run_id,
+            "restart": restart,
+            "iteration": index + 1,
+            "value": float(value),
+            "trace_kind": fit.trace_kind,
+        }
+        for restart, restart_trace in enumerate(fit.restart_traces)
+        for index, value in enumerate(restart_trace)
+    ]
+    return {
+        "run": row,
+        "traces": traces,
+        "components": _component_rows(
+            spec.run_id, params, order, truth, fit.diagnostics
+        ),
+    }

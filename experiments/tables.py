@@ -1,0 +1,216 @@
+"""The results folder: table schema, atomic writes, per-run parts, the lock.
+
+A results folder holds::
+
+    manifest.json           configuration, versions, commit, platform, times
+    .lock                   who is writing (pid, host, start), while they are
+    parts/TABLE/RUN_ID.parquet   one file per finished run and table
+    runs.parquet  traces.parquet  components.parquet  convergence.parquet
+
+Every file is written by :func:`atomic_write` (a temporary file in the same
+folder, then ``os.replace``), so a reader never sees half a file, and a
+run's ``runs`` part is written last: a run is complete exactly when its
+``runs`` part exists. The consolidated tables are gathered from the parts in
+run-id order.
+
+Tables (tidy, one row per observation):
+
+``runs``
+    One row per run: identity (``run_id``, ``dataset``, ``p_*`` data set
+    parameters, ``data_hash``, ``backend`` (the arm), ``engine``,
+    ``p_BACKEND_*`` options, ``n_components``, ``covariance_type``, ``init``,
+    ``data_replicate``, ``seed``, ``data_seed``, ``fit_seed``,
+    ``stopping_tol``, ``stopping_max_iter``, ``comparable``), outcome
+    (``status``, ``status_reason``, ``stopped_by``, ``error``), scores
+    (``log_likelihood``, ``bic``, ``aic``, ...), diagnostics ``d_*`` and
+    recovery metrics ``m_*``. See :mod:`experiments.evaluate`.
+``traces``
+    ``run_id, restart, iteration, value, trace_kind``.
+``components``
+    ``run_id, component, parameter, i, j, estimate, truth, posterior_sd,
+    hdi_low, hdi_high``: long form, components aligned to the truth.
+``convergence``
+    :func:`experiments.analysis.convergence_summary` of ``runs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "TABLES",
+    "FolderLockedError",
+    "atomic_write",
+    "completed_run_ids",
+    "consolidate",
+    "folder_lock",
+    "read_tables",
+    "write_run",
+]
+
+#: The per-run tables, in the order their parts are written (runs last).
+TABLES = ("traces", "components", "runs")
+_SORT_KEYS = ("run_id", "restart", "iteration", "component", "parameter", "i", "j")
+
+
+def atomic_write(content: str | pd.DataFrame, path: str | Path) -> None:
+    """Write text or a DataFrame (as Parquet) to ``path``, all or nothing.
+
+    The content goes to a hidden temporary file in the same folder, which then
+    replaces ``path`` in one ``os.replace``; on error the temporary is removed
+    and ``path`` is untouched.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if isinstance(content, pd.DataFrame):
+            content.to_parquet(temporary, index=False)
+        else:
+            temporary.write_text(content)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_run(out: Path, result: dict[str, Any]) -> None:
+    """Write one finished run's rows as parts; the ``runs`` part last."""
+    run_id = result["run"]["run_id"]
+    rows_by_table = {
+        "traces": result["traces"],
+        "components": result["components"],
+        "runs": [result["run"]],
+    }
+    for table in TABLES:
+        rows = rows_by_table[table]
+        if rows:
+            folder = out / "parts" / table
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(pd.DataFrame(rows), folder / f"{run_id}.parquet")
+
+
+def completed_run_ids(out: Path) -> set[str]:
+    """Run ids whose ``runs`` part exists: the runs a resume skips."""
+    folder = out / "parts" / "runs"
+    if not folder.is_dir():
+        return set()
+    return {path.stem for path in folder.glob("*.parquet")}
+
+
+def _read_parts(out: Path, table: str, run_ids: list[str]) -> pd.DataFrame:
+    frames = [
+        pd.read_parquet(path)
+        for run_id in run_ids
+        if (path := out / "parts" / table / f"{run_id}.parquet").is_file()
+    ]
+    if not frames:
+        return pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True)
+    keys = [c for c in _SORT_KEYS if c in frame.columns]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def consolidate(out: Path, run_ids: list[str], summarise) -> dict[str, pd.DataFrame]:
+    """Gather the parts of ``run_ids`` into the consolidated tables.
+
+    ``summarise(runs) -> DataFrame`` gives the ``convergence`` table. Every
+    table is replaced atomically; the dict of all four is returned.
+    """
+    ordered = sorted(run_ids)
+    tables = {table: _read_parts(out, table, ordered) for table in TABLES}
+    tables["convergence"] = summarise(tables["runs"])
+    for name, frame in tables.items():
+        atomic_write(frame, out / f"{name}.parquet")
+    return tables
+
+
+def read_tables(out: str | Path) -> dict[str, pd.DataFrame]:
+    """The consolidated tables of a results folder, by name."""
+    out = Path(out)
+    return {
+        name: pd.read_parquet(out / f"{name}.parquet")
+        for name in (*TABLES, "convergence")
+        if (out / f"{name}.parquet").is_file()
+    }
+
+
+# ---------------------------------------------------------------------------
+# The lock
+
+
+class FolderLockedError(ValueError):
+    """Another live process is writing the results folder."""
+
+
+def _describe_holder(text: str) -> str:
+    try:
+        holder = json.loads(text)
+    except json.JSONDecodeError:
+        return "an unknown process"
+    return (
+        f"pid {holder.get('pid')} on host {holder.get('host')}, started "
+        f"{holder.get('started_at')} ({holder.get('command', '?')})"
+    )
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path, echo=print) -> Iterator[None]:
+    """Hold ``out/.lock`` for the duration; refuse a second writer.
+
+    The lock is an advisory ``flock`` on ``out/.lock``, which holds the
+    holder's pid, host, start time and command while held and is emptied on
+    release. The kernel releases a ``flock`` when its process dies, even by
+    SIGKILL, so a lock left by a dead process is simply taken over (and
+    reported through ``echo``). A second writer gets a
+    :class:`FolderLockedError` naming the holder. (``flock`` does not reach
+    across hosts on some network file systems.)
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ".lock"
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise FolderLockedError(
+                f"results folder {str(out)!r} is being written by "
+                f"{_describe_holder(handle.read())}; wait for it to finish, or "
+                "choose another --out."
+            ) from None
+        handle.seek(0)
+        left = handle.read().strip()
+        if left:
+            echo(
+                f"taking over a stale lock on {out}, left by "
+                f"{_describe_holder(left)}, which is no longer running"
+            )
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])[:200],
+        }
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(holder))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
