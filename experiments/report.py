@@ -318,10 +318,12 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
         dataset = key[0]
         label = _data_label(dict(zip(keys, key, strict=True)))
         cells = sorted({(r.backend, r.init) for r in group.itertuples()})
-        fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(cells)), 3.2))
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(cells)), 3.4))
+        names, gaps = [], []
         for x, (engine, init) in enumerate(cells):
             cell = group[(group["backend"] == engine) & (group["init"] == init)]
             gap = (cell["log_likelihood"] - cell["reference"]).to_numpy()
+            gaps.extend(gap[np.isfinite(gap)])
             jitter = np.linspace(-0.15, 0.15, gap.size) if gap.size > 1 else [0.0]
             for status, marker in _STATUS_MARKERS.items():
                 mask = (cell["status"] == status).to_numpy()
@@ -340,19 +342,25 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
                 & (convergence["data_replicate"] == cell["data_replicate"].iloc[0])
                 & _same_params(convergence, dict(zip(keys, key, strict=True)))
             ]["share_at_best"]
-            if len(share):
-                ax.annotate(
-                    f"{share.iloc[0]:.0%} at best",
-                    (x, np.nanmax(gap) if np.isfinite(gap).any() else 0.0),
-                    fontsize=7,
-                    ha="center",
-                    xytext=(0, 4),
-                    textcoords="offset points",
-                )
+            at_best = f"\n{share.iloc[0]:.0%} at best" if len(share) else ""
+            names.append(f"{engine}\n{init}{at_best}")
+        ax.axhline(0.0, color="k", linewidth=0.6, linestyle=":")
         ax.set_xticks(range(len(cells)))
-        ax.set_xticklabels([f"{e}\n{i}" for e, i in cells], fontsize=7)
-        ax.set_yscale("symlog", linthresh=max(nats, 1e-3))
-        ax.set_ylabel("log-likelihood minus best (nats)")
+        ax.set_xticklabels(names, fontsize=7)
+        threshold = max(nats, 1e-3)
+        ax.set_yscale("symlog", linthresh=threshold)
+        low = min(min(gaps, default=0.0), -threshold)
+        high = max(max(gaps, default=0.0), threshold)
+        ax.set_ylim(low * 3 if low < 0 else low, high * 3 if high > 0 else high)
+        ax.set_ylabel("log-likelihood minus best ok fit (nats)")
+        ax.legend(
+            handles=[
+                plt.Line2D([], [], marker=m, linestyle="", color="k", label=s)
+                for s, m in _STATUS_MARKERS.items()
+            ],
+            fontsize=7,
+            loc="lower right",
+        )
         ax.set_title(f"{label}: final log-likelihood per seed")
         fig.tight_layout()
         report.figure(fig, f"convergence_{label}", f"{label}: seeds' optima")
@@ -741,7 +749,9 @@ def _data_figures(report: _Report, runs, components) -> None:
         report.figure(fig, f"fit_{dataset}", f"{dataset}: fitted mixture")
         report.text(
             f"{dataset}: learned parameters of that run ({run['backend']}, "
-            f"K = {params.n_components})."
+            f"K = {params.n_components}, init {run['init']}, seed "
+            f"{int(run['seed'])}, log-likelihood {run['log_likelihood']:.2f}, "
+            f"status {run['status']})."
         )
         report.table(_parameter_table(params))
 

@@ -106,8 +106,23 @@ def test_recovery_metrics_agree_with_direct_computations(rng):
 
 def test_sample_draws_from_the_mixture(rng):
     params = random_mixture(rng, 2, 2)
-    X, labels = params.sample(50_000, random_state=0)
-    assert_allclose(np.bincount(labels) / labels.size, params.weights, atol=0.01)
-    assert_allclose(np.cov(X[labels == 0].T), params.full_covariances()[0], atol=0.05)
-    again, _ = params.sample(50_000, random_state=0)
+    n = 50_000
+    X, labels = params.sample(n, random_state=0)
+    counts = np.bincount(labels, minlength=2)
+    # Within 4 standard errors: binomial counts, and Wishart-type sample
+    # covariances, Var(S_ij) = (S_ii S_jj + S_ij^2) / n_k.
+    weight_se = np.sqrt(params.weights * (1 - params.weights) / n)
+    assert np.all(np.abs(counts / n - params.weights) < 4 * weight_se)
+    truth = params.full_covariances()[0]
+    cov_se = np.sqrt((np.outer(np.diag(truth), np.diag(truth)) + truth**2) / counts[0])
+    assert np.all(np.abs(np.cov(X[labels == 0].T) - truth) < 4 * cov_se)
+    again, _ = params.sample(n, random_state=0)
     assert_array_equal(X, again)
+
+
+def test_samples_are_nested(rng):
+    params = random_mixture(rng, 3, 2)
+    small, small_labels = params.sample(100, random_state=7)
+    large, large_labels = params.sample(1000, random_state=7)
+    assert_array_equal(small, large[:100])
+    assert_array_equal(small_labels, large_labels[:100])

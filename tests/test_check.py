@@ -28,7 +28,8 @@ def _by_name(results):
 def test_correct_implementations_pass_everything(name):
     results = check_em(_load(name))
     assert all(r.passed is not False for r in results), [
-        (r.name, r.evidence) for r in results if r.passed is False]
+        (r.name, r.evidence) for r in results if r.passed is False
+    ]
     assert sum(r.passed is True for r in results) >= 7
 
 
@@ -69,14 +70,19 @@ def test_reference_step_is_the_engines_step(rng):
 
 
 def test_every_mutant_differs_from_the_reference(rng):
-    params = MixtureParams([0.2, 0.3, 0.5], [[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]],
-                           np.stack([np.eye(2) * s for s in (0.5, 1.0, 2.0)]))
+    params = MixtureParams(
+        [0.2, 0.3, 0.5],
+        [[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]],
+        np.stack([np.eye(2) * s for s in (0.5, 1.0, 2.0)]),
+    )
     X, _ = params.sample(300, random_state=2)
     correct = reference_step(X, params)
     for bug in BUGS:
         mutant = reference_step(X, params, bug)
-        gap = max(np.max(np.abs(getattr(mutant, a) - getattr(correct, a)))
-                  for a in ("weights", "means", "covariances"))
+        gap = max(
+            np.max(np.abs(getattr(mutant, a) - getattr(correct, a)))
+            for a in ("weights", "means", "covariances")
+        )
         assert gap > 1e-3, bug
 
 

@@ -397,6 +397,7 @@ def _wait_for_parts(process, parts: Path, count: int, limit: float = 120) -> Non
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_killed_sweep_keeps_finished_runs_and_resumes_to_the_clean_result(
     tmp_path, jobs
@@ -407,7 +408,7 @@ def test_killed_sweep_keeps_finished_runs_and_resumes_to_the_clean_result(
     parts = out / "parts" / "runs"
     _wait_for_parts(process, parts, 2)
     os.killpg(process.pid, signal.SIGKILL)  # the pool's workers too
-    process.wait()
+    process.communicate()
     done = len(list(parts.glob("*.parquet")))
     assert 2 <= done < 8, "the sweep should have been killed mid-way"
     # Every finished run is on disk and readable; no temporary was promoted.

@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from PIL import Image
 
 from experiments.cli import main
-from experiments.config import load_config
+from experiments.config import DEFAULT_STOPPING, engine_stopping_options, load_config
 from experiments.datasets import load_dataset
 from experiments.report import build_report
 from experiments.runner import run_sweep
@@ -108,7 +108,7 @@ def test_report_html_parses_and_every_figure_is_a_valid_png(report):
         "Run time",
         "Model selection: BIC and AIC",
         "The fitted mixtures",
-        "Failed runs",
+        "Fits not eligible",
     ):
         assert section in checker.headings, section
     names = {Path(s).stem for s in checker.images}
@@ -174,6 +174,8 @@ def test_fit_command_equals_a_direct_engine_fit(tmp_path, capsys):
         parameters["n_components"],
         init_params=parameters["init"],
         random_state=parameters["fit_seed"],
+        # The sweep's default stopping rule, in the engine's units.
+        **engine_stopping_options("em", DEFAULT_STOPPING, data.X),
     ).params
     assert_allclose(parameters["weights"], direct.weights, rtol=1e-10)
     assert_allclose(parameters["means"], direct.means, rtol=1e-10)

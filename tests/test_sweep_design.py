@@ -750,3 +750,65 @@ def test_execute_run_never_raises():
     assert result["run"]["status"] == "failed"
     assert result["run"]["stopped_by"] == "error"
     assert "n_samples >= n_components" in result["run"]["status_reason"]
+
+
+# ---------------------------------------------------------------------------
+# PyMC in the same design
+
+
+PYMC_SWEEP = """
+    [sweep]
+    root_seed = 8
+    seeds = 3
+    [[datasets]]
+    name = "{dataset}"
+    [backends.em]
+    [backends.sklearn]
+    [backends.pymc]
+    seeds = 1
+    draws = {draws}
+    tune = {draws}
+    chains = 2
+    [grid]
+    init_params = ["kmeans", "random_from_data"]
+"""
+
+
+@pytest.mark.slow
+def test_s3_em_recovers_the_weights_as_well_as_pymc_on_the_same_data(tmp_path):
+    pytest.importorskip("pymc")
+    config = _config(PYMC_SWEEP.format(dataset="s3", draws=300), tmp_path)
+    runs = run_sweep(config, tmp_path / "out", progress=False, echo=_quiet)["runs"]
+    assert runs["data_seed"].nunique() == 1  # one data replicate for all
+    pymc = runs[runs["backend"] == "pymc"].iloc[0]
+    assert pymc["d_n_conditioned"] == 17_000  # all the data, not a subsample
+    em = best_eligible(runs[runs["backend"] == "em"], ["dataset"]).iloc[0]
+    assert em["m_weight_l1"] == pytest.approx(pymc["m_weight_l1"], abs=0.05)
+    assert em["m_weight_l1"] < 0.05
+
+
+@pytest.mark.slow
+def test_s1_collapsed_posterior_is_classified_and_never_best(tmp_path):
+    pytest.importorskip("pymc")
+    config = _config(PYMC_SWEEP.format(dataset="s1", draws=200), tmp_path)
+    tables = run_sweep(config, tmp_path / "out", progress=False, echo=_quiet)
+    runs = tables["runs"]
+    pymc = runs[runs["backend"] == "pymc"].iloc[0]
+    collapsed = pymc["d_min_relative_variance"] < 1e-6
+    if collapsed:
+        assert pymc["status"] == "degenerate"
+    best = best_eligible(runs, ["dataset"]).iloc[0]
+    assert best["status"] == "ok"
+    assert best["d_min_relative_variance"] >= 1e-6
+    if pymc["status"] != "ok":
+        assert best["backend"] != "pymc"
+    # The report's fitted-mixture figure shows an eligible fit.
+    from experiments.report import build_report
+
+    index = build_report(tmp_path / "out", tmp_path / "report")
+    text = index.read_text()
+    assert (
+        f"s1: learned parameters of that run ({best['backend']}, K = 3, init "
+        f"{best['init']}, seed {int(best['seed'])}, log-likelihood "
+        f"{best['log_likelihood']:.2f}, status ok)"
+    ) in text
