@@ -98,13 +98,23 @@ def _data_keys(runs: pd.DataFrame) -> list[str]:
     return ["dataset", *data_columns(runs), "data_replicate"]
 
 
-def reference_log_likelihood(runs: pd.DataFrame) -> pd.Series:
-    """Best eligible log-likelihood on each run's data, K and covariance type.
+def _maximum_likelihood(runs: pd.DataFrame) -> pd.Series:
+    """Mask of fits that maximise the likelihood (not posterior summaries)."""
+    if "stopped_by" not in runs:
+        return pd.Series(True, index=runs.index)
+    return runs["stopped_by"] != "not_iterative"
 
-    Aligned with ``runs``; NaN where no eligible fit of that data exists.
+
+def reference_log_likelihood(runs: pd.DataFrame) -> pd.Series:
+    """Best eligible maximum-likelihood fit on each run's data, K and covariance.
+
+    The reference optimum of "share of seeds at best": the highest
+    log-likelihood of an eligible fit that maximises the likelihood (a
+    posterior mean is not an optimum). Aligned with ``runs``; NaN where no
+    such fit of that data exists.
     """
     keys = [*_data_keys(runs), "n_components", "covariance_type"]
-    values = runs["log_likelihood"].where(eligible(runs))
+    values = runs["log_likelihood"].where(eligible(runs) & _maximum_likelihood(runs))
     return values.groupby([runs[k] for k in keys], dropna=False).transform("max")
 
 
@@ -120,7 +130,8 @@ def convergence_summary(
     ``share_at_best`` (share of the cell's seeds, whatever their status,
     that are ``ok`` and at the reference optimum), ``n_optima`` (distinct
     optima among its ``ok`` fits), the spread of their log-likelihoods and
-    their iteration counts.
+    their iteration counts. The last three are NaN for posterior sampling,
+    which has no optimum to reach.
     """
     if runs.empty or "status" not in runs:
         return pd.DataFrame(columns=[*CELL_COLUMNS, "data_replicate", "n_runs"])
@@ -136,6 +147,8 @@ def convergence_summary(
         values = ok["log_likelihood"].to_numpy(dtype=float)
         reference = float(group["_reference"].iloc[0])
         at_best = int(np.sum(same_optimum(values, reference, nats)))
+        # Posterior sampling has no optimum to reach: not applicable.
+        applicable = bool(_maximum_likelihood(group).any())
         row = dict(zip(keys, key, strict=True))
         row.update(n_runs=len(group))
         row.update(
@@ -148,9 +161,9 @@ def convergence_summary(
         row.update(
             reference_log_likelihood=reference,
             best_log_likelihood=float(values.max()) if values.size else np.nan,
-            n_at_best=at_best,
-            share_at_best=at_best / len(group),
-            n_optima=count_optima(values, nats),
+            n_at_best=at_best if applicable else np.nan,
+            share_at_best=at_best / len(group) if applicable else np.nan,
+            n_optima=count_optima(values, nats) if applicable else np.nan,
             log_likelihood_std=float(values.std(ddof=0)) if values.size else np.nan,
             n_iter_median=float(np.median(iterations)) if values.size else np.nan,
             n_iter_max=float(iterations.max()) if values.size else np.nan,

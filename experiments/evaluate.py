@@ -186,10 +186,10 @@ def _sampler_findings(diagnostics: dict[str, Any]) -> list[str]:
     reasons = []
     r_hat = diagnostics.get("r_hat_max")
     if r_hat is not None and not r_hat <= MAX_R_HAT:  # NaN counts as a breach
-        reasons.append(f"r-hat {r_hat:.3g} > {MAX_R_HAT}")
+        reasons.append(f"r-hat {r_hat:.4f} > {MAX_R_HAT}")
     ess = diagnostics.get("ess_bulk_min")
     if ess is not None and not ess >= MIN_ESS_BULK:
-        reasons.append(f"bulk ESS {ess:.3g} < {MIN_ESS_BULK:g}")
+        reasons.append(f"bulk ESS {ess:.0f} < {MIN_ESS_BULK:g}")
     divergences = diagnostics.get("divergences")
     if divergences:
         reasons.append(f"{int(divergences)} divergent transitions")

@@ -203,16 +203,22 @@ def _summary(report: _Report, runs, convergence, nats) -> None:
     """Plain-language findings, every number taken from the analysis functions."""
     report.heading("Summary")
     across = convergence_across_replicates(convergence)
-    for dataset, group in runs.groupby("dataset", sort=True):
+    keys = ["dataset", *data_columns(runs)]
+    for key, group in runs.groupby(keys, dropna=False, sort=True):
+        values = dict(zip(keys, key, strict=True))
+        label = _data_label(values, runs)
         counts = group["status"].value_counts()
-        best = best_eligible(group, ["dataset"])
+        first = group[group["data_replicate"] == group["data_replicate"].min()]
+        best = best_eligible(first, ["dataset"])
+        replicates = group["data_replicate"].nunique()
+        on = "" if replicates == 1 else " on the first of its data replicates"
         sentences = []
         if best.empty:
-            sentences.append(f"{dataset}: no fit is eligible (status ok).")
+            sentences.append(f"{label}: no fit is eligible (status ok).")
         else:
             top = best.iloc[0]
             sentences.append(
-                f"{dataset}: the highest log-likelihood of an eligible fit, "
+                f"{label}: the highest log-likelihood of an eligible fit{on}, "
                 f"{top['log_likelihood']:.2f}, came from {top['backend']} (K = "
                 f"{int(top['n_components'])}, init {top['init']})."
             )
@@ -223,7 +229,11 @@ def _summary(report: _Report, runs, convergence, nats) -> None:
                 + ", ".join(f"{n} {status}" for status, n in not_ok.items())
                 + "."
             )
-        cells = across[(across["dataset"] == dataset) & (across["n_runs"] > 1)]
+        cells = across[
+            _same_params(across, values)
+            & (across["dataset"] == values["dataset"])
+            & (across["n_runs"] > 1)
+        ].dropna(subset=["share_at_best_median"])
         for cell in cells.itertuples():
             replicates = int(cell.n_replicates)
             where = (
@@ -316,7 +326,7 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
     keys = ["dataset", *data_columns(runs)]
     for key, group in first.groupby(keys, dropna=False, sort=True):
         dataset = key[0]
-        label = _data_label(dict(zip(keys, key, strict=True)))
+        label = _data_label(dict(zip(keys, key, strict=True)), runs)
         cells = sorted({(r.backend, r.init) for r in group.itertuples()})
         fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(cells)), 3.4))
         names, gaps = [], []
@@ -342,7 +352,10 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
                 & (convergence["data_replicate"] == cell["data_replicate"].iloc[0])
                 & _same_params(convergence, dict(zip(keys, key, strict=True)))
             ]["share_at_best"]
-            at_best = f"\n{share.iloc[0]:.0%} at best" if len(share) else ""
+            if len(share) and pd.notna(share.iloc[0]):
+                at_best = f"\n{share.iloc[0]:.0%} at best"
+            else:
+                at_best = "\n(posterior: no optimum)"
             names.append(f"{engine}\n{init}{at_best}")
         ax.axhline(0.0, color="k", linewidth=0.6, linestyle=":")
         ax.set_xticks(range(len(cells)))
@@ -359,7 +372,8 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
                 for s, m in _STATUS_MARKERS.items()
             ],
             fontsize=7,
-            loc="lower right",
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
         )
         ax.set_title(f"{label}: final log-likelihood per seed")
         fig.tight_layout()
@@ -390,11 +404,13 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
     report.table(convergence[columns])
 
 
-def _data_label(values: dict) -> str:
-    """'synthetic n=250' for a data set and its parameters (NaN ones omitted)."""
+def _data_label(values: dict, runs: pd.DataFrame) -> str:
+    """'synthetic n=250': a data set and the parameters that vary in its series."""
     parts = [str(values["dataset"])]
+    mine = runs[runs["dataset"] == values["dataset"]]
     for column, value in values.items():
-        if column.startswith("p_") and pd.notna(value):
+        varies = column in mine and mine[column].nunique(dropna=False) > 1
+        if column.startswith("p_") and pd.notna(value) and varies:
             shown = (
                 int(value) if isinstance(value, float) and value.is_integer() else value
             )
@@ -537,7 +553,11 @@ def _engines(report: _Report, runs, components) -> None:
 
 def _timing(report: _Report, runs) -> None:
     report.heading("Run time")
-    ok = runs[runs["status"] == "ok"].copy()
+    report.text(
+        "Every fit that ran to the end, whatever its status (time spent on an "
+        "unconverged or degenerate fit is still time spent)."
+    )
+    ok = runs[runs["status"] != "failed"].copy()
     ok["seconds_per_iteration"] = ok["seconds"] / ok["n_iter"].clip(lower=1)
     table = (
         ok.groupby(["dataset", "backend"], sort=True)
@@ -670,18 +690,24 @@ def _parameter_table(params: MixtureParams) -> pd.DataFrame:
 def _data_figures(report: _Report, runs, components) -> None:
     report.heading("The fitted mixtures")
     report.text(
-        "For each data set, the eligible run (status ok) with the lowest BIC "
-        "(with K fixed, the highest log-likelihood). "
+        "For each data set (each n of a series, on its first data replicate), "
+        "the eligible run (status ok) with the lowest BIC (with K fixed, the "
+        "highest log-likelihood). "
         "In 2-D (or the first two features), 500 random points coloured by "
         "assigned component with 1- and 2-sigma ellipses; in 1-D, a "
         "histogram with the mixture density and every weighted component "
         "density, each component normalised on its own."
     )
     ok = runs[eligible(runs)]
+    ok = ok[ok["data_replicate"] == ok["data_replicate"].min()]
     cmap = plt.get_cmap("tab10")
     parameter_columns = data_columns(runs)
-    for dataset, group in ok.groupby("dataset", sort=True):
-        # Lowest BIC (the highest likelihood when K is fixed); ties by run id.
+    keys = ["dataset", *parameter_columns]
+    for key, group in ok.groupby(keys, dropna=False, sort=True):
+        dataset = key[0]
+        label = _data_label(dict(zip(keys, key, strict=True)), runs)
+        # BIC compares fits of the same data only: one choice per data set
+        # and parameters (each n of a series), lowest BIC, ties by run id.
         run = group.sort_values(["bic", "run_id"]).iloc[0]
         params_cols = {
             c.removeprefix("p_"): run[c]
@@ -742,13 +768,13 @@ def _data_figures(report: _Report, runs, components) -> None:
             ax.set_xlabel("feature 0")
             ax.set_ylabel("feature 1")
         ax.set_title(
-            f"{dataset}: lowest-BIC fit ({run['backend']}, K = "
-            f"{params.n_components}, log-lik {run['log_likelihood']:.2f})"
+            f"{label}: lowest-BIC fit\n{run['backend']}, K = "
+            f"{params.n_components}, log-likelihood {run['log_likelihood']:.2f}"
         )
         fig.tight_layout()
-        report.figure(fig, f"fit_{dataset}", f"{dataset}: fitted mixture")
+        report.figure(fig, f"fit_{label}", f"{label}: fitted mixture")
         report.text(
-            f"{dataset}: learned parameters of that run ({run['backend']}, "
+            f"{label}: learned parameters of that run ({run['backend']}, "
             f"K = {params.n_components}, init {run['init']}, seed "
             f"{int(run['seed'])}, log-likelihood {run['log_likelihood']:.2f}, "
             f"status {run['status']})."
