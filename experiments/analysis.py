@@ -29,6 +29,7 @@ __all__ = [
     "SAME_OPTIMUM_NATS",
     "STATUSES",
     "best_eligible",
+    "choose_model",
     "convergence_across_replicates",
     "convergence_summary",
     "count_optima",
@@ -207,6 +208,32 @@ def best_eligible(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         ["log_likelihood", "run_id"], ascending=[False, True], kind="stable"
     )
     return ordered.groupby(by, dropna=False, sort=True).head(1).reset_index(drop=True)
+
+
+def choose_model(runs: pd.DataFrame) -> pd.Series:
+    """The model a user keeps: the eligible fit with the lowest BIC.
+
+    The one rule for the report and ``gmmlab fit`` alike. ``runs`` must hold
+    fits of one data set (one data set, parameters and data replicate): BIC
+    compares fits of the same data only. Ties go to the smallest ``run_id``.
+
+    Raises
+    ------
+    ValueError
+        When ``runs`` mixes data, or none of its fits is eligible (the
+        message lists the statuses found).
+    """
+    keys = [k for k in _data_keys(runs) if k in runs]
+    if len(runs.drop_duplicates(keys)) > 1:
+        raise ValueError(
+            "choose_model compares fits of one data set only; got "
+            f"{len(runs.drop_duplicates(keys))} (by {', '.join(keys)})."
+        )
+    candidates = runs[eligible(runs)]
+    if candidates.empty:
+        found = runs["status"].value_counts().to_dict()
+        raise ValueError(f"no eligible fit (status ok) to choose from; found {found}.")
+    return candidates.sort_values(["bic", "run_id"], kind="stable").iloc[0]
 
 
 def recovery_summary(runs: pd.DataFrame) -> pd.DataFrame:

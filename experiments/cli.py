@@ -82,6 +82,15 @@ def _demo(args: argparse.Namespace) -> int:
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
 
 
+def _report_folder(args: argparse.Namespace, config_path: Path, out: Path) -> Path:
+    """Where ``gmmlab run`` writes its report (see ``gmmlab run --help``)."""
+    if args.report:
+        return Path(args.report)
+    if args.out:  # beside the results the user asked for, never in the cwd
+        return out / "report"
+    return Path("reports") / config_path.stem
+
+
 def _run(args: argparse.Namespace) -> int:
     from experiments.config import ConfigError, load_config
     from experiments.runner import run_sweep
@@ -106,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.no_report:
             from experiments.report import build_report
 
-            index = build_report(out, Path("reports") / out.name)
+            index = build_report(out, _report_folder(args, config_path, out))
             print(f"report: {index}  (open it in a browser)")
     except ValueError as error:
         print(f"gmmlab run: error: {error}", file=sys.stderr)
@@ -240,9 +249,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument(
+        "--report",
+        metavar="DIR",
+        help="report folder (default: OUT/report with --out, else reports/NAME)",
+    )
+    run.add_argument(
         "--no-report",
         action="store_true",
-        help="do not build reports/NAME/index.html at the end",
+        help="do not build the report at the end",
     )
     run.set_defaults(handler=_run)
     report = commands.add_parser("report", help="build the report of a results folder")

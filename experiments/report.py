@@ -16,12 +16,10 @@ import re
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 
 from experiments.analysis import (
@@ -29,6 +27,7 @@ from experiments.analysis import (
     SAME_OPTIMUM_NATS,
     STATUSES,
     best_eligible,
+    choose_model,
     convergence_across_replicates,
     data_columns,
     eligible,
@@ -56,9 +55,21 @@ _INIT_STYLES = {
     "random": "-.",
     "default": "-",
 }
-plt.rcParams.update(
-    {"figure.dpi": 100, "savefig.dpi": 100, "font.size": 9, "svg.hashsalt": "gmmlab"}
-)
+#: Applied with ``matplotlib.rc_context`` while a report is built: importing
+#: this module changes no global matplotlib state.
+_STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 9,
+    "svg.hashsalt": "gmmlab",
+}
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, **kwargs):
+    """A new ``Figure`` and its axes, without pyplot (no global figure state)."""
+    figsize = kwargs.pop("figsize", None)
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _colour(engine: str) -> str:
@@ -132,7 +143,6 @@ class _Report:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
         path = self.out / f"{safe}.png"
         fig.savefig(path, metadata={"Software": None})
-        plt.close(fig)
         self.figures.append(path.name)
         self.html.append(
             f'<figure><img src="{html.escape(path.name)}" alt="{html.escape(caption)}">'
@@ -268,7 +278,7 @@ def _traces(report: _Report, runs, traces) -> None:
         "dataset", sort=True
     ):
         engines = sorted(group["backend"].unique())
-        fig, axes = plt.subplots(
+        fig, axes = _subplots(
             1, len(engines), figsize=(3.6 * len(engines), 3), squeeze=False
         )
         best_ids = set(best_eligible(group, ["backend"])["run_id"])
@@ -291,7 +301,7 @@ def _traces(report: _Report, runs, traces) -> None:
             ax.set_xlabel("draw" if kind == "draw_mean_loglik" else "iteration")
             ax.set_ylabel("mean log-likelihood")
             handles = [
-                plt.Line2D(
+                Line2D(
                     [],
                     [],
                     linestyle=_INIT_STYLES.get(i, "-"),
@@ -328,7 +338,7 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
         dataset = key[0]
         label = _data_label(dict(zip(keys, key, strict=True)), runs)
         cells = sorted({(r.backend, r.init) for r in group.itertuples()})
-        fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(cells)), 3.4))
+        fig, ax = _subplots(figsize=(max(4.0, 1.4 * len(cells)), 3.4))
         names, gaps = [], []
         for x, (engine, init) in enumerate(cells):
             cell = group[(group["backend"] == engine) & (group["init"] == init)]
@@ -368,7 +378,7 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
         ax.set_ylabel("log-likelihood minus best ok fit (nats)")
         ax.legend(
             handles=[
-                plt.Line2D([], [], marker=m, linestyle="", color="k", label=s)
+                Line2D([], [], marker=m, linestyle="", color="k", label=s)
                 for s, m in _STATUS_MARKERS.items()
             ],
             fontsize=7,
@@ -445,7 +455,7 @@ def _recovery(report: _Report, runs) -> None:
     if "p_n" not in best.columns or best["p_n"].nunique() < 2:
         return
     series = best.dropna(subset=["p_n", "m_mean_rmse"])
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    fig, axes = _subplots(1, 2, figsize=(8, 3.2))
     for ax, metric in zip(axes, ("m_mean_rmse", "m_cov_frobenius"), strict=True):
         for engine, group in series.groupby("backend", sort=True):
             medians = group.groupby("p_n")[metric].median()
@@ -569,7 +579,7 @@ def _timing(report: _Report, runs) -> None:
         .reset_index()
     )
     report.table(table)
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, ax = _subplots(figsize=(7, 3))
     datasets = sorted(ok["dataset"].unique())
     engines = sorted(ok["backend"].unique())
     width = 0.8 / max(1, len(engines))
@@ -618,7 +628,7 @@ def _model_selection(report: _Report, runs) -> None:
             .min()
             .reset_index()
         )
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+        fig, axes = _subplots(1, 2, figsize=(8, 3))
         for ax, criterion in zip(axes, ("bic", "aic"), strict=True):
             for (engine, covariance_type), cell in best.groupby(
                 ["backend", "covariance_type"]
@@ -700,15 +710,15 @@ def _data_figures(report: _Report, runs, components) -> None:
     )
     ok = runs[eligible(runs)]
     ok = ok[ok["data_replicate"] == ok["data_replicate"].min()]
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     parameter_columns = data_columns(runs)
     keys = ["dataset", *parameter_columns]
     for key, group in ok.groupby(keys, dropna=False, sort=True):
         dataset = key[0]
         label = _data_label(dict(zip(keys, key, strict=True)), runs)
         # BIC compares fits of the same data only: one choice per data set
-        # and parameters (each n of a series), lowest BIC, ties by run id.
-        run = group.sort_values(["bic", "run_id"]).iloc[0]
+        # and parameters (each n of a series).
+        run = choose_model(group)
         params_cols = {
             c.removeprefix("p_"): run[c]
             for c in parameter_columns
@@ -721,7 +731,7 @@ def _data_figures(report: _Report, runs, components) -> None:
         data = load_dataset(dataset, seed=int(run["data_seed"]), **params_cols)
         params = params_from_components(components[components["run_id"] == run.run_id])
         X = data.X
-        fig, ax = plt.subplots(figsize=(5, 4))
+        fig, ax = _subplots(figsize=(5, 4))
         if X.shape[1] == 1:
             grid = np.linspace(
                 X.min() - 0.1 * np.ptp(X), X.max() + 0.1 * np.ptp(X), 400
@@ -829,16 +839,17 @@ def build_report(results: str | Path, out: str | Path) -> Path:
     report = _Report(out)
     nats = float(manifest.get("same_optimum_nats", SAME_OPTIMUM_NATS))
     convergence = tables.get("convergence", pd.DataFrame())
-    _setup(report, manifest, runs)
-    if (runs["status"] != "failed").any():
-        _summary(report, runs, convergence, nats)
-        _traces(report, runs, traces)
-        _convergence(report, runs, convergence, nats)
-        _recovery(report, runs)
-        _engines(report, runs, components)
-        _timing(report, runs)
-        _model_selection(report, runs)
-        _data_figures(report, runs, components)
-    _not_eligible(report, runs)
+    with matplotlib.rc_context(_STYLE):
+        _setup(report, manifest, runs)
+        if (runs["status"] != "failed").any():
+            _summary(report, runs, convergence, nats)
+            _traces(report, runs, traces)
+            _convergence(report, runs, convergence, nats)
+            _recovery(report, runs)
+            _engines(report, runs, components)
+            _timing(report, runs)
+            _model_selection(report, runs)
+            _data_figures(report, runs, components)
+        _not_eligible(report, runs)
     name = Path(str(manifest.get("config_source", results))).stem
     return report.write(f"gmmlab report: {name}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.analysis import eligible
+from experiments.analysis import choose_model
 from experiments.config import parse_config
 from experiments.datasets import load_dataset, read_table
 from experiments.report import build_report, params_from_components
@@ -79,14 +79,14 @@ def fit_file(
         echo=echo,
     )
     runs = tables["runs"]
-    ok = runs[eligible(runs) & (runs["backend"] == backends[0])]
-    if ok.empty:
-        mine = runs[runs["backend"] == backends[0]]
+    mine = runs[runs["backend"] == backends[0]]
+    try:
+        best = choose_model(mine)
+    except ValueError:
         reasons = "; ".join(sorted(set(mine["status_reason"].fillna(""))))
         raise ValueError(
             f"no {backends[0]} fit of {path.name} is usable (status ok): {reasons}"
-        )
-    best = ok.sort_values(["bic", "run_id"]).iloc[0]
+        ) from None
     params = params_from_components(
         tables["components"][tables["components"]["run_id"] == best["run_id"]]
     )

@@ -500,7 +500,7 @@ def test_folder_of_another_config_is_refused_unless_forced(tiny_tables, tmp_path
 
 
 def test_cli_run_and_its_errors(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # `gmmlab run` writes reports/NAME where it runs
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
     config = _write(tmp_path, GOOD)
     assert (
         main(
@@ -518,8 +518,19 @@ def test_cli_run_and_its_errors(tmp_path, capsys, monkeypatch):
     )
     output = capsys.readouterr().out
     assert "runs.parquet" in output
-    assert "report: reports/r/index.html" in output
-    assert (tmp_path / "reports" / "r" / "index.html").is_file()
+    # With --out, the report goes beside the results, not into the cwd.
+    assert f"report: {tmp_path / 'r' / 'report' / 'index.html'}" in output
+    assert (tmp_path / "r" / "report" / "index.html").is_file()
+    assert not (tmp_path / "reports").exists()
+    # --report puts it where the user asks.
+    assert (
+        main(
+            ["run", str(config), "--out", str(tmp_path / "r"), "--no-progress"]
+            + ["--report", str(tmp_path / "mine")]
+        )
+        == 0
+    )
+    assert f"report: {tmp_path / 'mine' / 'index.html'}" in capsys.readouterr().out
     broken = _write(
         tmp_path, GOOD.replace("[backends.em]", "[backends.nope]"), "b.toml"
     )
