@@ -39,6 +39,7 @@ __all__ = [
     "recovery_summary",
     "reference_log_likelihood",
     "same_optimum",
+    "selection_table",
 ]
 
 #: What a cell of a sweep is, besides the data set's parameters.
@@ -211,7 +212,7 @@ def best_eligible(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def choose_model(runs: pd.DataFrame) -> pd.Series:
-    """The model a user keeps: the eligible fit with the lowest BIC.
+    """The model a user keeps: the eligible maximum-likelihood fit of lowest BIC.
 
     The one rule for the report and ``gmmlab fit`` alike. ``runs`` must hold
     fits of one data set (one data set, parameters and data replicate): BIC
@@ -229,11 +230,61 @@ def choose_model(runs: pd.DataFrame) -> pd.Series:
             "choose_model compares fits of one data set only; got "
             f"{len(runs.drop_duplicates(keys))} (by {', '.join(keys)})."
         )
-    candidates = runs[eligible(runs)]
+    candidates = runs[eligible(runs) & _maximum_likelihood(runs)]
     if candidates.empty:
         found = runs["status"].value_counts().to_dict()
-        raise ValueError(f"no eligible fit (status ok) to choose from; found {found}.")
+        raise ValueError(
+            "no eligible maximum-likelihood fit (status ok, not a posterior "
+            f"summary) to choose from; found {found}."
+        )
     return candidates.sort_values(["bic", "run_id"], kind="stable").iloc[0]
+
+
+def selection_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """BIC and ICL per covariance type and K, for fits of one data set.
+
+    One row per ``(covariance_type, n_components)``: ``n_runs`` and the
+    count of every status; ``bic``, ``icl`` and ``log_likelihood`` of the
+    best eligible fit (lowest BIC; with K and covariance type fixed, the
+    highest likelihood), NaN where none is eligible; ``excluded_bic``, the
+    lowest BIC among fits *not* eligible (what a search that trusted every
+    fit could have picked), NaN where there is none; ``chosen_bic`` and
+    ``chosen_icl`` mark the row that criterion selects (lowest value). Both
+    criteria are on scikit-learn's scale: lower is better.
+    """
+    keys = [k for k in _data_keys(runs) if k in runs]
+    if len(runs.drop_duplicates(keys)) > 1:
+        raise ValueError("selection_table compares fits of one data set only.")
+    # Maximum-likelihood fits of comparable arms: a posterior mean has no BIC,
+    # and an engine run with its own stopping rule is not a candidate.
+    keep = _maximum_likelihood(runs)
+    if "comparable" in runs:
+        keep &= runs["comparable"].fillna(True).astype(bool)
+    runs = runs[keep]
+    ok = eligible(runs)
+    rows = []
+    for (covariance_type, k), group in runs.groupby(
+        ["covariance_type", "n_components"], sort=True
+    ):
+        good = group[ok.loc[group.index]]
+        bad = group[~ok.loc[group.index]].dropna(subset=["bic"])
+        best = good.sort_values(["bic", "run_id"]).head(1)
+        row = {"covariance_type": covariance_type, "n_components": int(k)}
+        row["n_runs"] = len(group)
+        for status in STATUSES:
+            row[f"n_{status}"] = int((group["status"] == status).sum())
+        found = len(best) > 0
+        row["log_likelihood"] = best["log_likelihood"].iloc[0] if found else np.nan
+        row["bic"] = best["bic"].iloc[0] if found else np.nan
+        row["icl"] = good["icl"].min() if found and "icl" in good else np.nan
+        row["excluded_bic"] = bad["bic"].min() if len(bad) else np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for criterion in ("bic", "icl"):
+        table[f"chosen_{criterion}"] = False
+        if table[criterion].notna().any():
+            table.loc[table[criterion].idxmin(), f"chosen_{criterion}"] = True
+    return table
 
 
 def recovery_summary(runs: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ defines the runs::
     [[datasets]]
     name = "synthetic"              # a registered data set, or "file:PATH"
     n_components = [2, 3, 4]        # optional; default: the data set's own K
+    covariance_type = ["full", "diag"]  # optional; overrides [grid]
     backends = ["em", "sklearn"]    # optional; default: every arm
     data_replicates = 5             # optional; overrides [sweep]
     params = { n = [250, 1000], separation = 2.0 }   # lists are grids
@@ -131,6 +132,7 @@ class DatasetEntry:
     n_components: list[int] | None
     backends: tuple[str, ...] | None
     data_replicates: int | None
+    covariance_types: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,16 @@ def _check_positive(source, key, value):
     return float(value)
 
 
+def _check_covariance_types(source, key, values) -> None:
+    for value in values:
+        if value not in COVARIANCE_MODELS:
+            raise _fail(
+                source,
+                key,
+                f"unknown {value!r}; allowed: {', '.join(COVARIANCE_MODELS)}.",
+            )
+
+
 def _parse_arms(source, raw) -> dict[str, Arm]:
     backends = raw.get("backends")
     if not backends or not isinstance(backends, dict):
@@ -384,7 +396,14 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
             source,
             where,
             entry,
-            {"name", "params", "n_components", "backends", "data_replicates"},
+            {
+                "name",
+                "params",
+                "n_components",
+                "backends",
+                "data_replicates",
+                "covariance_type",
+            },
         )
         name = entry.get("name")
         if not isinstance(name, str):
@@ -413,20 +432,20 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
         replicates = entry.get("data_replicates")
         if replicates is not None:
             _check_int(source, f"{where}.data_replicates", replicates, 1)
-        datasets.append(DatasetEntry(name, grid, components, only, replicates))
+        covariances = entry.get("covariance_type")
+        if covariances is not None:
+            covariances = tuple(_as_list(covariances))
+            _check_covariance_types(source, f"{where}.covariance_type", covariances)
+        datasets.append(
+            DatasetEntry(name, grid, components, only, replicates, covariances)
+        )
 
     grid = raw.get("grid", {})
     _check_keys(
         source, "grid", grid, {"covariance_type", "init_params", "n_components"}
     )
     covariance_types = _as_list(grid.get("covariance_type", ["full"]))
-    for value in covariance_types:
-        if value not in COVARIANCE_MODELS:
-            raise _fail(
-                source,
-                "grid.covariance_type",
-                f"unknown {value!r}; allowed: {', '.join(COVARIANCE_MODELS)}.",
-            )
+    _check_covariance_types(source, "grid.covariance_type", covariance_types)
     init_params = _as_list(grid.get("init_params", ["kmeans"]))
     for value in init_params:
         if value not in INIT_METHODS:
@@ -548,7 +567,7 @@ def plan_runs(config: SweepConfig) -> list[RunSpec]:
                 for replicate, k, covariance_type, init, seed in itertools.product(
                     range(replicates),
                     components,
-                    config.covariance_types,
+                    entry.covariance_types or config.covariance_types,
                     inits,
                     range(seeds),
                 ):
@@ -595,4 +614,7 @@ def plan_runs(config: SweepConfig) -> list[RunSpec]:
                             stopping=stopping,
                         )
                     )
-    return runs
+    # Two entries may plan the same run (the same data set in a convergence
+    # study and a model search): it runs once.
+    unique = {run.run_id: run for run in reversed(runs)}
+    return [run for run in runs if unique.pop(run.run_id, None) is not None]

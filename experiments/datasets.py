@@ -7,6 +7,7 @@ Every data set is loaded by name with keyword parameters and a seed:
   imbalance, covariance type and condition number;
 * ``s1`` ... ``s5``: the five seed scenarios (``experiments.scenarios``);
 * ``iris`` and ``wine``: real data shipped with scikit-learn (labels, no truth);
+* ``faithful``: Old Faithful, shipped with gmmlab (no labels, no truth);
 * ``file``: a user's CSV or Parquet file, named ``file:PATH`` in configs.
 
 c-separation (Dasgupta, 1999): components i and j are c-separated when
@@ -259,6 +260,27 @@ def wine(*, seed: int) -> Dataset:
     return _sklearn_dataset("wine", load_wine)
 
 
+DATA_FOLDER = Path(__file__).parent / "data"
+
+
+def faithful(*, seed: int) -> Dataset:
+    """Old Faithful (272 eruptions: duration and waiting time, minutes).
+
+    Shipped with gmmlab (``experiments/data/``, with its source). No labels
+    and no truth: a model-selection benchmark whose reference answer is R's
+    mclust (three components, model EEE, by BIC).
+    """
+    frame = pd.read_csv(DATA_FOLDER / "faithful.csv")
+    return Dataset(
+        "faithful",
+        frame.to_numpy(dtype=float),
+        None,
+        None,
+        None,
+        {"columns": list(frame.columns)},
+    )
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """A CSV or Parquet file as a DataFrame, with a clear error otherwise."""
     path = Path(path)
@@ -314,6 +336,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "s5": s5,
     "iris": iris,
     "wine": wine,
+    "faithful": faithful,
     "file": file,
 }
 

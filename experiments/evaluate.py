@@ -38,17 +38,20 @@ import scipy.linalg
 from experiments.config import RunSpec
 from mixtures.align import label_agreement, match_components, recovery_metrics
 from mixtures.backends.base import MixtureFit
+from mixtures.em import e_step
 from mixtures.params import MixtureParams
 
 __all__ = [
     "MAX_R_HAT",
     "MIN_ESS_BULK",
     "MIN_RELATIVE_VARIANCE",
+    "classification_entropy",
     "classify",
     "degeneracy_findings",
     "evaluate_fit",
     "failed_result",
     "identity_row",
+    "uncertainty",
 ]
 
 MIN_RELATIVE_VARIANCE = 1e-6
@@ -219,6 +222,27 @@ def classify(fit: MixtureFit, X: np.ndarray) -> tuple[str, str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------
+# Classification criteria
+
+
+def uncertainty(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+    """Classification uncertainty ``1 - max_k tau_nk`` of every row, shape (n,)."""
+    _, log_resp = e_step(X, params)
+    return -np.expm1(log_resp.max(axis=1))
+
+
+def classification_entropy(X: np.ndarray, params: MixtureParams) -> float:
+    """``-sum_n log max_k tau_nk``: the penalty ICL adds to BIC, halved.
+
+    ICL (Biernacki, Celeux & Govaert 2000, in the form mclust uses) is the
+    BIC of the classification likelihood at the MAP labels; with
+    scikit-learn's sign (lower is better), ``ICL = BIC + 2 * this``.
+    """
+    _, log_resp = e_step(X, params)
+    return float(-np.sum(log_resp.max(axis=1)))
+
+
+# ---------------------------------------------------------------------------
 # Rows
 
 
@@ -289,6 +313,7 @@ def evaluate_fit(spec: RunSpec, data, fit: MixtureFit) -> dict[str, Any]:
         if fit.trace_kind == "em_mean_loglik" and trace.size >= 2
         else np.nan
     )
+    bic = -2 * fit.log_likelihood + n_parameters * np.log(n_samples)
     row.update(
         status=status,
         status_reason=reason,
@@ -300,7 +325,9 @@ def evaluate_fit(spec: RunSpec, data, fit: MixtureFit) -> dict[str, Any]:
         n_parameters=n_parameters,
         log_likelihood=fit.log_likelihood,
         mean_log_likelihood=fit.log_likelihood / n_samples,
-        bic=-2 * fit.log_likelihood + n_parameters * np.log(n_samples),
+        bic=bic,
+        icl=bic + 2 * classification_entropy(X, fit.params),
+        mean_uncertainty=float(np.mean(uncertainty(X, fit.params))),
         aic=-2 * fit.log_likelihood + 2 * n_parameters,
         n_iter=fit.n_iter,
         converged=fit.converged,

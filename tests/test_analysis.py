@@ -1,0 +1,125 @@
+"""Pure functions over tables: each checked on a hand-made frame (issue 11)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from experiments.analysis import choose_model, selection_table
+from experiments.config import parse_config
+from experiments.datasets import load_dataset
+from experiments.evaluate import classification_entropy, uncertainty
+from experiments.runner import run_sweep
+from mixtures import MixtureParams
+
+
+def _run(run_id, k, covariance_type, bic, status="ok", **extra):
+    row = {
+        "run_id": run_id,
+        "dataset": "d",
+        "backend": "em",
+        "data_replicate": 0,
+        "n_components": k,
+        "covariance_type": covariance_type,
+        "status": status,
+        "comparable": True,
+        "stopped_by": "tolerance",
+        "bic": bic,
+        "icl": bic + 10.0 * k,
+        "log_likelihood": -bic / 2,
+    }
+    row.update(extra)
+    return row
+
+
+@pytest.fixture
+def search():
+    return pd.DataFrame(
+        [
+            _run("a", 1, "full", 120.0),
+            _run("b", 2, "full", 100.0),
+            _run("c", 2, "full", 101.0),  # a worse seed of the same cell
+            _run("d", 3, "full", 80.0, status="degenerate"),  # a spike: excluded
+            _run("e", 3, "full", 105.0),
+            _run("f", 2, "tied", 99.0),
+            _run("g", 2, "tied", 95.0, status="unconverged"),
+            _run("h", 2, "tied", 90.0, stopped_by="not_iterative"),  # posterior
+            _run("i", 2, "tied", 50.0, comparable=False),  # engine defaults arm
+        ]
+    )
+
+
+def test_selection_table_uses_only_eligible_maximum_likelihood_fits(search):
+    table = selection_table(search).set_index(["covariance_type", "n_components"])
+    assert table.loc[("full", 2), "bic"] == 100.0
+    assert table.loc[("full", 3), "bic"] == 105.0
+    assert table.loc[("full", 3), "excluded_bic"] == 80.0
+    assert table.loc[("full", 3), "n_degenerate"] == 1
+    assert table.loc[("tied", 2), "bic"] == 99.0
+    assert table.loc[("tied", 2), "excluded_bic"] == 95.0
+    # The posterior mean and the engine-defaults arm are not candidates.
+    assert table.loc[("tied", 2), "n_runs"] == 2
+    chosen = table[table["chosen_bic"]].index.tolist()
+    assert chosen == [("tied", 2)]
+    # ICL here is BIC + 10 K: (tied, 2) has 99 + 20 = 119, below K = 1's 130.
+    assert table[table["chosen_icl"]].index.tolist() == [("tied", 2)]
+
+
+def test_choose_model_is_the_lowest_bic_eligible_fit(search):
+    assert choose_model(search)["run_id"] == "f"
+    tie = pd.concat([search, pd.DataFrame([_run("0", 2, "tied", 99.0)])])
+    assert choose_model(tie)["run_id"] == "0"  # ties by run id
+    other = pd.DataFrame([_run("z", 2, "full", 1.0, data_replicate=1)])
+    with pytest.raises(ValueError, match="one data set only"):
+        choose_model(pd.concat([search, other]))
+    with pytest.raises(ValueError, match="no eligible maximum-likelihood fit"):
+        choose_model(search[search["status"] != "ok"])
+
+
+def test_icl_penalty_and_uncertainty_against_a_closed_form():
+    # Two 1-D components: responsibilities by Bayes' rule with scipy.stats.
+    params = MixtureParams(
+        np.array([0.3, 0.7]), np.array([[0.0], [2.0]]), np.array([[[1.0]], [[0.5]]])
+    )
+    X = np.array([[-1.0], [0.5], [1.0], [1.5], [3.0]])
+    joint = np.column_stack(
+        [
+            0.3 * stats.norm(0.0, 1.0).pdf(X[:, 0]),
+            0.7 * stats.norm(2.0, np.sqrt(0.5)).pdf(X[:, 0]),
+        ]
+    )
+    tau = joint / joint.sum(axis=1, keepdims=True)
+    assert classification_entropy(X, params) == pytest.approx(
+        -np.sum(np.log(tau.max(axis=1)))
+    )
+    np.testing.assert_allclose(uncertainty(X, params), 1 - tau.max(axis=1))
+
+
+def test_old_faithful_bic_search_matches_mclust(tmp_path):
+    """mclust on Old Faithful: EEE (tied), K = 3, log-lik -1126.32, BIC 2314.3."""
+    assert load_dataset("faithful").X.shape == (272, 2)
+    config = parse_config(
+        {
+            "sweep": {"seeds": 3},
+            "datasets": [
+                {
+                    "name": "faithful",
+                    "n_components": "2..4",
+                    "covariance_type": ["full", "tied"],
+                }
+            ],
+            "backends": {"em": {}},
+            "grid": {"init_params": ["kmeans", "random_from_data"]},
+        }
+    )
+    runs = run_sweep(config, tmp_path / "out", progress=False, echo=lambda *_: None)[
+        "runs"
+    ]
+    chosen = choose_model(runs)
+    assert (chosen["covariance_type"], chosen["n_components"]) == ("tied", 3)
+    assert chosen["log_likelihood"] == pytest.approx(-1126.32, abs=0.02)
+    assert chosen["bic"] == pytest.approx(2314.3, abs=0.05)
+    table = selection_table(runs)
+    assert table[table["chosen_bic"]]["bic"].iloc[0] == chosen["bic"]
