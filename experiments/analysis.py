@@ -40,6 +40,7 @@ __all__ = [
     "reference_log_likelihood",
     "same_optimum",
     "selection_table",
+    "summary_table",
 ]
 
 #: What a cell of a sweep is, besides the data set's parameters.
@@ -285,6 +286,60 @@ def selection_table(runs: pd.DataFrame) -> pd.DataFrame:
         if table[criterion].notna().any():
             table.loc[table[criterion].idxmin(), f"chosen_{criterion}"] = True
     return table
+
+
+def summary_table(
+    runs: pd.DataFrame, convergence: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per data set (with its parameters) and arm: the report's summary.
+
+    Columns: the data set's ``p_*`` parameters, ``backend``, ``n_runs`` and
+    ``n_<status>``; ``best_ok_log_likelihood`` (best ``ok`` fit of the arm on the
+    first data replicate, comparable or not); ``share_at_best_<init>``
+    (median over data replicates of
+    :func:`convergence_summary`'s share, one column per initialisation;
+    NaN where it does not apply); ``median_iterations`` and
+    ``median_seconds`` over the fits that ran to the end.
+    """
+    if convergence is None:
+        convergence = convergence_summary(runs)
+    keys = ["dataset", *data_columns(runs)]
+    first = runs[runs["data_replicate"] == runs["data_replicate"].min()]
+    across = convergence_across_replicates(convergence)
+    rows = []
+    for key, group in runs.groupby([*keys, "backend"], dropna=False, sort=True):
+        row = dict(zip([*keys, "backend"], key, strict=True))
+        row["n_runs"] = len(group)
+        for status in STATUSES:
+            row[f"n_{status}"] = int((group["status"] == status).sum())
+        mine = first.loc[first.index.intersection(group.index)]
+        best = mine.loc[mine["status"] == "ok", "log_likelihood"]
+        row["best_ok_log_likelihood"] = float(best.max()) if len(best) else np.nan
+        cells = across[
+            (across["backend"] == row["backend"])
+            & (across["dataset"] == row["dataset"])
+        ]
+        for column in data_columns(runs):
+            if column in cells:
+                value = row[column]
+                cells = cells[
+                    (cells[column] == value) | (cells[column].isna() & pd.isna(value))
+                ]
+        for cell in cells.itertuples():
+            row[f"share_at_best_{cell.init}"] = cell.share_at_best_median
+        finished = group[group["status"] != "failed"]
+        row["median_iterations"] = (
+            float(finished["n_iter"].median()) if len(finished) else np.nan
+        )
+        row["median_seconds"] = (
+            float(finished["seconds"].median()) if len(finished) else np.nan
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    empty = [
+        c for c in table if c.startswith("share_at_best_") and table[c].isna().all()
+    ]
+    return table.drop(columns=empty)
 
 
 def recovery_summary(runs: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from experiments.analysis import choose_model, selection_table
+from experiments.analysis import choose_model, selection_table, summary_table
 from experiments.config import parse_config
 from experiments.datasets import load_dataset
 from experiments.evaluate import classification_entropy, uncertainty
@@ -21,6 +21,8 @@ def _run(run_id, k, covariance_type, bic, status="ok", **extra):
         "dataset": "d",
         "backend": "em",
         "data_replicate": 0,
+        "seed": 0,
+        "init": "kmeans",
         "n_components": k,
         "covariance_type": covariance_type,
         "status": status,
@@ -123,3 +125,26 @@ def test_old_faithful_bic_search_matches_mclust(tmp_path):
     assert chosen["bic"] == pytest.approx(2314.3, abs=0.05)
     table = selection_table(runs)
     assert table[table["chosen_bic"]]["bic"].iloc[0] == chosen["bic"]
+
+
+def test_summary_table_counts_statuses_and_shares_per_arm():
+    rows = [
+        _run("a", 2, "full", 100.0, seed=0, init="kmeans", n_iter=10, seconds=1.0),
+        _run("b", 2, "full", 100.002, seed=1, init="kmeans", n_iter=12, seconds=2.0),
+        _run("c", 2, "full", 130.0, seed=0, init="random", n_iter=30, seconds=3.0),
+        _run("d", 2, "full", 60.0, seed=1, init="random", status="degenerate"),
+        _run("e", 2, "full", 150.0, backend="x", comparable=False, init="kmeans"),
+    ]
+    runs = pd.DataFrame(rows).fillna({"n_iter": 5, "seconds": 0.5})
+    table = summary_table(runs).set_index("backend")
+    em = table.loc["em"]
+    assert (em["n_runs"], em["n_ok"], em["n_degenerate"]) == (4, 3, 1)
+    assert em["best_ok_log_likelihood"] == pytest.approx(-50.0)
+    # Reference: the best eligible fit of the data (log-lik -50, run a); b is
+    # 0.001 nats away, so both k-means seeds are at best, no random seed is.
+    assert em["share_at_best_kmeans"] == 1.0
+    assert em["share_at_best_random"] == 0.0
+    assert em["median_iterations"] == 11.0
+    # An arm with its own stopping rule is described, never the reference.
+    assert table.loc["x", "best_ok_log_likelihood"] == pytest.approx(-75.0)
+    assert table.loc["x", "share_at_best_kmeans"] == 0.0

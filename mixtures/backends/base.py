@@ -104,7 +104,8 @@ class MixtureFit:
     diagnostics : dict
         Engine-specific: restarts, r_hat, ESS, divergences, intervals...
     restart_traces : tuple of ndarray
-        Trace of every initialisation (EM), ``(loglik_trace,)`` otherwise.
+        Trace of every initialisation (EM) or chain (NUTS), ``(loglik_trace,)``
+        otherwise.
     idata : arviz.InferenceData or None
         The posterior, for the PyMC backends.
     """

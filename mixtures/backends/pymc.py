@@ -293,19 +293,25 @@ def _posterior_arrays(idata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def _draw_log_likelihood_trace(
+def _draw_log_likelihood_traces(
     X: np.ndarray, weights, means, covariances, max_draws: int
-) -> np.ndarray:
-    """Mean per-sample log-likelihood of (at most ``max_draws``) draws, in order."""
-    flat_w = weights.reshape(-1, weights.shape[-1])
-    flat_m = means.reshape(-1, *means.shape[-2:])
-    flat_c = covariances.reshape(-1, *covariances.shape[-3:])
-    step = max(1, int(np.ceil(flat_w.shape[0] / max_draws)))
-    trace = []
-    for s in range(0, flat_w.shape[0], step):
-        params = MixtureParams(flat_w[s] / flat_w[s].sum(), flat_m[s], flat_c[s])
-        trace.append(float(np.mean(score_samples(X, params))))
-    return np.asarray(trace)
+) -> tuple[np.ndarray, ...]:
+    """Mean per-sample log-likelihood of the draws, one trace per chain.
+
+    The arrays have leading axes (chain, draw); at most ``max_draws`` draws in
+    all are scored, evenly thinned within each chain.
+    """
+    n_chains, n_draws = weights.shape[:2]
+    step = max(1, int(np.ceil(n_chains * n_draws / max_draws)))
+    traces = []
+    for chain in range(n_chains):
+        values = []
+        for s in range(0, n_draws, step):
+            w = weights[chain, s]
+            params = MixtureParams(w / w.sum(), means[chain, s], covariances[chain, s])
+            values.append(float(np.mean(score_samples(X, params))))
+        traces.append(np.asarray(values))
+    return tuple(traces)
 
 
 def _fit_reference(X, n_components, covariance_type, seed) -> MixtureParams:
@@ -332,6 +338,7 @@ def _finish(
     converged,
     seconds,
     extra,
+    restart_traces=(),
 ) -> MixtureFit:
     pm, _ = _import_pymc()
     weights, means, covariances = _posterior_arrays(idata)
@@ -361,6 +368,7 @@ def _finish(
         converged=converged,
         seconds=seconds,
         diagnostics=diagnostics,
+        restart_traces=tuple(restart_traces),
         idata=idata,
     )
 
@@ -442,9 +450,10 @@ class PyMCBackend:
             sampling_seconds = time.perf_counter() - start
         divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
         weights, means, covariances = _posterior_arrays(idata)
-        trace = _draw_log_likelihood_trace(
+        chain_traces = _draw_log_likelihood_traces(
             data, weights, means, covariances, settings["max_trace_draws"]
         )
+        trace = np.concatenate(chain_traces)
         fit = _finish(
             self.name,
             data,
@@ -463,6 +472,7 @@ class PyMCBackend:
                 "tune": settings["tune"],
                 "n_conditioned": sample.shape[0],
             },
+            restart_traces=chain_traces,
         )
         converged = fit.diagnostics["r_hat_max"] < 1.01 and divergences == 0
         object.__setattr__(fit, "converged", bool(converged))
