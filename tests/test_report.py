@@ -106,7 +106,7 @@ def test_report_html_parses_and_every_figure_is_a_valid_png(report):
         "Convergence across seeds (initialisation impact)",
         "Parameter recovery against the truth",
         "Run time",
-        "Model selection: BIC and AIC",
+        "Model selection: BIC and ICL",
         "The fitted mixtures",
         "Fits not eligible",
     ):
