@@ -40,7 +40,8 @@ data (and, for ``synthetic``, of its true mixture); a *seed* is an
 initialisation applied to that same draw. Convergence across seeds is
 therefore measured on fixed data, and recovery across data replicates. The
 data seed depends only on the data set, its parameters other than the sample
-size (:data:`~experiments.datasets.NESTED_SIZE_PARAMETERS`) and the data
+size or a deterministic transform
+(:data:`~experiments.datasets.SAME_DRAW_PARAMETERS`) and the data
 replicate, so a synthetic series over ``n`` shares one truth with nested
 samples. The fit seed depends on the data, K, covariance type, initialisation
 and seed, never on the engine, so every engine sees the same sample and the
@@ -77,7 +78,7 @@ from typing import Any
 import numpy as np
 
 from experiments.datasets import (
-    NESTED_SIZE_PARAMETERS,
+    SAME_DRAW_PARAMETERS,
     dataset_fingerprint,
     dataset_parameters,
     load_dataset,
@@ -551,8 +552,8 @@ def plan_runs(config: SweepConfig) -> list[RunSpec]:
         for values in itertools.product(*(entry.params[k] for k in keys)):
             dataset_params = dict(zip(keys, values, strict=True))
             data_hash = dataset_fingerprint(entry.name, dataset_params)
-            size_key = NESTED_SIZE_PARAMETERS.get(entry.name)
-            drawn_by = {k: v for k, v in dataset_params.items() if k != size_key}
+            same_draw = SAME_DRAW_PARAMETERS.get(entry.name, frozenset())
+            drawn_by = {k: v for k, v in dataset_params.items() if k not in same_draw}
             components = _entry_components(config, entry, dataset_params)
             for arm in config.arms.values():
                 if entry.backends is not None and arm.name not in entry.backends:

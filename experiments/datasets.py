@@ -33,7 +33,7 @@ from mixtures import MixtureParams
 
 __all__ = [
     "DATASETS",
-    "NESTED_SIZE_PARAMETERS",
+    "SAME_DRAW_PARAMETERS",
     "Dataset",
     "dataset_fingerprint",
     "dataset_parameters",
@@ -341,10 +341,14 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 }
 
 
-#: Parameters that only set how many rows are drawn: data sets with one draw
-#: their truth independently of it and nest their samples, so the data seed
-#: of a run does not depend on it (one truth per data replicate across n).
-NESTED_SIZE_PARAMETERS: dict[str, str] = {"synthetic": "n"}
+#: Parameters that do not change the random draw, so the data seed of a run
+#: ignores them: ``synthetic``'s ``n`` only sets how many rows of one nested
+#: sample are kept (one truth per data replicate across n), and ``s5``'s
+#: ``scaled`` is a deterministic transform of the same sample.
+SAME_DRAW_PARAMETERS: dict[str, frozenset[str]] = {
+    "synthetic": frozenset({"n"}),
+    "s5": frozenset({"scaled"}),
+}
 
 
 def dataset_fingerprint(name: str, params: dict[str, Any]) -> str:

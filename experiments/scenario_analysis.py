@@ -1,0 +1,212 @@
+"""The numbers each scenario section of a report states (S1 to S5).
+
+Pure functions of recorded tables, of the scenario constants and, where a
+number is a property of the data rather than of a fit, of the regenerated
+data set. None of them fits a model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from experiments import scenarios
+from mixtures.em import score_samples
+from mixtures.params import MixtureParams
+
+__all__ = [
+    "S3_INTERVAL",
+    "S3_NEW_POINT",
+    "affine_check",
+    "best_log_likelihood_over_weights",
+    "duplicate_start_probability",
+    "interval_probability",
+    "point_density",
+    "reported_beside_ours",
+    "sampling_spread",
+    "unnormalised_curve_at",
+]
+
+#: The new point and the interval the S3 section evaluates (inside the data).
+S3_NEW_POINT = 0.0
+S3_INTERVAL = (-0.2, 0.0)
+
+
+def duplicate_start_probability(values: np.ndarray, n_components: int) -> float:
+    """Chance that K rows drawn without replacement share a value.
+
+    Random-point initialisation (scikit-learn's and gmmlab's
+    ``random_from_data``) draws K distinct *rows* uniformly; on data with
+    repeated values two of them can still be the same *point*, and two
+    components started at one point with one covariance never separate.
+    With ``c_v`` copies of each distinct value v, the number of K-row draws
+    whose values all differ is the elementary symmetric polynomial
+    ``e_K(c)``, so the answer is ``1 - e_K(c) / C(n, K)``.
+    """
+    _, counts = np.unique(np.asarray(values), return_counts=True)
+    # e_K by the standard recurrence over the groups.
+    elementary = np.zeros(n_components + 1)
+    elementary[0] = 1.0
+    for count in counts:
+        elementary[1:] = elementary[1:] + count * elementary[:-1]
+    total = math.comb(int(counts.sum()), n_components)
+    return float(1.0 - elementary[n_components] / total)
+
+
+def point_density(params: MixtureParams, x: float) -> dict[str, object]:
+    """Density of a 1-D mixture at ``x``, and each component's share of it.
+
+    Returns ``log_density`` (what ``score_samples`` returns), ``density``,
+    ``contributions`` (``w_k N(x | mu_k, s_k^2)``, shape (K,), summing to the
+    density) and ``membership`` (``contributions / density``, the
+    responsibilities).
+    """
+    contributions = params.weights * stats.norm(
+        params.means[:, 0], np.sqrt(params.full_covariances()[:, 0, 0])
+    ).pdf(x)
+    density = float(contributions.sum())
+    log_density = float(score_samples(np.array([[x]]), params)[0])
+    return {
+        "log_density": log_density,
+        "density": density,
+        "contributions": contributions,
+        "membership": contributions / density,
+    }
+
+
+def interval_probability(params: MixtureParams, low: float, high: float) -> float:
+    """``P(low < X <= high)`` under a 1-D mixture: weighted normal CDF differences."""
+    scale = np.sqrt(params.full_covariances()[:, 0, 0])
+    mass = stats.norm.cdf(high, params.means[:, 0], scale) - stats.norm.cdf(
+        low, params.means[:, 0], scale
+    )
+    return float(params.weights @ mass)
+
+
+def unnormalised_curve_at(
+    params: MixtureParams, x: float, grid=scenarios.S3_GRID
+) -> float:
+    """The S3 asker's curve at ``x``.
+
+    The asker summed unnormalised bumps ``w_k exp(-(x - m_k)^2 / 2 s_k^2)`` and
+    rescaled the sum to integrate to one over the evaluation grid (5,000
+    points from -2 to 1.5). Each bump's area is ``w_k s_k sqrt(2 pi)``, so
+    the components are weighted by ``w_k s_k`` instead of ``w_k``.
+    """
+    low, high, count = grid
+    points = np.linspace(low, high, int(count))
+    sd = np.sqrt(params.full_covariances()[:, 0, 0])
+
+    def curve(values):
+        values = np.atleast_1d(values)[:, None]
+        bumps = np.exp(-((values - params.means[:, 0]) ** 2) / (2 * sd**2))
+        return bumps @ params.weights
+
+    area = np.trapezoid(curve(points), points)
+    return float(curve(x)[0] / area)
+
+
+def sampling_spread(X: np.ndarray, params: MixtureParams) -> dict[str, float]:
+    """How much a total log-likelihood varies from sample to sample.
+
+    ``X`` (n_samples, n_features) drawn from ``params``: ``log_likelihood``
+    of X under params, and ``spread``, the estimated standard deviation of
+    that total over new samples of the same size (``sqrt(n)`` times the
+    standard deviation of the per-point log-density).
+    """
+    per_point = score_samples(np.asarray(X, dtype=float), params)
+    return {
+        "log_likelihood": float(per_point.sum()),
+        "spread": float(np.sqrt(per_point.size) * per_point.std(ddof=1)),
+    }
+
+
+def affine_check(
+    scaled: MixtureParams,
+    raw: MixtureParams,
+    low: np.ndarray,
+    span: np.ndarray,
+    log_likelihood_scaled: float,
+    log_likelihood_raw: float,
+    n_samples: int,
+) -> dict[str, float]:
+    """How exactly a fit on min-max scaled data maps to the fit on raw data.
+
+    With ``x_scaled = (x - low) / span``, the maximum-likelihood mixture maps
+    through the same affine transform (means ``low + span * mu``, covariances
+    ``span_i span_j Sigma_ij``, the same weights), and the log-likelihoods
+    differ by the log-Jacobian, ``n * sum(log span)``. Returns the largest
+    differences of weights, means (relative to span) and covariances
+    (relative to ``span_i span_j``) after matching components, the measured
+    and the predicted log-likelihood difference.
+    """
+    from mixtures.align import align
+
+    mapped = MixtureParams(
+        scaled.weights,
+        low + scaled.means * span,
+        scaled.full_covariances() * np.outer(span, span),
+    )
+    matched = align(raw, mapped)
+    return {
+        "weights": float(np.max(np.abs(matched.weights - mapped.weights))),
+        "means": float(np.max(np.abs(matched.means - mapped.means) / span)),
+        "covariances": float(
+            np.max(
+                np.abs(matched.full_covariances() - mapped.full_covariances())
+                / np.outer(span, span)
+            )
+        ),
+        "log_likelihood_difference": float(log_likelihood_scaled - log_likelihood_raw),
+        "log_jacobian": float(n_samples * np.sum(np.log(span))),
+    }
+
+
+def best_log_likelihood_over_weights(
+    x: np.ndarray, means, variances, n_steps: int = 10_000
+) -> dict[str, object]:
+    """Score a write-up's reported 1-D answer whose weights it did not report.
+
+    With the means and variances fixed, the log-likelihood is concave in the
+    weights; the fixed-point iteration ``w <- mean of responsibilities``
+    (EM on the weights alone) climbs to its maximum. Returns
+    ``log_likelihood`` (the best any weights can do), ``weights`` and
+    ``n_unexplained`` (points whose density is below 1e-10 there).
+    """
+    x = np.asarray(x, dtype=float)
+    density = stats.norm(np.asarray(means), np.sqrt(np.asarray(variances))).pdf(
+        x[:, None]
+    )
+    weights = np.full(density.shape[1], 1.0 / density.shape[1])
+    for _ in range(n_steps):
+        joint = density * weights
+        weights = (joint / joint.sum(axis=1, keepdims=True)).mean(axis=0)
+    mixture = density @ weights
+    return {
+        "log_likelihood": float(np.sum(np.log(mixture))),
+        "weights": weights,
+        "n_unexplained": int(np.sum(mixture < 1e-10)),
+    }
+
+
+def reported_beside_ours(
+    ours: MixtureParams, reported_means, reported_variances=None
+) -> pd.DataFrame:
+    """A 1-D fit's components sorted by mean beside a write-up's (S1)."""
+    order = np.argsort(ours.means[:, 0])
+    reported = np.sort(np.asarray(reported_means, dtype=float))
+    frame = pd.DataFrame(
+        {
+            "weight": ours.weights[order],
+            "mean": ours.means[order, 0],
+            "reported mean": reported,
+            "variance": ours.full_covariances()[order, 0, 0],
+        }
+    )
+    if reported_variances is not None:
+        by_mean = dict(zip(reported_means, reported_variances, strict=True))
+        frame["reported variance"] = [by_mean[m] for m in reported]
+    return frame
