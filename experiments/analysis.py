@@ -28,6 +28,7 @@ __all__ = [
     "CELL_COLUMNS",
     "SAME_OPTIMUM_NATS",
     "STATUSES",
+    "arm_outcomes",
     "best_eligible",
     "choose_model",
     "convergence_across_replicates",
@@ -340,6 +341,39 @@ def summary_table(
         c for c in table if c.startswith("share_at_best_") and table[c].isna().all()
     ]
     return table.drop(columns=empty)
+
+
+def arm_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
+    """What each arm and start gave on one data set: one row per (arm, init).
+
+    Columns: ``backend``, ``init``, ``n_runs``, ``n_<status>``,
+    ``best_log_likelihood`` (highest of the fits that ran to the end, any
+    status), ``median_iterations``, ``median_seconds`` and ``reason`` (the
+    most common status reason of the fits that are not ok, "" if none).
+    """
+    rows = []
+    for (backend, init), group in runs.groupby(["backend", "init"], sort=True):
+        finished = group[group["status"] != "failed"]
+        reasons = group.loc[group["status"] != "ok", "status_reason"].dropna()
+        # One wording per reason: strip component indices and numbers.
+        reasons = reasons.str.replace(r"[-+]?\d[\d.e+-]*", "#", regex=True)
+        row = {"backend": backend, "init": init, "n_runs": len(group)}
+        for status in STATUSES:
+            row[f"n_{status}"] = int((group["status"] == status).sum())
+        row.update(
+            best_log_likelihood=float(finished["log_likelihood"].max())
+            if len(finished)
+            else np.nan,
+            median_iterations=float(finished["n_iter"].median())
+            if len(finished)
+            else np.nan,
+            median_seconds=float(finished["seconds"].median())
+            if len(finished)
+            else np.nan,
+            reason=reasons.mode().iloc[0] if len(reasons) else "",
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def recovery_summary(runs: pd.DataFrame) -> pd.DataFrame:

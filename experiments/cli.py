@@ -167,41 +167,13 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_function(target: str):
-    """``module:function`` or ``path/to/file.py:function`` to a callable."""
-    import importlib
-    import importlib.util
-
-    if ":" not in target:
-        raise ValueError(
-            f"expected MODULE:FUNCTION or FILE.py:FUNCTION; got {target!r}."
-        )
-    where, name = target.rsplit(":", 1)
-    if where.endswith(".py"):
-        spec = importlib.util.spec_from_file_location(Path(where).stem, where)
-        if spec is None or not Path(where).is_file():
-            raise ValueError(f"no such file {where!r}.")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        sys.path.insert(0, os.getcwd())
-        try:
-            module = importlib.import_module(where)
-        except ImportError as error:
-            raise ValueError(f"cannot import {where!r}: {error}") from None
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise ValueError(f"{where!r} has no function {name!r}.")
-    return function
-
-
 def _check(args: argparse.Namespace) -> int:
     import json
 
-    from mixtures.check import check_em, results_as_dict
+    from mixtures.check import check_em, load_function, results_as_dict
 
     try:
-        function = _load_function(args.target)
+        function = load_function(args.target)
         results = check_em(function, convention=args.convention)
     except ValueError as error:
         print(f"gmmlab check: error: {error}", file=sys.stderr)

@@ -30,10 +30,18 @@ defines the runs::
     engine = "sklearn"              # the registered engine (default: the name)
     stopping = "engine"             # its own tol/max_iter, never compared
 
+    [backends.homework]             # someone's own EM code, from one start
+    engine = "function"
+    function = "experiments.writeups.homework:em"
+    inits = ["homework"]            # only these of the grid's starts
+
     [grid]
     covariance_type = ["full"]
-    init_params = ["kmeans", "random_from_data"]   # for engines that take it
+    init_params = ["kmeans", "random_from_data"]   # or a write-up's recipe
     n_components = "data"           # or [3], or "1..6"
+
+    [[checks]]                      # gmmlab check, recorded in checks.parquet
+    target = "experiments.writeups.early_return:em"
 
 **Two kinds of replicate.** A *data replicate* is an independent draw of the
 data (and, for ``synthetic``, of its true mixture); a *seed* is an
@@ -83,9 +91,9 @@ from experiments.datasets import (
     dataset_parameters,
     load_dataset,
 )
+from experiments.starts import START_NAMES
 from mixtures.backends import backend_statuses, get_backend
 from mixtures.covariance import COVARIANCE_MODELS
-from mixtures.initialization import INIT_METHODS
 
 __all__ = [
     "DEFAULT_STOPPING",
@@ -100,7 +108,10 @@ __all__ = [
 ]
 
 #: Engines whose initialisation strategy the ``init_params`` grid varies.
-TAKES_INIT_PARAMS = {"em", "sklearn"}
+TAKES_INIT_PARAMS = {"em", "sklearn", "function"}
+#: Engines shown beside the others, never compared: someone's own EM code,
+#: with its own stopping rule (a write-up's implementation, bugs included).
+NEVER_COMPARED = {"function"}
 #: Engines whose ``tol`` is an absolute change of the mean log-likelihood
 #: and which take ``max_iter``: the sweep's stopping rule is passed to them.
 ITERATIVE_ENGINES = {"em", "sklearn"}
@@ -108,7 +119,7 @@ ITERATIVE_ENGINES = {"em", "sklearn"}
 #: log-likelihoods differ by at most this many nats (``[sweep]`` may change it).
 SAME_OPTIMUM_NATS = 0.01
 #: What a backend table may hold besides its engine's options.
-_ARM_KEYS = {"seeds", "engine", "stopping"}
+_ARM_KEYS = {"seeds", "engine", "stopping", "inits"}
 
 
 class ConfigError(ValueError):
@@ -127,6 +138,14 @@ DEFAULT_STOPPING = Stopping()
 
 
 @dataclass(frozen=True)
+class CheckEntry:
+    """One ``[[checks]]`` table: an EM implementation for ``gmmlab check``."""
+
+    target: str
+    convention: str = "auto"
+
+
+@dataclass(frozen=True)
 class DatasetEntry:
     name: str
     params: dict[str, list[Any]]
@@ -134,6 +153,7 @@ class DatasetEntry:
     backends: tuple[str, ...] | None
     data_replicates: int | None
     covariance_types: tuple[str, ...] | None = None
+    init_params: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +165,7 @@ class Arm:
     options: dict[str, Any]
     seeds: int | None
     own_stopping: bool
+    inits: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +185,7 @@ class SweepConfig:
     covariance_types: tuple[str, ...]
     init_params: tuple[str, ...]
     n_components: Any  # "data" or a list of ints
+    checks: tuple[CheckEntry, ...] = ()
 
     @property
     def config_hash(self) -> str:
@@ -205,7 +227,9 @@ class RunSpec:
 
     @property
     def comparable(self) -> bool:
-        """False for an arm run with its engine's own stopping rule."""
+        """False for an arm run with its own stopping rule, or own EM code."""
+        if self.engine in NEVER_COMPARED:
+            return False
         return self.stopping is not None or self.engine not in ITERATIVE_ENGINES
 
 
@@ -325,6 +349,13 @@ def _parse_arms(source, raw) -> dict[str, Arm]:
             )
         options = {k: v for k, v in table.items() if k not in _ARM_KEYS}
         own = stopping == "engine"
+        if engine == "function" and "function" not in options:
+            raise _fail(
+                source,
+                where,
+                "a function arm needs function = 'module:name' (an EM "
+                "implementation in one of mixtures.check's conventions).",
+            )
         if engine in ITERATIVE_ENGINES and not own:
             clash = sorted({"tol", "max_iter"} & set(options))
             if clash:
@@ -335,15 +366,39 @@ def _parse_arms(source, raw) -> dict[str, Arm]:
                     'them, or add stopping = "engine" to make this a '
                     "separate arm with its engine's own rule (never compared).",
                 )
-        arms[name] = Arm(name, engine, options, seeds, own)
+        inits = table.get("inits")
+        if inits is not None:
+            inits = tuple(_as_list(inits))
+            for value in inits:
+                if value not in START_NAMES:
+                    raise _fail(
+                        source,
+                        f"{where}.inits",
+                        f"unknown {value!r}; allowed: {', '.join(START_NAMES)}.",
+                    )
+        arms[name] = Arm(name, engine, options, seeds, own, inits)
     return arms
 
 
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
     """Validate an already parsed configuration (see the module docstring)."""
     _check_keys(
-        source, "top level", raw, {"sweep", "stopping", "datasets", "backends", "grid"}
+        source,
+        "top level",
+        raw,
+        {"sweep", "stopping", "datasets", "backends", "grid", "checks"},
     )
+    checks = []
+    for index, entry in enumerate(raw.get("checks", [])):
+        where = f"checks[{index}]"
+        _check_keys(source, where, entry, {"target", "convention"})
+        if not isinstance(entry.get("target"), str) or ":" not in entry["target"]:
+            raise _fail(
+                source,
+                f"{where}.target",
+                "must be 'module:function' or 'file.py:function'.",
+            )
+        checks.append(CheckEntry(entry["target"], str(entry.get("convention", "auto"))))
     sweep = raw.get("sweep", {})
     _check_keys(
         source,
@@ -404,6 +459,7 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
                 "backends",
                 "data_replicates",
                 "covariance_type",
+                "init_params",
             },
         )
         name = entry.get("name")
@@ -437,8 +493,20 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
         if covariances is not None:
             covariances = tuple(_as_list(covariances))
             _check_covariance_types(source, f"{where}.covariance_type", covariances)
+        entry_inits = entry.get("init_params")
+        if entry_inits is not None:
+            entry_inits = tuple(_as_list(entry_inits))
+            for value in entry_inits:
+                if value not in START_NAMES:
+                    raise _fail(
+                        source,
+                        f"{where}.init_params",
+                        f"unknown {value!r}; allowed: {', '.join(START_NAMES)}.",
+                    )
         datasets.append(
-            DatasetEntry(name, grid, components, only, replicates, covariances)
+            DatasetEntry(
+                name, grid, components, only, replicates, covariances, entry_inits
+            )
         )
 
     grid = raw.get("grid", {})
@@ -449,11 +517,11 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
     _check_covariance_types(source, "grid.covariance_type", covariance_types)
     init_params = _as_list(grid.get("init_params", ["kmeans"]))
     for value in init_params:
-        if value not in INIT_METHODS:
+        if value not in START_NAMES:
             raise _fail(
                 source,
                 "grid.init_params",
-                f"unknown {value!r}; allowed: {', '.join(INIT_METHODS)}.",
+                f"unknown {value!r}; allowed: {', '.join(START_NAMES)}.",
             )
     n_components = _parse_components(
         source, "grid.n_components", grid.get("n_components", "data")
@@ -472,6 +540,7 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
         covariance_types=tuple(covariance_types),
         init_params=tuple(init_params),
         n_components=n_components,
+        checks=tuple(checks),
     )
 
 
@@ -559,11 +628,12 @@ def plan_runs(config: SweepConfig) -> list[RunSpec]:
                 if entry.backends is not None and arm.name not in entry.backends:
                     continue
                 seeds = min(arm.seeds or config.seeds, config.seeds)
-                inits = (
-                    config.init_params
-                    if arm.engine in TAKES_INIT_PARAMS
-                    else ("default",)
-                )
+                if arm.engine in TAKES_INIT_PARAMS:
+                    inits = entry.init_params or config.init_params
+                    if arm.inits is not None:
+                        inits = tuple(i for i in inits if i in arm.inits)
+                else:
+                    inits = ("default",)
                 stopping = None if arm.own_stopping else config.stopping
                 for replicate, k, covariance_type, init, seed in itertools.product(
                     range(replicates),

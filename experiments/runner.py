@@ -27,6 +27,7 @@ import pandas as pd
 
 from experiments.analysis import convergence_summary
 from experiments.config import (
+    CheckEntry,
     RunSpec,
     SweepConfig,
     engine_stopping_options,
@@ -36,6 +37,7 @@ from experiments.datasets import load_dataset
 from experiments.evaluate import evaluate_fit, failed_result
 from experiments.executors import call_with_time_limit, map_as_completed
 from experiments.provenance import new_manifest, now
+from experiments.starts import START_RECIPES, starting_parameters
 from experiments.tables import (
     TABLES,
     atomic_write,
@@ -47,13 +49,34 @@ from experiments.tables import (
 )
 from mixtures.backends import get_backend
 
-__all__ = ["execute_run", "read_tables", "run_sweep"]
+__all__ = ["execute_run", "read_tables", "run_check", "run_sweep"]
 
 
 def _fit_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     data = load_dataset(spec.dataset, seed=spec.data_seed, **spec.dataset_params)
     options = dict(spec.backend_options)
-    if spec.init != "default":
+    if spec.init in START_RECIPES or (
+        spec.engine == "function" and spec.init != "default"
+    ):
+        # One explicit start for every engine of the run.
+        start = starting_parameters(
+            spec.init,
+            data.X,
+            spec.n_components,
+            covariance_type=spec.covariance_type,
+            random_state=spec.fit_seed,
+        )
+        typed = (
+            start
+            if spec.engine == "function"
+            else start.as_covariance_type(spec.covariance_type)
+        )
+        options.update(
+            weights_init=typed.weights,
+            means_init=typed.means,
+            precisions_init=typed.precisions,
+        )
+    elif spec.init != "default":
         options["init_params"] = spec.init
     if spec.stopping is not None:
         options.update(engine_stopping_options(spec.engine, spec.stopping, data.X))
@@ -75,6 +98,60 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         return failed_result(spec, error)
 
 
+def run_check(entry: CheckEntry) -> list[dict[str, Any]]:
+    """``gmmlab check`` on one ``[[checks]]`` target, as table rows; never raises."""
+    from mixtures.check import check_em, load_function
+
+    marks = {True: "pass", False: "fail", None: "n/a"}
+    try:
+        results = check_em(load_function(entry.target), convention=entry.convention)
+    except Exception as error:  # a broken target is a result, not a crash
+        return [
+            {
+                "target": entry.target,
+                "convention": entry.convention,
+                "check": "load and run",
+                "result": "error",
+                "evidence": f"{type(error).__name__}: {error}",
+                "diagnosis": "",
+            }
+        ]
+    return [
+        {
+            "target": entry.target,
+            "convention": entry.convention,
+            "check": result.name,
+            "result": marks[result.passed],
+            "evidence": result.evidence,
+            "diagnosis": result.diagnosis,
+        }
+        for result in results
+    ]
+
+
+def _run_checks(config: SweepConfig, out: Path) -> pd.DataFrame | None:
+    if not config.checks:
+        return None
+    rows = []
+    for entry in config.checks:
+        try:
+            rows.extend(call_with_time_limit(run_check, entry, config.timeout))
+        except Exception as error:  # the time limit
+            rows.append(
+                {
+                    "target": entry.target,
+                    "convention": entry.convention,
+                    "check": "load and run",
+                    "result": "error",
+                    "evidence": f"{type(error).__name__}: {error}",
+                    "diagnosis": "",
+                }
+            )
+    frame = pd.DataFrame(rows)
+    atomic_write(frame, out / "checks.parquet")
+    return frame
+
+
 def _prepare_folder(out: Path, config: SweepConfig, force: bool) -> dict[str, Any]:
     manifest_path = out / "manifest.json"
     if manifest_path.is_file() and not force:
@@ -86,7 +163,8 @@ def _prepare_folder(out: Path, config: SweepConfig, force: bool) -> dict[str, An
                 "--force to replace it."
             )
     if force:
-        for name in ("parts", *(f"{t}.parquet" for t in (*TABLES, "convergence"))):
+        tables = (*TABLES, "convergence", "checks")
+        for name in ("parts", *(f"{t}.parquet" for t in tables)):
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -163,6 +241,9 @@ def run_sweep(
             [spec.run_id for spec in specs],
             lambda runs: convergence_summary(runs, config.same_optimum_nats),
         )
+        checks = _run_checks(config, out)
+        if checks is not None:
+            tables["checks"] = checks
         runs = tables["runs"]
         statuses = runs["status"].value_counts() if len(runs) else pd.Series()
         manifest.update(

@@ -31,6 +31,9 @@ Tables (tidy, one row per observation):
     hdi_low, hdi_high``: long form, components aligned to the truth.
 ``convergence``
     :func:`experiments.analysis.convergence_summary` of ``runs``.
+``checks`` (when the sweep has ``[[checks]]``)
+    ``target, convention, check, result, evidence, diagnosis``: the output
+    of ``gmmlab check`` on each target, ``result`` in pass/fail/n/a/error.
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ def read_tables(out: str | Path) -> dict[str, pd.DataFrame]:
     out = Path(out)
     return {
         name: pd.read_parquet(out / f"{name}.parquet")
-        for name in (*TABLES, "convergence")
+        for name in (*TABLES, "convergence", "checks")
         if (out / f"{name}.parquet").is_file()
     }
 

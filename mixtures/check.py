@@ -43,7 +43,15 @@ from mixtures.align import align
 from mixtures.em import score_samples
 from mixtures.params import MixtureParams
 
-__all__ = ["BUGS", "CheckResult", "check_em", "reference_step", "results_as_dict"]
+__all__ = [
+    "BUGS",
+    "CheckResult",
+    "call_em_function",
+    "check_em",
+    "load_function",
+    "reference_step",
+    "results_as_dict",
+]
 
 #: Every check problem has three components.
 _K = 3
@@ -162,11 +170,70 @@ def _convention(fn: Callable, convention: str) -> str:
     return "self-init" if n_params <= 3 else "standard"
 
 
-def _call(
-    fn, convention: str, X: np.ndarray, params: MixtureParams | None, max_iter: int
+def load_function(target: str) -> Callable:
+    """``module:function`` or ``path/to/file.py:function`` to a callable.
+
+    A module is imported with the working directory on the path; a file is
+    loaded by its path. Raises ValueError with what to fix.
+    """
+    import importlib
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
+
+    if ":" not in target:
+        raise ValueError(
+            f"expected MODULE:FUNCTION or FILE.py:FUNCTION; got {target!r}."
+        )
+    where, name = target.rsplit(":", 1)
+    if where.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(Path(where).stem, where)
+        if spec is None or not Path(where).is_file():
+            raise ValueError(f"no such file {where!r}.")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(where)
+        except ImportError as error:
+            raise ValueError(f"cannot import {where!r}: {error}") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ValueError(f"{where!r} has no function {name!r}.")
+    return function
+
+
+def call_em_function(
+    fn: Callable,
+    convention: str,
+    X: np.ndarray,
+    params: MixtureParams | None,
+    max_iter: int,
+    n_components: int | None = None,
 ) -> tuple[_Loose, np.ndarray | None]:
-    """Call ``fn`` in its convention; return full-form results and a trace."""
-    k = _K
+    """Call someone's EM ``fn`` in its convention (module docstring).
+
+    Parameters
+    ----------
+    fn : callable
+    convention : {"standard", "1d", "column", "self-init"}
+    X : ndarray of shape (n_samples, n_features)
+    params : MixtureParams or None
+        The starting parameters (None for "self-init").
+    max_iter : int
+    n_components : int, optional
+        K; by default ``params.n_components``.
+
+    Returns
+    -------
+    loose : the returned weights (K,), means (K, D) and covariances
+        (K, D, D), as arrays that may be invalid (NaN, off the simplex)
+    trace : ndarray or None, the function's own trace when it returns one
+    """
+    k = params.n_components if n_components is None else n_components
     if convention == "self-init":
         out = fn(X if X.shape[1] > 1 else X[:, 0], k, max_iter)
     elif convention == "standard":
@@ -283,7 +350,7 @@ def check_em(
             X, _, start = _problem(2, 0)
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                _call(fn, convention, X, start, 1)
+                call_em_function(fn, convention, X, start, 1, _K)
         except Exception:
             convention = "1d"
     dims = [1] if convention in ("1d", "column") else [1, 2]
@@ -296,7 +363,7 @@ def check_em(
             # what they cause is reported through the checks.
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                loose, trace = _call(fn, convention, X, params, max_iter)
+                loose, trace = call_em_function(fn, convention, X, params, max_iter, _K)
         except Exception as error:
             return None, None, f"{type(error).__name__}: {error}"
         outputs.append(loose)

@@ -44,6 +44,7 @@ __all__ = [
     "check_sample_weight",
     "fit_em",
     "fit_validated",
+    "initial_parameters",
 ]
 
 logger = logging.getLogger("mixtures")
@@ -209,6 +210,48 @@ def as_random_state(random_state) -> np.random.RandomState:
     if isinstance(random_state, np.random.Generator):
         return np.random.RandomState(int(random_state.integers(2**32)))
     return check_random_state(random_state)
+
+
+def initial_parameters(
+    X,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    init_params: str = "kmeans",
+    random_state=None,
+    reg_covar: float = 1e-6,
+) -> MixtureParams:
+    """The starting parameters EM (ours and scikit-learn's) derives from a seed.
+
+    The initial responsibilities of ``init_params`` drawn as scikit-learn
+    draws them, then one M-step: the parameters both engines enter their
+    first E-step with (before gmmlab's degenerate-component policy, which
+    leaves a healthy start untouched). Lets a third implementation start
+    from exactly the same point.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or (n_samples,)
+    n_components : int
+    covariance_type : str
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+    random_state : None, int, RandomState or Generator
+    reg_covar : float
+
+    Returns
+    -------
+    MixtureParams of ``covariance_type``
+    """
+    X = check_data(X, allow_1d=True)
+    model = get_covariance_model(covariance_type)
+    sample_weight = np.ones(X.shape[0])
+    resp = initial_responsibilities(
+        X, n_components, init_params, as_random_state(random_state)
+    )
+    weights, means, covariances, _ = params_from_responsibilities(
+        X, sample_weight, resp, model, reg_covar
+    )
+    return MixtureParams(weights, means, covariances, model.name)
 
 
 # ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from tests.conftest import random_mixture
 
 
 def _load(name):
-    return importlib.import_module(f"examples.buggy_em.{name}").em
+    return importlib.import_module(f"experiments.writeups.{name}").em
 
 
 def _by_name(results):
@@ -100,15 +100,15 @@ def test_self_initialising_function_is_checked_without_the_step_comparison():
 
 
 def test_cli_table_json_and_exit_status(capsys):
-    assert main(["check", "examples.buggy_em.correct:em"]) == 0
+    assert main(["check", "experiments.writeups.correct:em"]) == 0
     out = capsys.readouterr().out
     assert "PASS  one EM step equals the reference" in out
     assert out.strip().endswith("0 failed")
-    assert main(["check", "examples/buggy_em/early_return.py:em", "--json"]) == 1
+    assert main(["check", "experiments/writeups/early_return.py:em", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["passed"] is False
     failed = [c["name"] for c in report["checks"] if c["passed"] is False]
     assert "runs more than one iteration and converges" in failed
     assert main(["check", "no_such_module:em"]) == 2
     assert "cannot import" in capsys.readouterr().err
-    assert main(["check", "examples.buggy_em.correct:nothing"]) == 2
+    assert main(["check", "experiments.writeups.correct:nothing"]) == 2

@@ -181,7 +181,7 @@ GOOD = """
             "grid.init_params",
             "allowed: kmeans",
         ),
-        (GOOD + "\n    [extra]\n", "top level", "allowed: backends, datasets"),
+        (GOOD + "\n    [extra]\n", "top level", "allowed: backends, checks, datasets"),
         (
             GOOD.replace('name = "s4"', 'name = "s4"\n    params = { n = 3 }'),
             "datasets[0].params",
@@ -525,8 +525,15 @@ def test_cli_run_and_its_errors(tmp_path, capsys, monkeypatch):
     # --report puts it where the user asks.
     assert (
         main(
-            ["run", str(config), "--out", str(tmp_path / "r"), "--no-progress"]
-            + ["--report", str(tmp_path / "mine")]
+            [
+                "run",
+                str(config),
+                "--out",
+                str(tmp_path / "r"),
+                "--no-progress",
+                "--report",
+                str(tmp_path / "mine"),
+            ]
         )
         == 0
     )

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.special import logsumexp
 
-from examples.buggy_em.correct import em_loop, log_densities
+from experiments.writeups.correct import em_loop, log_densities
 
 
 def wrong_responsibilities(X, weights, means, covariances):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from examples.buggy_em.correct import m_step, responsibilities
+from experiments.writeups.correct import m_step, responsibilities
 
 
 def em(X, n_components, weights, means, covariances, max_iter):

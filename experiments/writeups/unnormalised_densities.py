@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.special import logsumexp
 
-from examples.buggy_em.correct import em_loop
+from experiments.writeups.correct import em_loop
 
 
 def bump_responsibilities(X, weights, means, covariances):
