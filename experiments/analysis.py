@@ -289,6 +289,22 @@ def selection_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _chosen_cell(first: pd.DataFrame, row: dict, keys: list[str]):
+    """(K, covariance type) chosen on a searched data set, else None."""
+    mask = pd.Series(True, index=first.index)
+    for key in keys:
+        value = row[key]
+        mask &= (first[key] == value) | (first[key].isna() & pd.isna(value))
+    data = first[mask]
+    if data[["n_components", "covariance_type"]].drop_duplicates().shape[0] < 2:
+        return None
+    try:
+        chosen = choose_model(data)
+    except ValueError:
+        return None
+    return chosen["n_components"], chosen["covariance_type"]
+
+
 def summary_table(
     runs: pd.DataFrame, convergence: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -299,7 +315,8 @@ def summary_table(
     first data replicate, comparable or not); ``share_at_best_<init>``
     (median over data replicates of
     :func:`convergence_summary`'s share, one column per initialisation;
-    NaN where it does not apply); ``median_iterations`` and
+    NaN where it does not apply; for a data set searched over K and
+    covariance types, the chosen model's cell); ``median_iterations`` and
     ``median_seconds`` over the fits that ran to the end.
     """
     if convergence is None:
@@ -314,12 +331,22 @@ def summary_table(
         for status in STATUSES:
             row[f"n_{status}"] = int((group["status"] == status).sum())
         mine = first.loc[first.index.intersection(group.index)]
+        cell = _chosen_cell(first, row, keys)
+        if cell is not None:  # a model search: the chosen model's cell
+            mine = mine[
+                (mine["n_components"] == cell[0]) & (mine["covariance_type"] == cell[1])
+            ]
         best = mine.loc[mine["status"] == "ok", "log_likelihood"]
         row["best_ok_log_likelihood"] = float(best.max()) if len(best) else np.nan
         cells = across[
             (across["backend"] == row["backend"])
             & (across["dataset"] == row["dataset"])
         ]
+        if cell is not None:
+            cells = cells[
+                (cells["n_components"] == cell[0])
+                & (cells["covariance_type"] == cell[1])
+            ]
         for column in data_columns(runs):
             if column in cells:
                 value = row[column]

@@ -87,8 +87,26 @@ def _subplots(nrows: int = 1, ncols: int = 1, **kwargs):
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
+#: Colours for arms that are not one of the engines (write-ups' code, named
+#: arms), given in order of the arm name's hash so they are stable.
+_OTHER_COLOURS = (
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#aec7e8",
+    "#ffbb78",
+)
+
+
 def _colour(engine: str) -> str:
-    return ENGINE_COLOURS.get(engine, "#7f7f7f")
+    if engine in ENGINE_COLOURS:
+        return ENGINE_COLOURS[engine]
+    if engine == "sklearn-defaults":
+        return "#7f7f7f"
+    digest = sum(ord(c) * (i + 1) for i, c in enumerate(engine))
+    return _OTHER_COLOURS[digest % len(_OTHER_COLOURS)]
 
 
 # ---------------------------------------------------------------------------
@@ -191,6 +209,15 @@ class _Report:
             + "\n</body></html>\n"
         )
         index = self.out / "index.html"
+        # Remove the figures an earlier build of this report wrote and this
+        # one did not (a renamed data set, a series that changed); files the
+        # report never wrote are left alone.
+        record = self.out / ".report-files"
+        written = {*self.figures, "index.html", "report.md"}
+        if record.is_file():
+            for name in set(record.read_text().split()) - written:
+                (self.out / name).unlink(missing_ok=True)
+        atomic_write("\n".join(sorted(written)) + "\n", record)
         atomic_write(document, index)
         atomic_write(
             f"# {title}\n\n" + "\n".join(self.markdown), self.out / "report.md"
@@ -265,7 +292,9 @@ def _summary(report: _Report, runs, convergence, nats) -> None:
         "Summary table: one row per data set and engine. 'at best' is the "
         "share of seeds that are ok and within "
         f"{nats:g} nats of the best eligible fit of the same data (median over "
-        "data replicates). sklearn-defaults is scikit-learn with its own "
+        "data replicates; for a data set searched over K and covariance "
+        "types, log-likelihood and shares are those of the chosen model). "
+        "sklearn-defaults is scikit-learn with its own "
         "stopping rule (tol = 1e-3 on the mean log-likelihood): shown, never "
         "compared."
     )
@@ -356,7 +385,10 @@ def _traces(report: _Report, runs, traces) -> None:
         ]
         engines = sorted(group["backend"].unique())
         fig, axes = _subplots(
-            1, len(engines), figsize=(3.4 * len(engines), 3.2), squeeze=False
+            1,
+            len(engines),
+            figsize=(max(5.5, 3.4 * len(engines)), 3.2),
+            squeeze=False,
         )
         best_ids = set(best_eligible(group, ["backend"])["run_id"])
         for ax, engine in zip(axes[0], engines, strict=True):
@@ -458,8 +490,21 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
     for key, group in first.groupby(keys, dropna=False, sort=True):
         dataset = key[0]
         label = _data_label(dict(zip(keys, key, strict=True)), runs)
+        if group[["n_components", "covariance_type"]].drop_duplicates().shape[0] > 1:
+            try:  # a model search: the chosen model's cell
+                chosen = choose_model(group)
+            except ValueError:
+                chosen = group.iloc[0]
+            group = group[
+                (group["n_components"] == chosen["n_components"])
+                & (group["covariance_type"] == chosen["covariance_type"])
+            ]
+            label = (
+                f"{label} (K = {int(chosen['n_components'])}, "
+                f"{chosen['covariance_type']})"
+            )
         cells = sorted({(r.backend, r.init) for r in group.itertuples()})
-        fig, ax = _subplots(figsize=(max(4.0, 1.4 * len(cells)), 3.4))
+        fig, ax = _subplots(figsize=(max(5.5, 1.4 * len(cells)), 3.4))
         names, gaps = [], []
         for x, (engine, init) in enumerate(cells):
             cell = group[(group["backend"] == engine) & (group["init"] == init)]
@@ -481,6 +526,8 @@ def _convergence(report: _Report, runs, convergence, nats) -> None:
                 & (convergence["backend"] == engine)
                 & (convergence["init"] == init)
                 & (convergence["data_replicate"] == cell["data_replicate"].iloc[0])
+                & (convergence["n_components"] == cell["n_components"].iloc[0])
+                & (convergence["covariance_type"] == cell["covariance_type"].iloc[0])
                 & _same_params(convergence, dict(zip(keys, key, strict=True)))
             ]["share_at_best"]
             if len(share) and pd.notna(share.iloc[0]):
@@ -720,12 +767,17 @@ def _chosen_on(runs, dataset, **params):
         return None
 
 
-def _share(convergence, dataset, backend, init, **params) -> float:
+def _share(convergence, dataset, backend, init, *, cell=None, **params) -> float:
+    """Median share of seeds at best of one cell (``cell``: a chosen run)."""
     mask = (
         (convergence["dataset"] == dataset)
         & (convergence["backend"] == backend)
         & (convergence["init"] == init)
     )
+    if cell is not None:
+        mask &= (convergence["n_components"] == cell["n_components"]) & (
+            convergence["covariance_type"] == cell["covariance_type"]
+        )
     for column, value in params.items():
         mask &= convergence[f"p_{column}"] == value
     values = convergence.loc[mask, "share_at_best"]
@@ -966,11 +1018,12 @@ def _scenario_s2(report, runs, components, convergence, checks) -> None:
     )
     ok = s2[(s2["backend"] == "em") & (s2["status"] == "ok")]
     optima = np.sort(ok["log_likelihood"].round(2).unique())[::-1]
+    kmeans = _share(convergence, "s2", "em", "kmeans", cell=chosen)
+    random = _share(convergence, "s2", "em", "random_from_data", cell=chosen)
     report.text(
         "(4) Initialisation: on this one data set, k-means starts reached the "
-        f"best optimum in {_share(convergence, 's2', 'em', 'kmeans'):.0%} of "
-        "seeds and random-point starts in "
-        f"{_share(convergence, 's2', 'em', 'random_from_data'):.0%}; the "
+        f"best optimum in {kmeans:.0%} of seeds and random-point starts in "
+        f"{random:.0%}; the "
         "distinct end points of gmmlab's EM were "
         f"{', '.join(f'{v:.2f}' for v in optima[:4])}. "
         "The homework's own start (means from random integers in {0, 1}, "
@@ -990,7 +1043,8 @@ def _scenario_s2(report, runs, components, convergence, checks) -> None:
             f"{row['median_iterations']:g} iterations: its stopping rule, not "
             "its start, is what leaves it short; the same start under the "
             "sweep's rule reaches the best optimum in "
-            f"{_share(convergence, 's2', 'em', 'homework'):.0%} of seeds."
+            f"{_share(convergence, 's2', 'em', 'homework', cell=chosen):.0%} "
+            "of seeds."
         )
     data = _run_data(chosen, runs)
     spread = sampling_spread(data.X, data.truth)
@@ -1132,11 +1186,10 @@ def _scenario_s5(report, runs, components, convergence, checks) -> None:
         f"covariances by {check['covariances']:.1e} (relative to the span), "
         "and the log-likelihoods differ by "
         f"{check['log_likelihood_difference']:.4f} nats against the log-Jacobian "
-        f"n sum(log span) = {check['log_jacobian']:.4f}. Scaling matters only "
-        "through what is not equivariant: the blog's initial means drawn from "
-        "U[0, 1) (inside the data only after scaling), and scikit-learn's "
-        f"absolute reg_covar = 1e-6, which is {1e-6 / smallest:.1e} of the "
-        "smallest scaled variance here."
+        f"n sum(log span) = {check['log_jacobian']:.4f}. Scaling can matter "
+        "only through what is not equivariant: the start, and scikit-learn's "
+        f"absolute reg_covar = 1e-6 (here {1e-6 / smallest:.1e} of the smallest "
+        "scaled variance: negligible)."
     )
     rows = []
     for scaled_flag in (True, False):
@@ -1151,12 +1204,37 @@ def _scenario_s5(report, runs, components, convergence, checks) -> None:
                     }
                 )
     if rows:
+        shares = pd.DataFrame(rows)
         report.text(
             "The blog's start (means uniform in [0, 1)^2, identity covariances, "
             "weights 1/2) on scaled and on raw features, with gmmlab's EM and "
             "with the blog's own loop (100 iterations):"
         )
-        report.table(pd.DataFrame(rows), digits=3)
+        report.table(shares, digits=3)
+        ranges = ", ".join(
+            f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(low, low + span, strict=True)
+        )
+        inside = bool(np.all(low <= 0) and np.all(low + span >= 1))
+        em_shares = shares[shares["engine or code"] == "em"].set_index("features")[
+            "share of blog starts at the best optimum"
+        ]
+        gap = abs(
+            em_shares.get("min-max scaled", np.nan) - em_shares.get("raw", np.nan)
+        )
+        report.text(
+            f"The raw features span {ranges}, so [0, 1)^2 lies "
+            + ("inside" if inside else "partly outside")
+            + " the raw data: the blog's start is "
+            + ("a start inside the data either way" if inside else "not")
+            + f", and here the shares differ by {gap:.0%} "
+            + (
+                "(within one or two seeds: no effect of scaling on this data). "
+                "Scaling the features first matters for data far from [0, 1)^D, "
+                "where such a start puts every mean outside the data."
+                if gap <= 0.2
+                else "."
+            )
+        )
     if checks is not None and len(checks):
         early = checks[checks["target"].str.contains("early_return")]
         if len(early):
@@ -1186,7 +1264,7 @@ def _timing(report: _Report, runs) -> None:
         .reset_index()
     )
     report.table(table)
-    fig, ax = _subplots(figsize=(7, 3))
+    fig, ax = _subplots(figsize=(9, 3.2))
     datasets = sorted(ok["dataset"].unique())
     engines = sorted(ok["backend"].unique())
     width = 0.8 / max(1, len(engines))
@@ -1209,7 +1287,7 @@ def _timing(report: _Report, runs) -> None:
     ax.set_xticklabels(datasets)
     ax.set_yscale("log")
     ax.set_ylabel("median seconds per fit")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("Fit time per engine")
     fig.tight_layout()
     report.figure(fig, "timing", "Median fit time per engine (log scale)")
@@ -1395,6 +1473,11 @@ def _data_figures(report: _Report, runs, components) -> None:
         data = load_dataset(dataset, seed=int(run["data_seed"]), **params_cols)
         params = params_from_components(components[components["run_id"] == run.run_id])
         X = data.X
+        names = list(
+            data.notes.get("columns")
+            or data.notes.get("features")
+            or (["x"] if X.shape[1] == 1 else [f"x{i + 1}" for i in range(X.shape[1])])
+        )
         fig, ax = _subplots(figsize=(5, 4))
         if X.shape[1] == 1:
             grid = np.linspace(
@@ -1419,10 +1502,10 @@ def _data_figures(report: _Report, runs, components) -> None:
                     density,
                     "--",
                     color=cmap(k % 10),
-                    label=f"w{k} N(mu{k}, s{k}^2)",
+                    label=f"component {k + 1}, weight {params.weights[k]:.2f}",
                 )
-            ax.set_xlabel("x")
-            ax.set_ylabel("density")
+            ax.set_xlabel(names[0])
+            ax.set_ylabel("density (per unit of x)")
             ax.legend(fontsize=7)
         else:
             rng = np.random.default_rng(0)
@@ -1439,8 +1522,24 @@ def _data_figures(report: _Report, runs, components) -> None:
                 cov = params.covariances[k][:2, :2]
                 for scale in (1, 2):
                     _ellipse(ax, params.means[k, :2], cov, scale, cmap(k % 10))
-            ax.set_xlabel("feature 0")
-            ax.set_ylabel("feature 1")
+            ax.legend(
+                handles=[
+                    Line2D(
+                        [],
+                        [],
+                        marker="o",
+                        linestyle="",
+                        color=cmap(k % 10),
+                        label=f"component {k + 1}, weight {params.weights[k]:.2f}",
+                    )
+                    for k in range(params.n_components)
+                ],
+                fontsize=7,
+                title="ellipses: 1 and 2 sd",
+                title_fontsize=7,
+            )
+            ax.set_xlabel(names[0])
+            ax.set_ylabel(names[1])
         ax.set_title(
             f"{label}: lowest-BIC fit\n{run['backend']}, K = "
             f"{params.n_components}, log-likelihood {run['log_likelihood']:.2f}"

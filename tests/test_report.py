@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
@@ -200,3 +201,49 @@ def test_fit_command_errors(tmp_path, capsys):
     pd.DataFrame({"x": [1.0, 2.0, 3.0]}).to_csv(csv, index=False)
     assert main(["fit", str(csv), "--components", "zero"]) == 2
     assert "--components must be K or a range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("data_name", ["faithful", "s2"])
+def test_report_and_fit_choose_the_same_model(tmp_path, capsys, data_name):
+    from experiments.datasets import DATA_FOLDER
+
+    if data_name == "faithful":
+        csv = DATA_FOLDER / "faithful.csv"
+        components = "1..4"
+    else:
+        csv = tmp_path / "s2.csv"
+        pd.DataFrame(load_dataset("s2", seed=5).X, columns=["u", "v"]).to_csv(
+            csv, index=False
+        )
+        components = "3..5"
+    out = tmp_path / "fit"
+    assert (
+        main(
+            [
+                "fit",
+                str(csv),
+                "--components",
+                components,
+                "--seeds",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    written = json.loads((out / "parameters.json").read_text())
+    k, log_lik = written["n_components"], written["log_likelihood"]
+    assert f"K = {k} " in printed
+    assert f"log-likelihood {log_lik:.3f}" in printed
+    text = (out / "report.md").read_text()
+    match = re.search(
+        r"learned parameters of that run \((\w+), K = (\d+), init \S+, seed \d+, "
+        r"log-likelihood (-?[\d.]+), status ok\)",
+        text,
+    )
+    assert match, "the report names its chosen fit"
+    assert int(match[2]) == k
+    assert float(match[3]) == pytest.approx(log_lik, abs=0.006)

@@ -28,6 +28,8 @@ wrong: the run is recorded as failed with that reason.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from mixtures.backends.base import (
@@ -111,17 +113,28 @@ class FunctionBackend:
             np.asarray(options["means_init"], dtype=float),
             np.linalg.inv(precisions),
         )
-        with Stopwatch() as clock:
+        # The code's own warnings (overflow, 0/0 in a buggy E-step) are part
+        # of its result: recorded in the diagnostics, not printed.
+        with Stopwatch() as clock, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             loose, own_trace = call_em_function(fn, convention, data, start, max_iter)
-        params = _as_mixture(loose)
+        messages = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+        try:
+            params = _as_mixture(loose)
+        except ValueError as error:
+            if messages:
+                raise ValueError(f"{error} It warned: {'; '.join(messages)}") from None
+            raise
         n_iter = max_iter if own_trace is None else int(own_trace.size)
         if own and own_trace is not None and own_trace.size:
             trace = own_trace
         elif trace_mode == "rerun":
             values = []
-            for steps in range(1, n_iter + 1):
-                partial, _ = call_em_function(fn, convention, data, start, steps)
-                values.append(total_log_likelihood(data, _as_mixture(partial)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # recorded above, once
+                for steps in range(1, n_iter + 1):
+                    partial, _ = call_em_function(fn, convention, data, start, steps)
+                    values.append(total_log_likelihood(data, _as_mixture(partial)))
             trace = np.asarray(values) / data.shape[0]
         else:
             trace = np.array([total_log_likelihood(data, params) / data.shape[0]])
@@ -135,5 +148,9 @@ class FunctionBackend:
             n_iter=n_iter,
             converged=own_trace is not None and n_iter < max_iter,
             seconds=clock.seconds,
-            diagnostics={"convention": convention, "max_iter": max_iter},
+            diagnostics={
+                "convention": convention,
+                "max_iter": max_iter,
+                "warnings": messages,
+            },
         )
