@@ -22,6 +22,7 @@ __all__ = [
     "S3_NEW_POINT",
     "affine_check",
     "best_log_likelihood_over_weights",
+    "distinct_corner_probability",
     "duplicate_start_probability",
     "interval_probability",
     "point_density",
@@ -54,6 +55,18 @@ def duplicate_start_probability(values: np.ndarray, n_components: int) -> float:
         elementary[1:] = elementary[1:] + count * elementary[:-1]
     total = math.comb(int(counts.sum()), n_components)
     return float(1.0 - elementary[n_components] / total)
+
+
+def distinct_corner_probability(n_components: int, n_features: int) -> float:
+    """Chance that K means drawn uniformly from {0, 1}^D are all different.
+
+    The S2 homework drew its initial means from random integers in {0, 1}:
+    with ``m = 2^D`` corners, ``m! / ((m - K)! m^K)``.
+    """
+    corners = 2**n_features
+    if n_components > corners:
+        return 0.0
+    return float(math.perm(corners, n_components) / corners**n_components)
 
 
 def point_density(params: MixtureParams, x: float) -> dict[str, object]:

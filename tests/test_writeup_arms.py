@@ -31,7 +31,6 @@ def test_recipes_follow_the_write_ups(seed):
     X = load_dataset("s2", seed=0).X
     homework = starting_parameters("homework", X, 4, random_state=seed)
     assert set(np.unique(homework.means)) <= {0.0, 1.0}
-    assert np.unique(homework.means, axis=0).shape[0] == 4  # distinct corners
     np.testing.assert_allclose(homework.weights, 0.25)
     np.testing.assert_array_equal(
         homework.covariances, np.broadcast_to(np.eye(2), (4, 2, 2))
@@ -44,6 +43,25 @@ def test_recipes_follow_the_write_ups(seed):
     assert np.all((blog.means >= 0) & (blog.means < 1))
     again = starting_parameters("lecture", X, 2, random_state=seed)
     np.testing.assert_array_equal(lecture.means, again.means)
+
+
+def test_homework_starts_coincide_as_often_as_the_combinatorics_say():
+    from experiments.scenario_analysis import distinct_corner_probability
+
+    X = np.zeros((10, 2))
+    distinct = np.mean(
+        [
+            np.unique(
+                starting_parameters("homework", X, 4, random_state=s).means, axis=0
+            ).shape[0]
+            == 4
+            for s in range(4000)
+        ]
+    )
+    expected = distinct_corner_probability(4, 2)
+    assert expected == pytest.approx(24 / 256)
+    # Binomial standard error over 4000 draws is about 0.005.
+    assert distinct == pytest.approx(expected, abs=0.02)
 
 
 def test_initial_parameters_are_scikit_learns_start():
