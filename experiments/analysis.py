@@ -374,13 +374,15 @@ def arm_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
     """What each arm and start gave on one data set: one row per (arm, init).
 
     Columns: ``backend``, ``init``, ``n_runs``, ``n_<status>``,
-    ``best_log_likelihood`` (highest of the fits that ran to the end, any
-    status), ``median_iterations``, ``median_seconds`` and ``reason`` (the
+    ``best_log_likelihood`` (highest of the fits that are neither failed nor
+    degenerate: a collapse's likelihood is not a result),
+    ``median_iterations``, ``median_seconds`` and ``reason`` (the
     most common status reason of the fits that are not ok, "" if none).
     """
     rows = []
     for (backend, init), group in runs.groupby(["backend", "init"], sort=True):
         finished = group[group["status"] != "failed"]
+        sound = group[group["status"].isin(["ok", "unconverged"])]
         reasons = group.loc[group["status"] != "ok", "status_reason"].dropna()
         # One wording per reason: strip component indices and numbers.
         reasons = reasons.str.replace(r"[-+]?\d[\d.e+-]*", "#", regex=True)
@@ -388,8 +390,8 @@ def arm_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
         for status in STATUSES:
             row[f"n_{status}"] = int((group["status"] == status).sum())
         row.update(
-            best_log_likelihood=float(finished["log_likelihood"].max())
-            if len(finished)
+            best_log_likelihood=float(sound["log_likelihood"].max())
+            if len(sound)
             else np.nan,
             median_iterations=float(finished["n_iter"].median())
             if len(finished)

@@ -937,7 +937,7 @@ def _outcome_table(outcomes: pd.DataFrame) -> pd.DataFrame:
             "start": outcomes["init"].str.replace("_", " "),
             "fits": outcomes["n_runs"],
             **{status: outcomes[f"n_{status}"] for status in STATUSES},
-            "best log-lik": outcomes["best_log_likelihood"],
+            "best log-lik (not degenerate)": outcomes["best_log_likelihood"],
             "median iterations": outcomes["median_iterations"],
             "median seconds": outcomes["median_seconds"],
             "typical reason": outcomes["reason"],
@@ -1035,7 +1035,14 @@ def _scenario_s2(report, runs, components, convergence, checks) -> None:
     outcomes = arm_outcomes(s2[s2["backend"].isin(["em", "sklearn", "homework"])])
     report.table(_outcome_table(outcomes), digits=7)
     homework = outcomes[outcomes["backend"] == "homework"]
-    if len(homework):
+    if len(homework) and not np.isfinite(homework.iloc[0]["best_log_likelihood"]):
+        row = homework.iloc[0]
+        report.text(
+            f"Every one of the {int(row['n_runs'])} runs of the homework's code "
+            f"from its own start ended degenerate ({row['reason']}): see (5) "
+            "below."
+        )
+    elif len(homework):
         row = homework.iloc[0]
         short = float(chosen["log_likelihood"]) - row["best_log_likelihood"]
         cause = (
