@@ -26,6 +26,7 @@ from experiments.config import SAME_OPTIMUM_NATS
 
 __all__ = [
     "CELL_COLUMNS",
+    "POSTERIOR_ENGINES",
     "SAME_OPTIMUM_NATS",
     "STATUSES",
     "arm_outcomes",
@@ -102,11 +103,26 @@ def _data_keys(runs: pd.DataFrame) -> list[str]:
     return ["dataset", *data_columns(runs), "data_replicate"]
 
 
+#: Engines whose point estimate summarises a posterior (NUTS, ADVI): not a
+#: maximum of the likelihood, so never a reference optimum or a BIC choice.
+POSTERIOR_ENGINES = frozenset({"pymc", "pymc-advi"})
+_POSTERIOR_TRACES = frozenset({"draw_mean_loglik", "advi_mean_elbo"})
+
+
 def _maximum_likelihood(runs: pd.DataFrame) -> pd.Series:
-    """Mask of fits that maximise the likelihood (not posterior summaries)."""
-    if "stopped_by" not in runs:
-        return pd.Series(True, index=runs.index)
-    return runs["stopped_by"] != "not_iterative"
+    """Mask of fits that maximise the likelihood (not posterior summaries).
+
+    Decided by the engine (and, for rows that ran, the trace kind), so a
+    failed posterior fit is still a posterior fit.
+    """
+    mask = pd.Series(True, index=runs.index)
+    if "engine" in runs:
+        mask &= ~runs["engine"].isin(POSTERIOR_ENGINES)
+    if "trace_kind" in runs:
+        mask &= ~runs["trace_kind"].isin(_POSTERIOR_TRACES)
+    if "stopped_by" in runs:
+        mask &= runs["stopped_by"] != "not_iterative"
+    return mask
 
 
 def reference_log_likelihood(runs: pd.DataFrame) -> pd.Series:

@@ -352,8 +352,8 @@ def _conclusions(runs, table, nats) -> list[str]:
     if len(bayes):
         sentences.append(
             f"PyMC passes its convergence checks (r-hat <= 1.01, bulk ESS >= "
-            f"400, no divergence) on {int(bayes['n_ok'].sum())} of "
-            f"{int(bayes['n_runs'].sum())} data sets (Summary table, pymc rows)."
+            f"400, no divergence) in {int(bayes['n_ok'].sum())} of "
+            f"{int(bayes['n_runs'].sum())} fits (Summary table, pymc rows)."
         )
     return sentences
 
@@ -688,8 +688,18 @@ def _engines(report: _Report, runs, components) -> None:
         ]
     )
     first = runs[runs["data_replicate"] == 0]
-    for dataset in sorted(bayes["dataset"].unique()):
-        here = first[first["dataset"] == dataset]
+    keys = ["dataset", *data_columns(runs)]
+    for key, here in first.groupby(keys, dropna=False, sort=True):
+        posterior = here[here["backend"].str.startswith("pymc")]
+        if posterior.empty:
+            continue
+        label = _data_label(dict(zip(keys, key, strict=True)), runs)
+        # PyMC's cell: the same K and covariance type for every column.
+        cell = posterior.iloc[0]
+        here = here[
+            (here["n_components"] == cell["n_components"])
+            & (here["covariance_type"] == cell["covariance_type"])
+        ]
         chosen = []
         em = best_eligible(
             here[(here["backend"] == "em") & (here["init"] == "kmeans")], ["dataset"]
@@ -702,21 +712,19 @@ def _engines(report: _Report, runs, components) -> None:
                 & (here["seed"] == em.iloc[0]["seed"])
             ]
             chosen.extend(row for _, row in twin.iterrows())
-        chosen.extend(
-            row for _, row in here[here["backend"].str.startswith("pymc")].iterrows()
-        )
+        chosen.extend(row for _, row in posterior.iterrows())
         side = None
         for run in chosen:
             rows = components[components["run_id"] == run["run_id"]].copy()
-            label = f"{run['backend']} ({run['status']})"
-            rows[label] = rows["estimate"]
-            keep = ["component", "parameter", "i", "j", "truth", label]
+            column = f"{run['backend']} ({run['status']})"
+            rows[column] = rows["estimate"]
+            keep = ["component", "parameter", "i", "j", "truth", column]
             if run["backend"].startswith("pymc"):
-                rows[f"{label} 94% HDI"] = [
+                rows[f"{column} 94% HDI"] = [
                     f"[{lo:.3g}, {hi:.3g}]"
                     for lo, hi in zip(rows["hdi_low"], rows["hdi_high"], strict=True)
                 ]
-                keep.append(f"{label} 94% HDI")
+                keep.append(f"{column} 94% HDI")
             rows = rows[keep]
             side = (
                 rows
@@ -726,7 +734,7 @@ def _engines(report: _Report, runs, components) -> None:
                 )
             )
         if side is not None:
-            report.heading(dataset, level=3)
+            report.heading(label, level=3)
             report.table(side)
 
 
@@ -1385,10 +1393,13 @@ def _model_selection(report: _Report, runs) -> None:
             shown = [table[criterion].min()]
             if criterion == "bic":
                 shown.append(table["excluded_bic"].min())
-            low = np.nanmin(shown)
-            top_value = np.nanmax(table[criterion])
-            span = min(top_value - low, 0.1 * abs(low) + 50.0)
-            ax.set_ylim(low - 0.08 * span, low + span)
+            lows = [v for v in shown if np.isfinite(v)]
+            highs = [v for v in table[criterion] if np.isfinite(v)]
+            if lows and highs:  # a cell with no eligible fit has no value
+                low = min(lows)
+                span = min(max(highs) - low, 0.1 * abs(low) + 50.0)
+                if span > 0:
+                    ax.set_ylim(low - 0.08 * span, low + span)
             ax.set_xlabel("number of components K")
             ax.set_ylabel(f"{criterion.upper()} (lower is better)")
             ax.legend(fontsize=7, title="covariance", title_fontsize=7)
@@ -1488,7 +1499,10 @@ def _data_figures(report: _Report, runs, components) -> None:
         label = _data_label(dict(zip(keys, key, strict=True)), runs)
         # BIC compares fits of the same data only: one choice per data set
         # and parameters (each n of a series).
-        run = choose_model(group)
+        try:
+            run = choose_model(group)
+        except ValueError:  # only posterior summaries are eligible here
+            continue
         params_cols = {
             c.removeprefix("p_"): run[c]
             for c in parameter_columns

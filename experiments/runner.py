@@ -162,6 +162,18 @@ def _prepare_folder(out: Path, config: SweepConfig, force: bool) -> dict[str, An
                 f"({previous.get('config_source')}); choose another --out, or pass "
                 "--force to replace it."
             )
+    sessions = []
+    if manifest_path.is_file() and not force:
+        # A resumed folder holds parts made by every session: keep their
+        # provenance, not only the last one's.
+        previous = json.loads(manifest_path.read_text())
+        sessions = [
+            *previous.get("earlier_sessions", []),
+            {
+                key: previous.get(key)
+                for key in ("git_commit", "versions", "started_at", "finished_at")
+            },
+        ]
     if force:
         tables = (*TABLES, "convergence", "checks")
         for name in ("parts", *(f"{t}.parquet" for t in tables)):
@@ -171,6 +183,8 @@ def _prepare_folder(out: Path, config: SweepConfig, force: bool) -> dict[str, An
             elif target.exists():
                 target.unlink()
     manifest = new_manifest(config)
+    if sessions:
+        manifest["earlier_sessions"] = sessions
     atomic_write(json.dumps(manifest, indent=2, default=str), manifest_path)
     return manifest
 
@@ -231,11 +245,23 @@ def run_sweep(
         with tqdm(
             total=len(pending), unit="run", disable=not progress, smoothing=0.1
         ) as bar:
+            lost = []
             for spec, result, error in map_as_completed(
                 execute_run, pending, jobs=jobs, scheduler=scheduler
             ):
-                write_run(out, failed_result(spec, error) if error else result)
+                # An error of the executor itself (a worker killed, a broken
+                # pool) says nothing about the run: it is not written, so the
+                # same command retries it. The run's own errors are results.
+                if error is None:
+                    write_run(out, result)
+                else:
+                    lost.append(f"{spec.run_id}: {type(error).__name__}: {error}")
                 bar.update()
+        if lost:
+            echo(
+                f"{len(lost)} run(s) were lost to a worker failure and not "
+                f"recorded (first: {lost[0]}); run the same command to retry them."
+            )
         tables = consolidate(
             out,
             [spec.run_id for spec in specs],

@@ -96,10 +96,12 @@ def write_run(out: Path, result: dict[str, Any]) -> None:
     }
     for table in TABLES:
         rows = rows_by_table[table]
+        folder = out / "parts" / table
         if rows:
-            folder = out / "parts" / table
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(pd.DataFrame(rows), folder / f"{run_id}.parquet")
+        else:  # no stale part from an earlier, interrupted attempt
+            (folder / f"{run_id}.parquet").unlink(missing_ok=True)
 
 
 def completed_run_ids(out: Path) -> set[str]:

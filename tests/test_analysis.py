@@ -148,3 +148,53 @@ def test_summary_table_counts_statuses_and_shares_per_arm():
     # An arm with its own stopping rule is described, never the reference.
     assert table.loc["x", "best_ok_log_likelihood"] == pytest.approx(-75.0)
     assert table.loc["x", "share_at_best_kmeans"] == 0.0
+
+
+def test_posterior_fits_are_never_an_optimum_even_when_failed_or_variational():
+    from experiments.analysis import convergence_summary
+
+    rows = [
+        _run("a", 2, "full", 100.0, engine="em", trace_kind="em_mean_loglik"),
+        _run(
+            "p",
+            2,
+            "full",
+            90.0,
+            backend="pymc",
+            engine="pymc",
+            init="default",
+            stopped_by="not_iterative",
+            trace_kind="draw_mean_loglik",
+        ),
+        _run(
+            "q",
+            2,
+            "full",
+            np.nan,
+            backend="pymc",
+            engine="pymc",
+            init="default",
+            status="failed",
+            stopped_by="error",
+            seed=1,
+        ),
+        _run(
+            "v",
+            2,
+            "full",
+            80.0,
+            backend="pymc-advi",
+            engine="pymc-advi",
+            init="default",
+            trace_kind="advi_mean_elbo",
+        ),
+    ]
+    runs = pd.DataFrame(rows).assign(n_iter=10)
+    summary = convergence_summary(runs).set_index("backend")
+    # The reference is the em fit, not the better-scoring posterior means.
+    assert (summary["reference_log_likelihood"] == -50.0).all()
+    assert np.isnan(summary.loc["pymc", "share_at_best"])  # one failed seed
+    assert np.isnan(summary.loc["pymc-advi", "share_at_best"])
+    assert choose_model(runs)["run_id"] == "a"
+    table = selection_table(runs)
+    assert table["n_runs"].tolist() == [1]

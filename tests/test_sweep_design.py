@@ -812,3 +812,58 @@ def test_s1_collapsed_posterior_is_classified_and_never_best(tmp_path):
         f"{best['init']}, seed {int(best['seed'])}, log-likelihood "
         f"{best['log_likelihood']:.2f}, status ok)"
     ) in text
+
+
+def test_a_worker_failure_is_not_recorded_and_is_retried(tmp_path, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    import experiments.runner as runner
+
+    config = _config(
+        """
+        [sweep]
+        seeds = 3
+        [[datasets]]
+        name = "s5"
+        [backends.em]
+        """,
+        tmp_path,
+    )
+    real = runner.map_as_completed
+
+    def breaks_once(function, items, **kwargs):
+        items = list(items)
+        yield from real(function, items[1:], **kwargs)
+        yield items[0], None, BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(runner, "map_as_completed", breaks_once)
+    messages = []
+    tables = run_sweep(config, tmp_path / "out", progress=False, echo=messages.append)
+    assert len(tables["runs"]) == 2
+    assert any("lost to a worker failure" in m for m in messages)
+    monkeypatch.setattr(runner, "map_as_completed", real)
+    messages = []
+    again = run_sweep(config, tmp_path / "out", progress=False, echo=messages.append)
+    assert "2 already done, 1 to run" in messages[0]
+    assert len(again["runs"]) == 3
+    assert set(again["runs"]["status"]) == {"ok"}
+
+
+def test_report_survives_a_search_where_nothing_is_eligible(tmp_path):
+    from experiments.report import build_report
+
+    config = _config(
+        """
+        [stopping]
+        max_iter = 1
+        [[datasets]]
+        name = "s4"
+        n_components = [1, 2]
+        [backends.em]
+        """,
+        tmp_path,
+    )
+    runs = run_sweep(config, tmp_path / "out", progress=False, echo=_quiet)["runs"]
+    assert set(runs["status"]) <= {"unconverged", "degenerate"}
+    index = build_report(tmp_path / "out", tmp_path / "report")
+    assert "Fits not eligible" in index.read_text()
