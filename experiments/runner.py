@@ -202,7 +202,7 @@ def _summary_table(runs: pd.DataFrame) -> str:
     }
     if "log_likelihood" in runs:
         ok = runs[runs["status"] == "ok"].groupby(["dataset", "backend"])
-        columns["best ok log-lik"] = ok["log_likelihood"].max().round(2)
+        columns["best ok log-lik, any K"] = ok["log_likelihood"].max().round(2)
         columns["median seconds"] = grouped["seconds"].median().round(3)
     return pd.DataFrame(columns).to_string()
 
