@@ -301,14 +301,15 @@ def _check_positive(source, key, value):
     return float(value)
 
 
-def _check_covariance_types(source, key, values) -> None:
+def _check_choices(source, key, values, allowed) -> tuple:
+    """``values`` as a tuple, or ConfigError naming the first unknown one."""
+    values = tuple(_as_list(values))
     for value in values:
-        if value not in COVARIANCE_MODELS:
+        if value not in allowed:
             raise _fail(
-                source,
-                key,
-                f"unknown {value!r}; allowed: {', '.join(COVARIANCE_MODELS)}.",
+                source, key, f"unknown {value!r}; allowed: {', '.join(allowed)}."
             )
+    return values
 
 
 def _parse_arms(source, raw) -> dict[str, Arm]:
@@ -368,14 +369,7 @@ def _parse_arms(source, raw) -> dict[str, Arm]:
                 )
         inits = table.get("inits")
         if inits is not None:
-            inits = tuple(_as_list(inits))
-            for value in inits:
-                if value not in START_NAMES:
-                    raise _fail(
-                        source,
-                        f"{where}.inits",
-                        f"unknown {value!r}; allowed: {', '.join(START_NAMES)}.",
-                    )
+            inits = _check_choices(source, f"{where}.inits", inits, START_NAMES)
         arms[name] = Arm(name, engine, options, seeds, own, inits)
     return arms
 
@@ -491,18 +485,14 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
             _check_int(source, f"{where}.data_replicates", replicates, 1)
         covariances = entry.get("covariance_type")
         if covariances is not None:
-            covariances = tuple(_as_list(covariances))
-            _check_covariance_types(source, f"{where}.covariance_type", covariances)
+            covariances = _check_choices(
+                source, f"{where}.covariance_type", covariances, COVARIANCE_MODELS
+            )
         entry_inits = entry.get("init_params")
         if entry_inits is not None:
-            entry_inits = tuple(_as_list(entry_inits))
-            for value in entry_inits:
-                if value not in START_NAMES:
-                    raise _fail(
-                        source,
-                        f"{where}.init_params",
-                        f"unknown {value!r}; allowed: {', '.join(START_NAMES)}.",
-                    )
+            entry_inits = _check_choices(
+                source, f"{where}.init_params", entry_inits, START_NAMES
+            )
         datasets.append(
             DatasetEntry(
                 name, grid, components, only, replicates, covariances, entry_inits
@@ -513,16 +503,15 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
     _check_keys(
         source, "grid", grid, {"covariance_type", "init_params", "n_components"}
     )
-    covariance_types = _as_list(grid.get("covariance_type", ["full"]))
-    _check_covariance_types(source, "grid.covariance_type", covariance_types)
-    init_params = _as_list(grid.get("init_params", ["kmeans"]))
-    for value in init_params:
-        if value not in START_NAMES:
-            raise _fail(
-                source,
-                "grid.init_params",
-                f"unknown {value!r}; allowed: {', '.join(START_NAMES)}.",
-            )
+    covariance_types = _check_choices(
+        source,
+        "grid.covariance_type",
+        grid.get("covariance_type", ["full"]),
+        COVARIANCE_MODELS,
+    )
+    init_params = _check_choices(
+        source, "grid.init_params", grid.get("init_params", ["kmeans"]), START_NAMES
+    )
     n_components = _parse_components(
         source, "grid.n_components", grid.get("n_components", "data")
     )
