@@ -975,44 +975,24 @@ def _scenario_s2(report, runs, components, convergence, checks) -> None:
     table = rows.pivot_table(
         index="component", columns=["parameter", "i", "j"], values=["estimate", "truth"]
     )
+
+    def entries(kind, parameter, indices):
+        """One text cell per component: the given entries of a parameter."""
+        columns = [table[(kind, parameter, i, j)] for i, j in indices]
+        return [
+            ", ".join(f"{v:.5f}" for v in values)
+            for values in zip(*columns, strict=True)
+        ]
+
+    mean, covariance = [(0, 0), (1, 0)], [(0, 0), (0, 1), (1, 1)]
     shown = pd.DataFrame(
         {
             "weight": table[("estimate", "weight", 0, 0)],
             "homework weight": table[("truth", "weight", 0, 0)],
-            "mean": [
-                f"({a:.5f}, {b:.5f})"
-                for a, b in zip(
-                    table[("estimate", "mean", 0, 0)],
-                    table[("estimate", "mean", 1, 0)],
-                    strict=True,
-                )
-            ],
-            "homework mean": [
-                f"({a:.5f}, {b:.5f})"
-                for a, b in zip(
-                    table[("truth", "mean", 0, 0)],
-                    table[("truth", "mean", 1, 0)],
-                    strict=True,
-                )
-            ],
-            "covariance (xx, xy, yy)": [
-                f"{a:.5f}, {b:.5f}, {c:.5f}"
-                for a, b, c in zip(
-                    table[("estimate", "covariance", 0, 0)],
-                    table[("estimate", "covariance", 0, 1)],
-                    table[("estimate", "covariance", 1, 1)],
-                    strict=True,
-                )
-            ],
-            "homework covariance": [
-                f"{a:.5f}, {b:.5f}, {c:.5f}"
-                for a, b, c in zip(
-                    table[("truth", "covariance", 0, 0)],
-                    table[("truth", "covariance", 0, 1)],
-                    table[("truth", "covariance", 1, 1)],
-                    strict=True,
-                )
-            ],
+            "mean": [f"({v})" for v in entries("estimate", "mean", mean)],
+            "homework mean": [f"({v})" for v in entries("truth", "mean", mean)],
+            "covariance (xx, xy, yy)": entries("estimate", "covariance", covariance),
+            "homework covariance": entries("truth", "covariance", covariance),
         }
     ).reset_index()
     report.text(

@@ -98,6 +98,18 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         return failed_result(spec, error)
 
 
+def _check_error(entry: CheckEntry, error: BaseException) -> dict[str, Any]:
+    """The one row of a check that could not load, run or finish in time."""
+    return {
+        "target": entry.target,
+        "convention": entry.convention,
+        "check": "load and run",
+        "result": "error",
+        "evidence": f"{type(error).__name__}: {error}",
+        "diagnosis": "",
+    }
+
+
 def run_check(entry: CheckEntry) -> list[dict[str, Any]]:
     """``gmmlab check`` on one ``[[checks]]`` target, as table rows; never raises."""
     from mixtures.check import check_em, load_function
@@ -106,16 +118,7 @@ def run_check(entry: CheckEntry) -> list[dict[str, Any]]:
     try:
         results = check_em(load_function(entry.target), convention=entry.convention)
     except Exception as error:  # a broken target is a result, not a crash
-        return [
-            {
-                "target": entry.target,
-                "convention": entry.convention,
-                "check": "load and run",
-                "result": "error",
-                "evidence": f"{type(error).__name__}: {error}",
-                "diagnosis": "",
-            }
-        ]
+        return [_check_error(entry, error)]
     return [
         {
             "target": entry.target,
@@ -137,16 +140,7 @@ def _run_checks(config: SweepConfig, out: Path) -> pd.DataFrame | None:
         try:
             rows.extend(call_with_time_limit(run_check, entry, config.timeout))
         except Exception as error:  # the time limit
-            rows.append(
-                {
-                    "target": entry.target,
-                    "convention": entry.convention,
-                    "check": "load and run",
-                    "result": "error",
-                    "evidence": f"{type(error).__name__}: {error}",
-                    "diagnosis": "",
-                }
-            )
+            rows.append(_check_error(entry, error))
     frame = pd.DataFrame(rows)
     atomic_write(frame, out / "checks.parquet")
     return frame
