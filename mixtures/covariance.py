@@ -27,13 +27,19 @@ factorised blindly, so the caller can apply its degenerate-component policy.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import numpy as np
 from scipy import linalg
 
 __all__ = [
+    "ALIASES",
     "COVARIANCE_MODELS",
+    "MCLUST_MODELS",
+    "UNIVARIATE_MODELS",
+    "mclust_name",
+    "models_for",
     "CovarianceModel",
     "Diag",
     "Full",
@@ -47,8 +53,10 @@ class CovarianceModel(Protocol):
     """What the EM engine needs from a covariance parameterisation."""
 
     name: str
-    #: True when one covariance is shared by every component.
+    #: True when one covariance is *stored* for all components ('tied').
     shared: bool
+    #: True when every component has the same covariance (EII, EEI, EEE).
+    single_covariance: bool
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         """Shape of the covariance (and precision) array."""
@@ -120,8 +128,17 @@ class CovarianceModel(Protocol):
         second_moments: np.ndarray,
         denominators: np.ndarray,
         reg_covar: float,
+        previous: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Covariances from centred moments (the M-step for this model)."""
+        """Covariances from centred moments (the M-step for this model).
+
+        ``previous`` (this model's storage) warm-starts the iterative M-steps;
+        the closed-form ones ignore it.
+        """
+        ...
+
+    def moments_from_full(self, matrices: np.ndarray) -> np.ndarray:
+        """(K, D, D) matrices in the form of this model's second-moment statistic."""
         ...
 
     def precisions_from_cholesky(self, precisions_cholesky: np.ndarray) -> np.ndarray:
@@ -226,6 +243,10 @@ class Full:
 
     name = "full"
     shared = False
+    single_covariance = False
+
+    def moments_from_full(self, matrices):
+        return matrices
 
     def shape(self, n_components, n_features):
         return (n_components, n_features, n_features)
@@ -296,6 +317,7 @@ class Full:
         second_moments,
         denominators,
         reg_covar,
+        previous=None,
     ):
         # sum_n r (x - c - d)(x - c - d)^T = S2 - S1 d^T - d S1^T + S0 d d^T
         outer_first = np.einsum("ki,kj->kij", first_moments, offsets)
@@ -337,6 +359,10 @@ class Tied(Full):
 
     name = "tied"
     shared = True
+    single_covariance = True
+
+    def moments_from_full(self, matrices):
+        return matrices.sum(axis=0)
 
     def shape(self, n_components, n_features):
         return (n_features, n_features)
@@ -370,6 +396,7 @@ class Tied(Full):
         second_moments,
         denominators,
         reg_covar,
+        previous=None,
     ):
         outer_first = np.einsum("ki,kj->ij", first_moments, offsets)
         covariance = (
@@ -408,6 +435,10 @@ class Diag:
 
     name = "diag"
     shared = False
+    single_covariance = False
+
+    def moments_from_full(self, matrices):
+        return np.diagonal(matrices, axis1=1, axis2=2).copy()
 
     def shape(self, n_components, n_features):
         return (n_components, n_features)
@@ -472,6 +503,7 @@ class Diag:
         second_moments,
         denominators,
         reg_covar,
+        previous=None,
     ):
         variances = (
             second_moments
@@ -507,6 +539,9 @@ class Spherical(Diag):
     """Each component has one variance shared by all features, shape (K,)."""
 
     name = "spherical"
+
+    def moments_from_full(self, matrices):
+        return np.trace(matrices, axis1=1, axis2=2)
 
     def shape(self, n_components, n_features):
         return (n_components,)
@@ -553,6 +588,7 @@ class Spherical(Diag):
         second_moments,
         denominators,
         reg_covar,
+        previous=None,
     ):
         n_features = offsets.shape[1]
         variances = (
@@ -575,9 +611,498 @@ class Spherical(Diag):
             )
 
 
+# ---------------------------------------------------------------------------
+# The parsimonious models of Celeux & Govaert (1995)
+#
+# Every component covariance is written Sigma_k = lambda_k D_k A_k D_k^T with
+# volume lambda_k, orientation D_k (orthogonal) and shape A_k (diagonal,
+# det A_k = 1). Each of the three letters of a model's name says whether the
+# volume, shape and orientation are Equal across components, Variable, or
+# (shape and orientation only) the Identity. Writing W_k for the scatter
+# matrix of component k about its mean and n_k for its mass, the M-step
+# minimises over the model's parameter set
+#
+#     Q(Sigma) = sum_k [ n_k log det Sigma_k + tr(W_k Sigma_k^{-1}) ].
+#
+# The four models scikit-learn has (VII, VVI, EEE, VVV) are the classes above
+# under their scikit-learn names. The other ten store full (K, D, D)
+# covariances, share the 'full' E-step and fused pass, and differ only in the
+# small (K, D, D) -> (K, D, D) step below: a closed form where Celeux &
+# Govaert give one, otherwise the published iteration run to convergence from
+# the previous M-step's solution (each sub-step decreases Q, so the iteration
+# is monotone):
+#
+# * VEI, VEE, VEV: alternate volumes and the shared shape (or shape-and-
+#   orientation), Celeux & Govaert (1995), sections 3.2-3.3;
+# * EVE, VVE: the shapes (and volume) in closed form given the common
+#   orientation, and the orientation by the majorisation-minimisation step of
+#   Browne & McNicholas (2014), "Estimating common principal components in
+#   high dimensions", Adv. Data Anal. Classif. 8:217-226: since
+#   sum_k tr(D^T (W_k - a_k I) D Omega_k) is concave in D for a_k the largest
+#   eigenvalue of W_k, its tangent majorises it, and the tangent plane is
+#   minimised over orthogonal matrices by the polar factor of
+#   G = sum_k (a_k I - W_k) D Omega_k.
+#
+# Regularisation: ``reg_covar`` is added to every scatter as n_k * reg * I
+# before the constrained step, which is scikit-learn's rule for its four models
+# and keeps every other model inside its constraint.
+
+_INNER_TOL = 1e-11
+_INNER_MAX_ITER = 500
+
+
+def _geometric_mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.exp(np.mean(np.log(values), axis=axis))
+
+
+def _objective(scatter, counts, covariances) -> float:
+    """Q(Sigma) above; +inf when a covariance is not positive definite."""
+    sign, logdet = np.linalg.slogdet(covariances)
+    if np.any(sign <= 0):
+        return np.inf
+    traces = np.einsum("kij,kji->k", scatter, np.linalg.inv(covariances))
+    return float(np.sum(counts * logdet + traces))
+
+
+def _converged(previous: float, current: float) -> bool:
+    return abs(previous - current) <= _INNER_TOL * max(1.0, abs(current))
+
+
+def _diagonal_matrices(diagonals: np.ndarray) -> np.ndarray:
+    n = diagonals.shape[-1]
+    out = np.zeros(diagonals.shape + (n,))
+    index = np.arange(n)
+    out[..., index, index] = diagonals
+    return out
+
+
+def _sorted_eigh(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending) and eigenvectors of symmetric matrices."""
+    values, vectors = np.linalg.eigh(matrices)
+    return values[..., ::-1], vectors[..., ::-1]
+
+
+def _orientation_step(scatter, orientation, inverse_diagonals):
+    """One Browne & McNicholas (2014) majorisation step for a common orientation.
+
+    Minimises ``sum_k tr(W_k D Omega_k D^T)`` over orthogonal ``D`` given
+    ``Omega_k = diag(inverse_diagonals[k])``; never increases it.
+    """
+    largest = np.linalg.eigvalsh(scatter)[:, -1]
+    n_features = scatter.shape[-1]
+    shifted = largest[:, None, None] * np.eye(n_features) - scatter
+    gradient = np.einsum("kij,jl,kl->il", shifted, orientation, inverse_diagonals)
+    left, _, right_t = np.linalg.svd(gradient)
+    return left @ right_t
+
+
+class _Constrained(Full):
+    """A Celeux & Govaert model stored as full (K, D, D) covariances."""
+
+    shared = False
+    iterative = False
+
+    def constrained_step(
+        self,
+        scatter: np.ndarray,
+        counts: np.ndarray,
+        previous: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Minimise Q over this model's set: (K, D, D) scatters -> covariances."""
+        raise NotImplementedError
+
+    def covariances_from_moments(
+        self,
+        weight_sums,
+        first_moments,
+        offsets,
+        second_moments,
+        denominators,
+        reg_covar,
+        previous=None,
+    ):
+        outer_first = np.einsum("ki,kj->kij", first_moments, offsets)
+        scatter = (
+            second_moments
+            - outer_first
+            - np.swapaxes(outer_first, 1, 2)
+            + weight_sums[:, None, None] * np.einsum("ki,kj->kij", offsets, offsets)
+        )
+        scatter = 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
+        diagonal = np.arange(scatter.shape[-1])
+        scatter[:, diagonal, diagonal] += denominators[:, None] * reg_covar
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            covariances = self.constrained_step(scatter, denominators, previous)
+        return 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
+
+    def from_full(self, full_covariances):
+        full = np.asarray(full_covariances, dtype=float)
+        return self.constrained_step(full, np.ones(full.shape[0]))
+
+
+class EII(_Constrained):
+    """Equal spherical covariances ``lambda I``."""
+
+    name = "EII"
+    single_covariance = True
+
+    def n_parameters(self, n_components, n_features):
+        return 1
+
+    def constrained_step(self, scatter, counts, previous=None):
+        n_components, n_features = scatter.shape[0], scatter.shape[-1]
+        volume = np.trace(scatter, axis1=1, axis2=2).sum() / (
+            counts.sum() * n_features
+        )
+        return np.broadcast_to(volume * np.eye(n_features), scatter.shape).copy()
+
+
+class EEI(_Constrained):
+    """Equal diagonal covariances ``lambda A``."""
+
+    name = "EEI"
+    single_covariance = True
+
+    def n_parameters(self, n_components, n_features):
+        return n_features
+
+    def constrained_step(self, scatter, counts, previous=None):
+        pooled = np.diagonal(scatter, axis1=1, axis2=2).sum(axis=0) / counts.sum()
+        return np.broadcast_to(np.diag(pooled), scatter.shape).copy()
+
+
+class VEI(_Constrained):
+    """Diagonal covariances ``lambda_k A`` with a common shape."""
+
+    name = "VEI"
+    iterative = True
+
+    def n_parameters(self, n_components, n_features):
+        return n_components + n_features - 1
+
+    def constrained_step(self, scatter, counts, previous=None):
+        n_features = scatter.shape[-1]
+        diagonals = np.diagonal(scatter, axis1=1, axis2=2)  # (K, D)
+        if previous is not None and np.all(np.isfinite(previous)):
+            shape = np.diagonal(previous, axis1=1, axis2=2)[0]
+        else:
+            shape = diagonals.sum(axis=0)
+        shape = shape / _geometric_mean(shape)
+        value = np.inf
+        for _ in range(_INNER_MAX_ITER):
+            volumes = (diagonals / shape).sum(axis=1) / (n_features * counts)
+            shape = (diagonals / volumes[:, None]).sum(axis=0)
+            shape = shape / _geometric_mean(shape)
+            previous_value, value = value, float(
+                np.sum(counts * n_features * np.log(volumes))
+                + np.sum(diagonals / (volumes[:, None] * shape))
+            )
+            if _converged(previous_value, value):
+                break
+        volumes = (diagonals / shape).sum(axis=1) / (n_features * counts)
+        return _diagonal_matrices(volumes[:, None] * shape)
+
+
+class EVI(_Constrained):
+    """Diagonal covariances ``lambda A_k`` with a common volume."""
+
+    name = "EVI"
+
+    def n_parameters(self, n_components, n_features):
+        return 1 + n_components * (n_features - 1)
+
+    def constrained_step(self, scatter, counts, previous=None):
+        diagonals = np.diagonal(scatter, axis1=1, axis2=2)
+        sizes = _geometric_mean(diagonals)  # (K,)
+        volume = sizes.sum() / counts.sum()
+        return _diagonal_matrices(volume * diagonals / sizes[:, None])
+
+
+class VEE(_Constrained):
+    """Covariances ``lambda_k C`` with a common shape and orientation, det C = 1."""
+
+    name = "VEE"
+    iterative = True
+
+    def n_parameters(self, n_components, n_features):
+        return n_components + n_features * (n_features + 1) // 2 - 1
+
+    def constrained_step(self, scatter, counts, previous=None):
+        n_features = scatter.shape[-1]
+        if previous is not None and np.all(np.isfinite(previous)):
+            common = previous[0]
+        else:
+            common = scatter.sum(axis=0)
+        common = common / np.linalg.det(common) ** (1.0 / n_features)
+        value = np.inf
+        for _ in range(_INNER_MAX_ITER):
+            traces = np.einsum("kij,ji->k", scatter, np.linalg.inv(common))
+            volumes = traces / (n_features * counts)
+            weighted = np.einsum("kij,k->ij", scatter, 1.0 / volumes)
+            common = weighted / np.linalg.det(weighted) ** (1.0 / n_features)
+            traces = np.einsum("kij,ji->k", scatter, np.linalg.inv(common))
+            previous_value, value = value, float(
+                np.sum(counts * n_features * np.log(volumes) + traces / volumes)
+            )
+            if _converged(previous_value, value):
+                break
+        volumes = traces / (n_features * counts)
+        return volumes[:, None, None] * common
+
+
+def _jacobi_sweep(scatter, orientation, inverse_diagonals):
+    """One sweep of exact plane rotations for a common orientation.
+
+    For each pair of axes (i, j), rotating columns i and j of ``D`` by an
+    angle t changes ``sum_k tr(W_k D Omega_k D^T)`` by
+    ``P cos 2t + Q sin 2t`` plus a constant, so the best angle has a closed
+    form (the pairwise rotations of Flury & Gautschi 1986, "An algorithm for
+    simultaneous orthogonal transformation of several positive definite
+    symmetric matrices to nearly diagonal form", SIAM J. Sci. Stat. Comput.
+    7:169-184). Never increases the objective.
+    """
+    orientation = orientation.copy()
+    n_features = orientation.shape[0]
+    for i in range(n_features - 1):
+        for j in range(i + 1, n_features):
+            di, dj = orientation[:, i], orientation[:, j]
+            a = np.einsum("p,kpq,q->k", di, scatter, di)
+            b = np.einsum("p,kpq,q->k", dj, scatter, dj)
+            e = np.einsum("p,kpq,q->k", di, scatter, dj)
+            gap = inverse_diagonals[:, i] - inverse_diagonals[:, j]
+            p_coef = 0.5 * np.sum(gap * (a - b))
+            q_coef = np.sum(gap * e)
+            radius = math.hypot(p_coef, q_coef)
+            if radius == 0.0:
+                continue
+            # minimise P cos 2t + Q sin 2t: cos 2t = -P/r, sin 2t = -Q/r.
+            angle = 0.5 * math.atan2(-q_coef, -p_coef)
+            c, s = math.cos(angle), math.sin(angle)
+            orientation[:, i], orientation[:, j] = c * di + s * dj, -s * di + c * dj
+    return orientation
+
+
+class _CommonOrientation(_Constrained):
+    """Shared orientation ``D``; shapes in closed form given ``D``.
+
+    The orientation problem is not convex, so without a previous solution
+    the iteration starts from the eigenvectors of the pooled scatter and of
+    every component's scatter and keeps the best; inside EM it continues from
+    the previous M-step's orientation, which is enough for the likelihood
+    never to decrease.
+    """
+
+    iterative = True
+
+    def _diagonals(self, projected: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Per-component diagonals of ``D^T Sigma_k D`` given ``diag(D^T W_k D)``."""
+        raise NotImplementedError
+
+    def _solve(self, scatter, counts, orientation):
+        value = np.inf
+        for _ in range(_INNER_MAX_ITER):
+            projected = np.einsum("ji,kjl,li->ki", orientation, scatter, orientation)
+            diagonals = self._diagonals(projected, counts)
+            previous_value, value = value, float(
+                np.sum(counts[:, None] * np.log(diagonals) + projected / diagonals)
+            )
+            if _converged(previous_value, value) or not np.isfinite(value):
+                break
+            orientation = _orientation_step(scatter, orientation, 1.0 / diagonals)
+            orientation = _jacobi_sweep(scatter, orientation, 1.0 / diagonals)
+        return value, orientation, diagonals
+
+    def constrained_step(self, scatter, counts, previous=None):
+        if previous is not None and np.all(np.isfinite(previous)):
+            starts = [_sorted_eigh(previous.sum(axis=0))[1]]
+        else:
+            starts = [_sorted_eigh(m)[1] for m in (scatter.sum(axis=0), *scatter)]
+        best = None
+        for start in starts:
+            value, orientation, diagonals = self._solve(scatter, counts, start)
+            if best is None or value < best[0]:
+                best = (value, orientation, diagonals)
+        _, orientation, diagonals = best
+        return np.einsum("ij,kj,lj->kil", orientation, diagonals, orientation)
+
+
+class EVE(_CommonOrientation):
+    """Covariances ``lambda D A_k D^T``: common volume and orientation."""
+
+    name = "EVE"
+
+    def n_parameters(self, n_components, n_features):
+        return (
+            1
+            + n_components * (n_features - 1)
+            + n_features * (n_features - 1) // 2
+        )
+
+    def _diagonals(self, projected, counts):
+        sizes = _geometric_mean(projected)
+        volume = sizes.sum() / counts.sum()
+        return volume * projected / sizes[:, None]
+
+
+class VVE(_CommonOrientation):
+    """Covariances ``lambda_k D A_k D^T``: common orientation only."""
+
+    name = "VVE"
+
+    def n_parameters(self, n_components, n_features):
+        return n_components * n_features + n_features * (n_features - 1) // 2
+
+    def _diagonals(self, projected, counts):
+        return projected / counts[:, None]
+
+
+class EEV(_Constrained):
+    """Covariances ``lambda D_k A D_k^T``: common volume and shape."""
+
+    name = "EEV"
+
+    def n_parameters(self, n_components, n_features):
+        return n_features + n_components * n_features * (n_features - 1) // 2
+
+    def constrained_step(self, scatter, counts, previous=None):
+        values, vectors = _sorted_eigh(scatter)
+        pooled = values.sum(axis=0) / counts.sum()
+        return np.einsum("kij,j,klj->kil", vectors, pooled, vectors)
+
+
+class VEV(_Constrained):
+    """Covariances ``lambda_k D_k A D_k^T``: common shape only."""
+
+    name = "VEV"
+    iterative = True
+
+    def n_parameters(self, n_components, n_features):
+        return (
+            n_components
+            + n_features
+            - 1
+            + n_components * n_features * (n_features - 1) // 2
+        )
+
+    def constrained_step(self, scatter, counts, previous=None):
+        n_features = scatter.shape[-1]
+        values, vectors = _sorted_eigh(scatter)
+        values = np.maximum(values, 0.0)
+        if previous is not None and np.all(np.isfinite(previous)):
+            shape = _sorted_eigh(previous)[0].mean(axis=0)
+        else:
+            shape = values.sum(axis=0)
+        shape = shape / _geometric_mean(shape)
+        value = np.inf
+        for _ in range(_INNER_MAX_ITER):
+            volumes = (values / shape).sum(axis=1) / (n_features * counts)
+            shape = (values / volumes[:, None]).sum(axis=0)
+            shape = shape / _geometric_mean(shape)
+            previous_value, value = value, float(
+                np.sum(counts * n_features * np.log(volumes))
+                + np.sum(values / (volumes[:, None] * shape))
+            )
+            if _converged(previous_value, value):
+                break
+        volumes = (values / shape).sum(axis=1) / (n_features * counts)
+        return np.einsum("kij,kj,klj->kil", vectors, volumes[:, None] * shape, vectors)
+
+
+class EVV(_Constrained):
+    """Covariances ``lambda C_k``, det C_k = 1: common volume only."""
+
+    name = "EVV"
+
+    def n_parameters(self, n_components, n_features):
+        return 1 + n_components * (n_features * (n_features + 1) // 2 - 1)
+
+    def constrained_step(self, scatter, counts, previous=None):
+        n_features = scatter.shape[-1]
+        sizes = np.abs(np.linalg.det(scatter)) ** (1.0 / n_features)
+        volume = sizes.sum() / counts.sum()
+        return volume * scatter / sizes[:, None, None]
+
+
+# ---------------------------------------------------------------------------
+# Univariate models: mclust's E (equal variance) and V (variable variance)
+
+
+def _univariate(name: str, n_features: int) -> None:
+    if n_features != 1:
+        raise ValueError(
+            f"covariance model {name!r} is univariate but the data have "
+            f"{n_features} features; use a multivariate model such as "
+            f"{'EII' if name == 'E' else 'VII'!r} or 'VVV'."
+        )
+
+
+class E(Tied):
+    """Univariate, one variance shared by all components; stored (1, 1)."""
+
+    name = "E"
+
+    def shape(self, n_components, n_features):
+        _univariate(self.name, n_features)
+        return super().shape(n_components, n_features)
+
+
+class V(Spherical):
+    """Univariate, one variance per component; stored (K,)."""
+
+    name = "V"
+
+    def shape(self, n_components, n_features):
+        _univariate(self.name, n_features)
+        return super().shape(n_components, n_features)
+
+
+#: Models by name; the scikit-learn names and mclust's names of the same model
+#: are the same object, so a fit under either name is identical.
 COVARIANCE_MODELS: dict[str, CovarianceModel] = {
-    model.name: model for model in (Full(), Tied(), Diag(), Spherical())
+    model.name: model
+    for model in (
+        Full(),
+        Tied(),
+        Diag(),
+        Spherical(),
+        EII(),
+        EEI(),
+        VEI(),
+        EVI(),
+        VEE(),
+        EVE(),
+        VVE(),
+        EEV(),
+        VEV(),
+        EVV(),
+        E(),
+        V(),
+    )
 }
+ALIASES = {"VII": "spherical", "VVI": "diag", "EEE": "tied", "VVV": "full"}
+COVARIANCE_MODELS.update({alias: COVARIANCE_MODELS[name] for alias, name in ALIASES.items()})
+
+#: mclust's names in its own order: the 14 multivariate models, then the two
+#: univariate ones.
+MCLUST_MODELS = (
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE",
+    "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)  # fmt: skip
+UNIVARIATE_MODELS = ("E", "V")
+
+
+def models_for(n_features: int) -> tuple[str, ...]:
+    """mclust's model names that apply to data with ``n_features`` features."""
+    return UNIVARIATE_MODELS if n_features == 1 else MCLUST_MODELS
+
+
+def mclust_name(covariance_type: str) -> str:
+    """mclust's name of a model ('full' -> 'VVV'); mclust names map to themselves."""
+    for alias, name in ALIASES.items():
+        if covariance_type == name:
+            return alias
+    return covariance_type
 
 
 def get_covariance_model(covariance_type: str) -> CovarianceModel:

@@ -50,6 +50,7 @@ import numpy as np
 from mixtures._parallel import map_chunks
 from mixtures.covariance import CovarianceModel
 from mixtures.params import MixtureParams
+from mixtures.prior import ResolvedPrior
 
 __all__ = [
     "DegeneracyPolicy",
@@ -386,26 +387,41 @@ def em_pass(
 
 
 def m_step(
-    stats: SufficientStats, model: CovarianceModel, reg_covar: float
+    stats: SufficientStats,
+    model: CovarianceModel,
+    reg_covar: float,
+    prior: ResolvedPrior | None = None,
+    previous: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Maximum-likelihood parameters from sufficient statistics.
+    """Maximum-likelihood (or, with ``prior``, posterior-mode) parameters.
 
     Returns raw ``(weights, means, covariances)``: covariances include
     ``reg_covar`` but are not yet checked for positive definiteness (see
-    :func:`finalise_components`).
+    :func:`finalise_components`). ``previous`` covariances warm-start the
+    iterative M-steps of the constrained models.
     """
     denominators = stats.weight_sums + _MASS_EPS
     offsets = stats.first_moments / denominators[:, np.newaxis]
     means = stats.centres + offsets
+    second_moments = stats.second_moments
+    if prior is not None:
+        # The posterior mode is the ML step on augmented statistics.
+        means, extra_scatter, extra_mass = prior.adjust(
+            stats.weight_sums, means, model.single_covariance
+        )
+        second_moments = second_moments + model.moments_from_full(extra_scatter)
+        denominators = denominators + extra_mass
     covariances = model.covariances_from_moments(
         stats.weight_sums,
         stats.first_moments,
         offsets,
-        stats.second_moments,
+        second_moments,
         denominators,
         reg_covar,
+        previous,
     )
-    weights = denominators / denominators.sum()
+    weights = stats.weight_sums + _MASS_EPS
+    weights = weights / weights.sum()
     return weights, means, covariances
 
 
@@ -436,10 +452,16 @@ class DegeneracyPolicy:
     reg_covar: float
     empty_threshold: float = 1e-6
     max_reseeds_per_component: int = 10
+    #: Hyperparameters of MAP-EM's prior; None for maximum likelihood.
+    prior: ResolvedPrior | None = None
 
     @classmethod
     def for_data(
-        cls, X: np.ndarray, sample_weight: np.ndarray, reg_covar: float
+        cls,
+        X: np.ndarray,
+        sample_weight: np.ndarray,
+        reg_covar: float,
+        prior: ResolvedPrior | None = None,
     ) -> DegeneracyPolicy:
         total = float(np.sum(sample_weight))
         variances = weighted_feature_variance(X, sample_weight)
@@ -451,6 +473,7 @@ class DegeneracyPolicy:
             feature_scale=np.sqrt(variances),
             mean_sample_weight=total / np.count_nonzero(sample_weight),
             reg_covar=reg_covar,
+            prior=prior,
         )
 
 
@@ -592,6 +615,7 @@ def params_from_responsibilities(
     resp: np.ndarray,
     model: CovarianceModel,
     reg_covar: float,
+    prior: ResolvedPrior | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Raw ``(weights, means, covariances, weight_sums)`` from responsibilities.
 
@@ -603,7 +627,7 @@ def params_from_responsibilities(
     first = sufficient_statistics(X, sample_weight, resp, centres, model)
     _, means, _ = m_step(first, model, reg_covar)
     stats = sufficient_statistics(X, sample_weight, resp, means, model)
-    weights, means, covariances = m_step(stats, model, reg_covar)
+    weights, means, covariances = m_step(stats, model, reg_covar, prior)
     return weights, means, covariances, stats.weight_sums
 
 
@@ -635,7 +659,9 @@ def em_step(
     """
     model = params.model
     stats, log_prob_norm = em_pass(X, sample_weight, params)
-    weights, means, covariances = m_step(stats, model, policy.reg_covar)
+    weights, means, covariances = m_step(
+        stats, model, policy.reg_covar, policy.prior, params.covariances
+    )
     positive = np.flatnonzero(sample_weight > 0)
     new_params, events = finalise_components(
         weights,

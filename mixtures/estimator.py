@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mixtures import em
+from mixtures.covariance import Diag
 from mixtures.fitting import EMOptions, as_random_state, fit_validated
 from mixtures.params import MixtureParams
 
@@ -28,10 +29,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=1
         Number of mixture components.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
-        'full': one general covariance per component; 'tied': one general
-        covariance shared by all; 'diag': one diagonal covariance per
-        component; 'spherical': one variance per component.
+    covariance_type : str, default='full'
+        scikit-learn's 'full' (one general covariance per component), 'tied'
+        (one shared by all), 'diag' (one diagonal per component),
+        'spherical' (one variance per component); or any of the parsimonious
+        models of Celeux & Govaert (1995) under R mclust's names: 'EII',
+        'VII', 'EEI', 'VEI', 'EVI', 'VVI', 'EEE', 'VEE', 'EVE', 'VVE',
+        'EEV', 'VEV', 'EVV', 'VVV', and for one feature 'E' and 'V' (see
+        :mod:`mixtures.covariance`). 'VII', 'VVI', 'EEE' and 'VVV' are the
+        same models as 'spherical', 'diag', 'tied' and 'full'.
     tol : float, default=1e-3
         EM stops when the mean log-likelihood changes by less than ``tol``.
     reg_covar : float, default=1e-6
@@ -41,10 +47,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_init : int, default=1
         Number of initialisations; the best (highest final lower bound) is
         kept, and all are recorded in ``init_lower_bounds_``/``init_traces_``.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
-default='kmeans'
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', \
+'hc'}, default='kmeans'
         How initial responsibilities are drawn (see
-        :func:`mixtures.initialization.initial_responsibilities`).
+        :func:`mixtures.initialization.initial_responsibilities`); 'hc' is
+        mclust's model-based hierarchical clustering (Fraley 1998), which
+        is deterministic.
     weights_init : array-like of shape (n_components,), default=None
     means_init : array-like of shape (n_components, n_features), default=None
     precisions_init : array-like, default=None
@@ -57,13 +65,21 @@ default='kmeans'
         1 or more logs initialisations and every ``verbose_interval``-th
         iteration through the ``mixtures`` logger (to stdout if unconfigured).
     verbose_interval : int, default=10
+    prior : None, 'default', dict or ConjugatePrior, default=None
+        None fits by maximum likelihood. Otherwise MAP-EM with the conjugate
+        prior of Fraley & Raftery (2007) (:mod:`mixtures.prior`): 'default'
+        uses its data-dependent defaults, a dict overrides some of them.
+        The prior keeps covariances away from singularity, so spurious
+        maxima on a few (tied) points cannot occur.
 
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
     means_ : ndarray of shape (n_components, n_features)
     covariances_ : ndarray
-        (K, D, D) 'full', (D, D) 'tied', (K, D) 'diag', (K,) 'spherical'.
+        (K, D, D) 'full', (D, D) 'tied', (K, D) 'diag', (K,) 'spherical'
+        (and their mclust names VVV, EEE, VVI, VII); (K, D, D) for the other
+        ten multivariate models; (1, 1) for 'E' and (K,) for 'V'.
     precisions_ : ndarray
         Inverse covariances, shaped as ``covariances_``.
     precisions_cholesky_ : ndarray
@@ -121,6 +137,7 @@ default='kmeans'
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -136,6 +153,7 @@ default='kmeans'
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.prior = prior
 
     # -- fitting -------------------------------------------------------------
 
@@ -280,7 +298,9 @@ default='kmeans'
         params = self._params()
         counts = rng.multinomial(n_samples, params.weights)
         full = params.full_covariances()
-        if self.covariance_type in ("full", "tied"):
+        # scikit-learn draws diagonal models feature by feature; the same
+        # draws from the same seed need the same calls.
+        if not isinstance(params.model, Diag):
             X = np.vstack(
                 [
                     rng.multivariate_normal(mean, cov, int(count))

@@ -33,6 +33,7 @@ from mixtures.em import (
     score_and_label,
 )
 from mixtures.initialization import INIT_METHODS, initial_responsibilities
+from mixtures.prior import as_prior
 from mixtures.params import MixtureParams
 
 __all__ = [
@@ -109,8 +110,10 @@ class EMOptions:
     precisions_init: object = field(default=None, repr=False)
     verbose: int = 0
     verbose_interval: int = 10
+    prior: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        as_prior(self.prior)  # raises on a malformed prior
         _check_int(self.n_components, "n_components", 1)
         _check_int(self.max_iter, "max_iter", 0)
         _check_int(self.n_init, "n_init", 1)
@@ -347,7 +350,7 @@ def _initial_params(
             None if unit_weights else sample_weight,
         )
         weights, means, covariances, weight_sums = params_from_responsibilities(
-            X, sample_weight, resp, model, options.reg_covar
+            X, sample_weight, resp, model, options.reg_covar, policy.prior
         )
     else:
         weights = means = covariances = None
@@ -438,7 +441,13 @@ def fit_validated(
             f"n_features={n_features}, covariance_type={options.covariance_type!r}."
         )
     random_state = as_random_state(random_state)
-    policy = DegeneracyPolicy.for_data(X, weights, options.reg_covar)
+    prior = as_prior(options.prior)
+    policy = DegeneracyPolicy.for_data(
+        X,
+        weights,
+        options.reg_covar,
+        None if prior is None else prior.resolve(X, weights, options.n_components),
+    )
     n_init = 1 if initial_params is not None else options.n_init
 
     restarts: list[EMRun] = []
@@ -549,6 +558,7 @@ def fit_em(
     initial_params: MixtureParams | None = None,
     verbose: int = 0,
     verbose_interval: int = 10,
+    prior=None,
 ) -> EMResult:
     """Fit a Gaussian mixture by EM and return an :class:`EMResult`.
 
@@ -561,7 +571,7 @@ def fit_em(
         Non-negative weights; integer weights fit like repeated rows.
     covariance_type, tol, reg_covar, max_iter, n_init, init_params, \
 weights_init, means_init, precisions_init, random_state, verbose, \
-verbose_interval
+verbose_interval, prior
         As in :class:`mixtures.GaussianMixture` (scikit-learn's meanings).
         ``random_state`` may also be a ``numpy.random.Generator``.
     initial_params : MixtureParams, optional
@@ -593,6 +603,7 @@ verbose_interval
         precisions_init=precisions_init,
         verbose=verbose,
         verbose_interval=verbose_interval,
+        prior=prior,
     )
     data = check_data(X, allow_1d=True)
     return fit_validated(

@@ -14,7 +14,11 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 
 __all__ = ["INIT_METHODS", "initial_responsibilities"]
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
+
+#: Above this many samples 'hc' clusters a random subsample of this size
+#: (drawn from the random state) and the other rows start unassigned.
+HC_MAX_SAMPLES = 2000
 
 
 def _one_hot_columns(n_samples: int, indices: np.ndarray) -> np.ndarray:
@@ -40,7 +44,10 @@ def initial_responsibilities(
         'kmeans': one-hot labels of one k-means run; 'k-means++': one-hot at
         the k-means++ seeds; 'random': uniform random responsibilities
         normalised per sample; 'random_from_data': one-hot at randomly chosen
-        samples, which become the initial means.
+        samples, which become the initial means; 'hc': one-hot labels of the
+        K-cluster level of model-based hierarchical clustering (Fraley 1998;
+        :func:`mixtures.hierarchical.hierarchical_partitions`), deterministic
+        up to ``HC_MAX_SAMPLES`` samples and unweighted.
     random_state : numpy.random.RandomState
     sample_weight : ndarray of shape (n_samples,), optional
         None means unit weights and reproduces scikit-learn's draws exactly.
@@ -75,5 +82,15 @@ def initial_responsibilities(
             X, n_components, random_state=random_state, sample_weight=sample_weight
         )
         return _one_hot_columns(n_samples, indices)
+    if method == "hc":
+        from mixtures.hierarchical import hierarchical_partitions
+
+        rows = np.arange(n_samples)
+        if n_samples > HC_MAX_SAMPLES:
+            rows = np.sort(random_state.choice(n_samples, HC_MAX_SAMPLES, replace=False))
+        labels = hierarchical_partitions(X[rows], n_components)[n_components - 1]
+        resp = np.zeros((n_samples, n_components))
+        resp[rows, labels] = 1.0
+        return resp
     allowed = ", ".join(repr(m) for m in INIT_METHODS)
     raise ValueError(f"init_params must be one of {allowed}; got {method!r}.")
