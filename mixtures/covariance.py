@@ -38,14 +38,14 @@ __all__ = [
     "COVARIANCE_MODELS",
     "MCLUST_MODELS",
     "UNIVARIATE_MODELS",
-    "mclust_name",
-    "models_for",
     "CovarianceModel",
     "Diag",
     "Full",
     "Spherical",
     "Tied",
     "get_covariance_model",
+    "mclust_name",
+    "models_for",
 ]
 
 
@@ -671,7 +671,7 @@ def _converged(previous: float, current: float) -> bool:
 
 def _diagonal_matrices(diagonals: np.ndarray) -> np.ndarray:
     n = diagonals.shape[-1]
-    out = np.zeros(diagonals.shape + (n,))
+    out = np.zeros((*diagonals.shape, n))
     index = np.arange(n)
     out[..., index, index] = diagonals
     return out
@@ -751,10 +751,8 @@ class EII(_Constrained):
         return 1
 
     def constrained_step(self, scatter, counts, previous=None):
-        n_components, n_features = scatter.shape[0], scatter.shape[-1]
-        volume = np.trace(scatter, axis1=1, axis2=2).sum() / (
-            counts.sum() * n_features
-        )
+        _n_components, n_features = scatter.shape[0], scatter.shape[-1]
+        volume = np.trace(scatter, axis1=1, axis2=2).sum() / (counts.sum() * n_features)
         return np.broadcast_to(volume * np.eye(n_features), scatter.shape).copy()
 
 
@@ -794,9 +792,12 @@ class VEI(_Constrained):
             volumes = (diagonals / shape).sum(axis=1) / (n_features * counts)
             shape = (diagonals / volumes[:, None]).sum(axis=0)
             shape = shape / _geometric_mean(shape)
-            previous_value, value = value, float(
-                np.sum(counts * n_features * np.log(volumes))
-                + np.sum(diagonals / (volumes[:, None] * shape))
+            previous_value, value = (
+                value,
+                float(
+                    np.sum(counts * n_features * np.log(volumes))
+                    + np.sum(diagonals / (volumes[:, None] * shape))
+                ),
             )
             if _converged(previous_value, value):
                 break
@@ -842,8 +843,9 @@ class VEE(_Constrained):
             weighted = np.einsum("kij,k->ij", scatter, 1.0 / volumes)
             common = weighted / np.linalg.det(weighted) ** (1.0 / n_features)
             traces = np.einsum("kij,ji->k", scatter, np.linalg.inv(common))
-            previous_value, value = value, float(
-                np.sum(counts * n_features * np.log(volumes) + traces / volumes)
+            previous_value, value = (
+                value,
+                float(np.sum(counts * n_features * np.log(volumes) + traces / volumes)),
             )
             if _converged(previous_value, value):
                 break
@@ -904,8 +906,11 @@ class _CommonOrientation(_Constrained):
         for _ in range(_INNER_MAX_ITER):
             projected = np.einsum("ji,kjl,li->ki", orientation, scatter, orientation)
             diagonals = self._diagonals(projected, counts)
-            previous_value, value = value, float(
-                np.sum(counts[:, None] * np.log(diagonals) + projected / diagonals)
+            previous_value, value = (
+                value,
+                float(
+                    np.sum(counts[:, None] * np.log(diagonals) + projected / diagonals)
+                ),
             )
             if _converged(previous_value, value) or not np.isfinite(value):
                 break
@@ -933,11 +938,7 @@ class EVE(_CommonOrientation):
     name = "EVE"
 
     def n_parameters(self, n_components, n_features):
-        return (
-            1
-            + n_components * (n_features - 1)
-            + n_features * (n_features - 1) // 2
-        )
+        return 1 + n_components * (n_features - 1) + n_features * (n_features - 1) // 2
 
     def _diagonals(self, projected, counts):
         sizes = _geometric_mean(projected)
@@ -999,9 +1000,12 @@ class VEV(_Constrained):
             volumes = (values / shape).sum(axis=1) / (n_features * counts)
             shape = (values / volumes[:, None]).sum(axis=0)
             shape = shape / _geometric_mean(shape)
-            previous_value, value = value, float(
-                np.sum(counts * n_features * np.log(volumes))
-                + np.sum(values / (volumes[:, None] * shape))
+            previous_value, value = (
+                value,
+                float(
+                    np.sum(counts * n_features * np.log(volumes))
+                    + np.sum(values / (volumes[:, None] * shape))
+                ),
             )
             if _converged(previous_value, value):
                 break
@@ -1081,7 +1085,9 @@ COVARIANCE_MODELS: dict[str, CovarianceModel] = {
     )
 }
 ALIASES = {"VII": "spherical", "VVI": "diag", "EEE": "tied", "VVV": "full"}
-COVARIANCE_MODELS.update({alias: COVARIANCE_MODELS[name] for alias, name in ALIASES.items()})
+COVARIANCE_MODELS.update(
+    {alias: COVARIANCE_MODELS[name] for alias, name in ALIASES.items()}
+)
 
 #: mclust's names in its own order: the 14 multivariate models, then the two
 #: univariate ones.

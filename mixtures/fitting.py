@@ -33,8 +33,8 @@ from mixtures.em import (
     score_and_label,
 )
 from mixtures.initialization import INIT_METHODS, initial_responsibilities
-from mixtures.prior import as_prior
 from mixtures.params import MixtureParams
+from mixtures.prior import as_prior
 
 __all__ = [
     "DegenerateComponentWarning",

@@ -87,7 +87,9 @@ def initial_responsibilities(
 
         rows = np.arange(n_samples)
         if n_samples > HC_MAX_SAMPLES:
-            rows = np.sort(random_state.choice(n_samples, HC_MAX_SAMPLES, replace=False))
+            rows = np.sort(
+                random_state.choice(n_samples, HC_MAX_SAMPLES, replace=False)
+            )
         labels = hierarchical_partitions(X[rows], n_components)[n_components - 1]
         resp = np.zeros((n_samples, n_components))
         resp[rows, labels] = 1.0

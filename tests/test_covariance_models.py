@@ -46,9 +46,11 @@ def _orthogonal(theta: np.ndarray, D: int) -> np.ndarray:
 
 
 def _covariances(model: str, theta: np.ndarray, K: int, D: int) -> np.ndarray:
-    n_vol, n_shape, n_orient = _n_free(model, K, D)
+    n_vol, n_shape, _n_orient = _n_free(model, K, D)
     vol = np.exp(theta[:n_vol]) * np.ones(K)
-    shape_params = theta[n_vol : n_vol + n_shape].reshape(-1, D - 1) if n_shape else None
+    shape_params = (
+        theta[n_vol : n_vol + n_shape].reshape(-1, D - 1) if n_shape else None
+    )
     orient = theta[n_vol + n_shape :]
     out = np.empty((K, D, D))
     for k in range(K):
@@ -178,9 +180,9 @@ def test_parameter_count_is_the_dimension_of_the_model_set(name, D):
 
 
 def _faithful():
-    from experiments.datasets import DATA_FOLDER
-
     import pandas as pd
+
+    from experiments.datasets import DATA_FOLDER
 
     return pd.read_csv(DATA_FOLDER / "faithful.csv").to_numpy(float)
 
@@ -253,10 +255,11 @@ def test_constrained_models_store_full_covariances(name):
     assert fit.covariances_.shape == (2, 2, 2)
     assert fit.precisions_.shape == (2, 2, 2)
     np.testing.assert_allclose(
-        fit.precisions_ @ fit.covariances_, np.broadcast_to(np.eye(2), (2, 2, 2)),
+        fit.precisions_ @ fit.covariances_,
+        np.broadcast_to(np.eye(2), (2, 2, 2)),
         atol=1e-8,
     )
-    Y, labels = fit.sample(50)
+    Y, _labels = fit.sample(50)
     assert Y.shape == (50, 2)
 
 
@@ -269,7 +272,8 @@ def test_univariate_models():
     spherical = GaussianMixture(2, covariance_type="spherical", random_state=0).fit(x)
     np.testing.assert_allclose(e.covariances_, tied.covariances_)
     np.testing.assert_allclose(v.covariances_, spherical.covariances_)
-    assert e.covariances_.shape == (1, 1) and v.covariances_.shape == (2,)
+    assert e.covariances_.shape == (1, 1)
+    assert v.covariances_.shape == (2,)
     with pytest.raises(ValueError, match="univariate"):
         GaussianMixture(2, covariance_type="E").fit(_faithful())
 
@@ -288,8 +292,10 @@ def _stats(X, resp):
     means = resp.T @ X / counts[:, None]
     centred = X[None] - means[:, None]
     second = np.einsum("nk,kni,knj->kij", resp, centred, centred)
-    return counts, means, SufficientStats(
-        counts, means, np.zeros_like(means), second, float(X.shape[0])
+    return (
+        counts,
+        means,
+        SufficientStats(counts, means, np.zeros_like(means), second, float(X.shape[0])),
     )
 
 
@@ -335,8 +341,12 @@ def test_prior_removes_the_spike_on_tied_values():
         warnings.simplefilter("ignore")
         fits = [
             GaussianMixture(
-                6, covariance_type="VVV", random_state=s, prior="default",
-                tol=1e-6, max_iter=1000,
+                6,
+                covariance_type="VVV",
+                random_state=s,
+                prior="default",
+                tol=1e-6,
+                max_iter=1000,
             ).fit(X)
             for s in range(4)
         ]
