@@ -151,10 +151,12 @@ def _fit(args: argparse.Namespace) -> int:
         components = parse_components(args.components)
         backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
         out = Path(args.out) if args.out else Path("reports") / Path(args.file).stem
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
         fit_file(
             args.file,
             components=components,
-            covariance_type=args.covariance_type,
+            models=models or None,
+            prior=args.prior,
             backends=backends,
             out=out,
             seeds=args.seeds,
@@ -242,19 +244,29 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("file", help="CSV or Parquet file; numeric columns are features")
     fit.add_argument(
         "--components",
-        default="1..6",
+        default="1..9",
         metavar="K|A..B",
-        help="K or a range (default 1..6, chosen by BIC)",
+        help="K or a range searched (default 1..9, chosen by BIC)",
     )
     fit.add_argument(
-        "--covariance-type",
-        default="full",
-        choices=["full", "tied", "diag", "spherical"],
+        "--models",
+        default="",
+        metavar="M1,M2,...",
+        help="covariance models searched, by mclust's names (EII, VII, EEI, VEI, "
+        "EVI, VVI, EEE, VEE, EVE, VVE, EEV, VEV, EVV, VVV; E, V for one column) "
+        "or scikit-learn's (full, tied, diag, spherical); default: all that apply",
+    )
+    fit.add_argument(
+        "--prior",
+        action="store_true",
+        help="MAP-EM with the conjugate prior of Fraley & Raftery (2007) "
+        "(default: maximum likelihood, comparable with mclust)",
     )
     fit.add_argument(
         "--backends",
         default="em,sklearn",
-        help="comma-separated engines; the first picks the model",
+        help="comma-separated engines of the cross-check at the chosen model "
+        "(scikit-learn only for its four models)",
     )
     fit.add_argument("--seeds", type=int, default=5, help="seeds per initialisation")
     fit.add_argument("--jobs", type=int, default=1)

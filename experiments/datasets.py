@@ -30,6 +30,8 @@ import pandas as pd
 
 from experiments import scenarios
 from mixtures import MixtureParams
+from mixtures.data import DATA_FOLDER as _MIXTURES_DATA
+from mixtures.data import load_faithful
 
 __all__ = [
     "DATASETS",
@@ -260,17 +262,17 @@ def wine(*, seed: int) -> Dataset:
     return _sklearn_dataset("wine", load_wine)
 
 
-DATA_FOLDER = Path(__file__).parent / "data"
+DATA_FOLDER = _MIXTURES_DATA
 
 
 def faithful(*, seed: int) -> Dataset:
     """Old Faithful (272 eruptions: duration and waiting time, minutes).
 
-    Shipped with gmmlab (``experiments/data/``, with its source). No labels
+    Shipped with gmmlab (``mixtures/data/``, with its source). No labels
     and no truth: a model-selection benchmark whose reference answer is R's
     mclust (three components, model EEE, by BIC).
     """
-    frame = pd.read_csv(DATA_FOLDER / "faithful.csv")
+    frame = load_faithful(as_frame=True)
     return Dataset(
         "faithful",
         frame.to_numpy(dtype=float),

@@ -33,13 +33,16 @@ import traceback as traceback_module
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from experiments.config import RunSpec
 from mixtures.align import label_agreement, match_components, recovery_metrics
 from mixtures.backends.base import MixtureFit
-from mixtures.em import e_step
-from mixtures.params import MixtureParams
+from mixtures.diagnostics import (
+    MIN_RELATIVE_VARIANCE,
+    classification_entropy,
+    degeneracy_findings,
+    uncertainty,
+)
 
 __all__ = [
     "MAX_R_HAT",
@@ -54,10 +57,8 @@ __all__ = [
     "uncertainty",
 ]
 
-MIN_RELATIVE_VARIANCE = 1e-6
 MAX_R_HAT = 1.01
 MIN_ESS_BULK = 400.0
-_DUPLICATE_RTOL = 1e-6
 _NUMERIC_DIAGNOSTICS = (
     "r_hat_max",
     "ess_bulk_min",
@@ -122,62 +123,6 @@ def failed_result(spec: RunSpec, error: BaseException) -> dict[str, Any]:
 # Classification
 
 
-def _data_covariance(X: np.ndarray) -> np.ndarray:
-    covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
-    # A constant feature would make the pencil singular; a ridge far below
-    # any real variance keeps the generalised problem defined.
-    ridge = np.finfo(np.float64).eps * max(float(np.max(np.diag(covariance))), 1e-300)
-    return covariance + ridge * np.eye(covariance.shape[0])
-
-
-def degeneracy_findings(params: MixtureParams, X: np.ndarray) -> dict[str, Any]:
-    """Measures of degeneracy of ``params`` fitted to ``X`` (n_samples, n_features).
-
-    Returns ``min_effective_size`` (smallest ``n * w_k``),
-    ``min_relative_variance`` (smallest generalised eigenvalue of any
-    component's covariance against the data's covariance) and ``reasons``,
-    a list of sentences for every breach of the module's thresholds.
-    """
-    n_samples, n_features = X.shape
-    data_covariance = _data_covariance(X)
-    covariances = params.full_covariances()
-    effective = n_samples * params.weights
-    relative = np.array(
-        [
-            scipy.linalg.eigh(cov, data_covariance, eigvals_only=True)[0]
-            for cov in covariances
-        ]
-    )
-    reasons = [
-        f"component {k} has effective size n*w = {size:.3g} < D + 1 = {n_features + 1}"
-        for k, size in enumerate(effective)
-        if size < n_features + 1
-    ]
-    reasons.extend(
-        f"component {k} has relative variance {value:.2g} < "
-        f"{MIN_RELATIVE_VARIANCE:g} of the data's in some direction"
-        for k, value in enumerate(relative)
-        if value < MIN_RELATIVE_VARIANCE
-    )
-    scale = np.sqrt(np.diag(data_covariance))
-    for j in range(params.n_components):
-        for k in range(j):
-            same_mean = np.all(
-                np.abs(params.means[j] - params.means[k]) <= _DUPLICATE_RTOL * scale
-            )
-            same_cov = np.all(
-                np.abs(covariances[j] - covariances[k])
-                <= _DUPLICATE_RTOL * np.outer(scale, scale)
-            )
-            if same_mean and same_cov:
-                reasons.append(f"components {k} and {j} are the same Gaussian")
-    return {
-        "min_effective_size": float(effective.min()),
-        "min_relative_variance": float(relative.min()),
-        "reasons": reasons,
-    }
-
-
 def stopped_by(fit: MixtureFit) -> str:
     """Why the fit ended: ``tolerance``, ``max_iter`` or ``not_iterative``."""
     if fit.trace_kind == "draw_mean_loglik":
@@ -219,27 +164,6 @@ def classify(fit: MixtureFit, X: np.ndarray) -> tuple[str, str, dict[str, Any]]:
     else:
         status = "ok"
     return status, "; ".join(degenerate + unconverged), findings
-
-
-# ---------------------------------------------------------------------------
-# Classification criteria
-
-
-def uncertainty(X: np.ndarray, params: MixtureParams) -> np.ndarray:
-    """Classification uncertainty ``1 - max_k tau_nk`` of every row, shape (n,)."""
-    _, log_resp = e_step(X, params)
-    return -np.expm1(log_resp.max(axis=1))
-
-
-def classification_entropy(X: np.ndarray, params: MixtureParams) -> float:
-    """``-sum_n log max_k tau_nk``: the penalty ICL adds to BIC, halved.
-
-    ICL (Biernacki, Celeux & Govaert 2000, in the form mclust uses) is the
-    BIC of the classification likelihood at the MAP labels; with
-    scikit-learn's sign (lower is better), ``ICL = BIC + 2 * this``.
-    """
-    _, log_resp = e_step(X, params)
-    return float(-np.sum(log_resp.max(axis=1)))
 
 
 # ---------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from experiments.scenario_analysis import (
 from experiments.tables import atomic_write, read_tables
 from mixtures import MixtureParams
 from mixtures.em import predict_labels, score_samples
+from mixtures.select import top_models
 
 __all__ = ["ENGINE_COLOURS", "build_report", "params_from_components"]
 
@@ -1309,6 +1310,142 @@ def _timing(report: _Report, runs) -> None:
     report.figure(fig, "timing", "Median fit time per engine (log scale)")
 
 
+def _model_search(report: _Report, table: pd.DataFrame, points) -> None:
+    """The BIC table of ``gmmlab fit``'s search over covariance models x K."""
+    report.heading("Model search: covariance models x K (BIC, as mclust)")
+    top = top_models(table, 3, "bic")
+    counts = table["status"].value_counts()
+    flagged = table[table["status"] != "ok"]
+    prior = bool(table["prior"].iloc[0]) if "prior" in table else False
+    report.text(
+        f"{len(table)} cells: {table['model'].nunique()} covariance models x K = "
+        f"{table['n_components'].min()}..{table['n_components'].max()}, each fitted "
+        "from the hierarchical start (Fraley 1998) and seeded k-means starts, "
+        + (
+            "by MAP-EM with the Fraley & Raftery (2007) prior. "
+            if prior
+            else "by maximum likelihood. "
+        )
+        + "BIC = -2 log L + p log n, lower is better (mclust reports minus this). "
+        "The rule: a cell whose best fit is degenerate (a spike on tied values, "
+        "fewer than D + 1 effective points, duplicated components, or a repair "
+        "still in force), unconverged or failed is never chosen. "
+        + ", ".join(f"{int(counts[s])} {s}" for s in counts.index)
+        + "."
+    )
+    if not top.empty:
+        best = top.iloc[0]
+        report.text(
+            f"Chosen: {best['model']} with K = {int(best['n_components'])}, BIC "
+            f"{best['bic']:.2f}, log-likelihood {best['log_likelihood']:.3f}, ICL "
+            f"{best['icl']:.2f}."
+        )
+        report.table(
+            top[
+                [
+                    "model",
+                    "n_components",
+                    "log_likelihood",
+                    "n_parameters",
+                    "bic",
+                    "icl",
+                    "start",
+                ]
+            ].rename(columns={"n_components": "K"}),
+            digits=6,
+        )
+    fig, ax = _subplots(1, 1, figsize=(9, 4.6))
+    markers = "os^Dv<>p*hH8dP"
+    for index, (model, cells) in enumerate(table.groupby("model", sort=False)):
+        ok = cells[cells["status"] == "ok"]
+        ax.plot(
+            ok["n_components"],
+            ok["bic"],
+            color=matplotlib.colormaps["tab20"](index % 20),
+            marker=markers[index % len(markers)],
+            markersize=4,
+            linewidth=1,
+            label=model,
+        )
+    if not flagged.empty:
+        ax.scatter(
+            flagged["n_components"],
+            flagged["bic"],
+            marker="x",
+            color="k",
+            s=30,
+            zorder=3,
+            label="flagged (never chosen)",
+        )
+    if not top.empty:
+        ax.scatter(
+            top["n_components"].iloc[:1],
+            top["bic"].iloc[:1],
+            s=180,
+            facecolors="none",
+            edgecolors="k",
+            zorder=4,
+            label="chosen",
+        )
+        low = float(top["bic"].iloc[0])
+        finite = table["bic"][np.isfinite(table["bic"])]
+        span = min(float(finite.max()) - low, 0.05 * abs(low) + 60.0)
+        if span > 0:
+            ax.set_ylim(low - 0.05 * span, low + span)
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel("BIC (lower is better)")
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    report.figure(
+        fig,
+        "model_search_bic",
+        "BIC of every covariance model over K; "
+        "lines join ok cells, crosses mark flagged ones",
+    )
+    if points is not None and not points.empty:
+        _uncertainty_figure(report, points)
+
+
+def _uncertainty_figure(report: _Report, points: pd.DataFrame) -> None:
+    columns = [c for c in points.columns if c not in ("component", "uncertainty")]
+    uncertainty = points["uncertainty"].to_numpy()
+    fig, axes = _subplots(1, 2, figsize=(10, 4))
+    if len(columns) >= 2:
+        ax = axes[0]
+        # mclust's uncertainty plot: larger, darker points are less certain.
+        order = np.argsort(uncertainty)
+        scatter = ax.scatter(
+            points[columns[0]].to_numpy()[order],
+            points[columns[1]].to_numpy()[order],
+            c=uncertainty[order],
+            s=8 + 400 * uncertainty[order],
+            cmap="viridis",
+            vmin=0,
+            vmax=max(0.5, float(uncertainty.max())),
+            edgecolors="none",
+        )
+        ax.set_xlabel(columns[0])
+        ax.set_ylabel(columns[1])
+        fig.colorbar(scatter, ax=ax, label="uncertainty 1 - max_k tau")
+    else:
+        axes[0].axis("off")
+    ax = axes[1]
+    ax.plot(np.arange(1, len(uncertainty) + 1), np.sort(uncertainty)[::-1])
+    ax.set_xlabel("rows, most uncertain first")
+    ax.set_ylabel("classification uncertainty")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    fig.tight_layout()
+    report.figure(
+        fig,
+        "model_search_uncertainty",
+        "Classification uncertainty of every row under the chosen model",
+    )
+    report.text(
+        f"Mean classification uncertainty {uncertainty.mean():.3f}; "
+        f"{int(np.sum(uncertainty > 0.1))} of {len(uncertainty)} rows above 0.1."
+    )
+
+
 def _model_selection(report: _Report, runs) -> None:
     report.heading("Model selection: BIC and ICL")
     first = runs[runs["data_replicate"] == runs["data_replicate"].min()]
@@ -1634,6 +1771,8 @@ def build_report(results: str | Path, out: str | Path) -> Path:
             _recovery(report, runs)
             _engines(report, runs, components)
             _timing(report, runs)
+            if "model_search" in tables:
+                _model_search(report, tables["model_search"], tables.get("uncertainty"))
             _model_selection(report, runs)
             _data_figures(report, runs, components)
         _not_eligible(report, runs)

@@ -144,7 +144,7 @@ def read_tables(out: str | Path) -> dict[str, pd.DataFrame]:
     out = Path(out)
     return {
         name: pd.read_parquet(out / f"{name}.parquet")
-        for name in (*TABLES, "convergence", "checks")
+        for name in (*TABLES, "convergence", "checks", "model_search", "uncertainty")
         if (out / f"{name}.parquet").is_file()
     }
 

@@ -1,12 +1,18 @@
-"""``gmmlab fit FILE``: a user's data file through the sweep machinery and a report.
+"""``gmmlab fit FILE``: model-based clustering of a user's data file, and a report.
 
-The file's numeric columns are fitted with every requested engine, K (one
-value or a range) and two initialisation strategies over several seeds, by
-the same runner as any sweep. The best model (lowest BIC among the first
-engine's fits with status ok, 'em' by default; degenerate and unconverged
-fits are never chosen) is printed, written to ``parameters.json``, and used
-for ``assignments.csv``: every row's most probable component and the
-probability of each. Then the report is built next to them.
+1. **Model search** (:func:`mixtures.select.search`): every covariance model
+   (the 14 of mclust, or E and V for one column; ``models`` restricts them)
+   x every K, each from the hierarchical start and seeded k-means starts,
+   every fit classified. The chosen model is the lowest BIC among cells with
+   status ok; a degenerate, unconverged or failed fit is never chosen. The
+   top three are printed, as mclust does; the whole table is written to
+   ``model_search.csv`` and to the results folder for the report.
+2. The chosen model gives ``parameters.json`` and ``assignments.csv``:
+   every row's most probable component, the probability of each, and its
+   classification uncertainty ``1 - max_k tau_nk``.
+3. **Engine cross-check**: the sweep runner fits the chosen model and K
+   with every requested engine that supports it over several seeds, so the
+   report can show how the answer depends on the start and on the engine.
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.analysis import choose_model
 from experiments.config import parse_config
 from experiments.datasets import load_dataset, read_table
-from experiments.report import build_report, params_from_components
+from experiments.report import build_report
 from experiments.runner import run_sweep
-from mixtures.em import e_step
+from experiments.tables import atomic_write
+from mixtures.covariance import ALIASES
+from mixtures.select import search
 
 __all__ = ["fit_file"]
 
@@ -31,7 +38,8 @@ def fit_file(
     path: str | Path,
     *,
     components: list[int],
-    covariance_type: str = "full",
+    models: list[str] | None = None,
+    prior: bool = False,
     backends: tuple[str, ...] = ("em", "sklearn"),
     out: str | Path,
     seeds: int = 5,
@@ -39,38 +47,61 @@ def fit_file(
     progress: bool = True,
     echo=print,
 ) -> dict:
-    """Fit ``path`` and write results, report, parameters and assignments to ``out``.
+    """Search ``path`` and write the table, results, report, parameters and
+    assignments to ``out``.
 
     Returns the chosen model's summary (also written to ``parameters.json``).
-    A second call with the same file content and options resumes (nothing
-    to refit); a changed file is refitted, other options start afresh.
+    The engine cross-check resumes when the same file and options are given
+    again (a changed file is refitted).
     """
     path = Path(path).resolve()
     read_table(path)  # clear errors for a missing or unreadable file, up front
+    data = load_dataset(f"file:{path}")
     out = Path(out)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    result = search(
+        data.X,
+        models,
+        components,
+        prior="default" if prior else None,
+        n_jobs=jobs,
+        progress=progress,
+    )
+    table = result.table
+    try:
+        chosen = result.best("bic")
+    except ValueError as error:
+        raise ValueError(f"{path.name}: {error}") from None
+    top = result.top(3, "bic")
+    best = top.iloc[0]
+    model, n_components = str(best["model"]), int(best["n_components"])
+
+    # The engine cross-check at the chosen model: scikit-learn only has four.
+    sklearn_name = ALIASES.get(model)
+    engines = tuple(
+        b for b in backends if b != "sklearn" or sklearn_name is not None
+    ) or ("em",)
     backend_tables = {
-        name: ({"seeds": 1} if name.startswith("pymc") else {}) for name in backends
+        name: ({"seeds": 1} if name.startswith("pymc") else {}) for name in engines
     }
     config = parse_config(
         {
             "sweep": {"root_seed": 0, "seeds": seeds},
-            "datasets": [{"name": f"file:{path}", "n_components": list(components)}],
+            "datasets": [{"name": f"file:{path}", "n_components": [n_components]}],
             "backends": backend_tables,
             "grid": {
-                "covariance_type": [covariance_type],
+                "covariance_type": [sklearn_name or model],
                 "init_params": ["kmeans", "random_from_data"],
             },
         },
         source=f"gmmlab fit {path.name}",
     )
     manifest = out / "results" / "manifest.json"
-    # Same file content and options: resume (the file's hash is part of every
-    # run id, so a changed file reruns); other options: start afresh.
     replace = (
         manifest.is_file()
         and json.loads(manifest.read_text()).get("config_hash") != config.config_hash
     )
-    tables = run_sweep(
+    run_sweep(
         config,
         out / "results",
         jobs=jobs,
@@ -78,59 +109,88 @@ def fit_file(
         progress=progress,
         echo=echo,
     )
-    runs = tables["runs"]
-    mine = runs[runs["backend"] == backends[0]]
-    try:
-        best = choose_model(mine)
-    except ValueError:
-        reasons = "; ".join(sorted(set(mine["status_reason"].fillna(""))))
-        raise ValueError(
-            f"no {backends[0]} fit of {path.name} is usable (status ok): {reasons}"
-        ) from None
-    params = params_from_components(
-        tables["components"][tables["components"]["run_id"] == best["run_id"]]
-    )
-    data = load_dataset(f"file:{path}")
-    _, log_resp = e_step(data.X, params)
-    probabilities = np.exp(log_resp)
+
+    probabilities = chosen.predict_proba(data.X)
+    uncertainty = 1.0 - probabilities.max(axis=1)
     frame = read_table(path)
     assignments = frame.copy()
     assignments["component"] = probabilities.argmax(axis=1)
-    for k in range(params.n_components):
+    for k in range(n_components):
         assignments[f"p_component_{k}"] = probabilities[:, k]
-    assignments.to_csv(out / "assignments.csv", index=False)
+    assignments["uncertainty"] = uncertainty
+    atomic_write(assignments.to_csv(index=False), out / "assignments.csv")
+    atomic_write(table.to_csv(index=False), out / "model_search.csv")
+    columns = list(data.notes["columns"])
+    points = pd.DataFrame(data.X[:, :2], columns=columns[:2])
+    points["component"] = assignments["component"].to_numpy()
+    points["uncertainty"] = uncertainty
+    atomic_write(points, out / "results" / "uncertainty.parquet")
+    atomic_write(
+        table.assign(file=path.name, prior=bool(prior)),
+        out / "results" / "model_search.parquet",
+    )
+    params = chosen._params()
     summary = {
         "file": str(path),
-        "columns": data.notes["columns"],
-        "backend": best["backend"],
-        "n_components": int(best["n_components"]),
-        "covariance_type": covariance_type,
-        "init": best["init"],
-        "fit_seed": int(best["fit_seed"]),
+        "columns": columns,
+        "model": model,
+        "n_components": n_components,
+        "covariance_type": model,
+        "prior": bool(prior),
+        "start": str(best["start"]),
         "log_likelihood": float(best["log_likelihood"]),
         "bic": float(best["bic"]),
-        "aic": float(best["aic"]),
+        "icl": float(best["icl"]),
+        "n_parameters": int(best["n_parameters"]),
+        "mean_uncertainty": float(uncertainty.mean()),
         "weights": params.weights.tolist(),
         "means": params.means.tolist(),
-        "covariances": params.covariances.tolist(),
+        "covariances": params.full_covariances().tolist(),
+        "top3": [
+            {
+                "model": str(row["model"]),
+                "n_components": int(row["n_components"]),
+                "bic": float(row["bic"]),
+                "log_likelihood": float(row["log_likelihood"]),
+            }
+            for _, row in top.iterrows()
+        ],
+        "flagged_cells": int((table["status"] != "ok").sum()),
     }
-    (out / "parameters.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(json.dumps(summary, indent=2) + "\n", out / "parameters.json")
     index = build_report(out / "results", out)
-    echo(_describe(summary))
+    echo(_describe(summary, table))
     echo(
         f"report: {index}\nassignments: {out / 'assignments.csv'}\n"
+        f"model search: {out / 'model_search.csv'}\n"
         f"parameters: {out / 'parameters.json'}"
     )
     return summary
 
 
-def _describe(summary: dict) -> str:
+def _describe(summary: dict, table: pd.DataFrame) -> str:
+    counts = table["status"].value_counts()
+    flagged = ", ".join(
+        f"{int(counts[status])} {status}" for status in counts.index if status != "ok"
+    )
     lines = [
-        f"best model for {Path(summary['file']).name}: K = {summary['n_components']} "
-        f"({summary['covariance_type']}, {summary['backend']}, init "
-        f"{summary['init']}), log-likelihood {summary['log_likelihood']:.3f}, "
-        f"BIC {summary['bic']:.2f}"
+        f"model search on {Path(summary['file']).name}: {len(table)} cells "
+        f"({table['model'].nunique()} models x K = "
+        f"{table['n_components'].min()}..{table['n_components'].max()})"
+        + (f"; never chosen: {flagged}" if flagged else "; every cell ok"),
+        "top models by BIC (lower is better; mclust prints minus these):",
     ]
+    for rank, row in enumerate(summary["top3"], start=1):
+        lines.append(
+            f"  {rank}. {row['model']},{row['n_components']}  BIC {row['bic']:.2f}  "
+            f"log-likelihood {row['log_likelihood']:.3f}"
+        )
+    lines.append(
+        f"best model: {summary['model']} with K = {summary['n_components']} "
+        f"(log-likelihood {summary['log_likelihood']:.3f}, BIC {summary['bic']:.2f}, "
+        f"ICL {summary['icl']:.2f}; mean classification uncertainty "
+        f"{summary['mean_uncertainty']:.3f})"
+    )
     columns = summary["columns"]
     for k, (weight, mean, cov) in enumerate(
         zip(summary["weights"], summary["means"], summary["covariances"], strict=True)

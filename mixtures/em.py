@@ -484,6 +484,8 @@ def _duplicate_of(
     scale: np.ndarray,
 ) -> dict[int, int]:
     """Map component j to an earlier component k it duplicates exactly."""
+    if means.shape[0] == 1:
+        return {}
     same_mean = np.all(
         np.abs(means[:, np.newaxis, :] - means[np.newaxis, :, :]) <= 1e-10 * scale,
         axis=2,
@@ -554,7 +556,13 @@ def finalise_components(
         )
         if np.any(collapsed):  # pragma: no cover - the floor keeps every one PD
             raise FloatingPointError("covariance floor failed to restore definiteness")
-    params = MixtureParams(weights, means, covariances, model.name, prec_chol)
+    for name, array in (("weights", weights), ("means", means)):
+        if not np.all(np.isfinite(array)):
+            raise ValueError(
+                f"{name} contain NaN or infinity: EM overflowed; the data may "
+                "hold values too large to square (rescale them)."
+            )
+    params = MixtureParams._trusted(weights, means, covariances, model.name, prec_chol)
     return params, events
 
 

@@ -13,7 +13,7 @@ import logging
 import numbers
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -331,6 +331,7 @@ def _initial_params(
     random_state: np.random.RandomState,
     policy: DegeneracyPolicy,
     restart: int,
+    resp: np.ndarray | None = None,
 ) -> tuple[MixtureParams, list[DegenerateEvent]]:
     """Initial parameters of one restart, following scikit-learn's rules.
 
@@ -342,13 +343,14 @@ def _initial_params(
     weights_init, means_init, precisions_init = inits
     n_components = options.n_components
     if any(a is None for a in inits):
-        resp = initial_responsibilities(
-            X,
-            n_components,
-            options.init_params,
-            random_state,
-            None if unit_weights else sample_weight,
-        )
+        if resp is None:
+            resp = initial_responsibilities(
+                X,
+                n_components,
+                options.init_params,
+                random_state,
+                None if unit_weights else sample_weight,
+            )
         weights, means, covariances, weight_sums = params_from_responsibilities(
             X, sample_weight, resp, model, options.reg_covar, policy.prior
         )
@@ -418,8 +420,15 @@ def fit_validated(
     *,
     initial_params: MixtureParams | None = None,
     initial_lower_bound: float = -np.inf,
+    initial_resp: Sequence[np.ndarray] | None = None,
 ) -> EMResult:
-    """Fit on already validated 2-D data; see :func:`fit_em` for the contract."""
+    """Fit on already validated 2-D data; see :func:`fit_em` for the contract.
+
+    ``initial_resp``, a sequence of (n_samples, n_components) responsibility
+    arrays, replaces ``init_params`` and ``n_init``: restart ``r`` starts
+    from ``initial_resp[r]`` (used by :mod:`mixtures.select` to share one
+    set of partitions between models).
+    """
     n_samples, n_features = X.shape
     if n_samples < options.n_components:
         raise ValueError(
@@ -449,6 +458,8 @@ def fit_validated(
         None if prior is None else prior.resolve(X, weights, options.n_components),
     )
     n_init = 1 if initial_params is not None else options.n_init
+    if initial_resp is not None and initial_params is None:
+        n_init = len(initial_resp)
 
     restarts: list[EMRun] = []
     best_index, best_bound = 0, -np.inf
@@ -465,6 +476,7 @@ def fit_validated(
                     random_state,
                     policy,
                     restart,
+                    None if initial_resp is None else initial_resp[restart],
                 )
             else:
                 start, init_events = initial_params, []

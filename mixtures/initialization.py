@@ -9,6 +9,9 @@ probability proportional to their weight.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
@@ -25,6 +28,31 @@ def _one_hot_columns(n_samples: int, indices: np.ndarray) -> np.ndarray:
     resp = np.zeros((n_samples, indices.shape[0]))
     resp[indices, np.arange(indices.shape[0])] = 1.0
     return resp
+
+
+_HC_MAX_LEVELS = 30
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_tree(
+    key: bytes, X_bytes: bytes, shape: tuple, dtype: str, levels: int
+) -> np.ndarray:
+    from mixtures.hierarchical import hierarchical_partitions
+
+    X = np.frombuffer(X_bytes, dtype=dtype).reshape(shape)
+    tree = hierarchical_partitions(X, min(levels, shape[0]))
+    tree.flags.writeable = False
+    return tree
+
+
+def _hc_tree(X: np.ndarray, n_components: int) -> np.ndarray:
+    """Partitions into 1..max(30, n_components) clusters, cached: a search over
+    models and K asks for the same tree many times, and it does not depend on
+    K (the key is a hash of the data)."""
+    X = np.ascontiguousarray(X)
+    key = hashlib.blake2b(X.tobytes(), digest_size=16).digest()
+    levels = max(_HC_MAX_LEVELS, n_components)
+    return _cached_tree(key, X.tobytes(), X.shape, X.dtype.str, levels)
 
 
 def initial_responsibilities(
@@ -83,14 +111,12 @@ def initial_responsibilities(
         )
         return _one_hot_columns(n_samples, indices)
     if method == "hc":
-        from mixtures.hierarchical import hierarchical_partitions
-
         rows = np.arange(n_samples)
         if n_samples > HC_MAX_SAMPLES:
             rows = np.sort(
                 random_state.choice(n_samples, HC_MAX_SAMPLES, replace=False)
             )
-        labels = hierarchical_partitions(X[rows], n_components)[n_components - 1]
+        labels = _hc_tree(X[rows], n_components)[n_components - 1]
         resp = np.zeros((n_samples, n_components))
         resp[rows, labels] = 1.0
         return resp

@@ -106,6 +106,32 @@ class MixtureParams:
         object.__setattr__(self, "covariances", covariances)
         object.__setattr__(self, "precisions_cholesky", _frozen(prec_chol))
 
+    @classmethod
+    def _trusted(
+        cls,
+        weights: np.ndarray,
+        means: np.ndarray,
+        covariances: np.ndarray,
+        covariance_type: str,
+        precisions_cholesky: np.ndarray,
+    ) -> MixtureParams:
+        """Build without validation, for arrays the EM loop has just checked.
+
+        The arrays are still copied to read-only float64, so the value stays
+        immutable; only the shape, finiteness and weight checks are skipped
+        (they cost more than an EM iteration on small data).
+        """
+        params = object.__new__(cls)
+        for name, array in (
+            ("weights", weights),
+            ("means", means),
+            ("covariances", covariances),
+            ("precisions_cholesky", precisions_cholesky),
+        ):
+            object.__setattr__(params, name, _frozen(array))
+        object.__setattr__(params, "covariance_type", covariance_type)
+        return params
+
     # -- derived quantities -------------------------------------------------
 
     @property

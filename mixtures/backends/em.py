@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+from mixtures import diagnostics
 from mixtures.backends.base import (
     MixtureFit,
     Stopwatch,
@@ -57,13 +58,7 @@ class EMBackend:
         except PackageNotFoundError:  # pragma: no cover - running from a checkout
             gmmlab_version = "unknown"
         best = result.restarts[result.best_restart]
-        # Actions of the last M-step are still in force in the returned fit:
-        # a floored covariance, or a component reseeded and never re-fitted.
-        in_force = [
-            f"{event.action} of component {event.component} ({event.reason})"
-            for event in best.events
-            if event.iteration == best.n_iter
-        ]
+        in_force = diagnostics.in_force(best)
         return MixtureFit(
             backend=self.name,
             version=gmmlab_version,
