@@ -41,17 +41,22 @@ def _data_covariance(X: np.ndarray) -> np.ndarray:
     return covariance + ridge * np.eye(covariance.shape[0])
 
 
-def degeneracy_findings(params: MixtureParams, X: np.ndarray) -> dict[str, Any]:
+def degeneracy_findings(
+    params: MixtureParams, X: np.ndarray, reg_covar: float = 0.0
+) -> dict[str, Any]:
     """Measures of degeneracy of ``params`` fitted to ``X`` (n_samples, n_features).
 
     Returns ``min_effective_size`` (smallest ``n * w_k``),
     ``min_relative_variance`` (smallest generalised eigenvalue of any
     component's covariance against the data's covariance) and ``reasons``,
     a list of sentences for every breach of the module's thresholds.
+    ``reg_covar``, the regularisation the fit added to every covariance, is
+    taken off first: a component on duplicated points has covariance
+    ``reg_covar * I``, which is no evidence of spread.
     """
     n_samples, n_features = X.shape
     data_covariance = _data_covariance(X)
-    covariances = params.full_covariances()
+    covariances = params.full_covariances() - reg_covar * np.eye(n_features)
     effective = n_samples * params.weights
     relative = np.array(
         [

@@ -231,8 +231,8 @@ def _canonical(resp: np.ndarray) -> bytes:
     return order[labels].tobytes()
 
 
-def _classify(X: np.ndarray, run) -> tuple[str, str]:
-    reasons = list(degeneracy_findings(run.params, X)["reasons"])
+def _classify(X: np.ndarray, run, reg_covar: float) -> tuple[str, str]:
+    reasons = list(degeneracy_findings(run.params, X, reg_covar)["reasons"])
     reasons.extend(f"{action} still in force at the end" for action in in_force(run))
     if reasons:
         return "degenerate", "; ".join(reasons)
@@ -268,7 +268,7 @@ def _fit_cell(
         return row, None, None
     candidates = []
     for name, run in zip(names, result.restarts, strict=True):
-        status, reason = _classify(X, run)
+        status, reason = _classify(X, run, options["reg_covar"])
         log_likelihood = float(np.sum(score_samples(X, run.params)))
         if not np.isfinite(log_likelihood):
             status, reason = "failed", "non-finite log-likelihood"

@@ -182,7 +182,7 @@ def test_parameter_count_is_the_dimension_of_the_model_set(name, D):
 def _faithful():
     import pandas as pd
 
-    from experiments.datasets import DATA_FOLDER
+    from mixtures.data import DATA_FOLDER
 
     return pd.read_csv(DATA_FOLDER / "faithful.csv").to_numpy(float)
 
