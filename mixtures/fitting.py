@@ -436,6 +436,10 @@ def fit_validated(
             f"n_components = {options.n_components}, n_samples = {n_samples}; "
             "decrease n_components or provide more data."
         )
+    # A univariate model on multivariate data raises here, before any work.
+    get_covariance_model(options.covariance_type).shape(
+        options.n_components, n_features
+    )
     inits = options.initial_arrays(n_features)
     unit_weights = sample_weight is None
     weights = check_sample_weight(sample_weight, n_samples, options.n_components)

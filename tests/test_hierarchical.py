@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from mixtures.hierarchical import _transform, hierarchical_partitions
 
-FAITHFUL = Path(__file__).resolve().parents[1] / "experiments" / "data" / "faithful.csv"
+FAITHFUL = Path(__file__).resolve().parents[1] / "mixtures" / "data" / "faithful.csv"
 
 MODELS = ("VVV", "EII")
 TRANSFORMS = ("svd", "var", "none")
