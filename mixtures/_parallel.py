@@ -47,6 +47,8 @@ def _shared_executor(workers: int) -> ThreadPoolExecutor:
 
 def map_chunks(function: Callable[[T], R], chunks: Sequence[T]) -> list[R]:
     """``[function(c) for c in chunks]``, on several threads when it pays."""
+    if len(chunks) == 1:  # small data: no thread, no lookups
+        return [function(chunks[0])]
     workers = min(n_threads(), len(chunks))
     if workers <= 1 or threading.current_thread().name.startswith("gmmlab"):
         return [function(chunk) for chunk in chunks]

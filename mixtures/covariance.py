@@ -244,6 +244,8 @@ class Full:
     name = "full"
     shared = False
     single_covariance = False
+    #: True when the M-step iterates (the search schedules these first).
+    iterative = False
 
     def moments_from_full(self, matrices):
         return matrices
@@ -257,8 +259,18 @@ class Full:
     def precision_cholesky(self, covariances, floor):
         n_features = covariances.shape[-1]
         collapsed = ~np.all(np.isfinite(covariances), axis=(1, 2))
+        if not collapsed.any():
+            try:  # the usual case: one batched factorisation, no copies
+                lower = np.linalg.cholesky(covariances)
+            except np.linalg.LinAlgError:
+                pass
+            else:
+                pivots = np.diagonal(lower, axis1=1, axis2=2) ** 2
+                collapsed = np.any(pivots < floor, axis=1)
+                if not collapsed.any():
+                    return np.swapaxes(np.linalg.inv(lower), 1, 2), collapsed
         lower = np.broadcast_to(np.eye(n_features), covariances.shape).copy()
-        try:  # one batched factorisation in the usual case
+        try:  # one batched factorisation of the finite ones
             lower[~collapsed] = np.linalg.cholesky(covariances[~collapsed])
         except np.linalg.LinAlgError:
             for k in np.flatnonzero(~collapsed):
@@ -436,6 +448,7 @@ class Diag:
     name = "diag"
     shared = False
     single_covariance = False
+    iterative = False
 
     def moments_from_full(self, matrices):
         return np.diagonal(matrices, axis1=1, axis2=2).copy()
@@ -652,8 +665,8 @@ _INNER_MAX_ITER = 500
 
 
 def _geometric_mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.exp(np.mean(np.log(values), axis=axis))
+    # Callers run under np.errstate (see _Constrained.covariances_from_moments).
+    return np.exp(np.mean(np.log(values), axis=axis))
 
 
 def _objective(scatter, counts, covariances) -> float:
@@ -683,13 +696,15 @@ def _sorted_eigh(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values[..., ::-1], vectors[..., ::-1]
 
 
-def _orientation_step(scatter, orientation, inverse_diagonals):
+def _orientation_step(scatter, orientation, inverse_diagonals, largest=None):
     """One Browne & McNicholas (2014) majorisation step for a common orientation.
 
     Minimises ``sum_k tr(W_k D Omega_k D^T)`` over orthogonal ``D`` given
-    ``Omega_k = diag(inverse_diagonals[k])``; never increases it.
+    ``Omega_k = diag(inverse_diagonals[k])``; never increases it. ``largest``
+    (K,) holds the largest eigenvalue of each ``W_k`` (computed if None).
     """
-    largest = np.linalg.eigvalsh(scatter)[:, -1]
+    if largest is None:
+        largest = np.linalg.eigvalsh(scatter)[:, -1]
     n_features = scatter.shape[-1]
     shifted = largest[:, None, None] * np.eye(n_features) - scatter
     gradient = np.einsum("kij,jl,kl->il", shifted, orientation, inverse_diagonals)
@@ -868,19 +883,18 @@ def _jacobi_sweep(scatter, orientation, inverse_diagonals):
     n_features = orientation.shape[0]
     for i in range(n_features - 1):
         for j in range(i + 1, n_features):
-            di, dj = orientation[:, i], orientation[:, j]
-            a = np.einsum("p,kpq,q->k", di, scatter, di)
-            b = np.einsum("p,kpq,q->k", dj, scatter, dj)
-            e = np.einsum("p,kpq,q->k", di, scatter, dj)
+            pair = orientation[:, [i, j]]
+            projected = np.einsum("pi,kpq,qj->kij", pair, scatter, pair)  # (K, 2, 2)
+            a, b, e = projected[:, 0, 0], projected[:, 1, 1], projected[:, 0, 1]
             gap = inverse_diagonals[:, i] - inverse_diagonals[:, j]
-            p_coef = 0.5 * np.sum(gap * (a - b))
-            q_coef = np.sum(gap * e)
-            radius = math.hypot(p_coef, q_coef)
-            if radius == 0.0:
+            p_coef = 0.5 * float(gap @ (a - b))
+            q_coef = float(gap @ e)
+            if p_coef == 0.0 and q_coef == 0.0:
                 continue
             # minimise P cos 2t + Q sin 2t: cos 2t = -P/r, sin 2t = -Q/r.
             angle = 0.5 * math.atan2(-q_coef, -p_coef)
             c, s = math.cos(angle), math.sin(angle)
+            di, dj = pair[:, 0], pair[:, 1]
             orientation[:, i], orientation[:, j] = c * di + s * dj, -s * di + c * dj
     return orientation
 
@@ -901,7 +915,10 @@ class _CommonOrientation(_Constrained):
         """Per-component diagonals of ``D^T Sigma_k D`` given ``diag(D^T W_k D)``."""
         raise NotImplementedError
 
-    def _solve(self, scatter, counts, orientation):
+    def _solve(self, scatter, counts, orientation, largest):
+        # Warm (largest is None): plane rotations only, which are exact for
+        # D = 2 and converge from a nearby orientation; cold: the
+        # majorisation step first, which moves far in one step.
         value = np.inf
         for _ in range(_INNER_MAX_ITER):
             projected = np.einsum("ji,kjl,li->ki", orientation, scatter, orientation)
@@ -914,18 +931,23 @@ class _CommonOrientation(_Constrained):
             )
             if _converged(previous_value, value) or not np.isfinite(value):
                 break
-            orientation = _orientation_step(scatter, orientation, 1.0 / diagonals)
+            if largest is not None:
+                orientation = _orientation_step(
+                    scatter, orientation, 1.0 / diagonals, largest
+                )
             orientation = _jacobi_sweep(scatter, orientation, 1.0 / diagonals)
         return value, orientation, diagonals
 
     def constrained_step(self, scatter, counts, previous=None):
         if previous is not None and np.all(np.isfinite(previous)):
             starts = [_sorted_eigh(previous.sum(axis=0))[1]]
+            largest = None
         else:
             starts = [_sorted_eigh(m)[1] for m in (scatter.sum(axis=0), *scatter)]
+            largest = np.linalg.eigvalsh(scatter)[:, -1]
         best = None
         for start in starts:
-            value, orientation, diagonals = self._solve(scatter, counts, start)
+            value, orientation, diagonals = self._solve(scatter, counts, start, largest)
             if best is None or value < best[0]:
                 best = (value, orientation, diagonals)
         _, orientation, diagonals = best
@@ -991,7 +1013,7 @@ class VEV(_Constrained):
         values, vectors = _sorted_eigh(scatter)
         values = np.maximum(values, 0.0)
         if previous is not None and np.all(np.isfinite(previous)):
-            shape = _sorted_eigh(previous)[0].mean(axis=0)
+            shape = np.linalg.eigvalsh(previous[0])[::-1]  # lambda_0 A, descending
         else:
             shape = values.sum(axis=0)
         shape = shape / _geometric_mean(shape)

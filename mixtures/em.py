@@ -490,6 +490,9 @@ def _duplicate_of(
         np.abs(means[:, np.newaxis, :] - means[np.newaxis, :, :]) <= 1e-10 * scale,
         axis=2,
     )
+    # Each component equals itself: anything beyond the diagonal is a pair.
+    if np.count_nonzero(same_mean) == means.shape[0]:
+        return {}
     duplicates: dict[int, int] = {}
     for j, k in zip(*np.nonzero(np.tril(same_mean, k=-1)), strict=True):
         j, k = int(j), int(k)

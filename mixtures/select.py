@@ -45,6 +45,7 @@ The R Journal 8(1):289-317.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ _COLUMNS = [
     "n_iter",
     "n_starts_ok",
     "n_starts",
+    "seconds",
 ]
 
 
@@ -110,7 +112,7 @@ class SearchResult:
     table : pandas.DataFrame
         One row per (model, K), columns ``model, n_components,
         log_likelihood, n_parameters, bic, icl, status, reason, start,
-        n_iter, n_starts_ok, n_starts``; sorted by model (mclust's order)
+        n_iter, n_starts_ok, n_starts, seconds``; sorted by model (mclust's order)
         then K.
     fits : dict of (model, K) -> GaussianMixture
         The fitted estimator of each cell that did not fail.
@@ -252,6 +254,7 @@ def _fit_cell(
     """Fit one cell from every start; return its row and chosen parameters."""
     n_samples = X.shape[0]
     row = {"model": model, "n_components": k, "n_starts": len(names)}
+    started = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateComponentWarning)
@@ -264,7 +267,11 @@ def _fit_cell(
                 initial_resp=resp,
             )
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
-        row.update(status="failed", reason=f"{type(error).__name__}: {error}")
+        row.update(
+            status="failed",
+            reason=f"{type(error).__name__}: {error}",
+            seconds=time.perf_counter() - started,
+        )
         return row, None, None
     candidates = []
     for name, run in zip(names, result.restarts, strict=True):
@@ -288,6 +295,7 @@ def _fit_cell(
         start=name,
         n_iter=run.n_iter,
         n_starts_ok=sum(c[0] == 0 for c in candidates),
+        seconds=time.perf_counter() - started,
     )
     return row, params, run
 
@@ -382,7 +390,15 @@ def search(
         for k, child in zip(ks, seed_sequence.spawn(len(ks)), strict=True)
     }
     starts = {k: _starts(X, k, n_random_starts, seeds[k]) for k in ks}
-    cells = [(model, k) for model in names for k in ks]
+    # Costliest cells first (large K, iterative M-steps), so that processes
+    # finish together; the table is put back in model-then-K order below.
+    cells = sorted(
+        ((model, k) for model in names for k in ks),
+        key=lambda cell: (
+            -cell[1] * (2 if get_covariance_model(cell[0]).iterative else 1),
+            names.index(cell[0]),
+        ),
+    )
     jobs = (delayed(_fit_cell)(X, model, k, *starts[k], options) for model, k in cells)
     outputs = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     if progress:
@@ -396,6 +412,12 @@ def search(
             fits[(model, k)] = _estimator(params, run, model, options, X)
     table = pd.DataFrame(rows).reindex(columns=_COLUMNS)
     table["n_components"] = table["n_components"].astype(int)
+    table["_order"] = table["model"].map(names.index)
+    table = (
+        table.sort_values(["_order", "n_components"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
     return SearchResult(table, fits, X)
 
 

@@ -141,7 +141,7 @@ def test_search_is_reproducible_and_independent_of_n_jobs():
     X = load_faithful()
     a = bic_table(X, ["VEE", "EVE"], range(1, 4), random_state=3)
     b = bic_table(X, ["VEE", "EVE"], range(1, 4), random_state=3, n_jobs=2)
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
 
 
 def test_hc_start_is_deterministic():
