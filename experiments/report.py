@@ -1387,11 +1387,13 @@ def _model_search(report: _Report, table: pd.DataFrame, points) -> None:
             zorder=4,
             label="chosen",
         )
+        # Zoom on the competitive models: three in four models' best K are
+        # on the plot; models far worse leave it at the top.
         low = float(top["bic"].iloc[0])
-        finite = table["bic"][np.isfinite(table["bic"])]
-        span = min(float(finite.max()) - low, 0.05 * abs(low) + 60.0)
-        if span > 0:
-            ax.set_ylim(low - 0.05 * span, low + span)
+        ok_cells = table[(table["status"] == "ok") & np.isfinite(table["bic"])]
+        best_per_model = ok_cells.groupby("model")["bic"].min()
+        span = 1.5 * (float(best_per_model.quantile(0.75)) - low) + 10.0
+        ax.set_ylim(low - 0.05 * span, low + span)
     ax.set_xlabel("number of components K")
     ax.set_ylabel("BIC (lower is better)")
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -1399,8 +1401,8 @@ def _model_search(report: _Report, table: pd.DataFrame, points) -> None:
     report.figure(
         fig,
         "model_search_bic",
-        "BIC of every covariance model over K; "
-        "lines join ok cells, crosses mark flagged ones",
+        "BIC of every covariance model over K; lines join ok cells, crosses "
+        "mark flagged ones; models far worse than the best leave the top",
     )
     if points is not None and not points.empty:
         _uncertainty_figure(report, points)
@@ -1433,12 +1435,14 @@ def _uncertainty_figure(report: _Report, points: pd.DataFrame) -> None:
     ax.plot(np.arange(1, len(uncertainty) + 1), np.sort(uncertainty)[::-1])
     ax.set_xlabel("rows, most uncertain first")
     ax.set_ylabel("classification uncertainty")
-    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_ylim(0, max(0.01, 1.05 * float(uncertainty.max())))
     fig.tight_layout()
     report.figure(
         fig,
         "model_search_uncertainty",
-        "Classification uncertainty of every row under the chosen model",
+        "Classification uncertainty 1 - max_k tau of every row under the chosen "
+        "model: on the first two columns (larger, brighter = less certain), and "
+        "sorted",
     )
     report.text(
         f"Mean classification uncertainty {uncertainty.mean():.3f}; "
