@@ -1335,6 +1335,13 @@ def _model_search(report: _Report, table: pd.DataFrame, points) -> None:
     )
     if not top.empty:
         best = top.iloc[0]
+        if prior:
+            report.text(
+                "The sections after this one (the engine cross-check at the "
+                "chosen model) are maximum-likelihood fits: scikit-learn has "
+                "no prior, so their log-likelihoods are slightly higher than "
+                "the MAP fit's below."
+            )
         report.text(
             f"Chosen: {best['model']} with K = {int(best['n_components'])}, BIC "
             f"{best['bic']:.2f}, log-likelihood {best['log_likelihood']:.3f}, ICL "

@@ -58,7 +58,6 @@ def fit_file(
     read_table(path)  # clear errors for a missing or unreadable file, up front
     data = load_dataset(f"file:{path}")
     out = Path(out)
-    (out / "results").mkdir(parents=True, exist_ok=True)
     result = search(
         data.X,
         models,
@@ -76,6 +75,8 @@ def fit_file(
     best = top.iloc[0]
     model, n_components = str(best["model"]), int(best["n_components"])
 
+    # Only now, with a chosen model, does anything go to disk.
+    (out / "results").mkdir(parents=True, exist_ok=True)
     # The engine cross-check at the chosen model: scikit-learn only has four.
     sklearn_name = ALIASES.get(model)
     engines = tuple(

@@ -511,6 +511,15 @@ def fit_validated(
             ):
                 best_index, best_bound = restart, run.lower_bound
 
+    if policy.prior is not None and options.max_iter > 0:
+        # MAP-EM maximises the log-posterior, not the log-likelihood: keep
+        # the restart with the highest one.
+        posteriors = [
+            float(np.dot(weights, score_and_label(X, run.params)[0]))
+            + policy.prior.log_density(run.params)
+            for run in restarts
+        ]
+        best_index = int(np.argmax(posteriors))
     best = restarts[best_index]
     log_prob_norm, labels = score_and_label(X, best.params)
     total = float(np.dot(weights, log_prob_norm))

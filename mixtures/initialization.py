@@ -51,7 +51,8 @@ def _hc_tree(X: np.ndarray, n_components: int) -> np.ndarray:
     K (the key is a hash of the data)."""
     X = np.ascontiguousarray(X)
     key = hashlib.blake2b(X.tobytes(), digest_size=16).digest()
-    levels = max(_HC_MAX_LEVELS, n_components)
+    # Levels in powers of two, so a search over K = 31..40 builds one tree.
+    levels = max(_HC_MAX_LEVELS, 1 << max(0, n_components - 1).bit_length())
     return _cached_tree(key, X.tobytes(), X.shape, X.dtype.str, levels)
 
 
@@ -112,6 +113,11 @@ def initial_responsibilities(
         return _one_hot_columns(n_samples, indices)
     if method == "hc":
         rows = np.arange(n_samples)
+        if n_components > HC_MAX_SAMPLES:
+            raise ValueError(
+                f"init_params='hc' clusters at most {HC_MAX_SAMPLES} samples, "
+                f"fewer than n_components={n_components}; use another init_params."
+            )
         if n_samples > HC_MAX_SAMPLES:
             rows = np.sort(
                 random_state.choice(n_samples, HC_MAX_SAMPLES, replace=False)

@@ -145,6 +145,29 @@ class ResolvedPrior:
         )
         return means, extra_scatter, extra_mass
 
+    def log_density(self, params) -> float:
+        """Log prior density of a mixture's means and covariances.
+
+        ``sum_k log N(mu_k | mu_P, Sigma_k / kappa_P)`` plus ``log IW(Sigma |
+        nu_P, Lambda_P)`` once for a model with one covariance for all
+        components, once per component otherwise. MAP-EM increases the
+        log-likelihood plus this; restarts are compared on that sum.
+        """
+        from scipy import stats
+
+        covariances = params.full_covariances()
+        total = 0.0
+        if self.shrinkage > 0:
+            for mean, covariance in zip(params.means, covariances, strict=True):
+                total += stats.multivariate_normal.logpdf(
+                    mean, self.mean, covariance / self.shrinkage
+                )
+        wishart = stats.invwishart(df=self.dof, scale=self.scale)
+        shared = params.model.single_covariance
+        for covariance in covariances[:1] if shared else covariances:
+            total += wishart.logpdf(covariance)
+        return float(total)
+
 
 def as_prior(prior) -> ConjugatePrior | None:
     """None, True / 'default' (the data defaults), a dict of overrides, or a prior."""

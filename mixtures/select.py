@@ -133,10 +133,13 @@ class SearchResult:
         top = self.top(1, criterion)
         if top.empty:
             counts = self.table["status"].value_counts().to_dict()
+            reasons = self.table["reason"].dropna()
+            common = reasons.mode().iloc[0] if not reasons.empty else "unknown"
             raise ValueError(
-                f"no cell of the search is ok (statuses: {counts}); every fit "
-                "is degenerate, unconverged or failed. Try fewer components, "
-                "prior='default', or more starts."
+                f"no cell of the search is ok (statuses: {counts}); the most "
+                f"common reason: {common}. Search fewer components, other "
+                "models, or turn on the prior (prior='default'; gmmlab fit "
+                "--prior)."
             )
         row = top.iloc[0]
         return self.fits[(row["model"], int(row["n_components"]))]
@@ -186,8 +189,16 @@ def _check_models(models, n_features: int) -> tuple[str, ...]:
 
 def _check_components(n_components, n_samples: int) -> tuple[int, ...]:
     if isinstance(n_components, int | np.integer):
-        n_components = [int(n_components)]
-    values = sorted({int(k) for k in n_components})
+        n_components = [n_components]
+    try:
+        given = list(n_components)
+    except TypeError:
+        given = [n_components]
+    if any(isinstance(k, bool) or not isinstance(k, int | np.integer) for k in given):
+        raise ValueError(
+            f"n_components must be integers >= 1 (an int or a range); got {given!r}."
+        )
+    values = sorted({int(k) for k in given})
     if not values or values[0] < 1:
         raise ValueError(
             f"n_components must be integers >= 1; got {list(n_components)!r}."
@@ -273,15 +284,25 @@ def _fit_cell(
             seconds=time.perf_counter() - started,
         )
         return row, None, None
+    prior = as_prior(options["prior"])
+    resolved = None if prior is None else prior.resolve(X, np.ones(n_samples), k)
     candidates = []
     for name, run in zip(names, result.restarts, strict=True):
         status, reason = _classify(X, run, options["reg_covar"])
         log_likelihood = float(np.sum(score_samples(X, run.params)))
         if not np.isfinite(log_likelihood):
             status, reason = "failed", "non-finite log-likelihood"
-        candidates.append((STATUSES.index(status), -log_likelihood, name, run, reason))
+        # What EM maximised: the log-likelihood, or with a prior the
+        # log-posterior.
+        objective = log_likelihood
+        if resolved is not None and status != "failed":
+            objective += resolved.log_density(run.params)
+        candidates.append(
+            (STATUSES.index(status), -objective, name, run, reason, log_likelihood)
+        )
     candidates.sort(key=lambda c: (c[0], c[1]))
-    rank, neg_ll, name, run, reason = candidates[0]
+    rank, _, name, run, reason, log_likelihood = candidates[0]
+    neg_ll = -log_likelihood
     params = run.params
     n_parameters = params.n_parameters()
     bic = 2.0 * neg_ll + n_parameters * math.log(n_samples)
@@ -300,7 +321,7 @@ def _fit_cell(
     return row, params, run
 
 
-def _estimator(params: MixtureParams, run, model: str, options: dict, X):
+def _estimator(params: MixtureParams, run, model: str, options: dict, X, feature_names):
     """A fitted GaussianMixture holding ``params`` (no refit)."""
     fitted = GaussianMixture(
         params.n_components,
@@ -321,7 +342,12 @@ def _estimator(params: MixtureParams, run, model: str, options: dict, X):
     fitted.lower_bounds_ = run.lower_bounds.copy()
     fitted.lower_bound_ = run.lower_bound
     fitted.degenerate_events_ = list(run.events)
+    fitted.init_lower_bounds_ = np.array([run.lower_bound])
+    fitted.init_traces_ = [run.lower_bounds.copy()]
+    fitted.best_init_ = 0
     fitted.n_features_in_ = X.shape[1]
+    if feature_names is not None:
+        fitted.feature_names_in_ = np.asarray(feature_names, dtype=object)
     return fitted
 
 
@@ -369,8 +395,23 @@ def search(
     -------
     SearchResult
     """
-    X = check_data(X, allow_1d=True)
+    feature_names = getattr(X, "columns", None)
+    if feature_names is not None and not all(isinstance(c, str) for c in feature_names):
+        feature_names = None  # scikit-learn records only string names
+    # float64 always: the default tolerance is below float32's rounding.
+    X = check_data(X, allow_1d=True).astype(np.float64, copy=False)
     n_samples, n_features = X.shape
+    constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
+    if constant.size:
+        which = (
+            [str(feature_names[j]) for j in constant]
+            if feature_names is not None
+            else constant.tolist()
+        )
+        raise ValueError(
+            f"column(s) {which} are constant: no mixture can model a feature "
+            "without spread (every covariance would be singular). Remove them."
+        )
     names = _check_models(models, n_features)
     ks = _check_components(n_components, n_samples)
     if isinstance(n_random_starts, bool) or not isinstance(
@@ -384,6 +425,14 @@ def search(
     as_prior(prior)  # raises on a malformed prior
     options = {"tol": tol, "max_iter": max_iter, "reg_covar": reg_covar, "prior": prior}
     EMOptions(**options)  # validates the scalar options once, up front
+    if random_state is not None and (
+        isinstance(random_state, bool)
+        or not isinstance(random_state, int | np.integer)
+        or random_state < 0
+    ):
+        raise ValueError(
+            f"random_state must be None or an integer >= 0; got {random_state!r}."
+        )
     seed_sequence = np.random.SeedSequence(0 if random_state is None else random_state)
     seeds = {
         k: child.generate_state(max(1, n_random_starts))
@@ -409,7 +458,7 @@ def search(
     for (model, k), (row, params, run) in zip(cells, outputs, strict=True):
         rows.append(row)
         if params is not None:
-            fits[(model, k)] = _estimator(params, run, model, options, X)
+            fits[(model, k)] = _estimator(params, run, model, options, X, feature_names)
     table = pd.DataFrame(rows).reindex(columns=_COLUMNS)
     table["n_components"] = table["n_components"].astype(int)
     table["_order"] = table["model"].map(names.index)
