@@ -712,6 +712,33 @@ def _orientation_step(scatter, orientation, inverse_diagonals, largest=None):
     return left @ right_t
 
 
+def _volumes_and_common_shape(values, counts, shape):
+    """Volumes ``lambda_k`` and a common shape ``A`` (det 1) for given axes.
+
+    Minimises ``sum_k [n_k D log lambda_k + sum_d values_kd / (lambda_k A_d)]``
+    by Celeux & Govaert's (1995) alternation, from ``shape``: ``values`` are
+    the scatters' variances along each component's axes (the diagonals for
+    VEI, the eigenvalues for VEV), shape (K, D).
+    """
+    n_features = values.shape[1]
+    shape = shape / _geometric_mean(shape)
+    value = np.inf
+    for _ in range(_INNER_MAX_ITER):
+        volumes = (values / shape).sum(axis=1) / (n_features * counts)
+        shape = (values / volumes[:, None]).sum(axis=0)
+        shape = shape / _geometric_mean(shape)
+        previous_value, value = (
+            value,
+            float(
+                np.sum(counts * n_features * np.log(volumes))
+                + np.sum(values / (volumes[:, None] * shape))
+            ),
+        )
+        if _converged(previous_value, value):
+            break
+    return (values / shape).sum(axis=1) / (n_features * counts), shape
+
+
 class _Constrained(Full):
     """A Celeux & Govaert model stored as full (K, D, D) covariances."""
 
@@ -795,28 +822,12 @@ class VEI(_Constrained):
         return n_components + n_features - 1
 
     def constrained_step(self, scatter, counts, previous=None):
-        n_features = scatter.shape[-1]
         diagonals = np.diagonal(scatter, axis1=1, axis2=2)  # (K, D)
         if previous is not None and np.all(np.isfinite(previous)):
             shape = np.diagonal(previous, axis1=1, axis2=2)[0]
         else:
             shape = diagonals.sum(axis=0)
-        shape = shape / _geometric_mean(shape)
-        value = np.inf
-        for _ in range(_INNER_MAX_ITER):
-            volumes = (diagonals / shape).sum(axis=1) / (n_features * counts)
-            shape = (diagonals / volumes[:, None]).sum(axis=0)
-            shape = shape / _geometric_mean(shape)
-            previous_value, value = (
-                value,
-                float(
-                    np.sum(counts * n_features * np.log(volumes))
-                    + np.sum(diagonals / (volumes[:, None] * shape))
-                ),
-            )
-            if _converged(previous_value, value):
-                break
-        volumes = (diagonals / shape).sum(axis=1) / (n_features * counts)
+        volumes, shape = _volumes_and_common_shape(diagonals, counts, shape)
         return _diagonal_matrices(volumes[:, None] * shape)
 
 
@@ -1009,29 +1020,13 @@ class VEV(_Constrained):
         )
 
     def constrained_step(self, scatter, counts, previous=None):
-        n_features = scatter.shape[-1]
         values, vectors = _sorted_eigh(scatter)
         values = np.maximum(values, 0.0)
         if previous is not None and np.all(np.isfinite(previous)):
             shape = np.linalg.eigvalsh(previous[0])[::-1]  # lambda_0 A, descending
         else:
             shape = values.sum(axis=0)
-        shape = shape / _geometric_mean(shape)
-        value = np.inf
-        for _ in range(_INNER_MAX_ITER):
-            volumes = (values / shape).sum(axis=1) / (n_features * counts)
-            shape = (values / volumes[:, None]).sum(axis=0)
-            shape = shape / _geometric_mean(shape)
-            previous_value, value = (
-                value,
-                float(
-                    np.sum(counts * n_features * np.log(volumes))
-                    + np.sum(values / (volumes[:, None] * shape))
-                ),
-            )
-            if _converged(previous_value, value):
-                break
-        volumes = (values / shape).sum(axis=1) / (n_features * counts)
+        volumes, shape = _volumes_and_common_shape(values, counts, shape)
         return np.einsum("kij,kj,klj->kil", vectors, volumes[:, None] * shape, vectors)
 
 
