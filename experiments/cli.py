@@ -152,10 +152,15 @@ def _fit(args: argparse.Namespace) -> int:
         backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
         out = Path(args.out) if args.out else Path("reports") / Path(args.file).stem
         models = [m.strip() for m in args.models.split(",") if m.strip()]
+        columns = [c.strip() for c in args.columns.split(",") if c.strip()]
         fit_file(
             args.file,
             components=components,
             models=models or None,
+            columns=columns or None,
+            label=args.label,
+            sep=args.sep,
+            header=args.header,
             prior=args.prior,
             backends=backends,
             out=out,
@@ -241,7 +246,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "fit",
         help="fit a CSV or Parquet file and write parameters, assignments, report",
     )
-    fit.add_argument("file", help="CSV or Parquet file; numeric columns are features")
+    fit.add_argument(
+        "file",
+        help="text table (.csv, .tsv, .txt, .data, .dat; separator and header "
+        "detected) or Parquet; columns holding numbers are features",
+    )
     fit.add_argument(
         "--components",
         default="1..9",
@@ -256,6 +265,32 @@ def _build_parser() -> argparse.ArgumentParser:
         "EVI, VVI, EEE, VEE, EVE, VVE, EEV, VEV, EVV, VVV; E, V for one column) "
         "or scikit-learn's (full, tied, diag, spherical); default: all that apply",
     )
+    fit.add_argument(
+        "--columns",
+        default="",
+        metavar="C1,C2,...",
+        help="feature columns (default: every column holding numbers)",
+    )
+    fit.add_argument(
+        "--label",
+        metavar="COL",
+        help="a column of known classes: never a feature; the report compares "
+        "the clustering with it",
+    )
+    fit.add_argument(
+        "--sep",
+        choices=["comma", "semicolon", "tab", "whitespace"],
+        help="field separator of a text file (default: detected)",
+    )
+    header = fit.add_mutually_exclusive_group()
+    header.add_argument(
+        "--header",
+        dest="header",
+        action="store_const",
+        const=True,
+        help="the first line names the columns (default: detected)",
+    )
+    header.add_argument("--no-header", dest="header", action="store_const", const=False)
     fit.add_argument(
         "--prior",
         action="store_true",

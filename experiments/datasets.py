@@ -283,50 +283,221 @@ def faithful(*, seed: int) -> Dataset:
     )
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame, with a clear error otherwise."""
+#: Text tables gmmlab reads; anything else must be Parquet.
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".data", ".dat")
+SEPARATORS = {"comma": ",", "semicolon": ";", "tab": "\t", "whitespace": r"\s+"}
+_SNIFF_LINES = 50
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split(line: str, sep: str) -> list[str]:
+    if sep == r"\s+":
+        return line.split()
+    return [field.strip().strip('"') for field in line.split(sep)]
+
+
+def sniff_table(path: Path) -> tuple[str, bool]:
+    """The separator and whether the first line is a header, from the file's start.
+
+    The separator is the candidate (tab, semicolon, comma, then whitespace)
+    that splits every sampled line into the same number (> 1) of fields; a
+    header is a first line with a non-numeric field where the next lines
+    have numbers. One-column files use ``,``.
+    """
+    with path.open("r", encoding="utf-8", errors="strict") as handle:
+        lines = []
+        for line in handle:
+            if line.strip():
+                lines.append(line.rstrip("\n\r"))
+            if len(lines) >= _SNIFF_LINES:
+                break
+    sep = ","
+    for candidate in ("\t", ";", ",", r"\s+"):
+        counts = {len(_split(line, candidate)) for line in lines}
+        if len(counts) == 1 and counts.pop() > 1:
+            sep = candidate
+            break
+    first = _split(lines[0], sep)
+    rest = [_split(line, sep) for line in lines[1:]]
+    header = any(not _is_number(field) for field in first) and (
+        not rest or any(_is_number(field) for row in rest for field in row)
+    )
+    return sep, header
+
+
+def read_table(
+    path: str | Path, *, sep: str | None = None, header: bool | None = None
+) -> pd.DataFrame:
+    """A data file as a DataFrame, with a clear error for anything unreadable.
+
+    Parquet (``.parquet``, ``.pq``) or a text table (``.csv``, ``.tsv``,
+    ``.txt``, ``.data``, ``.dat``). For text, the separator (comma,
+    semicolon, tab or whitespace) and the presence of a header are detected
+    unless given: ``sep`` is one of those names or a literal separator,
+    ``header`` True or False. Without a header, columns are named ``x1``,
+    ``x2``, ... and no row is lost.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a directory; give a data file inside it.")
     if not path.is_file():
         raise ValueError(f"data file {str(path)!r} does not exist.")
+    if path.stat().st_size == 0:
+        raise ValueError(f"data file {str(path)!r} is empty.")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(path)
-    raise ValueError(f"data file {str(path)!r} must end in .csv or .parquet.")
-
-
-def file(*, seed: int, path: str, label_column: str | None = None) -> Dataset:
-    """A user's CSV or Parquet file: every numeric column is a feature.
-
-    ``label_column`` (optional) holds known classes; it is not a feature.
-    """
-    frame = read_table(path)
-    labels = None
-    if label_column is not None:
-        if label_column not in frame.columns:
+    if suffix not in TEXT_SUFFIXES:
+        raise ValueError(
+            f"data file {str(path)!r} must be a text table "
+            f"({', '.join(TEXT_SUFFIXES)}) or Parquet (.parquet); got {suffix!r}."
+        )
+    with path.open("rb") as handle:
+        start = handle.read(1 << 16)
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(start) - 4:  # not just a character cut at the end
             raise ValueError(
-                f"label column {label_column!r} not in {str(path)!r}; columns: "
-                f"{', '.join(map(str, frame.columns))}."
+                f"data file {str(path)!r} is not UTF-8 text (binary content at "
+                f"byte {error.start}); gmmlab reads text tables and Parquet."
+            ) from None
+    if b"\x00" in start:
+        raise ValueError(
+            f"data file {str(path)!r} contains NUL bytes: it is binary, not a "
+            "text table; gmmlab reads text tables and Parquet."
+        )
+    detected_sep, detected_header = sniff_table(path)
+    sep = detected_sep if sep is None else SEPARATORS.get(sep, sep)
+    if header is None:
+        header = detected_header
+    frame = pd.read_csv(
+        path,
+        sep=sep,
+        header=0 if header else None,
+        engine="python" if sep == r"\s+" else "c",
+        skipinitialspace=True,
+    )
+    if not header:
+        frame.columns = [f"x{j + 1}" for j in range(frame.shape[1])]
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.shape[0] == 0:
+        raise ValueError(f"data file {str(path)!r} has a header but no rows.")
+    return frame
+
+
+def _feature_column(frame: pd.DataFrame, column: str, path: Path, header: int):
+    """A column as float, or a ValueError naming the first non-numeric cell."""
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() & frame[column].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(
+            f"data file {str(path)!r}: column {column!r} has a non-numeric value "
+            f"{frame[column].iloc[row]!r} on line {row + 1 + header} (data row "
+            f"{row + 1}); fix it, or leave the column out with --columns."
+        )
+    return values.astype(float)
+
+
+def file(
+    *,
+    seed: int,
+    path: str,
+    label_column: str | None = None,
+    columns: list[str] | None = None,
+    sep: str | None = None,
+    header: bool | None = None,
+) -> Dataset:
+    """A user's data file (see :func:`read_table`).
+
+    ``columns`` chooses the features; by default every column but
+    ``label_column`` that holds numbers (a column of text is left out, and
+    the data set's notes say so). ``label_column`` (optional) holds known
+    classes; it is never a feature. A non-numeric cell in a feature column,
+    a missing value or a value whose square overflows is an error naming it.
+    """
+    path_ = Path(path)
+    frame = read_table(path_, sep=sep, header=header)
+    if header is None:
+        header = sniff_table(path_)[1] if path_.suffix.lower() in TEXT_SUFFIXES else 0
+    labels = None
+    names = [str(c) for c in frame.columns]
+    for wanted in [*(columns or []), *([label_column] if label_column else [])]:
+        if wanted not in names:
+            raise ValueError(
+                f"column {wanted!r} not in {str(path)!r}; columns: {', '.join(names)}."
             )
-        labels = pd.factorize(frame.pop(label_column))[0]
-    numeric = frame.select_dtypes("number")
-    if numeric.shape[1] == 0:
+    if label_column is not None:
+        labels = pd.factorize(frame[label_column])[0]
+    left_out: list[str] = []
+    if columns:
+        chosen = list(columns)
+        if label_column in chosen:
+            raise ValueError(
+                f"column {label_column!r} cannot be both label and feature."
+            )
+    else:
+        chosen = []
+        for name in names:
+            if name == label_column:
+                continue
+            numeric = pd.to_numeric(frame[name], errors="coerce")
+            # A column with no number at all is text (a name, a tag): left
+            # out, and said so; one with some numbers is a feature, checked.
+            if numeric.notna().any():
+                chosen.append(name)
+            else:
+                left_out.append(name)
+    if not chosen:
         raise ValueError(f"data file {str(path)!r} has no numeric columns.")
-    if numeric.isna().any().any():
+    features = pd.DataFrame(
+        {
+            name: _feature_column(frame, name, path_, int(bool(header)))
+            for name in chosen
+        }
+    )
+    missing = features.columns[features.isna().any()].tolist()
+    if missing:
         raise ValueError(
             f"data file {str(path)!r} has missing values in columns "
-            f"{', '.join(numeric.columns[numeric.isna().any()])}; drop or fill them."
+            f"{', '.join(missing)}; drop or fill them."
         )
+    X = features.to_numpy(dtype=float)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"data file {str(path)!r} contains infinite values.")
+    spread = np.max(np.abs(X - X.mean(axis=0)), axis=0)
+    with np.errstate(over="ignore"):
+        overflowing = [
+            c
+            for c, v in zip(chosen, spread, strict=True)
+            if not np.isfinite(v * v * X.shape[0])
+        ]
+    if overflowing:
+        raise ValueError(
+            f"data file {str(path)!r}: columns {overflowing} hold values so large "
+            "that their squares overflow (about 1e154 or more); rescale them "
+            "(divide by a power of ten)."
+        )
+    notes: dict[str, Any] = {"path": str(path), "columns": chosen}
+    if left_out:
+        notes["left_out"] = left_out
+    notes["label_like"] = [
+        name
+        for name in chosen
+        if np.all(np.mod(features[name], 1) == 0)
+        and 1 < features[name].nunique() <= 10
+        and X.shape[0] >= 5 * features[name].nunique()
+    ]
     n_classes = None if labels is None else int(np.unique(labels).size)
-    return Dataset(
-        Path(path).stem,
-        numeric.to_numpy(dtype=float),
-        labels,
-        None,
-        n_classes,
-        {"path": str(path), "columns": list(numeric.columns)},
-    )
+    return Dataset(path_.stem, X, labels, None, n_classes, notes)
 
 
 DATASETS: dict[str, Callable[..., Dataset]] = {

@@ -39,6 +39,10 @@ def fit_file(
     *,
     components: list[int],
     models: list[str] | None = None,
+    columns: list[str] | None = None,
+    label: str | None = None,
+    sep: str | None = None,
+    header: bool | None = None,
     prior: bool = False,
     backends: tuple[str, ...] = ("em", "sklearn"),
     out: str | Path,
@@ -55,8 +59,29 @@ def fit_file(
     again (a changed file is refitted).
     """
     path = Path(path).resolve()
-    read_table(path)  # clear errors for a missing or unreadable file, up front
-    data = load_dataset(f"file:{path}")
+    table_options = {"sep": sep, "header": header}
+    file_params = {
+        key: value
+        for key, value in {
+            **table_options,
+            "columns": list(columns) if columns else None,
+            "label_column": label,
+        }.items()
+        if value is not None
+    }
+    # Every check of the file happens here, before anything is planned or
+    # written: a file that cannot be fitted leaves no results folder.
+    data = load_dataset(f"file:{path}", **file_params)
+    if data.notes.get("left_out"):
+        echo(
+            f"note: columns {data.notes['left_out']} hold no numbers and are not "
+            "features (choose features with --columns)."
+        )
+    for name in data.notes.get("label_like", []):
+        echo(
+            f"warning: column {name!r} holds few distinct whole numbers and looks "
+            f"like a class label; if it is one, pass --label {name} to exclude it."
+        )
     out = Path(out)
     result = search(
         data.X,
@@ -88,7 +113,13 @@ def fit_file(
     config = parse_config(
         {
             "sweep": {"root_seed": 0, "seeds": seeds},
-            "datasets": [{"name": f"file:{path}", "n_components": [n_components]}],
+            "datasets": [
+                {
+                    "name": f"file:{path}",
+                    "n_components": [n_components],
+                    **({"params": file_params} if file_params else {}),
+                }
+            ],
             "backends": backend_tables,
             "grid": {
                 "covariance_type": [sklearn_name or model],
@@ -113,7 +144,7 @@ def fit_file(
 
     probabilities = chosen.predict_proba(data.X)
     uncertainty = 1.0 - probabilities.max(axis=1)
-    frame = read_table(path)
+    frame = read_table(path, **table_options)
     assignments = frame.copy()
     assignments["component"] = probabilities.argmax(axis=1)
     for k in range(n_components):

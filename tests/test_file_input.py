@@ -1,0 +1,143 @@
+"""Reading a user's data file: separators, headers, columns, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.cli import main
+from experiments.datasets import load_dataset, read_table
+from mixtures.data import load_faithful
+
+
+@pytest.fixture
+def faithful_frame():
+    return load_faithful(as_frame=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("faithful.data", {"sep": " ", "header": False}),
+        ("faithful.csv", {"header": False}),
+        ("faithful.csv", {}),
+        ("faithful.txt", {"sep": ";"}),
+        ("faithful.tsv", {"sep": "\t"}),
+    ],
+)
+def test_every_layout_reads_the_same_numbers(tmp_path, faithful_frame, name, kwargs):
+    path = tmp_path / name
+    faithful_frame.to_csv(path, index=False, **kwargs)
+    data = load_dataset(f"file:{path}")
+    np.testing.assert_array_equal(data.X, faithful_frame.to_numpy())  # no row lost
+    if kwargs.get("header") is False:
+        assert data.notes["columns"] == ["x1", "x2"]
+    else:
+        assert data.notes["columns"] == ["eruptions", "waiting"]
+
+
+def test_separator_and_header_can_be_forced(tmp_path, faithful_frame):
+    path = tmp_path / "f.csv"
+    faithful_frame.to_csv(path, index=False, sep=";")
+    frame = read_table(path, sep="semicolon", header=True)
+    assert list(frame.columns) == ["eruptions", "waiting"]
+    frame = read_table(path, sep="semicolon", header=False)
+    assert len(frame) == 273  # the header line read as data, as asked
+
+
+def _write(path, content: str | bytes):
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", "", "is empty"),
+        ("head.csv", "a,b\n", "header but no rows"),
+        ("bin.csv", bytes(range(256)) * 4, "not UTF-8 text|binary"),
+        ("nul.csv", b"a,b\n1,\x002\n", "binary"),
+        ("x.xlsx", "a,b\n1,2\n", "must be a text table"),
+        (
+            "cell.csv",
+            "a,b\n1,2\n3,abc\n5,6\n",
+            r"'b' has a non-numeric value 'abc' on line 3",
+        ),
+        ("gap.csv", "a,b\n1,2\n3,\n5,6\n", "missing values in columns b"),
+        ("huge.csv", "a,b\n1e300,1\n-1e300,2\n3,3\n", "squares overflow"),
+        ("text.csv", "a,b\nx,y\nz,w\n", "no numeric columns"),
+    ],
+)
+def test_bad_files_get_a_message_that_says_what_is_wrong(
+    tmp_path, name, content, message
+):
+    path = _write(tmp_path / name, content)
+    with pytest.raises(ValueError, match=message):
+        load_dataset(f"file:{path}")
+
+
+def test_a_directory_is_not_called_missing(tmp_path):
+    with pytest.raises(ValueError, match="is a directory"):
+        read_table(tmp_path)
+
+
+def test_columns_and_label(tmp_path):
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    path = tmp_path / "iris.csv"
+    frame.to_csv(path, index=False)
+    data = load_dataset(f"file:{path}")
+    assert "target" in data.notes["columns"]
+    assert data.notes["label_like"] == ["target"]
+    labelled = load_dataset(f"file:{path}", label_column="target")
+    assert "target" not in labelled.notes["columns"]
+    np.testing.assert_array_equal(labelled.labels, frame["target"].to_numpy())
+    chosen = load_dataset(
+        f"file:{path}", columns=["petal length (cm)", "petal width (cm)"]
+    )
+    assert chosen.X.shape == (150, 2)
+    with pytest.raises(ValueError, match="not in"):
+        load_dataset(f"file:{path}", columns=["nope"])
+
+
+def test_text_columns_are_left_out_and_reported(tmp_path):
+    path = tmp_path / "tagged.csv"
+    pd.DataFrame(
+        {"u": [1.0, 2.0, 3.5], "v": [2.0, 1.0, 0.5], "tag": list("xyz")}
+    ).to_csv(path, index=False)
+    data = load_dataset(f"file:{path}")
+    assert data.notes["columns"] == ["u", "v"]
+    assert data.notes["left_out"] == ["tag"]
+
+
+def test_fit_refuses_a_bad_file_before_writing_anything(tmp_path, capsys):
+    path = _write(tmp_path / "cell.csv", "a,b\n1,2\n3,abc\n5,6\n")
+    out = tmp_path / "out"
+    assert main(["fit", str(path), "--out", str(out), "--no-progress"]) == 2
+    assert "non-numeric value 'abc'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_fit_warns_about_a_label_like_column_and_honours_label(tmp_path, capsys):
+    from sklearn.datasets import load_iris
+
+    path = tmp_path / "iris.csv"
+    load_iris(as_frame=True).frame.to_csv(path, index=False)
+    out = tmp_path / "out"
+    args = ["fit", str(path), "--models", "VVV", "--components", "2..3",
+            "--backends", "em", "--seeds", "1", "--no-progress"]  # fmt: skip
+    # As a feature, the label makes every fit a spike on its values: the
+    # search refuses them all, and the warning says why.
+    assert main([*args, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "looks like a class label" in captured.out
+    assert "no cell of the search is ok" in captured.err
+    assert main([*args, "--out", str(out / "labelled"), "--label", "target"]) == 0
+    printed = capsys.readouterr().out
+    assert "looks like a class label" not in printed
+    assert "target=" not in printed  # not a feature: no mean printed for it
