@@ -1361,6 +1361,16 @@ def _model_search(report: _Report, table: pd.DataFrame, points) -> None:
             ].rename(columns={"n_components": "K"}),
             digits=6,
         )
+    if not flagged.empty:
+        report.text(
+            "Flagged cells (never chosen), with the reason of their best start:"
+        )
+        report.table(
+            flagged[
+                ["model", "n_components", "status", "log_likelihood", "bic", "reason"]
+            ].rename(columns={"n_components": "K"}),
+            digits=6,
+        )
     fig, ax = _subplots(1, 1, figsize=(9, 4.6))
     markers = "os^Dv<>p*hH8dP"
     for index, (model, cells) in enumerate(table.groupby("model", sort=False)):

@@ -188,6 +188,11 @@ def fit_file(
             for _, row in top.iterrows()
         ],
         "flagged_cells": int((table["status"] != "ok").sum()),
+        "degenerate_events": [
+            f"restart {e.restart}, iteration {e.iteration}: {e.action} of "
+            f"component {e.component} ({e.reason})"
+            for e in chosen.degenerate_events_
+        ],
     }
     atomic_write(json.dumps(summary, indent=2) + "\n", out / "parameters.json")
     index = build_report(out / "results", out)
@@ -223,6 +228,20 @@ def _describe(summary: dict, table: pd.DataFrame) -> str:
         f"ICL {summary['icl']:.2f}; mean classification uncertainty "
         f"{summary['mean_uncertainty']:.3f})"
     )
+    events = summary["degenerate_events"]
+    if events:
+        lines.append(
+            f"the chosen fit needed {len(events)} repair(s) of the degenerate-"
+            "component policy on its way (none in force at the end, or it would "
+            "not be ok): " + "; ".join(events[:3]) + (" ..." if len(events) > 3 else "")
+        )
+    flagged = table[table["status"] != "ok"]
+    lines.extend(
+        f"  flagged {row.model},{row.n_components} ({row.status}): {row.reason}"
+        for row in flagged.head(5).itertuples()
+    )
+    if len(flagged) > 5:
+        lines.append(f"  ... and {len(flagged) - 5} more in model_search.csv")
     columns = summary["columns"]
     for k, (weight, mean, cov) in enumerate(
         zip(summary["weights"], summary["means"], summary["covariances"], strict=True)

@@ -141,3 +141,19 @@ def test_fit_warns_about_a_label_like_column_and_honours_label(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "looks like a class label" not in printed
     assert "target=" not in printed  # not a feature: no mean printed for it
+
+
+def test_fit_prints_and_reports_flagged_cells(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(100, 2)), np.tile([[4.0, 4.0]], (8, 1))])
+    path = tmp_path / "dupes.csv"
+    pd.DataFrame(X, columns=["u", "v"]).to_csv(path, index=False)
+    out = tmp_path / "out"
+    args = ["fit", str(path), "--models", "VVV,VII", "--components", "1..3",
+            "--backends", "em", "--seeds", "1", "--no-progress"]  # fmt: skip
+    args += ["--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "never chosen:" in printed
+    assert "flagged VVV," in printed
+    assert "Flagged cells" in (out / "index.html").read_text()
