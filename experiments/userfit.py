@@ -88,6 +88,8 @@ def fit_file(
         models,
         components,
         prior="default" if prior else None,
+        # Units must not matter: regularisation relative to each feature.
+        reg_covar_relative=True,
         n_jobs=jobs,
         progress=progress,
     )

@@ -609,7 +609,8 @@ class Spherical(Diag):
             - 2.0 * np.sum(first_moments * offsets, axis=1)
             + weight_sums * np.sum(offsets**2, axis=1)
         ) / (denominators * n_features)
-        return variances + reg_covar
+        # A per-feature reg_covar (relative mode) enters through its mean.
+        return variances + np.mean(reg_covar)
 
     def to_full(self, covariances, n_components, n_features):
         return np.asarray(covariances, dtype=float)[:, None, None] * np.eye(n_features)

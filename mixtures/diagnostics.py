@@ -42,7 +42,7 @@ def _data_covariance(X: np.ndarray) -> np.ndarray:
 
 
 def degeneracy_findings(
-    params: MixtureParams, X: np.ndarray, reg_covar: float = 0.0
+    params: MixtureParams, X: np.ndarray, reg_covar: float | np.ndarray = 0.0
 ) -> dict[str, Any]:
     """Measures of degeneracy of ``params`` fitted to ``X`` (n_samples, n_features).
 
@@ -56,7 +56,9 @@ def degeneracy_findings(
     """
     n_samples, n_features = X.shape
     data_covariance = _data_covariance(X)
-    covariances = params.full_covariances() - reg_covar * np.eye(n_features)
+    covariances = params.full_covariances() - np.diag(
+        np.broadcast_to(np.asarray(reg_covar, dtype=float), (n_features,))
+    )
     effective = n_samples * params.weights
     relative = np.array(
         [

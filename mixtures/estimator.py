@@ -42,6 +42,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         EM stops when the mean log-likelihood changes by less than ``tol``.
     reg_covar : float, default=1e-6
         Non-negative value added to the diagonal of every covariance.
+    reg_covar_relative : bool, default=False
+        If True, ``reg_covar`` is in units of each feature's variance (feature
+        d gets ``reg_covar * var(X[:, d])``), so the fit does not depend on
+        the data's units: data scaled by any factor give the same labels.
     max_iter : int, default=100
         Maximum number of EM iterations per initialisation.
     n_init : int, default=1
@@ -138,6 +142,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose=0,
         verbose_interval=10,
         prior=None,
+        reg_covar_relative=False,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -154,6 +159,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.prior = prior
+        self.reg_covar_relative = reg_covar_relative
 
     # -- fitting -------------------------------------------------------------
 

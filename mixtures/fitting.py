@@ -111,9 +111,14 @@ class EMOptions:
     verbose: int = 0
     verbose_interval: int = 10
     prior: object = field(default=None, repr=False)
+    reg_covar_relative: bool = False
 
     def __post_init__(self) -> None:
         as_prior(self.prior)  # raises on a malformed prior
+        if not isinstance(self.reg_covar_relative, bool | np.bool_):
+            raise ValueError(
+                f"reg_covar_relative must be a bool; got {self.reg_covar_relative!r}."
+            )
         _check_int(self.n_components, "n_components", 1)
         _check_int(self.max_iter, "max_iter", 0)
         _check_int(self.n_init, "n_init", 1)
@@ -352,7 +357,7 @@ def _initial_params(
                 None if unit_weights else sample_weight,
             )
         weights, means, covariances, weight_sums = params_from_responsibilities(
-            X, sample_weight, resp, model, options.reg_covar, policy.prior
+            X, sample_weight, resp, model, policy.reg_covar, policy.prior
         )
     else:
         weights = means = covariances = None
@@ -412,6 +417,14 @@ def _verbose_logging(verbose: int) -> Iterator[None]:
         logger.setLevel(previous_level)
 
 
+def _feature_variance(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    from mixtures.em import weighted_feature_variance
+
+    variance = weighted_feature_variance(X, weights)
+    positive = variance[variance > 0]
+    return np.where(variance > 0, variance, positive.max() if positive.size else 1.0)
+
+
 def fit_validated(
     X: np.ndarray,
     sample_weight: np.ndarray | None,
@@ -455,10 +468,15 @@ def fit_validated(
         )
     random_state = as_random_state(random_state)
     prior = as_prior(options.prior)
+    reg_covar = options.reg_covar
+    if options.reg_covar_relative:
+        # Per feature, in units of that feature's variance: the fit no longer
+        # depends on the data's units.
+        reg_covar = reg_covar * _feature_variance(X, weights)
     policy = DegeneracyPolicy.for_data(
         X,
         weights,
-        options.reg_covar,
+        reg_covar,
         None if prior is None else prior.resolve(X, weights, options.n_components),
     )
     n_init = 1 if initial_params is not None else options.n_init
@@ -584,6 +602,7 @@ def fit_em(
     verbose: int = 0,
     verbose_interval: int = 10,
     prior=None,
+    reg_covar_relative: bool = False,
 ) -> EMResult:
     """Fit a Gaussian mixture by EM and return an :class:`EMResult`.
 
@@ -596,7 +615,7 @@ def fit_em(
         Non-negative weights; integer weights fit like repeated rows.
     covariance_type, tol, reg_covar, max_iter, n_init, init_params, \
 weights_init, means_init, precisions_init, random_state, verbose, \
-verbose_interval, prior
+verbose_interval, prior, reg_covar_relative
         As in :class:`mixtures.GaussianMixture` (scikit-learn's meanings).
         ``random_state`` may also be a ``numpy.random.Generator``.
     initial_params : MixtureParams, optional
@@ -629,6 +648,7 @@ verbose_interval, prior
         verbose=verbose,
         verbose_interval=verbose_interval,
         prior=prior,
+        reg_covar_relative=reg_covar_relative,
     )
     data = check_data(X, allow_1d=True)
     return fit_validated(

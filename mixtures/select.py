@@ -67,6 +67,7 @@ from mixtures.estimator import GaussianMixture
 from mixtures.fitting import (
     DegenerateComponentWarning,
     EMOptions,
+    _feature_variance,
     check_data,
     fit_validated,
 )
@@ -284,11 +285,14 @@ def _fit_cell(
             seconds=time.perf_counter() - started,
         )
         return row, None, None
+    reg_covar = options["reg_covar"]
+    if options["reg_covar_relative"]:
+        reg_covar = reg_covar * _feature_variance(X, np.ones(n_samples))
     prior = as_prior(options["prior"])
     resolved = None if prior is None else prior.resolve(X, np.ones(n_samples), k)
     candidates = []
     for name, run in zip(names, result.restarts, strict=True):
-        status, reason = _classify(X, run, options["reg_covar"])
+        status, reason = _classify(X, run, reg_covar)
         log_likelihood = float(np.sum(score_samples(X, run.params)))
         if not np.isfinite(log_likelihood):
             status, reason = "failed", "non-finite log-likelihood"
@@ -330,6 +334,7 @@ def _estimator(params: MixtureParams, run, model: str, options: dict, X, feature
         reg_covar=options["reg_covar"],
         max_iter=options["max_iter"],
         prior=options["prior"],
+        reg_covar_relative=options["reg_covar_relative"],
     )
     arrays = params.astype_arrays(np.float64)
     fitted.weights_ = arrays["weights"]
@@ -363,6 +368,7 @@ def search(
     tol: float = 1e-8,
     max_iter: int = 2000,
     reg_covar: float = 1e-6,
+    reg_covar_relative: bool = False,
     progress: bool = False,
 ) -> SearchResult:
     """Fit every model x K and classify every fit (see the module docstring).
@@ -388,6 +394,9 @@ def search(
         EM settings per start; ``tol`` is on the mean log-likelihood, as in
         :class:`mixtures.GaussianMixture`, and is tight by default so that
         a fit stops at its maximum, not before it.
+    reg_covar_relative : bool, default=False
+        ``reg_covar`` in units of each feature's variance, so that the search
+        does not depend on the data's units (``gmmlab fit`` sets it).
     progress : bool, default=False
         Show a tqdm progress bar over the cells.
 
@@ -423,7 +432,13 @@ def search(
     if n_random_starts < 0:
         raise ValueError(f"n_random_starts must be >= 0; got {n_random_starts}.")
     as_prior(prior)  # raises on a malformed prior
-    options = {"tol": tol, "max_iter": max_iter, "reg_covar": reg_covar, "prior": prior}
+    options = {
+        "tol": tol,
+        "max_iter": max_iter,
+        "reg_covar": reg_covar,
+        "reg_covar_relative": reg_covar_relative,
+        "prior": prior,
+    }
     EMOptions(**options)  # validates the scalar options once, up front
     if random_state is not None and (
         isinstance(random_state, bool)
