@@ -177,13 +177,19 @@ def _fit(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import json
 
-    from mixtures.check import check_em, load_function, results_as_dict
+    from mixtures.check import results_as_dict, run_isolated
 
-    try:
-        function = load_function(args.target)
-        results = check_em(function, convention=args.convention)
-    except ValueError as error:
-        print(f"gmmlab check: error: {error}", file=sys.stderr)
+    if not args.timeout > 0:
+        print("gmmlab check: error: --timeout must be positive.", file=sys.stderr)
+        return 2
+    results, why = run_isolated(
+        args.target, convention=args.convention, timeout=args.timeout
+    )
+    if results is None:
+        if args.json:
+            print(json.dumps({"passed": False, "error": why}, indent=2))
+        else:
+            print(f"gmmlab check: FAIL: {why}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(results_as_dict(results), indent=2))
@@ -195,7 +201,9 @@ def _check(args: argparse.Namespace) -> int:
             if result.diagnosis:
                 print(f"      {'':<{width}}  -> {result.diagnosis}")
         failed = sum(r.passed is False for r in results)
-        print(f"\n{len(results) - failed} passed, {failed} failed")
+        passed = sum(r.passed is True for r in results)
+        skipped = len(results) - failed - passed
+        print(f"\n{passed} passed, {failed} failed, {skipped} not applicable")
     return 0 if all(r.passed is not False for r in results) else 1
 
 
@@ -319,6 +327,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="how the function is called (see mixtures.check)",
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds the whole check may take (default 60); the function runs "
+        "in a separate process, so a hang or sys.exit cannot stop gmmlab",
+    )
     check.set_defaults(handler=_check)
     demo = commands.add_parser(
         "demo", help="fit the engine to Iris and print the learned parameters"

@@ -192,7 +192,18 @@ def load_function(target: str) -> Callable:
         if spec is None or not Path(where).is_file():
             raise ValueError(f"no such file {where!r}.")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as error:
+            raise ValueError(
+                f"cannot load {where!r}: syntax error on line {error.lineno}: "
+                f"{error.msg}."
+            ) from None
+        except Exception as error:
+            raise ValueError(
+                f"cannot load {where!r}: importing it raised "
+                f"{type(error).__name__}: {error}"
+            ) from None
     else:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
@@ -200,6 +211,16 @@ def load_function(target: str) -> Callable:
             module = importlib.import_module(where)
         except ImportError as error:
             raise ValueError(f"cannot import {where!r}: {error}") from None
+        except SyntaxError as error:
+            raise ValueError(
+                f"cannot load {where!r}: syntax error in {error.filename} on line "
+                f"{error.lineno}: {error.msg}."
+            ) from None
+        except Exception as error:
+            raise ValueError(
+                f"cannot load {where!r}: importing it raised "
+                f"{type(error).__name__}: {error}"
+            ) from None
     function = getattr(module, name, None)
     if not callable(function):
         raise ValueError(f"{where!r} has no function {name!r}.")
@@ -265,6 +286,21 @@ def call_em_function(
     weights, means, covariances = (np.asarray(a, dtype=float) for a in out[:3])
     trace = None if len(out) == 3 else np.asarray(out[3], dtype=float).ravel()
     d = X.shape[1]
+    if (
+        weights.size != k
+        or means.size != k * d
+        or covariances.size
+        not in (
+            k * d * d,
+            k * d,
+        )
+    ):
+        raise ValueError(
+            "wrong output shapes: expected weights of size K = "
+            f"{k}, means of size K*D = {k * d} and covariances of size K*D*D = "
+            f"{k * d * d} (or K*D variances); got weights {weights.shape}, means "
+            f"{means.shape}, covariances {covariances.shape}."
+        )
     means = means.reshape(-1, d)
     kk = means.shape[0]
     if covariances.size == kk * d * d:
@@ -344,8 +380,9 @@ def check_em(
     tolerance : float
         Agreement required of one EM step with the reference (1e-6).
     """
+    requested = convention
     convention = _convention(fn, convention)
-    if convention == "standard":
+    if convention == "standard" and requested == "auto":
         try:
             X, _, start = _problem(2, 0)
             with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -595,9 +632,74 @@ def check_em(
     return results
 
 
+def run_isolated(
+    target: str, *, convention: str = "auto", timeout: float = 60.0
+) -> tuple[list[CheckResult] | None, str]:
+    """Load ``target`` and run :func:`check_em` in a child process.
+
+    The user's code cannot hang, exit or crash the caller: returns
+    ``(results, "")``, or ``(None, why)`` when the function could not be
+    loaded, ran past ``timeout`` seconds, ended the process (``sys.exit``,
+    ``os._exit``, a crash) or printed no result.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        output = os.path.join(folder, "result.json")
+        command = [sys.executable, "-m", "mixtures.check", target, convention, output]
+        try:
+            completed = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return None, (
+                f"the function did not return within {timeout:g} s (an endless "
+                "loop, or far too many iterations); raise --timeout if it is "
+                "just slow."
+            )
+        if not os.path.isfile(output):
+            tail = (completed.stderr or "").strip().splitlines()[-3:]
+            return None, (
+                f"the function ended the Python process (exit status "
+                f"{completed.returncode}) instead of returning: sys.exit, "
+                "os._exit or a crash inside it"
+                + (f"; its last words: {' | '.join(tail)}" if tail else ".")
+            )
+        with open(output) as handle:
+            outcome = json.load(handle)
+    if "error" in outcome:
+        return None, outcome["error"]
+    return [CheckResult(**check) for check in outcome["checks"]], ""
+
+
+def _child_main(argv: list[str]) -> None:
+    """``python -m mixtures.check TARGET CONVENTION OUTPUT`` (see run_isolated)."""
+    import json
+
+    target, convention, output = argv
+    try:
+        outcome = results_as_dict(
+            check_em(load_function(target), convention=convention)
+        )
+    except ValueError as error:
+        outcome = {"error": str(error)}
+    with open(output, "w") as handle:
+        json.dump(outcome, handle)
+
+
 def results_as_dict(results: list[CheckResult]) -> dict[str, Any]:
     """JSON-ready form: ``{"passed": bool, "checks": [...]}``."""
     return {
         "passed": all(r.passed is not False for r in results),
         "checks": [asdict(r) for r in results],
     }
+
+
+if __name__ == "__main__":  # the child of run_isolated
+    import sys
+
+    _child_main(sys.argv[1:])

@@ -103,7 +103,7 @@ def test_cli_table_json_and_exit_status(capsys):
     assert main(["check", "experiments.writeups.correct:em"]) == 0
     out = capsys.readouterr().out
     assert "PASS  one EM step equals the reference" in out
-    assert out.strip().endswith("0 failed")
+    assert out.strip().endswith("8 passed, 0 failed, 0 not applicable")
     assert main(["check", "experiments/writeups/early_return.py:em", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["passed"] is False
@@ -112,3 +112,69 @@ def test_cli_table_json_and_exit_status(capsys):
     assert main(["check", "no_such_module:em"]) == 2
     assert "cannot import" in capsys.readouterr().err
     assert main(["check", "experiments.writeups.correct:nothing"]) == 2
+
+
+# ---------------------------------------------------------------------------
+# Isolation: the user's code runs in a child process (issue 13, part 4)
+
+
+def _user_file(tmp_path, body: str):
+    path = tmp_path / "user_em.py"
+    path.write_text(
+        "import numpy as np\n"
+        "from experiments.writeups.correct import em as _correct\n\n" + body
+    )
+    return f"{path}:em"
+
+
+@pytest.mark.slow  # each spawns a Python process (seconds of imports)
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "def em(X, k, w, m, c, n):\n    while True:\n        pass\n",
+            "did not return within 8 s",
+        ),
+        (
+            "import sys\ndef em(X, k, w, m, c, n):\n    sys.exit(0)\n",
+            "ended the Python process",
+        ),
+        ("import os\ndef em(X, k, w, m, c, n):\n    os._exit(3)\n", "exit status 3"),
+        ("def em(X, k, w, m, c, n)\n    return 1\n", "syntax error on line 4"),
+        ("import no_such_package_xyz\ndef em(*a):\n    pass\n", "ModuleNotFoundError"),
+    ],
+)
+def test_hangs_exits_and_broken_files_fail_clearly(tmp_path, capsys, body, message):
+    target = _user_file(tmp_path, body)
+    # The child process needs a few seconds to import numpy, scipy, sklearn.
+    timeout = "8" if "while True" in body else "120"
+    assert main(["check", target, "--timeout", timeout]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow  # each spawns a Python process (seconds of imports)
+def test_explicit_convention_is_honoured(tmp_path, capsys):
+    # A 1-D function called as 'standard' must fail as standard, not be
+    # silently re-run as 1-D.
+    target = "experiments/writeups/correct_1d.py:em"
+    assert main(["check", target, "--convention", "standard", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is False
+
+
+@pytest.mark.slow  # each spawns a Python process (seconds of imports)
+def test_wrong_output_shapes_are_named(tmp_path, capsys):
+    body = "def em(X, k, w, m, c, n):\n    return np.full(k + 1, 1.0 / (k + 1)), m, c\n"
+    target = _user_file(tmp_path, body)
+    assert main(["check", target, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    evidence = " ".join(c["evidence"] for c in report["checks"] if not c["passed"])
+    assert "wrong output shapes" in evidence
+
+
+@pytest.mark.slow  # each spawns a Python process (seconds of imports)
+def test_not_applicable_checks_are_not_counted_as_passed(capsys):
+    assert main(["check", "experiments/writeups/correct_1d.py:em"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert out.endswith("not applicable")
+    assert not out.endswith(" 0 not applicable")
