@@ -214,12 +214,18 @@ def _covariance_from_precision_cholesky(prec_chol: np.ndarray) -> np.ndarray:
     return inv_p.T @ inv_p
 
 
-def _check_symmetric_positive_definite(matrix: np.ndarray, what: str) -> None:
+def _check_symmetric_positive_definite(
+    matrix: np.ndarray, what: str, model: str
+) -> None:
+    # scikit-learn's sentence first, so code matching its message keeps working.
+    sentence = f"'{model} precision' should be symmetric, positive-definite"
     if not np.allclose(matrix, matrix.T, rtol=1e-7, atol=1e-10):
-        raise ValueError(f"{what} must be symmetric; got an asymmetric matrix.")
+        raise ValueError(
+            f"{sentence}: {what} must be symmetric; got an asymmetric matrix."
+        )
     if np.any(np.linalg.eigvalsh(matrix) <= 0.0):
         raise ValueError(
-            f"{what} must be positive definite; got a matrix with a "
+            f"{sentence}: {what} must be positive definite; got a matrix with a "
             "non-positive eigenvalue. Pass precisions (inverse covariances), "
             "not covariances or their square roots."
         )
@@ -363,7 +369,9 @@ class Full:
 
     def check_precisions(self, precisions):
         for k, precision in enumerate(precisions):
-            _check_symmetric_positive_definite(precision, f"precisions_init[{k}]")
+            _check_symmetric_positive_definite(
+                precision, f"precisions_init[{k}]", self.name
+            )
 
 
 class Tied(Full):
@@ -439,7 +447,7 @@ class Tied(Full):
         return np.mean(full_covariances, axis=0)
 
     def check_precisions(self, precisions):
-        _check_symmetric_positive_definite(precisions, "precisions_init")
+        _check_symmetric_positive_definite(precisions, "precisions_init", self.name)
 
 
 class Diag:
@@ -545,7 +553,10 @@ class Diag:
 
     def check_precisions(self, precisions):
         if np.any(precisions <= 0.0):
-            raise ValueError("precisions_init for 'diag' must be strictly positive.")
+            raise ValueError(
+                f"'{self.name} precision' should be positive: precisions_init "
+                f"for {self.name!r} must be strictly positive."
+            )
 
 
 class Spherical(Diag):
@@ -621,7 +632,8 @@ class Spherical(Diag):
     def check_precisions(self, precisions):
         if np.any(precisions <= 0.0):
             raise ValueError(
-                "precisions_init for 'spherical' must be strictly positive."
+                f"'{self.name} precision' should be positive: precisions_init "
+                f"for {self.name!r} must be strictly positive."
             )
 
 

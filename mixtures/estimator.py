@@ -297,8 +297,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"n_samples must be an integer >= 1; got {n_samples!r}.")
         if n_samples < 1:
             raise ValueError(
-                f"n_samples must be an integer >= 1; got {n_samples}. "
-                "Sampling requires at least one sample."
+                f"Invalid value for 'n_samples': {n_samples} . The sampling "
+                "requires at least one sample: n_samples must be an integer >= 1."
             )
         rng = as_random_state(self.random_state)
         params = self._params()

@@ -85,9 +85,16 @@ def _as_float_array(value, name: str) -> np.ndarray:
     return array
 
 
-def _check_shape(array: np.ndarray, shape: tuple[int, ...], name: str) -> None:
+def _check_shape(
+    array: np.ndarray, shape: tuple[int, ...], name: str, sklearn_name: str
+) -> None:
+    # scikit-learn's sentence first, so code matching its message keeps working.
     if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}; got {array.shape}.")
+        raise ValueError(
+            f"The parameter '{sklearn_name}' should have the shape of {shape}, but "
+            f"got {array.shape}: {name} must have one entry per component "
+            "(and feature)."
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,16 +152,28 @@ class EMOptions:
         weights = means = precisions = None
         if self.weights_init is not None:
             weights = _as_float_array(self.weights_init, "weights_init")
-            _check_shape(weights, (k,), "weights_init")
+            _check_shape(weights, (k,), "weights_init", "weights")
             if np.any(weights < 0) or np.any(weights > 1):
-                raise ValueError("weights_init must lie in [0, 1].")
-            if not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-8):
+                # scikit-learn's sentence verbatim (it prints the minimum as
+                # "max value" and the maximum as "min value"), then the truth.
                 raise ValueError(
-                    f"weights_init must sum to one; got {weights.sum():.8g}."
+                    "The parameter 'weights' should be in the range [0, 1], but "
+                    f"got max value {weights.min():.5f}, min value "
+                    f"{weights.max():.5f}: weights_init are proportions; they "
+                    f"range from {weights.min():.5g} to {weights.max():.5g}."
+                )
+            # Weights given in float32 sum to one only to float32 rounding.
+            given = np.asarray(self.weights_init)
+            eps = np.finfo(given.dtype).eps if given.dtype.kind == "f" else 0.0
+            if not np.isclose(weights.sum(), 1.0, rtol=0, atol=max(1e-8, 8 * eps)):
+                raise ValueError(
+                    "The parameter 'weights' should be normalized, but got "
+                    f"sum(weights) = {weights.sum():.5f}: divide weights_init "
+                    "by its sum."
                 )
         if self.means_init is not None:
             means = _as_float_array(self.means_init, "means_init")
-            _check_shape(means, (k, n_features), "means_init")
+            _check_shape(means, (k, n_features), "means_init", "means")
         if self.precisions_init is not None:
             model = get_covariance_model(self.covariance_type)
             precisions = _as_float_array(self.precisions_init, "precisions_init")
@@ -162,6 +181,7 @@ class EMOptions:
                 precisions,
                 model.shape(k, n_features),
                 f"precisions_init for {self.covariance_type!r}",
+                f"{self.covariance_type} precision",
             )
             model.check_precisions(precisions)
         return weights, means, precisions
@@ -449,6 +469,19 @@ def fit_validated(
             f"n_components = {options.n_components}, n_samples = {n_samples}; "
             "decrease n_components or provide more data."
         )
+    if options.reg_covar == 0 and not options.reg_covar_relative:
+        n_distinct = np.unique(X, axis=0).shape[0]
+        if n_distinct < options.n_components:
+            # Without regularisation some component must sit on one point:
+            # the likelihood is unbounded there. scikit-learn's sentence first.
+            raise ValueError(
+                "Fitting the mixture model failed because some components have "
+                "ill-defined empirical covariance (for instance caused by "
+                "singleton or collapsed samples). Try to decrease the number of "
+                "components, increase reg_covar, or scale the input data. The "
+                f"data have {n_distinct} distinct rows, fewer than n_components = "
+                f"{options.n_components}, and reg_covar is 0."
+            )
     # A univariate model on multivariate data raises here, before any work.
     get_covariance_model(options.covariance_type).shape(
         options.n_components, n_features
