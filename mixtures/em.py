@@ -454,6 +454,9 @@ class DegeneracyPolicy:
     max_reseeds_per_component: int = 10
     #: Hyperparameters of MAP-EM's prior; None for maximum likelihood.
     prior: ResolvedPrior | None = None
+    #: Distinct rows of the data (with positive weight): with fewer than K,
+    #: duplicated components cannot be separated and are not reseeded.
+    n_distinct_rows: int | None = None
 
     @classmethod
     def for_data(
@@ -474,7 +477,17 @@ class DegeneracyPolicy:
             mean_sample_weight=total / np.count_nonzero(sample_weight),
             reg_covar=reg_covar,
             prior=prior,
+            n_distinct_rows=_count_distinct_rows(X[sample_weight > 0]),
         )
+
+
+def _count_distinct_rows(X: np.ndarray, head: int = 4096) -> int:
+    """Distinct rows of X; cheap when the first ``head`` rows are all distinct."""
+    first = np.unique(X[:head], axis=0).shape[0]
+    if first == min(head, X.shape[0]):
+        # All distinct so far: at least this many, more than any K in use.
+        return max(first, X.shape[0] if X.shape[0] <= head else first)
+    return int(np.unique(X, axis=0).shape[0])
 
 
 def _duplicate_of(
@@ -529,7 +542,11 @@ def finalise_components(
     empty = weight_sums / policy.mean_sample_weight < policy.empty_threshold
     for k in np.flatnonzero(empty):
         reasons[int(k)] = "empty component"
-    for j, k in _duplicate_of(means, covariances, model, policy.feature_scale).items():
+    # Duplicates are reseeded only when the data have a distinct point for
+    # every component; otherwise reseeding would only make new duplicates.
+    separable = policy.n_distinct_rows is None or policy.n_distinct_rows >= n_components
+    duplicates = _duplicate_of(means, covariances, model, policy.feature_scale)
+    for j, k in duplicates.items() if separable else ():
         reasons.setdefault(j, f"duplicate of component {k}")
     reseed = sorted(reasons)[:reseeds_left]
     if len(reseed) == n_components:  # nothing to take a covariance from

@@ -586,11 +586,22 @@ def fit_validated(
         best_restart=best_index,
         restarts=tuple(restarts),
     )
-    _warn_about(result, options)
+    _warn_about(result, options, policy)
     return result
 
 
-def _warn_about(result: EMResult, options: EMOptions) -> None:
+def _warn_about(result: EMResult, options: EMOptions, policy: DegeneracyPolicy) -> None:
+    if (
+        policy.n_distinct_rows is not None
+        and policy.n_distinct_rows < options.n_components
+    ):
+        warnings.warn(
+            f"The data have {policy.n_distinct_rows} distinct rows, fewer than "
+            f"n_components = {options.n_components}: some components duplicate "
+            "others and cannot be separated. Decrease n_components.",
+            DegenerateComponentWarning,
+            stacklevel=3,
+        )
     events = result.events
     if events:
         actions = sorted({event.action for event in events})

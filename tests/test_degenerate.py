@@ -173,3 +173,22 @@ def test_duplicate_initial_means_separate(rng):
         (0, 1, "reseed")
     ]
     assert np.allclose(np.sort(result.params.means[:, 0]), [0.0, 8.0], atol=0.3)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_more_components_than_distinct_points_ends_quickly(covariance_type):
+    """scikit-learn's test_regularisation data: 10 components on 2 points."""
+    X = np.vstack((np.ones((5, 5)), np.zeros((5, 5))))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DegenerateComponentWarning)
+        model = GaussianMixture(10, covariance_type=covariance_type, random_state=0)
+        fit = model.fit(X)
+    messages = [str(w.message) for w in caught]
+    assert any("2 distinct rows, fewer than n_components" in m for m in messages)
+    assert fit.converged_
+    assert fit.n_iter_ < 20
+    assert len(fit.degenerate_events_) <= 10
+    assert np.all(np.isfinite(fit.weights_))
+    with pytest.raises(ValueError, match="2 distinct rows, fewer than n_components"):
+        GaussianMixture(10, covariance_type=covariance_type, reg_covar=0).fit(X)
