@@ -477,7 +477,10 @@ class DegeneracyPolicy:
             mean_sample_weight=total / np.count_nonzero(sample_weight),
             reg_covar=reg_covar,
             prior=prior,
-            n_distinct_rows=_count_distinct_rows(X[sample_weight > 0]),
+            # No boolean-indexed copy of X when every weight is positive.
+            n_distinct_rows=_count_distinct_rows(
+                X if np.all(sample_weight > 0) else X[sample_weight > 0]
+            ),
         )
 
 
