@@ -231,6 +231,22 @@ def _check_symmetric_positive_definite(
         )
 
 
+def _scatter(weight_sums, first_moments, offsets, second_moments) -> np.ndarray:
+    """Symmetric (K, D, D) scatter of each component about its new mean.
+
+    ``sum_n r (x - c - d)(x - c - d)^T = S2 - S1 d^T - d S1^T + S0 d d^T``
+    for moments about centres ``c`` and offsets ``d`` from ``c`` to the mean.
+    """
+    outer_first = np.einsum("ki,kj->kij", first_moments, offsets)
+    scatter = (
+        second_moments
+        - outer_first
+        - np.swapaxes(outer_first, 1, 2)
+        + weight_sums[:, None, None] * np.einsum("ki,kj->kij", offsets, offsets)
+    )
+    return 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
+
+
 # Bytes of a chunk's largest temporary: 2 MiB measured best on 2-core
 # machines for N = 200,000, D = K = 16, in float64 and float32 (benchmarks/).
 _CHUNK_BYTES = 2**21
@@ -337,15 +353,10 @@ class Full:
         reg_covar,
         previous=None,
     ):
-        # sum_n r (x - c - d)(x - c - d)^T = S2 - S1 d^T - d S1^T + S0 d d^T
-        outer_first = np.einsum("ki,kj->kij", first_moments, offsets)
         covariances = (
-            second_moments
-            - outer_first
-            - np.swapaxes(outer_first, 1, 2)
-            + weight_sums[:, None, None] * np.einsum("ki,kj->kij", offsets, offsets)
-        ) / denominators[:, None, None]
-        covariances = 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
+            _scatter(weight_sums, first_moments, offsets, second_moments)
+            / denominators[:, None, None]
+        )
         diagonal = np.arange(covariances.shape[-1])
         covariances[:, diagonal, diagonal] += reg_covar
         return covariances
@@ -777,14 +788,7 @@ class _Constrained(Full):
         reg_covar,
         previous=None,
     ):
-        outer_first = np.einsum("ki,kj->kij", first_moments, offsets)
-        scatter = (
-            second_moments
-            - outer_first
-            - np.swapaxes(outer_first, 1, 2)
-            + weight_sums[:, None, None] * np.einsum("ki,kj->kij", offsets, offsets)
-        )
-        scatter = 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
+        scatter = _scatter(weight_sums, first_moments, offsets, second_moments)
         diagonal = np.arange(scatter.shape[-1])
         scatter[:, diagonal, diagonal] += denominators[:, None] * reg_covar
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
