@@ -10,14 +10,55 @@ policy for degenerate components instead of an exception.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mixtures import em
-from mixtures.covariance import Diag
+from mixtures._arrays import array_kind, to_numpy
+from mixtures.covariance import COVARIANCE_MODELS, Diag
 from mixtures.fitting import EMOptions, as_random_state, fit_validated
+from mixtures.initialization import INIT_METHODS
 from mixtures.params import MixtureParams
+from mixtures.prior import ConjugatePrior
+
+try:  # scikit-learn's parameter validation (a private module of it)
+    from sklearn.utils._param_validation import Interval, StrOptions
+except ImportError:  # pragma: no cover - a future scikit-learn moved it
+    _PARAMETER_CONSTRAINTS: dict = {}
+else:
+    #: Declared as scikit-learn declares its own estimators' parameters, so
+    #: an invalid one raises its ``InvalidParameterError`` (a ValueError and
+    #: a TypeError) with its wording; the fit's own checks follow.
+    _PARAMETER_CONSTRAINTS = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(COVARIANCE_MODELS))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions(set(INIT_METHODS))],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state", np.random.Generator],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "prior": [None, StrOptions({"default"}), dict, ConjugatePrior],
+        "reg_covar_relative": ["boolean"],
+    }
+
+#: The fitted arrays that follow the input's array-API namespace.
+_ARRAY_ATTRIBUTES = (
+    "weights_",
+    "means_",
+    "covariances_",
+    "precisions_",
+    "precisions_cholesky_",
+)
 
 __all__ = ["GaussianMixture"]
 
@@ -161,6 +202,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.prior = prior
         self.reg_covar_relative = reg_covar_relative
 
+    _parameter_constraints: dict = _PARAMETER_CONSTRAINTS
+
     # -- fitting -------------------------------------------------------------
 
     def fit(self, X, y=None, sample_weight=None):
@@ -200,18 +243,23 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise
 
     def _fit(self, X, sample_weight):
+        if self._parameter_constraints:
+            self._validate_params()
         if not isinstance(self.warm_start, bool | np.bool_):
             raise ValueError(f"warm_start must be a bool; got {self.warm_start!r}.")
-        # Every constructor parameter but the two the fit itself handles.
+        # Every constructor parameter but the two the fit itself handles;
+        # arrays of another array-API library are computed on as NumPy.
         params = self.get_params(deep=False)
         options = EMOptions(
             **{
-                k: v
+                k: to_numpy(v)
                 for k, v in params.items()
                 if k not in ("random_state", "warm_start")
             }
         )
         warm = self.warm_start and hasattr(self, "converged_")
+        kind = array_kind(X)
+        X, sample_weight = to_numpy(X), to_numpy(sample_weight)
         X = validate_data(
             self,
             X,
@@ -241,22 +289,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.init_traces_ = [trace.copy() for trace in result.init_traces]
         self.degenerate_events_ = list(result.events)
         self.best_init_ = result.best_restart
-        return result.labels
+        for name in _ARRAY_ATTRIBUTES:
+            setattr(self, name, kind(getattr(self, name)))
+        return kind(result.labels)
 
     # -- prediction ----------------------------------------------------------
 
     def _params(self) -> MixtureParams:
         return MixtureParams(
-            self.weights_,
-            self.means_,
-            self.covariances_,
+            to_numpy(self.weights_),
+            to_numpy(self.means_),
+            to_numpy(self.covariances_),
             self.covariance_type,
-            self.precisions_cholesky_,
+            to_numpy(self.precisions_cholesky_),
         )
 
     def _validate_predict(self, X) -> np.ndarray:
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return validate_data(
+            self, to_numpy(X), dtype=[np.float64, np.float32], reset=False
+        )
 
     def score_samples(self, X):
         """Log-density of each sample, ``log p(x)``.
@@ -265,23 +317,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         log_prob : ndarray of shape (n_samples,)
         """
+        kind = array_kind(X)
         X = self._validate_predict(X)
-        return em.score_samples(X, self._params())
+        return kind(em.score_samples(X, self._params()))
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` under the model (a float)."""
-        return float(np.mean(self.score_samples(X)))
+        X = self._validate_predict(X)
+        return float(np.mean(em.score_samples(X, self._params())))
 
     def predict(self, X):
         """Most probable component of each sample, shape (n_samples,)."""
+        kind = array_kind(X)
         X = self._validate_predict(X)
-        return em.predict_labels(X, self._params())
+        return kind(em.predict_labels(X, self._params()))
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)."""
+        kind = array_kind(X)
         X = self._validate_predict(X)
         _, log_resp = em.e_step(X, self._params())
-        return np.exp(log_resp)
+        return kind(np.exp(log_resp))
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture.
@@ -322,7 +378,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 ]
             )
         labels = np.repeat(np.arange(params.n_components), counts)
-        return X, labels
+        kind = array_kind(self.means_)
+        return kind(X), kind(labels)
 
     # -- model selection -----------------------------------------------------
 
@@ -332,11 +389,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def bic(self, X):
         """Bayesian information criterion on ``X``; lower is better."""
         X = self._validate_predict(X)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(
-            X.shape[0]
+        return float(
+            -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
         )
 
     def aic(self, X):
         """Akaike information criterion on ``X``; lower is better."""
         X = self._validate_predict(X)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())

@@ -44,7 +44,8 @@ def test_absolute_regularisation_swamps_small_units():
         3, covariance_type="tied", random_state=0, reg_covar_relative=True
     ).fit(X)
     assert relative.score(X) - absolute.score(X) > 0.5  # nats per row
-    with pytest.raises(ValueError, match="reg_covar_relative must be a bool"):
+    message = "The 'reg_covar_relative' parameter of GaussianMixture must be"
+    with pytest.raises(ValueError, match=message):
         GaussianMixture(2, reg_covar_relative="yes").fit(X)
 
 
