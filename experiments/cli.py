@@ -162,6 +162,7 @@ def _fit(args: argparse.Namespace) -> int:
             sep=args.sep,
             header=args.header,
             prior=args.prior,
+            scale=args.scale,
             backends=backends,
             out=out,
             seeds=args.seeds,
@@ -304,6 +305,15 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="MAP-EM with the conjugate prior of Fraley & Raftery (2007) "
         "(default: maximum likelihood, comparable with mclust)",
+    )
+    fit.add_argument(
+        "--scale",
+        choices=["none", "standard", "minmax"],
+        default="none",
+        help="rescale each column before fitting; results are reported in the "
+        "file's units (default none: regularisation is already relative to "
+        "each column's variance, so units do not matter; EII, VII, EEV, VEV, "
+        "EVE and VVE change with per-column scaling)",
     )
     fit.add_argument(
         "--backends",

@@ -36,6 +36,7 @@ from mixtures.data import load_faithful
 __all__ = [
     "DATASETS",
     "SAME_DRAW_PARAMETERS",
+    "SCALINGS",
     "Dataset",
     "dataset_fingerprint",
     "dataset_parameters",
@@ -415,6 +416,7 @@ def file(
     columns: list[str] | None = None,
     sep: str | None = None,
     header: bool | None = None,
+    scale: str = "none",
 ) -> Dataset:
     """A user's data file (see :func:`read_table`).
 
@@ -423,7 +425,16 @@ def file(
     the data set's notes say so). ``label_column`` (optional) holds known
     classes; it is never a feature. A non-numeric cell in a feature column,
     a missing value or a value whose square overflows is an error naming it.
+
+    ``scale`` maps every feature x to (x - center) / spread before fitting:
+    ``"standard"`` (mean, standard deviation), ``"minmax"`` (minimum, range)
+    or ``"none"``. The notes keep ``center`` and ``spread`` (lists of shape
+    (n_features,)) so results can be mapped back to the file's units.
     """
+    if scale not in SCALINGS:
+        raise ValueError(
+            f"scale must be one of {', '.join(map(repr, SCALINGS))}; got {scale!r}."
+        )
     path_ = Path(path)
     frame = read_table(path_, sep=sep, header=header)
     if header is None:
@@ -487,6 +498,16 @@ def file(
             "(divide by a power of ten)."
         )
     notes: dict[str, Any] = {"path": str(path), "columns": chosen}
+    if scale != "none":
+        center, spread = feature_scaling(X, scale)
+        constant = [c for c, v in zip(chosen, spread, strict=True) if not v > 0]
+        if constant:
+            raise ValueError(
+                f"data file {str(path)!r}: columns {constant} are constant and "
+                f"cannot be scaled ({scale}); leave them out with --columns."
+            )
+        X = (X - center) / spread
+        notes.update(scale=scale, center=center.tolist(), spread=spread.tolist())
     if left_out:
         notes["left_out"] = left_out
     notes["label_like"] = [
@@ -498,6 +519,27 @@ def file(
     ]
     n_classes = None if labels is None else int(np.unique(labels).size)
     return Dataset(path_.stem, X, labels, None, n_classes, notes)
+
+
+#: Per-feature scalings of a data file (see :func:`file`).
+SCALINGS = ("none", "standard", "minmax")
+
+
+def feature_scaling(X: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(center, spread)``, each of shape (n_features,), of a scaling of X.
+
+    ``"standard"``: mean and (population) standard deviation; ``"minmax"``:
+    minimum and range; ``"none"``: zeros and ones.
+    """
+    if scale == "standard":
+        return X.mean(axis=0), X.std(axis=0)
+    if scale == "minmax":
+        return X.min(axis=0), np.ptp(X, axis=0)
+    if scale == "none":
+        return np.zeros(X.shape[1]), np.ones(X.shape[1])
+    raise ValueError(
+        f"scale must be one of {', '.join(map(repr, SCALINGS))}; got {scale!r}."
+    )
 
 
 DATASETS: dict[str, Callable[..., Dataset]] = {

@@ -9,7 +9,9 @@ Every run gets a ``status`` and a ``status_reason``:
     whose variance in some direction is below :data:`MIN_RELATIVE_VARIANCE`
     times the data's variance in that direction (the smallest generalised
     eigenvalue of its covariance against the data's covariance); or two
-    components that are the same Gaussian (EM can never separate them); or a
+    components that are the same Gaussian (EM can never separate them) or
+    indistinguishable (:data:`mixtures.diagnostics.INDISTINGUISHABLE`: a
+    saddle, one Gaussian split in two, that EM leaves too slowly); or a
     floor or reseed of gmmlab's degenerate-component policy still in force at
     the end of the fit;
 ``unconverged``

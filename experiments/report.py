@@ -1423,10 +1423,55 @@ def _model_search(report: _Report, table: pd.DataFrame, points) -> None:
     )
     if points is not None and not points.empty:
         _uncertainty_figure(report, points)
+        if "label" in points:
+            _label_agreement(report, table, points)
+
+
+def _label_agreement(report: _Report, table: pd.DataFrame, points) -> None:
+    """ARI and confusion table of the chosen clustering against known classes."""
+    from sklearn.metrics import adjusted_rand_score
+
+    report.heading("Agreement with the known classes")
+    labels = points["label"].astype(str)
+    n_classes = labels.nunique()
+    ari = adjusted_rand_score(labels, points["component"])
+    chosen = top_models(table, 1, "bic").iloc[0]
+    text = (
+        f"The label column has {n_classes} classes; the chosen model "
+        f"{chosen['model']} has K = {int(chosen['n_components'])} components. "
+        f"Adjusted Rand index {ari:.3f} (1: the same partition; 0: what "
+        "random assignments give). "
+    )
+    at_classes = top_models(table[table["n_components"] == n_classes], 1, "bic")
+    if (
+        "ari" in table
+        and not at_classes.empty
+        and int(chosen["n_components"]) != n_classes
+    ):
+        row = at_classes.iloc[0]
+        text += (
+            f"The best ok fit with K = {n_classes}, {row['model']}, has BIC "
+            f"{row['bic']:.2f} ({row['bic'] - chosen['bic']:+.2f} against the "
+            f"chosen) and ARI {row['ari']:.3f}. "
+        )
+    text += (
+        "BIC chooses the number of Gaussian components that best describes the "
+        "density; a class need not be one Gaussian, and two overlapping "
+        "classes can be one, so a K different from the number of classes is "
+        "a finding about the data, not an error of the fit."
+    )
+    report.text(text)
+    confusion = pd.crosstab(
+        labels.rename("class"), points["component"].rename("component")
+    )
+    confusion.columns = [f"component {c}" for c in confusion.columns]
+    report.table(confusion.reset_index())
 
 
 def _uncertainty_figure(report: _Report, points: pd.DataFrame) -> None:
-    columns = [c for c in points.columns if c not in ("component", "uncertainty")]
+    columns = [
+        c for c in points.columns if c not in ("component", "uncertainty", "label")
+    ]
     uncertainty = points["uncertainty"].to_numpy()
     fig, axes = _subplots(1, 2, figsize=(10, 4))
     if len(columns) >= 2:

@@ -13,6 +13,19 @@
 3. **Engine cross-check**: the sweep runner fits the chosen model and K
    with every requested engine that supports it over several seeds, so the
    report can show how the answer depends on the start and on the engine.
+
+**Units.** The search regularises relative to each feature's variance, so
+multiplying a column by any factor changes nothing but the units of the
+answer. ``scale`` ("standard" or "minmax") fits the columns after mapping
+x to (x - center) / spread; the log-likelihood, BIC, ICL and parameters are
+then mapped back to the file's units (the log-likelihood by the
+log-Jacobian ``-n * sum(log spread)``). Rescaling columns leaves eight of
+the fourteen models unchanged (their fits map onto each other), but not
+EII, VII, EEV, VEV, EVE and VVE, whose volume, shape or orientation
+constraint is not preserved: with ``scale`` those fit a different model.
+The cross-check's engines take one absolute ``reg_covar`` (scikit-learn has
+no relative one): 1e-6 times the geometric mean of the fitted columns'
+variances, the same as 1e-6 on data rescaled uniformly to unit size.
 """
 
 from __future__ import annotations
@@ -22,14 +35,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import adjusted_rand_score
 
 from experiments.config import parse_config
-from experiments.datasets import load_dataset, read_table
+from experiments.datasets import SCALINGS, load_dataset, read_table
 from experiments.report import build_report
 from experiments.runner import run_sweep
 from experiments.tables import atomic_write
 from mixtures.covariance import ALIASES
-from mixtures.select import search
+from mixtures.select import search, top_models
 
 __all__ = ["fit_file"]
 
@@ -44,6 +58,7 @@ def fit_file(
     sep: str | None = None,
     header: bool | None = None,
     prior: bool = False,
+    scale: str = "none",
     backends: tuple[str, ...] = ("em", "sklearn"),
     out: str | Path,
     seeds: int = 5,
@@ -58,6 +73,8 @@ def fit_file(
     The engine cross-check resumes when the same file and options are given
     again (a changed file is refitted).
     """
+    if scale not in SCALINGS:
+        raise ValueError(f"scale must be one of {', '.join(SCALINGS)}; got {scale!r}.")
     path = Path(path).resolve()
     table_options = {"sep": sep, "header": header}
     file_params = {
@@ -66,6 +83,7 @@ def fit_file(
             **table_options,
             "columns": list(columns) if columns else None,
             "label_column": label,
+            "scale": None if scale == "none" else scale,
         }.items()
         if value is not None
     }
@@ -82,6 +100,17 @@ def fit_file(
             f"warning: column {name!r} holds few distinct whole numbers and looks "
             f"like a class label; if it is one, pass --label {name} to exclude it."
         )
+    center = np.asarray(data.notes.get("center", np.zeros(data.X.shape[1])))
+    spread = np.asarray(data.notes.get("spread", np.ones(data.X.shape[1])))
+    # Log-likelihoods in the file's units: log p(x) = log p(x') - sum log spread.
+    log_jacobian = data.X.shape[0] * float(np.sum(np.log(spread)))
+    if scale != "none":
+        echo(
+            f"note: columns {scale}-scaled for fitting; log-likelihood, BIC, ICL "
+            "and parameters are in the file's units. EII, VII, EEV, VEV, EVE "
+            "and VVE are not invariant to rescaling columns: with --scale they "
+            "are different models than on the raw columns."
+        )
     out = Path(out)
     result = search(
         data.X,
@@ -93,12 +122,23 @@ def fit_file(
         n_jobs=jobs,
         progress=progress,
     )
-    table = result.table
+    table = result.table.copy()
+    if data.labels is not None:
+        # Agreement of every fitted cell's clustering with the known classes.
+        table["ari"] = [
+            adjusted_rand_score(data.labels, fit.predict(data.X))
+            if (fit := result.fits.get((row.model, row.n_components))) is not None
+            else np.nan
+            for row in table.itertuples()
+        ]
+    table["log_likelihood"] -= log_jacobian
+    table["bic"] += 2 * log_jacobian
+    table["icl"] += 2 * log_jacobian
     try:
         chosen = result.best("bic")
     except ValueError as error:
         raise ValueError(f"{path.name}: {error}") from None
-    top = result.top(3, "bic")
+    top = top_models(table, 3, "bic")
     best = top.iloc[0]
     model, n_components = str(best["model"]), int(best["n_components"])
 
@@ -109,8 +149,19 @@ def fit_file(
     engines = tuple(
         b for b in backends if b != "sklearn" or sklearn_name is not None
     ) or ("em",)
+    # One absolute reg_covar for every engine of the cross-check (scikit-learn
+    # has no relative one): 1e-6 of the geometric mean of the columns'
+    # variances, as 1e-6 would be after rescaling the data to unit size.
+    reg_covar = 1e-6 * float(np.exp(np.mean(np.log(data.X.var(axis=0)))))
     backend_tables = {
-        name: ({"seeds": 1} if name.startswith("pymc") else {}) for name in engines
+        name: (
+            {"seeds": 1}
+            if name.startswith("pymc")
+            else {"reg_covar": reg_covar}
+            if name in ("em", "sklearn")
+            else {}
+        )
+        for name in engines
     }
     config = parse_config(
         {
@@ -155,15 +206,21 @@ def fit_file(
     atomic_write(assignments.to_csv(index=False), out / "assignments.csv")
     atomic_write(table.to_csv(index=False), out / "model_search.csv")
     columns = list(data.notes["columns"])
-    points = pd.DataFrame(data.X[:, :2], columns=columns[:2])
+    original = data.X * spread + center
+    points = pd.DataFrame(original[:, :2], columns=columns[:2])
     points["component"] = assignments["component"].to_numpy()
     points["uncertainty"] = uncertainty
+    if label is not None:
+        points["label"] = frame[label].astype(str).to_numpy()
     atomic_write(points, out / "results" / "uncertainty.parquet")
     atomic_write(
-        table.assign(file=path.name, prior=bool(prior)),
+        table.assign(file=path.name, prior=bool(prior), scale=scale),
         out / "results" / "model_search.parquet",
     )
     params = chosen._params()
+    # Parameters in the file's units: x = center + spread * x'.
+    means = center + spread * params.means
+    covariances = params.full_covariances() * np.outer(spread, spread)
     summary = {
         "file": str(path),
         "columns": columns,
@@ -171,6 +228,7 @@ def fit_file(
         "n_components": n_components,
         "covariance_type": model,
         "prior": bool(prior),
+        "scale": scale,
         "start": str(best["start"]),
         "log_likelihood": float(best["log_likelihood"]),
         "bic": float(best["bic"]),
@@ -178,8 +236,8 @@ def fit_file(
         "n_parameters": int(best["n_parameters"]),
         "mean_uncertainty": float(uncertainty.mean()),
         "weights": params.weights.tolist(),
-        "means": params.means.tolist(),
-        "covariances": params.full_covariances().tolist(),
+        "means": means.tolist(),
+        "covariances": covariances.tolist(),
         "top3": [
             {
                 "model": str(row["model"]),
@@ -190,6 +248,7 @@ def fit_file(
             for _, row in top.iterrows()
         ],
         "flagged_cells": int((table["status"] != "ok").sum()),
+        **(_label_agreement(table, best, label, data) if label is not None else {}),
         "degenerate_events": [
             f"restart {e.restart}, iteration {e.iteration}: {e.action} of "
             f"component {e.component} ({e.reason})"
@@ -205,6 +264,27 @@ def fit_file(
         f"parameters: {out / 'parameters.json'}"
     )
     return summary
+
+
+def _label_agreement(table: pd.DataFrame, best, label: str, data) -> dict:
+    """ARI of the chosen model with the label column, and of the best ok
+    cell with as many components as there are classes."""
+    n_classes = int(np.unique(data.labels).size)
+    at_classes = top_models(table[table["n_components"] == n_classes], 1, "bic")
+    agreement = {
+        "label": label,
+        "n_classes": n_classes,
+        "ari": float(best["ari"]),
+    }
+    if not at_classes.empty:
+        row = at_classes.iloc[0]
+        agreement["best_at_n_classes"] = {
+            "model": str(row["model"]),
+            "n_components": n_classes,
+            "bic": float(row["bic"]),
+            "ari": float(row["ari"]),
+        }
+    return agreement
 
 
 def _describe(summary: dict, table: pd.DataFrame) -> str:
@@ -230,6 +310,18 @@ def _describe(summary: dict, table: pd.DataFrame) -> str:
         f"ICL {summary['icl']:.2f}; mean classification uncertainty "
         f"{summary['mean_uncertainty']:.3f})"
     )
+    if "label" in summary:
+        line = (
+            f"agreement with column {summary['label']!r} ({summary['n_classes']} "
+            f"classes): adjusted Rand index {summary['ari']:.3f}"
+        )
+        other = summary.get("best_at_n_classes")
+        if other and summary["n_components"] != summary["n_classes"]:
+            line += (
+                f"; the best ok fit with K = {summary['n_classes']} is "
+                f"{other['model']} (BIC {other['bic']:.2f}, ARI {other['ari']:.3f})"
+            )
+        lines.append(line)
     events = summary["degenerate_events"]
     if events:
         lines.append(

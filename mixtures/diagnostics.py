@@ -6,7 +6,10 @@ a component with effective size ``n * w_k < D + 1``; a component whose
 variance in some direction is below :data:`MIN_RELATIVE_VARIANCE` times the
 data's variance in that direction (the smallest generalised eigenvalue of its
 covariance against the data's covariance: a spike on tied or duplicated
-values); or two components that are the same Gaussian. A likelihood that
+values); or two components that are the same Gaussian, exactly (EM can never
+separate them) or within :data:`INDISTINGUISHABLE` (a saddle of the
+likelihood, one Gaussian split in two, that EM leaves too slowly for any
+stopping rule to notice: the fit is a (K - 1)-component fit). A likelihood that
 rises without bound as a covariance collapses onto a few points is the
 classic spurious maximum (Day 1969; McLachlan & Peel 2000, section 3.10).
 """
@@ -22,6 +25,7 @@ from mixtures.em import EMRun, e_step
 from mixtures.params import MixtureParams
 
 __all__ = [
+    "INDISTINGUISHABLE",
     "MIN_RELATIVE_VARIANCE",
     "classification_entropy",
     "degeneracy_findings",
@@ -31,6 +35,13 @@ __all__ = [
 
 MIN_RELATIVE_VARIANCE = 1e-6
 _DUPLICATE_RTOL = 1e-6
+
+#: Two components are indistinguishable when the Mahalanobis distance
+#: between their means (under their average covariance) is below this and
+#: their covariances differ by less than this, relative (Frobenius norm).
+#: At distance d the split changes the density by O(d^2) and the
+#: log-likelihood by O(n d^4): 0.05 needs ~10^6 rows to be seen.
+INDISTINGUISHABLE = 0.05
 
 
 def _data_covariance(X: np.ndarray) -> np.ndarray:
@@ -89,6 +100,25 @@ def degeneracy_findings(
             )
             if same_mean and same_cov:
                 reasons.append(f"components {k} and {j} are the same Gaussian")
+                continue
+            average = 0.5 * (covariances[j] + covariances[k])
+            difference = params.means[j] - params.means[k]
+            try:
+                distance = float(
+                    np.sqrt(difference @ np.linalg.solve(average, difference))
+                )
+            except np.linalg.LinAlgError:
+                continue
+            spread = np.linalg.norm(covariances[j] - covariances[k]) / max(
+                np.linalg.norm(average), np.finfo(float).tiny
+            )
+            if distance < INDISTINGUISHABLE and spread < INDISTINGUISHABLE:
+                reasons.append(
+                    f"components {k} and {j} are indistinguishable (Mahalanobis "
+                    f"distance {distance:.2g} between means, covariances "
+                    f"{spread:.1%} apart): one Gaussian split in two, a saddle "
+                    "EM leaves too slowly to notice"
+                )
     return {
         "min_effective_size": float(effective.min()),
         "min_relative_variance": float(relative.min()),

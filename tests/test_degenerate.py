@@ -192,3 +192,25 @@ def test_more_components_than_distinct_points_ends_quickly(covariance_type):
     assert np.all(np.isfinite(fit.weights_))
     with pytest.raises(ValueError, match="2 distinct rows, fewer than n_components"):
         GaussianMixture(10, covariance_type=covariance_type, reg_covar=0).fit(X)
+
+
+@pytest.mark.parametrize(("distance", "flagged"), [(0.01, True), (0.5, False)])
+def test_a_gaussian_split_in_two_is_indistinguishable(distance, flagged):
+    """One Gaussian split into two near-copies is a saddle, not a K = 2 fit:
+    scikit-learn's tied model from random_from_data stops there on Old
+    Faithful (three components 0.007 standard deviations apart)."""
+    from mixtures.diagnostics import degeneracy_findings
+    from mixtures.params import MixtureParams
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 2))
+    covariance = np.eye(2)
+    params = MixtureParams(
+        np.array([0.5, 0.5]),
+        np.array([[0.0, 0.0], [distance, 0.0]]),
+        np.array([covariance, covariance]),
+        "full",
+    )
+    reasons = degeneracy_findings(params, X)["reasons"]
+    assert any("indistinguishable" in r for r in reasons) is flagged
+    assert not any("same Gaussian" in r for r in reasons)

@@ -141,6 +141,22 @@ def test_fit_warns_about_a_label_like_column_and_honours_label(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "looks like a class label" not in printed
     assert "target=" not in printed  # not a feature: no mean printed for it
+    # The label is compared with the clustering: ARI printed, per cell in the
+    # table, and in the report with a confusion table of classes x components.
+    import json
+
+    from sklearn.metrics import adjusted_rand_score
+
+    summary = json.loads((out / "labelled" / "parameters.json").read_text())
+    assignments = pd.read_csv(out / "labelled" / "assignments.csv")
+    ari = adjusted_rand_score(assignments["target"], assignments["component"])
+    assert summary["ari"] == pytest.approx(ari)
+    assert f"adjusted Rand index {ari:.3f}" in printed
+    assert "ari" in pd.read_csv(out / "labelled" / "model_search.csv")
+    html = (out / "labelled" / "index.html").read_text()
+    assert "Agreement with the known classes" in html
+    assert f"Adjusted Rand index {ari:.3f}" in html
+    assert "component 0" in html
 
 
 def test_fit_prints_and_reports_flagged_cells(tmp_path, capsys):

@@ -56,3 +56,82 @@ def test_relative_regularisation_is_per_feature_variance():
     ).fit(X)
     # One component: the covariance is the data's variance plus half of it.
     np.testing.assert_allclose(fit.covariances_[0], 1.5 * X.var(axis=0), rtol=1e-10)
+
+
+def _fit_cli(tmp_path, X, name, *extra):
+    import json
+
+    import pandas as pd
+
+    from experiments.cli import main
+
+    path = tmp_path / f"{name}.csv"
+    pd.DataFrame(X, columns=["eruptions", "waiting"]).to_csv(path, index=False)
+    out = tmp_path / f"out-{name}"
+    args = ["fit", str(path), "--models", "EEE,VVV,VII", "--components", "1..4",
+            "--backends", "em,sklearn", "--seeds", "1", "--no-progress"]  # fmt: skip
+    assert main([*args, "--out", str(out), *extra]) == 0
+    summary = json.loads((out / "parameters.json").read_text())
+    labels = pd.read_csv(out / "assignments.csv")["component"].to_numpy()
+    runs = pd.read_parquet(out / "results" / "runs.parquet")
+    return summary, labels, runs
+
+
+@pytest.mark.slow
+def test_gmmlab_fit_does_not_depend_on_units(tmp_path):
+    """The issue's example: Old Faithful x 1e-4 chose K = 1 instead of K > 1."""
+    X = load_faithful()
+    n, d = X.shape
+    raw, raw_labels, raw_runs = _fit_cli(tmp_path, X, "raw")
+    small, small_labels, small_runs = _fit_cli(tmp_path, X * 1e-4, "small")
+    assert (small["model"], small["n_components"]) == (
+        raw["model"],
+        raw["n_components"],
+    )
+    np.testing.assert_array_equal(small_labels, raw_labels)
+    assert small["log_likelihood"] - n * d * np.log(1e4) == pytest.approx(
+        raw["log_likelihood"], abs=1e-6
+    )
+    # The engine cross-check's one absolute reg_covar follows the units (its
+    # starts differ: a different file is different data to the sweep's seeds).
+    for engine in ("em", "sklearn"):
+        column = f"p_{engine}_reg_covar"
+        ratio = (
+            small_runs[column].dropna().unique() / raw_runs[column].dropna().unique()
+        )
+        np.testing.assert_allclose(ratio, 1e-8, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_gmmlab_fit_scale_reports_in_the_files_units(tmp_path):
+    X = load_faithful()
+    n = X.shape[0]
+    raw, raw_labels, _ = _fit_cli(tmp_path, X, "none")
+    standard, standard_labels, _ = _fit_cli(tmp_path, X, "std", "--scale", "standard")
+    assert standard["scale"] == "standard"
+    # EEE and VVV are equivariant under rescaling columns: the same fit,
+    # reported in the file's units (log-likelihood by the log-Jacobian).
+    assert (standard["model"], standard["n_components"]) == (
+        raw["model"],
+        raw["n_components"],
+    )
+    np.testing.assert_array_equal(standard_labels, raw_labels)
+    assert standard["log_likelihood"] == pytest.approx(raw["log_likelihood"], abs=1e-4)
+    np.testing.assert_allclose(standard["means"], raw["means"], rtol=1e-5)
+    np.testing.assert_allclose(standard["covariances"], raw["covariances"], rtol=1e-4)
+    assert standard["bic"] == pytest.approx(raw["bic"], abs=1e-3)
+    # min-max scaling too; its BIC table is in the file's units as well.
+    minmax, _, _ = _fit_cli(tmp_path, X, "mm", "--scale", "minmax")
+    assert minmax["log_likelihood"] == pytest.approx(raw["log_likelihood"], abs=1e-4)
+    assert n > 0
+
+
+def test_scale_choices_are_checked(tmp_path):
+    from experiments.userfit import fit_file
+
+    with pytest.raises(ValueError, match="scale must be one of"):
+        fit_file(tmp_path / "x.csv", components=[1], scale="log", out=tmp_path)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        load_dataset("faithful", seed=0) and load_dataset(
+            f"file:{tmp_path / 'x.csv'}", scale="robust"
+        )
