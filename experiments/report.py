@@ -314,15 +314,57 @@ def _conclusions(runs, table, nats) -> list[str]:
         "their reasons under 'Fits not eligible' (Summary table, status "
         "columns)."
     )
-    pairs = engine_pairs(runs, "em", "sklearn", nats)
-    pairs = pairs[pairs["both_eligible"]]
+    all_pairs = engine_pairs(runs, "em", "sklearn", nats)
+    pairs = all_pairs[all_pairs["both_eligible"]]
     if len(pairs):
+        same = int(pairs["same_optimum"].sum())
         sentences.append(
             f"From identical starts, gmmlab's EM and scikit-learn end at the "
-            f"same optimum in {int(pairs['same_optimum'].sum())} of {len(pairs)} "
-            f"pairs (largest difference {pairs['difference'].abs().max():.1e} "
-            "nats), so their rows agree (Summary table, em and sklearn)."
+            f"same optimum in {same} of the {len(pairs)} pairs where both fits "
+            f"are ok (largest difference {pairs['difference'].abs().max():.1e} "
+            "nats)"
+            + (
+                ", so those rows agree (Summary table, em and sklearn)."
+                if same == len(pairs)
+                else "; the others reached different optima from the same start."
+            )
         )
+    apart = all_pairs[~all_pairs["both_eligible"]]
+    if len(apart):
+        ours = apart["status_em"] == "ok"
+        theirs = apart["status_sklearn"] == "ok"
+        by_init = ", ".join(
+            f"{n} {init.replace('_', ' ')}"
+            for init, n in apart["init"].value_counts().items()
+        )
+        sentences.append(
+            f"In {len(apart)} more pairs ({by_init}) the two engines' rows "
+            "differ because one side is not ok: scikit-learn's fit in "
+            f"{int((ours & ~theirs).sum())}, gmmlab's in "
+            f"{int((~ours & theirs).sum())}, both in "
+            f"{int((~ours & ~theirs).sum())} (reasons under 'Fits not "
+            "eligible'), so their shares at the best optimum differ there."
+        )
+        tied = apart[
+            (apart["covariance_type"].isin(["tied", "EEE"]))
+            & (apart["init"].isin(["random_from_data", "k-means++"]))
+            & ours
+            & ~theirs
+        ]
+        if len(tied):
+            sentences.append(
+                f"{len(tied)} of them are the tied model from a start that is "
+                "one-hot on K rows (random points or k-means++ seeds), "
+                "where the starts differ by construction: scikit-learn "
+                "computes the tied covariance as (X^T X - sum_k n_k m_k "
+                "m_k^T) / sum_k n_k with X^T X over all rows, which holds only "
+                "when every row's responsibilities sum to one; with the other "
+                "rows at zero its first covariance "
+                "is about n/K times the data's second moment. Every component "
+                "starts as the same broad Gaussian and EM stops at that saddle "
+                "(classified degenerate: indistinguishable components). "
+                "gmmlab's M-step uses the chosen rows' own scatter."
+            )
     shares = {
         init: table[f"share_at_best_{init}"].dropna()
         for init in ("kmeans", "random_from_data")

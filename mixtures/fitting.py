@@ -255,7 +255,11 @@ def initial_parameters(
     draws them, then one M-step: the parameters both engines enter their
     first E-step with (before gmmlab's degenerate-component policy, which
     leaves a healthy start untouched). Lets a third implementation start
-    from exactly the same point.
+    from exactly the same point. One exception: for the tied model from a
+    start that is one-hot on K rows ('random_from_data', 'k-means++'),
+    scikit-learn's covariance, (X^T X - sum_k n_k m_k m_k^T) / sum_k n_k
+    with X^T X over every row, is about n / K times the data's second
+    moment, while this one is the K rows' own scatter (plus ``reg_covar``).
 
     Parameters
     ----------

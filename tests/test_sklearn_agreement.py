@@ -168,3 +168,28 @@ def test_sample_draws_from_the_fitted_mixture(blobs):
         assert_allclose(drawn[labels == k].mean(0), model.means_[k], atol=0.06)
     with pytest.raises(ValueError, match="at least one sample"):
         model.sample(0)
+
+
+def test_scikit_learns_tied_start_from_random_points_is_n_over_k_too_wide():
+    """The report explains scikit-learn's tied fits from random points (all
+    stopped at a saddle) by this: its tied covariance sums X^T X over every
+    row, but the one-hot start gives only K rows any responsibility. If
+    scikit-learn changes this, the report's sentence must change too."""
+    from sklearn.mixture._gaussian_mixture import _estimate_gaussian_parameters
+
+    from mixtures.data import load_faithful
+    from mixtures.fitting import initial_parameters
+    from mixtures.initialization import initial_responsibilities
+
+    X = load_faithful()
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    n, k = X.shape[0], 3
+    resp = initial_responsibilities(X, k, "random_from_data", np.random.RandomState(0))
+    _, _, theirs = _estimate_gaussian_parameters(X, resp, 1e-6, "tied")
+    second_moment = X.T @ X / n
+    np.testing.assert_allclose(theirs, n / k * second_moment, rtol=0.02)
+    # Ours: the scatter of the K chosen rows (zero) plus reg_covar.
+    ours = initial_parameters(
+        X, k, covariance_type="tied", init_params="random_from_data", random_state=0
+    )
+    assert np.all(np.linalg.eigvalsh(ours.full_covariances()[0]) < 1e-3)
