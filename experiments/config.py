@@ -63,7 +63,9 @@ the data's log-likelihood under one Gaussian (a fixed scale, so every engine
 gets the same threshold in nats; never tighter than ``tol`` nats per
 sample). It is converted to each iterative engine's own units
 (:func:`engine_stopping_options`): scikit-learn's and gmmlab's ``tol`` are
-absolute changes of the *mean* log-likelihood. An arm with ``stopping =
+absolute changes of the *mean* log-likelihood; scikit-learn's variational
+``sklearn-vb`` stops on the absolute change of its lower bound, a *total*
+over the data, so it gets the threshold in nats itself. An arm with ``stopping =
 "engine"`` keeps the engine's own rule and is marked ``comparable = False``.
 
 Each run's identity (data set, its parameters and, for files, their content
@@ -113,8 +115,13 @@ TAKES_INIT_PARAMS = {"em", "sklearn", "function"}
 #: with its own stopping rule (a write-up's implementation, bugs included).
 NEVER_COMPARED = {"function"}
 #: Engines whose ``tol`` is an absolute change of the mean log-likelihood
+#: (or, for those in :data:`TOTAL_TOL_ENGINES`, of a total over the data)
 #: and which take ``max_iter``: the sweep's stopping rule is passed to them.
-ITERATIVE_ENGINES = {"em", "sklearn"}
+ITERATIVE_ENGINES = {"em", "sklearn", "sklearn-vb"}
+#: Iterative engines whose ``tol`` is an absolute change of a *total* over the
+#: data: scikit-learn's ``BayesianGaussianMixture`` compares successive values
+#: of its variational lower bound, which is summed over the samples.
+TOTAL_TOL_ENGINES = {"sklearn-vb"}
 #: Two fits on the same data are at the same optimum when their total
 #: log-likelihoods differ by at most this many nats (``[sweep]`` may change it).
 SAME_OPTIMUM_NATS = 0.01
@@ -547,13 +554,21 @@ def engine_stopping_options(
     below ``stopping.tol * max(|L_1|, n)``, so their ``tol`` is
     ``stopping.tol * max(|L_1| / n, 1)``, with ``L_1`` the log-likelihood of
     ``X`` (n_samples, n_features) under one Gaussian fitted to it.
+
+    scikit-learn's variational mixture (``sklearn-vb``, in
+    :data:`TOTAL_TOL_ENGINES`) stops when its lower bound, a total over the
+    data (``BayesianGaussianMixture._compute_lower_bound`` sums over the
+    samples; ``GaussianMixture``'s is a mean), changes by less than its
+    ``tol``: it gets the same threshold in nats, ``stopping.tol * max(|L_1|,
+    n)``, applied to the change of its lower bound instead of the
+    log-likelihood.
     """
     if engine not in ITERATIVE_ENGINES:
         return {}
-    return {
-        "tol": stopping.tol * max(abs(_one_gaussian_mean_loglik(X)), 1.0),
-        "max_iter": stopping.max_iter,
-    }
+    tol = stopping.tol * max(abs(_one_gaussian_mean_loglik(X)), 1.0)
+    if engine in TOTAL_TOL_ENGINES:
+        tol *= np.shape(X)[0]
+    return {"tol": tol, "max_iter": stopping.max_iter}
 
 
 def _one_gaussian_mean_loglik(X: np.ndarray) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
+from sklearn.mixture import BayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from mixtures.align import align
@@ -42,8 +43,10 @@ ALL = [pytest.param(name, marks=_marks(name)) for name in BACKENDS]
 
 
 def test_builtin_backends_are_registered():
-    assert {"em", "sklearn", "pymc", "pymc-advi"} <= set(backend_statuses())
-    assert {"em", "sklearn"} <= set(BACKENDS)
+    assert {"em", "sklearn", "sklearn-vb", "pymc", "pymc-advi"} <= set(
+        backend_statuses()
+    )
+    assert {"em", "sklearn", "sklearn-vb"} <= set(BACKENDS)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -114,6 +117,110 @@ def test_sklearn_trace_is_sklearns_lower_bounds(contract_data):
     direct = SklearnGaussianMixture(3, random_state=4, tol=1e-6).fit(X)
     assert_array_equal(fit.loglik_trace, direct.lower_bounds_)
     assert fit.n_iter == direct.n_iter_
+
+
+# ---------------------------------------------------------------------------
+# sklearn-vb: scikit-learn's variational BayesianGaussianMixture
+
+
+def _two_blobs(n_per_blob=300, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.vstack(
+        [
+            rng.normal([0.0, 0.0], 0.5, size=(n_per_blob, 2)),
+            rng.normal([6.0, 6.0], 0.5, size=(n_per_blob, 2)),
+        ]
+    )
+
+
+@pytest.mark.parametrize("prior", ["dirichlet_process", "dirichlet_distribution"])
+def test_sklearn_vb_runs_with_both_weight_priors(prior, contract_data):
+    X, _ = contract_data
+    fit = get_backend("sklearn-vb").fit(
+        X, 3, random_state=0, weight_concentration_prior_type=prior
+    )
+    assert fit.trace_kind == "vb_elbo"
+    assert fit.diagnostics["weight_concentration_prior_type"] == prior
+    assert fit.diagnostics["weight_concentration_prior"] == pytest.approx(1 / 3)
+    assert fit.diagnostics["effective_components"] == 3
+    assert sum(fit.diagnostics["component_counts"]) == pytest.approx(len(X))
+    assert_allclose(fit.params.weights.sum(), 1.0, rtol=1e-12)
+    aligned = align(fit.params, CONTRACT_TRUTH)
+    assert_allclose(aligned.means, CONTRACT_TRUTH.means, atol=0.2)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_sklearn_vb_takes_scikit_learns_four_covariance_types(covariance_type):
+    X = _two_blobs(60)
+    fit = get_backend("sklearn-vb").fit(
+        X, 2, covariance_type=covariance_type, random_state=0
+    )
+    assert fit.params.covariances.shape == (2, 2, 2)  # always full form
+    assert fit.loglik_trace.ndim == 1  # scikit-learn's tied bound has shape (1,)
+    assert np.all(np.isfinite(fit.loglik_trace))
+    assert isinstance(fit.diagnostics["lower_bound"], float)
+    # Computed on the typed parameters (as the sklearn backend does), so the
+    # full form kept in the fit agrees to rounding only.
+    assert fit.log_likelihood == pytest.approx(
+        total_log_likelihood(X, fit.params), rel=1e-12
+    )
+
+
+def test_sklearn_vb_refuses_gmmlabs_other_covariance_models():
+    with pytest.raises(ValueError, match="covariance_type must be one of 'full'"):
+        get_backend("sklearn-vb").fit(_two_blobs(20), 2, covariance_type="VVV")
+
+
+def test_sklearn_vb_dirichlet_process_empties_unneeded_components():
+    """K = 6 on two well-separated Gaussians: at most two components hold data."""
+    X = _two_blobs()
+    for seed in range(3):
+        fit = get_backend("sklearn-vb").fit(X, 6, random_state=seed, max_iter=500)
+        counts = np.array(fit.diagnostics["component_counts"])
+        effective = counts > 0.5
+        assert fit.diagnostics["effective_components"] == effective.sum() <= 2
+        # Whatever the weights of the empty components, the occupied ones
+        # hold (nearly) the whole sample.
+        assert counts[effective].sum() == pytest.approx(len(X), abs=0.5)
+        assert fit.params.weights[effective].sum() > 0.99
+
+
+@pytest.mark.parametrize("prior", ["dirichlet_process", "dirichlet_distribution"])
+def test_sklearn_vb_matches_a_direct_scikit_learn_fit(prior, contract_data):
+    X, _ = contract_data
+    options = {"weight_concentration_prior_type": prior}
+    fit = get_backend("sklearn-vb").fit(X, 4, random_state=5, tol=1e-5, **options)
+    direct = BayesianGaussianMixture(
+        n_components=4, random_state=5, tol=1e-5, **options
+    ).fit(X)
+    assert_array_equal(fit.params.weights, direct.weights_ / direct.weights_.sum())
+    assert_allclose(fit.params.weights, direct.weights_, rtol=1e-14)
+    assert_array_equal(fit.params.means, direct.means_)
+    assert_array_equal(fit.params.covariances, direct.covariances_)
+    assert_array_equal(fit.loglik_trace, direct.lower_bounds_)
+    assert fit.n_iter == direct.n_iter_
+    assert fit.converged == direct.converged_
+    assert fit.diagnostics["lower_bound"] == direct.lower_bound_
+
+
+def test_sklearn_vb_unknown_option_is_named():
+    with pytest.raises(ValueError, match=r"'sklearn-vb'.*\['means_init'\]"):
+        get_backend("sklearn-vb").fit(_two_blobs(20), 2, means_init=np.zeros((2, 2)))
+
+
+def test_sklearn_vb_gets_the_sweeps_threshold_in_total_nats(contract_data):
+    """Its lower bound is a total, so its tol is the sweep's threshold in nats."""
+    from experiments.config import Stopping, engine_stopping_options
+
+    X, _ = contract_data
+    rule = Stopping(tol=1e-7, max_iter=300)
+    vb = engine_stopping_options("sklearn-vb", rule, X)
+    per_sample = engine_stopping_options("sklearn", rule, X)
+    assert vb["max_iter"] == per_sample["max_iter"] == 300
+    assert vb["tol"] == pytest.approx(per_sample["tol"] * len(X), rel=1e-12)
+    fit = get_backend("sklearn-vb").fit(X, 3, random_state=0, **vb)
+    assert fit.converged
+    assert abs(fit.loglik_trace[-1] - fit.loglik_trace[-2]) < vb["tol"]
 
 
 def test_em_backend_keeps_every_restart(contract_data):

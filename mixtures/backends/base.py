@@ -35,6 +35,8 @@ TRACE_KINDS = {
     "em_mean_loglik": "mean per-sample log-likelihood entering each EM iteration",
     "draw_mean_loglik": "mean per-sample log-likelihood of each posterior draw",
     "advi_mean_elbo": "ELBO per sample at each ADVI iteration",
+    "vb_elbo": "scikit-learn's variational lower bound (a total, constants dropped)"
+    " after each VB iteration",
 }
 
 

@@ -1,6 +1,7 @@
 """Finding backends by name: the built-in ones and third-party plug-ins.
 
-Built-in: "em" (gmmlab's EM), "sklearn" (scikit-learn), "function" (someone's
+Built-in: "em" (gmmlab's EM), "sklearn" (scikit-learn), "sklearn-vb"
+(scikit-learn's variational ``BayesianGaussianMixture``), "function" (someone's
 own EM implementation, from a given start), "pymc" (NUTS) and
 "pymc-advi" (ADVI); the PyMC ones need the optional extra ``bayes`` and are
 listed as unavailable, with the install command, without it. Other packages
@@ -32,6 +33,7 @@ ENTRY_POINT_GROUP = "gmmlab.backends"
 _BUILTIN = {
     "em": ("mixtures.backends.em", "EMBackend", None),
     "sklearn": ("mixtures.backends.sklearn", "SklearnBackend", None),
+    "sklearn-vb": ("mixtures.backends.sklearn_vb", "SklearnVBBackend", None),
     "function": ("mixtures.backends.function", "FunctionBackend", None),
     "pymc": ("mixtures.backends.pymc", "PyMCBackend", ("pymc", "arviz")),
     "pymc-advi": ("mixtures.backends.pymc", "PyMCAdviBackend", ("pymc", "arviz")),
