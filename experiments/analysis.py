@@ -103,10 +103,11 @@ def _data_keys(runs: pd.DataFrame) -> list[str]:
     return ["dataset", *data_columns(runs), "data_replicate"]
 
 
-#: Engines whose point estimate summarises a posterior (NUTS, ADVI): not a
-#: maximum of the likelihood, so never a reference optimum or a BIC choice.
-POSTERIOR_ENGINES = frozenset({"pymc", "pymc-advi"})
-_POSTERIOR_TRACES = frozenset({"draw_mean_loglik", "advi_mean_elbo"})
+#: Engines whose point estimate summarises a posterior (NUTS, ADVI,
+#: scikit-learn's variational Bayes): not a maximum of the likelihood, so
+#: never a reference optimum or a BIC choice.
+POSTERIOR_ENGINES = frozenset({"pymc", "pymc-advi", "sklearn-vb"})
+_POSTERIOR_TRACES = frozenset({"draw_mean_loglik", "advi_mean_elbo", "vb_elbo"})
 
 
 def _maximum_likelihood(runs: pd.DataFrame) -> pd.Series:

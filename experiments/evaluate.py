@@ -72,6 +72,21 @@ _NUMERIC_DIAGNOSTICS = (
     "n_conditioned",
     "chains",
     "draws",
+    "compile_seconds",
+    "relabelled_draws",
+    "elpd_loo",
+    "elpd_loo_se",
+    "p_loo",
+    "pareto_k_max",
+    "pareto_k_bad",
+    "elpd_waic",
+    "p_waic",
+    "ppc_ties_observed",
+    "ppc_ties_replicated",
+    "ppc_ties_p",
+    "map_log_likelihood",
+    "min_variance_ratio",
+    "effective_components",
 )
 
 
@@ -118,7 +133,7 @@ def failed_result(spec: RunSpec, error: BaseException) -> dict[str, Any]:
             traceback_module.format_exception(error, limit=-3, chain=False)
         ),
     )
-    return {"run": row, "traces": [], "components": []}
+    return {"run": row, "traces": [], "components": [], "predictive": []}
 
 
 # ---------------------------------------------------------------------------
@@ -311,4 +326,47 @@ def evaluate_fit(spec: RunSpec, data, fit: MixtureFit) -> dict[str, Any]:
         "components": _component_rows(
             spec.run_id, params, order, truth, fit.diagnostics
         ),
+        "predictive": predictive_rows(spec.run_id, fit.diagnostics),
     }
+
+
+def predictive_rows(run_id: str, diagnostics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the ``predictive`` table from a Bayesian fit's diagnostics.
+
+    Per feature: the posterior predictive marginal density on its grid
+    (``kind = "density"``) and the data's histogram (``kind = "histogram"``,
+    ``x`` the left edge of each bin). Empty for fits without draws.
+    """
+    rows = []
+    for entry in diagnostics.get("predictive_density", ()):
+        feature = int(entry["feature"])
+        for point, (x, mean, low, high) in enumerate(
+            zip(entry["grid"], entry["mean"], entry["low"], entry["high"], strict=True)
+        ):
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "feature": feature,
+                    "kind": "density",
+                    "point": point,
+                    "x": float(x),
+                    "mean": float(mean),
+                    "low": float(low),
+                    "high": float(high),
+                }
+            )
+        edges, heights = entry["histogram_edges"], entry["histogram_density"]
+        for point, (x, height) in enumerate(zip(edges[:-1], heights, strict=True)):
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "feature": feature,
+                    "kind": "histogram",
+                    "point": point,
+                    "x": float(x),
+                    "mean": float(height),
+                    "low": float("nan"),
+                    "high": float(edges[point + 1]),
+                }
+            )
+    return rows

@@ -5,7 +5,8 @@ A results folder holds::
     manifest.json           configuration, versions, commit, platform, times
     .lock                   who is writing (pid, host, start), while they are
     parts/TABLE/RUN_ID.parquet   one file per finished run and table
-    runs.parquet  traces.parquet  components.parquet  convergence.parquet
+    runs.parquet  traces.parquet  components.parquet  predictive.parquet
+    convergence.parquet
 
 Every file is written by :func:`atomic_write` (a temporary file in the same
 folder, then ``os.replace``), so a reader never sees half a file, and a
@@ -29,6 +30,11 @@ Tables (tidy, one row per observation):
 ``components``
     ``run_id, component, parameter, i, j, estimate, truth, posterior_sd,
     hdi_low, hdi_high``: long form, components aligned to the truth.
+``predictive`` (Bayesian fits only)
+    ``run_id, feature, kind, point, x, mean, low, high``: for each feature,
+    the posterior predictive marginal density on a grid (``kind =
+    "density"``: mean and 94% band over the draws) and the data's histogram
+    (``kind = "histogram"``: bin from ``x`` to ``high``, density ``mean``).
 ``convergence``
     :func:`experiments.analysis.convergence_summary` of ``runs``.
 ``checks`` (when the sweep has ``[[checks]]``)
@@ -63,8 +69,19 @@ __all__ = [
 ]
 
 #: The per-run tables, in the order their parts are written (runs last).
-TABLES = ("traces", "components", "runs")
-_SORT_KEYS = ("run_id", "restart", "iteration", "component", "parameter", "i", "j")
+TABLES = ("traces", "components", "predictive", "runs")
+_SORT_KEYS = (
+    "run_id",
+    "restart",
+    "iteration",
+    "component",
+    "parameter",
+    "i",
+    "j",
+    "feature",
+    "kind",
+    "point",
+)
 
 
 def atomic_write(content: str | pd.DataFrame, path: str | Path) -> None:
@@ -92,6 +109,7 @@ def write_run(out: Path, result: dict[str, Any]) -> None:
     rows_by_table = {
         "traces": result["traces"],
         "components": result["components"],
+        "predictive": result.get("predictive", []),
         "runs": [result["run"]],
     }
     for table in TABLES:

@@ -83,7 +83,7 @@ CONTRACT_TRUTH = MixtureParams(
 BACKEND_TEST_OPTIONS = {
     "em": {},
     "sklearn": {},
-    "pymc": {"draws": 1000, "tune": 500, "chains": 2},
+    "pymc": {"draws": 500, "tune": 500},
     "pymc-advi": {"n_iter": 6000, "draws": 400},
 }
 

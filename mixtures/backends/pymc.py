@@ -1,43 +1,95 @@
 """The ``pymc`` (NUTS) and ``pymc-advi`` backends: a Bayesian Gaussian mixture.
 
-The component labels are marginalised out, so the sampler sees a smooth
-posterior over weights, means and covariances. With the data's per-feature
-mean ``m`` and standard deviation ``s``, the model is::
+The model
+---------
+The component labels are marginalised out. With ``K`` components, ``D``
+features and the data's mean ``xbar`` and (unbiased) covariance ``S``::
 
     w                     ~ Dirichlet(1, ..., 1)
-    mu_{1,1} < ... < mu_{K,1}   (ordered first coordinate)
-    mu_{k,d}              ~ Normal(m_d, 2 s_d)
-    full:       Sigma_k = L_k L_k^T,
-                L_k ~ LKJCholeskyCov(eta=2, sd_d ~ HalfNormal(2 s_d))
-    tied:       one L shared by every component, same prior
-    diag:       Sigma_k = diag(sigma_k^2),  sigma_{k,d} ~ HalfNormal(2 s_d)
-    spherical:  Sigma_k = sigma_k^2 I,       sigma_k ~ HalfNormal(2 mean(s))
+    Sigma_k               ~ InverseWishart(nu_P, Lambda_P)
+    mu_k | Sigma_k        ~ Normal(mu_P, Sigma_k / kappa_P)
     x_n                   ~ sum_k w_k Normal(mu_k, Sigma_k)
 
-In one dimension the likelihood is ``pm.NormalMixture`` with ordered means.
-The priors are weakly informative: centred on the data and twice as wide,
-so they matter only where the data say little (an almost empty component).
+with the hyper-parameters of Fraley & Raftery (2007), "Bayesian
+regularization for normal mixture estimation and model-based clustering",
+*Journal of Classification* 24:155-181 (also R mclust's ``defaultPrior``):
+``mu_P = xbar``, ``kappa_P = 0.01``, ``nu_P = D + 2`` and
+``Lambda_P = S / K^(2/D)``. For ``tied`` the inverse Wishart is put once on
+the shared covariance; for ``diag`` and ``spherical`` it is the same density
+evaluated on the model's diagonal or scalar covariances. This is exactly the
+prior of gmmlab's MAP-EM (``prior="default"``, :mod:`mixtures.prior`), so
+MAP-EM's estimate is this posterior's mode (in the ``Sigma`` parametrisation)
+and is reported beside the posterior mean.
 
-Label switching is handled twice: the ordering constraint on the first
-coordinate of the means stops it within a chain, and every draw is then
-relabelled to the EM reference fit by the Hungarian assignment of
-:mod:`mixtures.align`, which also repairs chains that settled on different
-orderings (possible when clusters overlap in the first coordinate). The
-point estimate is the posterior mean after relabelling. ``nuts_sampler`` may
-be "pymc", or "nutpie" / "numpyro" when those are installed.
+Why this prior
+~~~~~~~~~~~~~~
+*It keeps variances away from zero.* The likelihood of a mixture is unbounded:
+a component centred on a data point whose variance tends to zero sends it to
+infinity. A prior whose density is positive at ``Sigma = 0`` (the half-normal
+scale priors of the previous version) leaves the posterior improper near
+that point, and on data with ties (S1 has 13 tied values) NUTS found a
+component of variance 6e-10. The inverse-Wishart density contains
+``exp(-tr(Lambda_P Sigma^-1) / 2)``, which vanishes faster than any power of
+``Sigma`` as ``Sigma -> 0``: the posterior is proper and has no mass there.
+*It is scaled to the data,* through ``S`` and ``xbar``, so it is the same
+model whatever the units. *It is weak:* ``nu_P = D + 2`` is the smallest
+integer degree of freedom with a finite prior mean of ``Sigma``, and
+``kappa_P = 0.01`` makes the prior on a mean worth a hundredth of a data
+point. The hierarchical prior of Richardson & Green (1997), with a common
+Gamma-distributed scale, was considered and rejected: it is zero-avoiding only
+through its hyper-prior, and with many tied values its marginal is improper
+near the scale's zero.
+
+Sampling
+--------
+The sampled coordinates are unconstrained: ``K - 1`` weight logits
+(``w = softmax(logits, 0)``), the means, and each precision's Cholesky factor
+``U_k`` (``Sigma_k^-1 = U_k U_k^T``, lower triangular) with log diagonal.
+The log density is written directly in those coordinates (likelihood by
+``logsumexp`` over components, the priors above, and the Jacobians of the
+changes of variables), so the likelihood costs one pass over the data per
+gradient. All the data are conditioned on by default; ``max_samples`` (an
+explicit option) conditions on a random subsample instead, and the fit then
+reports ``n_conditioned`` beside its numbers.
+
+Chains start *overdispersed*: chain ``c`` starts from its own MAP-EM restart
+(k-means++ seeded by the chain's seed, so different chains may start in
+different modes), jittered on the unconstrained scale. There is no ordering
+constraint: in more than one dimension no coordinate ordering identifies
+components that overlap in that coordinate. Label switching is resolved from
+the posterior itself, by the Kullback-Leibler relabelling of Stephens (2000)
+(:mod:`mixtures.relabel`), never by matching draws to an EM fit; r-hat and
+ESS are computed on the relabelled draws. Chains that settle in different
+modes (not permutations of one another) stay different after relabelling, so
+r-hat reports them; the fit is then classified unconverged with that reason.
+
+The default sampler is nutpie (a Rust NUTS, with the log density compiled by
+PyTensor's numba backend), called on a compiled model cached per
+``(D, K, covariance type)`` in the process; PyTensor caches the compiled
+kernels on disk, so a new process pays a fraction of the first compile.
+``nuts_sampler="pymc"`` uses PyMC's own NUTS (C backend, also disk-cached).
+
+Criticism
+---------
+From up to ``pointwise_draws`` thinned draws: the pointwise log-likelihood
+(PSIS-LOO and WAIC with ArviZ, Pareto-k), each point's responsibilities with
+their posterior standard deviation, the posterior predictive density of each
+feature (mean and 94% band) and a posterior predictive check on tied values
+(the number of tied values in replicated data sets against the data's).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import time
 import warnings
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
 
-from mixtures.align import pairwise_w2
 from mixtures.backends.base import (
     MixtureFit,
     Stopwatch,
@@ -46,24 +98,35 @@ from mixtures.backends.base import (
     seed_from,
     total_log_likelihood,
 )
-from mixtures.em import score_samples
+from mixtures.em import e_step, score_samples
 from mixtures.fitting import fit_em
 from mixtures.params import MixtureParams
+from mixtures.prior import ConjugatePrior, ResolvedPrior
+from mixtures.relabel import apply_permutations, stephens_relabel
 
-__all__ = ["PyMCAdviBackend", "PyMCBackend", "build_model", "relabel_draws"]
+__all__ = [
+    "PyMCAdviBackend",
+    "PyMCBackend",
+    "build_model",
+    "draws_to_params",
+    "params_to_free",
+    "posterior_criticism",
+]
 
-INSTALL_HINT = "pip install 'gmmlab[bayes]'  (installs pymc and arviz)"
+INSTALL_HINT = "pip install 'gmmlab[bayes]'  (installs pymc, arviz and nutpie)"
 
 #: Default options of each backend; the keys are the options it accepts.
 _NUTS_DEFAULTS = {
-    "draws": 500,
-    "tune": 500,
-    "chains": 2,
-    "cores": 1,
-    "target_accept": 0.9,
-    "nuts_sampler": "pymc",
+    "draws": 1000,
+    "tune": 1000,
+    "chains": 4,
+    "cores": None,
+    "target_accept": 0.8,
+    "nuts_sampler": "nutpie",
     "init": "em",
+    "jitter": 0.1,
     "max_trace_draws": 1000,
+    "pointwise_draws": 1000,
     "max_samples": None,
 }
 _ADVI_DEFAULTS = {
@@ -73,8 +136,26 @@ _ADVI_DEFAULTS = {
     "draws": 1000,
     "init": "em",
     "max_trace_draws": 1000,
+    "pointwise_draws": 1000,
     "max_samples": None,
 }
+#: Free variables of the model, in the order of the sampler's flat vector.
+FREE_VARIABLES = ("logits", "mu", "log_diag", "offdiag")
+#: Grid points of the posterior predictive density of each feature.
+_GRID_POINTS = 200
+
+
+def _import_pymc():
+    try:
+        import arviz
+        import pymc
+    except ImportError as error:  # pragma: no cover - exercised via the registry
+        raise ImportError(
+            f"the PyMC backends need pymc and arviz: {INSTALL_HINT}"
+        ) from error
+    # A backend reports through MixtureFit, not through PyMC's progress chatter.
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    return pymc, arviz
 
 
 def _subsample(data: np.ndarray, max_samples, seed: int) -> np.ndarray:
@@ -97,165 +178,413 @@ def _subsample(data: np.ndarray, max_samples, seed: int) -> np.ndarray:
     return data[np.sort(rows)]
 
 
-def _import_pymc():
-    try:
-        import arviz
-        import pymc
-    except ImportError as error:  # pragma: no cover - exercised via the registry
-        raise ImportError(
-            f"the PyMC backends need pymc and arviz: {INSTALL_HINT}"
-        ) from error
-    # A backend reports through MixtureFit, not through PyMC's progress chatter.
-    logging.getLogger("pymc").setLevel(logging.ERROR)
-    return pymc, arviz
+# ---------------------------------------------------------------------------
+# Shapes of the free variables and the map to and from mixture parameters
+
+
+def _free_shapes(
+    n_features: int, n_components: int, covariance_type: str
+) -> dict[str, tuple[int, ...]]:
+    d, k = n_features, n_components
+    n_off = d * (d - 1) // 2
+    shapes: dict[str, tuple[int, ...]] = {"logits": (k - 1,), "mu": (k, d)}
+    if covariance_type == "full":
+        shapes["log_diag"] = (k, d)
+        shapes["offdiag"] = (k, n_off)
+    elif covariance_type == "tied":
+        shapes["log_diag"] = (d,)
+        shapes["offdiag"] = (n_off,)
+    elif covariance_type == "diag":
+        shapes["log_diag"] = (k, d)
+    elif covariance_type == "spherical":
+        shapes["log_diag"] = (k,)
+    else:
+        raise ValueError(
+            "covariance_type must be 'full', 'tied', 'diag' or 'spherical' for "
+            f"the PyMC backends; got {covariance_type!r}."
+        )
+    return {name: shape for name, shape in shapes.items() if 0 not in shape}
+
+
+def params_to_free(params: MixtureParams, covariance_type: str) -> dict[str, Any]:
+    """The free (unconstrained) coordinates of ``params``, as the model's arrays.
+
+    Inverse of :func:`draws_to_params` for one draw.
+    """
+    k, d = params.n_components, params.n_features
+    weights = np.clip(np.asarray(params.weights, dtype=np.float64), 1e-300, None)
+    covariances = params.full_covariances()
+    free: dict[str, Any] = {
+        "logits": np.log(weights[:-1]) - np.log(weights[-1]),
+        "mu": np.array(params.means, dtype=np.float64),
+    }
+    rows, columns = np.tril_indices(d, -1)
+    if covariance_type in ("full", "tied"):
+        chosen = covariances if covariance_type == "full" else covariances[:1]
+        factors = np.linalg.cholesky(np.linalg.inv(chosen))  # (., D, D) lower
+        log_diag = np.log(np.diagonal(factors, axis1=1, axis2=2))
+        offdiag = factors[:, rows, columns]
+        if covariance_type == "tied":
+            log_diag, offdiag = log_diag[0], offdiag[0]
+        free["log_diag"], free["offdiag"] = log_diag, offdiag
+    elif covariance_type == "diag":
+        free["log_diag"] = -0.5 * np.log(np.diagonal(covariances, axis1=1, axis2=2))
+    else:
+        free["log_diag"] = -0.5 * np.log(
+            np.diagonal(covariances, axis1=1, axis2=2).mean(axis=1)
+        )
+    shapes = _free_shapes(d, k, covariance_type)
+    return {name: np.reshape(free[name], shape) for name, shape in shapes.items()}
+
+
+def draws_to_params(
+    draws: dict[str, np.ndarray], covariance_type: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights, means and covariances of draws of the free variables.
+
+    Parameters
+    ----------
+    draws : dict of ndarray
+        The free variables (:data:`FREE_VARIABLES`) with any leading axes
+        ``(...)``, e.g. ``(chain, draw)``: ``logits`` (..., K-1), ``mu``
+        (..., K, D), ``log_diag`` and ``offdiag`` as in the model.
+
+    Returns
+    -------
+    weights : ndarray of shape (..., K)
+    means : ndarray of shape (..., K, D)
+    covariances : ndarray of shape (..., K, D, D)
+    """
+    means = np.asarray(draws["mu"], dtype=np.float64)
+    lead, (k, d) = means.shape[:-2], means.shape[-2:]
+    logits = np.asarray(draws["logits"], dtype=np.float64).reshape(*lead, k - 1)
+    full_logits = np.concatenate([logits, np.zeros((*lead, 1))], axis=-1)
+    weights = np.exp(full_logits - logsumexp(full_logits, axis=-1, keepdims=True))
+    log_diag = np.asarray(draws["log_diag"], dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        if covariance_type == "tied":
+            log_diag = np.broadcast_to(log_diag[..., None, :], (*lead, k, d))
+        factors = np.zeros((*lead, k, d, d))
+        index = np.arange(d)
+        factors[..., index, index] = np.exp(log_diag)
+        if d > 1:
+            offdiag = np.asarray(draws["offdiag"], dtype=np.float64)
+            if covariance_type == "tied":
+                offdiag = np.broadcast_to(
+                    offdiag[..., None, :], (*lead, k, offdiag.shape[-1])
+                )
+            rows, columns = np.tril_indices(d, -1)
+            factors[..., rows, columns] = offdiag
+        inverse = np.linalg.inv(factors)  # U^-1; Sigma = U^-T U^-1
+        covariances = np.swapaxes(inverse, -1, -2) @ inverse
+    else:
+        if covariance_type == "spherical":
+            log_diag = np.broadcast_to(log_diag[..., None], (*lead, k, d))
+        variances = np.exp(-2.0 * log_diag)
+        covariances = variances[..., :, None] * np.eye(d)
+    return weights, means, covariances
 
 
 # ---------------------------------------------------------------------------
 # Model
 
 
-def build_model(X: np.ndarray, n_components: int, covariance_type: str):
-    """The marginalised Bayesian mixture of the module docstring, as a pm.Model.
+def _hyperparameters(X: np.ndarray, n_components: int) -> ResolvedPrior:
+    return ConjugatePrior().resolve(X, np.ones(X.shape[0]), n_components)
 
-    The model has deterministics ``weights`` (K,), ``means`` (K, D) and
-    ``covariances`` (K, D, D) in every case.
+
+def _data_values(X: np.ndarray, prior: ResolvedPrior) -> dict[str, np.ndarray]:
+    """The model's data containers for data ``X`` and its prior."""
+    return {
+        "X": np.ascontiguousarray(X, dtype=np.float64),
+        "prior_mean": np.asarray(prior.mean, dtype=np.float64),
+        "prior_scale": np.asarray(prior.scale, dtype=np.float64),
+        "prior_scale_chol": np.linalg.cholesky(prior.scale),
+        "prior_shrinkage": np.asarray(prior.shrinkage, dtype=np.float64),
+        "prior_dof": np.asarray(prior.dof, dtype=np.float64),
+    }
+
+
+def build_model(
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: str = "full",
+    *,
+    jacobian: bool = True,
+):
+    """The Bayesian mixture of the module docstring, as a ``pm.Model``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Data; it and the prior's hyper-parameters are ``pm.Data`` containers,
+        so one compiled model serves every data set of the same ``D``.
+    n_components : int
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    jacobian : bool, default=True
+        Include the Jacobians of the change to unconstrained coordinates (the
+        density NUTS samples). With False the model's log density is the log
+        posterior density in the ``(w, mu, Sigma)`` parametrisation (up to a
+        constant), whose maximum is MAP-EM's estimate: a test of the model.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables :data:`FREE_VARIABLES` (all ``pm.Flat``: their density
+        is in the two potentials ``loglik`` and ``prior``).
     """
     pm, _ = _import_pymc()
     import pytensor.tensor as pt
 
-    n_features = X.shape[1]
-    centre = X.mean(axis=0)
-    scale = X.std(axis=0) + 1e-12
-    k = n_components
-    ordered = pm.distributions.transforms.ordered
+    X = np.asarray(X, dtype=np.float64)
+    d, k = X.shape[1], n_components
+    shapes = _free_shapes(d, k, covariance_type)
+    values = _data_values(X, _hyperparameters(X, k))
     with pm.Model() as model:
-        weights = pm.Dirichlet("w", a=np.ones(k))
-        first = pm.Normal(
-            "mu_first",
-            mu=centre[0],
-            sigma=2 * scale[0],
-            shape=k,
-            transform=ordered,
-            initval=np.linspace(-1, 1, k) * scale[0] + centre[0],
-        )
-        if n_features == 1:
-            sigma = pm.HalfNormal("sigma", sigma=2 * scale[0], shape=k)
-            pm.NormalMixture("x", w=weights, mu=first, sigma=sigma, observed=X[:, 0])
-            means = first[:, np.newaxis]
-            covariances = (sigma**2)[:, np.newaxis, np.newaxis]
-        else:
-            rest = pm.Normal(
-                "mu_rest", mu=centre[1:], sigma=2 * scale[1:], shape=(k, n_features - 1)
+        data = {name: pm.Data(name, value) for name, value in values.items()}
+        free = {name: pm.Flat(name, shape=shape) for name, shape in shapes.items()}
+        logits = pt.concatenate([free["logits"], pt.zeros(1)]) if k > 1 else pt.zeros(1)
+        log_w = logits - pt.logsumexp(logits)
+        mu = free["mu"]
+        log_diag = free["log_diag"]
+        x = data["X"]
+        diff = x[None, :, :] - mu[:, None, :]  # (K, N, D)
+        if covariance_type in ("full", "tied"):
+            factor = (
+                pt.zeros((d, d)) if covariance_type == "tied" else pt.zeros((k, d, d))
             )
-            means = pt.concatenate([first[:, np.newaxis], rest], axis=1)
-            factors = _cholesky_factors(pm, pt, covariance_type, k, scale)
-            components = [
-                pm.MvNormal.dist(mu=means[j], chol=factors[j]) for j in range(k)
-            ]
-            pm.Mixture("x", w=weights, comp_dists=components, observed=X)
-            covariances = pt.stack([f @ f.T for f in factors])
-        pm.Deterministic("weights", weights)
-        pm.Deterministic("means", means)
-        pm.Deterministic("covariances", covariances)
+            index = np.arange(d)
+            factor = pt.set_subtensor(factor[..., index, index], pt.exp(log_diag))
+            if d > 1:
+                rows, columns = np.tril_indices(d, -1)
+                factor = pt.set_subtensor(factor[..., rows, columns], free["offdiag"])
+            factors = pt.broadcast_to(factor, (k, d, d))
+            # z[k, n, :] = (x_n - mu_k)^T U_k
+            z = pt.sum(diff[:, :, :, None] * factors[:, None, :, :], axis=2)
+            mean_z = pt.sum((mu - data["prior_mean"])[:, :, None] * factors, axis=1)
+            log_det = pt.sum(log_diag, axis=-1) * pt.ones(k)  # log |U_k|
+            # tr(Lambda U U^T) = || C^T U ||_F^2 with Lambda = C C^T
+            chol_t = data["prior_scale_chol"].T
+            if covariance_type == "tied":
+                trace_term = pt.sum(pt.dot(chol_t, factor) ** 2)
+                wishart_log_det = pt.sum(log_diag)
+                diag_sum = pt.sum(log_diag * np.arange(d, 0, -1))
+            else:
+                products = pt.sum(
+                    chol_t[None, :, :, None] * factors[:, None, :, :], axis=2
+                )
+                trace_term = pt.sum(products**2)
+                wishart_log_det = pt.sum(log_diag)
+                diag_sum = pt.sum(log_diag * np.arange(d, 0, -1))
+            # P = U U^T -> Sigma: log|dSigma/dP| = -(D + 1) log|P|;
+            # (log diag, offdiag) -> P: sum_i (D - i + 2) log U_ii (i from 1).
+            log_jacobian = -2.0 * (d + 1) * wishart_log_det + diag_sum + wishart_log_det
+        else:
+            if covariance_type == "diag":
+                scales = pt.exp(log_diag)  # (K, D): 1 / sigma_kd
+                log_det = pt.sum(log_diag, axis=1)
+                trace_term = pt.sum(pt.diag(data["prior_scale"])[None, :] * scales**2)
+            else:
+                scales = pt.exp(log_diag)[:, None] * pt.ones(d)  # (K, D)
+                log_det = d * log_diag
+                trace_term = pt.sum(
+                    pt.trace(data["prior_scale"]) * pt.exp(2 * log_diag)
+                )
+            z = diff * scales[:, None, :]
+            mean_z = (mu - data["prior_mean"]) * scales
+            wishart_log_det = pt.sum(log_det)
+            # Sigma = exp(-2 a) per entry: log|dSigma/da| = -2 a per entry.
+            log_jacobian = -2.0 * pt.sum(log_diag)
+        component = (
+            log_w[:, None]
+            + log_det[:, None]
+            - 0.5 * pt.sum(z**2, axis=2)
+            - 0.5 * d * np.log(2 * np.pi)
+        )
+        pm.Potential("loglik", pt.sum(pt.logsumexp(component, axis=0)))
+        nu, kappa = data["prior_dof"], data["prior_shrinkage"]
+        # log IW(Sigma | nu, Lambda) up to constants, in terms of U:
+        # (nu + D + 1) log|U| - tr(Lambda U U^T) / 2, per covariance matrix.
+        inverse_wishart = (nu + d + 1) * wishart_log_det - 0.5 * trace_term
+        mean_prior = (
+            pt.sum(log_det)
+            + 0.5 * d * k * pt.log(kappa)
+            - 0.5 * kappa * pt.sum(mean_z**2)
+        )
+        prior = inverse_wishart + mean_prior
+        if jacobian:
+            # Dirichlet(1) is flat on the simplex; softmax's Jacobian is prod w_k.
+            prior = prior + log_jacobian + pt.sum(log_w)
+        pm.Potential("prior", prior)
     return model
 
 
-def _cholesky_factors(pm, pt, covariance_type, k, scale):
-    n_features = scale.shape[0]
-    if covariance_type in ("full", "tied"):
-
-        def lkj(name):
-            return pm.LKJCholeskyCov(
-                name,
-                n=n_features,
-                eta=2.0,
-                sd_dist=pm.HalfNormal.dist(sigma=2 * scale, shape=n_features),
-                compute_corr=True,
-            )[0]
-
-        if covariance_type == "tied":
-            shared = lkj("chol")
-            return [shared] * k
-        return [lkj(f"chol_{j}") for j in range(k)]
-    if covariance_type == "diag":
-        sigma = pm.HalfNormal("sigma", sigma=2 * scale, shape=(k, n_features))
-        return [pt.diag(sigma[j]) for j in range(k)]
-    sigma = pm.HalfNormal("sigma", sigma=2 * scale.mean(), shape=k)
-    return [sigma[j] * pt.eye(n_features) for j in range(k)]
+# ---------------------------------------------------------------------------
+# Compiled models, cached
 
 
-def _initial_values(reference: MixtureParams, covariance_type: str) -> dict[str, Any]:
-    """Free-variable values at the EM solution, components ordered as the model."""
-    order = np.argsort(reference.means[:, 0], kind="stable")
-    params = reference.permute(order)
-    first = params.means[:, 0].copy()
-    gaps = np.diff(first)
-    if np.any(gaps <= 0):  # the ordered transform needs a strictly increasing start
-        first = first + np.arange(first.size) * 1e-6 * (np.abs(first).max() + 1)
-    values: dict[str, Any] = {"w": params.weights, "mu_first": first}
-    covariances = params.full_covariances()
-    n_features = params.n_features
-    if n_features == 1:
-        values["sigma"] = np.sqrt(covariances[:, 0, 0])
-        return values
-    values["mu_rest"] = params.means[:, 1:]
-    lower = np.tril_indices(n_features)
-    if covariance_type == "full":
-        for j, cov in enumerate(covariances):
-            values[f"chol_{j}"] = np.linalg.cholesky(cov)[lower]
-    elif covariance_type == "tied":
-        values["chol"] = np.linalg.cholesky(covariances.mean(axis=0))[lower]
-    elif covariance_type == "diag":
-        values["sigma"] = np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
-    else:
-        values["sigma"] = np.sqrt(np.diagonal(covariances, axis1=1, axis2=2).mean(1))
-    return values
+_COMPILED: dict[tuple, Any] = {}
+
+
+def _compiled_nutpie(X: np.ndarray, n_components: int, covariance_type: str):
+    """nutpie's compiled model for this shape, built once per process.
+
+    Returns ``(compiled, compile_seconds)``; ``compile_seconds`` is 0 when
+    the model came from the cache.
+    """
+    try:
+        import nutpie
+    except ImportError as error:
+        raise ImportError(
+            f"nuts_sampler='nutpie' needs nutpie: {INSTALL_HINT}; or pass "
+            "nuts_sampler='pymc'."
+        ) from error
+    key = ("nutpie", X.shape[1], n_components, covariance_type)
+    if key in _COMPILED:
+        return _COMPILED[key], 0.0
+    start = time.perf_counter()
+    model = build_model(X, n_components, covariance_type)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiled = nutpie.compile_pymc_model(
+            model,
+            var_names=list(_free_shapes(X.shape[1], n_components, covariance_type)),
+        )
+    _COMPILED[key] = compiled
+    return compiled, time.perf_counter() - start
 
 
 # ---------------------------------------------------------------------------
-# Relabelling and summaries
+# Chain starts
 
 
-def relabel_draws(
-    weights: np.ndarray,
-    means: np.ndarray,
-    covariances: np.ndarray,
-    reference: MixtureParams,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Relabel every posterior draw to match ``reference`` (Hungarian, W2 cost).
+def _chain_params(
+    X: np.ndarray, n_components: int, covariance_type: str, seed: int
+) -> MixtureParams:
+    """One MAP-EM restart from k-means++ seeded by ``seed``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_em(
+            X,
+            n_components,
+            covariance_type=covariance_type,
+            init_params="k-means++",
+            random_state=seed,
+            prior="default",
+            tol=1e-4,
+            max_iter=200,
+        ).params
 
-    Parameters
-    ----------
-    weights : ndarray of shape (..., K)
-    means : ndarray of shape (..., K, D)
-    covariances : ndarray of shape (..., K, D, D)
-        Leading axes index draws (for example chain and draw).
-    reference : MixtureParams
 
-    Returns
-    -------
-    weights, means, covariances : the draws, relabelled
-    permutations : ndarray of shape (..., K), the order applied to each draw
+def _chain_start(
+    X: np.ndarray, n_components: int, covariance_type: str, seed: int, jitter: float
+) -> dict[str, np.ndarray]:
+    """Chain start for ``seed``: its own MAP-EM restart, jittered.
+
+    The means move by ``jitter`` times each component's standard deviation,
+    the other coordinates (log scales, logits) by ``jitter`` in absolute
+    terms: far wider than the posterior of a mean (about one standard
+    deviation over the square root of the component's count), so chains that
+    start near one another still start overdispersed.
     """
-    lead = weights.shape[:-1]
-    k = weights.shape[-1]
-    flat_w = weights.reshape(-1, k)
-    flat_m = means.reshape(-1, *means.shape[-2:])
-    flat_c = covariances.reshape(-1, *covariances.shape[-3:])
-    costs = pairwise_w2(
-        reference.means, reference.full_covariances(), flat_m, flat_c
-    )  # (S, K_ref, K_draw)
-    orders = np.empty((flat_w.shape[0], k), dtype=int)
-    for s, cost in enumerate(costs):
-        rows, columns = linear_sum_assignment(cost)
-        orders[s] = columns[np.argsort(rows)]
-    index = np.arange(flat_w.shape[0])[:, np.newaxis]
-    return (
-        flat_w[index, orders].reshape(weights.shape),
-        flat_m[index, orders].reshape(means.shape),
-        flat_c[index, orders].reshape(covariances.shape),
-        orders.reshape(*lead, k),
+    rng = np.random.default_rng([seed, 1])
+    params = _chain_params(X, n_components, covariance_type, seed)
+    free = params_to_free(params, covariance_type)
+    spread = np.sqrt(np.diagonal(params.full_covariances(), axis1=1, axis2=2))
+    start = {}
+    for name, value in free.items():
+        scale = jitter * spread if name == "mu" else jitter
+        start[name] = value + scale * rng.standard_normal(np.shape(value))
+    return start
+
+
+def _flatten(start: dict[str, np.ndarray], shapes: dict[str, tuple]) -> np.ndarray:
+    return np.concatenate([np.ravel(start[name]) for name in shapes])
+
+
+# ---------------------------------------------------------------------------
+# Sampling
+
+
+def _sample_nutpie(X, n_components, covariance_type, settings, seed, jitter):
+    import nutpie
+
+    compiled, compile_seconds = _compiled_nutpie(X, n_components, covariance_type)
+    shapes = _free_shapes(X.shape[1], n_components, covariance_type)
+    values = _data_values(X, _hyperparameters(X, n_components))
+    # Only the containers this covariance type's graph uses are shared.
+    compiled = compiled.with_data(
+        **{
+            name: value
+            for name, value in values.items()
+            if name in compiled.shared_data
+        }
     )
+
+    def initial_point(chain_seed) -> np.ndarray:
+        # nutpie calls this once per chain with that chain's seed (derived
+        # deterministically from ``seed``), in whatever order its threads run:
+        # the start must depend on the seed alone.
+        chain = int(np.asarray(chain_seed).ravel()[0]) % (2**32)
+        start = _chain_start(X, n_components, covariance_type, chain, jitter)
+        return _flatten(start, shapes)
+
+    compiled = dataclasses.replace(compiled, initial_point_func=initial_point)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = nutpie.sample(
+            compiled,
+            draws=settings["draws"],
+            tune=settings["tune"],
+            chains=settings["chains"],
+            cores=settings["cores"],
+            seed=seed,
+            target_accept=settings["target_accept"],
+            progress_bar=False,
+            save_warmup=False,
+        )
+    sampling_seconds = time.perf_counter() - start
+    draws = {name: np.asarray(idata.posterior[name].values) for name in shapes}
+    divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    return idata, draws, divergences, compile_seconds, sampling_seconds
+
+
+def _sample_pymc(X, n_components, covariance_type, settings, seed, jitter):
+    pm, _ = _import_pymc()
+    shapes = _free_shapes(X.shape[1], n_components, covariance_type)
+    start_compile = time.perf_counter()
+    model = build_model(X, n_components, covariance_type)
+    compile_seconds = time.perf_counter() - start_compile
+    chain_seeds = np.random.SeedSequence(seed).generate_state(settings["chains"])
+    initvals = [
+        _chain_start(X, n_components, covariance_type, int(s), jitter)
+        for s in chain_seeds
+    ]
+    start = time.perf_counter()
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = pm.sample(
+            draws=settings["draws"],
+            tune=settings["tune"],
+            chains=settings["chains"],
+            cores=1 if settings["cores"] is None else settings["cores"],
+            target_accept=settings["target_accept"],
+            nuts_sampler=settings["nuts_sampler"],
+            random_seed=seed,
+            initvals=initvals,
+            init="adapt_diag",
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
+    sampling_seconds = time.perf_counter() - start
+    draws = {name: np.asarray(idata.posterior[name].values) for name in shapes}
+    divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    return idata, draws, divergences, compile_seconds, sampling_seconds
+
+
+# ---------------------------------------------------------------------------
+# Summaries and criticism
 
 
 def _summaries(draws: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -284,88 +613,312 @@ def _summaries(draws: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def _posterior_arrays(idata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    posterior = idata.posterior
-    return (
-        np.asarray(posterior["weights"].values, dtype=np.float64),
-        np.asarray(posterior["means"].values, dtype=np.float64),
-        np.asarray(posterior["covariances"].values, dtype=np.float64),
-    )
+def _thin(n_chains: int, n_draws: int, limit: int) -> np.ndarray:
+    """Evenly spaced draw indices, at most ``limit`` draws over all chains."""
+    step = max(1, int(np.ceil(n_chains * n_draws / max(limit, 1))))
+    return np.arange(0, n_draws, step)
 
 
-def _draw_log_likelihood_traces(
-    X: np.ndarray, weights, means, covariances, max_draws: int
-) -> tuple[np.ndarray, ...]:
-    """Mean per-sample log-likelihood of the draws, one trace per chain.
+def _ties(values: np.ndarray) -> int:
+    """Rows equal to an earlier row: ``n - number of distinct rows``."""
+    return int(values.shape[0] - np.unique(values, axis=0).shape[0])
 
-    The arrays have leading axes (chain, draw); at most ``max_draws`` draws in
-    all are scored, evenly thinned within each chain.
+
+def posterior_criticism(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    *,
+    seed: int = 0,
+    ppc_replicates: int = 100,
+) -> dict[str, Any]:
+    """PSIS-LOO, WAIC, responsibilities and posterior predictive checks.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D)
+        All the data (criticism scores every row).
+    weights : ndarray of shape (C, S, K)
+    means : ndarray of shape (C, S, K, D)
+    covariances : ndarray of shape (C, S, K, D, D)
+        Relabelled posterior draws: ``C`` chains of ``S`` (thinned) draws.
+    seed : int
+        Seeds the replicated data sets.
+    ppc_replicates : int
+        Replicated data sets for the tied-values check.
+
+    Returns
+    -------
+    dict
+        ``loo`` and ``waic`` (estimates, standard errors, effective number of
+        parameters, Pareto-k counts), ``responsibilities_mean`` and
+        ``responsibilities_sd`` (N, K), ``ppc_ties_observed``,
+        ``ppc_ties_replicated`` (mean), ``ppc_ties_p`` (share of replicated
+        data sets with at least the data's ties), and ``predictive_density``:
+        per feature a grid with the posterior predictive density's mean and
+        94% band and a histogram of the data.
     """
-    n_chains, n_draws = weights.shape[:2]
-    step = max(1, int(np.ceil(n_chains * n_draws / max_draws)))
-    traces = []
-    for chain in range(n_chains):
-        values = []
-        for s in range(0, n_draws, step):
-            w = weights[chain, s]
-            params = MixtureParams(w / w.sum(), means[chain, s], covariances[chain, s])
-            values.append(float(np.mean(score_samples(X, params))))
-        traces.append(np.asarray(values))
-    return tuple(traces)
+    _, az = _import_pymc()
+    n_chains, n_draws, k, d = means.shape
+    n = X.shape[0]
+    pointwise = np.empty((n_chains, n_draws, n))
+    resp_sum = np.zeros((n, k))
+    resp_square = np.zeros((n, k))
+    for c in range(n_chains):
+        for s in range(n_draws):
+            params = MixtureParams(weights[c, s], means[c, s], covariances[c, s])
+            log_norm, log_resp = e_step(X, params)
+            pointwise[c, s] = log_norm
+            resp = np.exp(log_resp)
+            resp_sum += resp
+            resp_square += resp**2
+    total = n_chains * n_draws
+    resp_mean = resp_sum / total
+    resp_sd = np.sqrt(np.maximum(resp_square / total - resp_mean**2, 0.0))
+    idata = az.from_dict(
+        posterior={"weights": weights}, log_likelihood={"x": pointwise}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loo = az.loo(idata, pointwise=True)
+        waic = az.waic(idata)
+    pareto_k = np.asarray(loo.pareto_k)
+    rng = np.random.default_rng([seed, 2])
+    flat_w = weights.reshape(-1, k)
+    flat_m = means.reshape(-1, k, d)
+    flat_c = covariances.reshape(-1, k, d, d)
+    picks = rng.choice(
+        flat_w.shape[0], size=min(ppc_replicates, flat_w.shape[0]), replace=False
+    )
+    replicated_ties = []
+    for s in picks:
+        labels = rng.choice(k, size=n, p=flat_w[s] / flat_w[s].sum())
+        replicate = np.empty((n, d))
+        for j in range(k):
+            rows = labels == j
+            replicate[rows] = rng.multivariate_normal(
+                flat_m[s, j], flat_c[s, j], rows.sum()
+            )
+        replicated_ties.append(_ties(replicate))
+    observed_ties = _ties(X)
+    replicated_ties = np.asarray(replicated_ties)
+    return {
+        "loo": {
+            "elpd": float(loo.elpd_loo),
+            "se": float(loo.se),
+            "p": float(loo.p_loo),
+            "pareto_k_max": float(np.max(pareto_k)),
+            "pareto_k_over_0_7": int(np.sum(pareto_k > 0.7)),
+        },
+        "waic": {
+            "elpd": float(waic.elpd_waic),
+            "se": float(waic.se),
+            "p": float(waic.p_waic),
+        },
+        "responsibilities_mean": resp_mean,
+        "responsibilities_sd": resp_sd,
+        "ppc_ties_observed": observed_ties,
+        "ppc_ties_replicated": float(replicated_ties.mean()),
+        "ppc_ties_p": float(np.mean(replicated_ties >= observed_ties)),
+        "predictive_density": _predictive_density(X, flat_w, flat_m, flat_c),
+    }
 
 
-def _fit_reference(X, n_components, covariance_type, seed) -> MixtureParams:
+def _predictive_density(X, weights, means, covariances) -> list[dict[str, Any]]:
+    """Per feature: the marginal posterior predictive density on a grid.
+
+    The marginal of a Gaussian mixture along feature ``f`` is the
+    one-dimensional mixture of the components' ``f``-th means and variances,
+    so no sampling is needed: each draw's density is evaluated on the grid and
+    the draws' mean and 3%/97% quantiles are kept, with the data's histogram
+    (density scale) for the overlay figure.
+    """
+    out = []
+    for f in range(X.shape[1]):
+        low, high = float(X[:, f].min()), float(X[:, f].max())
+        pad = 0.1 * (high - low if high > low else 1.0)
+        grid = np.linspace(low - pad, high + pad, _GRID_POINTS)
+        sd = np.sqrt(covariances[:, :, f, f])  # (S, K)
+        z = (grid[None, None, :] - means[:, :, f, None]) / sd[:, :, None]
+        density = np.sum(
+            weights[:, :, None]
+            * np.exp(-0.5 * z**2)
+            / (np.sqrt(2 * np.pi) * sd[:, :, None]),
+            axis=1,
+        )  # (S, G)
+        counts, edges = np.histogram(X[:, f], bins="auto", density=True)
+        out.append(
+            {
+                "feature": f,
+                "grid": grid,
+                "mean": density.mean(axis=0),
+                "low": np.quantile(density, 0.03, axis=0),
+                "high": np.quantile(density, 0.97, axis=0),
+                "histogram_edges": edges,
+                "histogram_density": counts,
+            }
+        )
+    return out
+
+
+def _map_estimate(X, n_components, covariance_type, seed) -> MixtureParams:
+    """MAP-EM (the posterior mode in the ``Sigma`` parametrisation), 5 restarts."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fit_em(
             X,
             n_components,
             covariance_type=covariance_type,
-            n_init=3,
+            n_init=5,
+            init_params="k-means++",
             random_state=seed,
-            tol=1e-6,
+            prior="default",
+            tol=1e-8,
+            max_iter=1000,
         ).params
 
 
-def _finish(
-    backend,
-    X,
-    reference,
+def _params_dict(params: MixtureParams) -> dict[str, list]:
+    return {
+        "weights": np.asarray(params.weights).tolist(),
+        "means": np.asarray(params.means).tolist(),
+        "covariances": params.full_covariances().tolist(),
+    }
+
+
+def _chain_traces(X, weights, means, covariances, max_draws) -> tuple[np.ndarray, ...]:
+    """Mean per-sample log-likelihood of thinned draws, one trace per chain."""
+    n_chains, n_draws = weights.shape[:2]
+    keep = _thin(n_chains, n_draws, max_draws)
+    return tuple(
+        np.array(
+            [
+                float(
+                    np.mean(
+                        score_samples(
+                            X,
+                            MixtureParams(
+                                weights[c, s] / weights[c, s].sum(),
+                                means[c, s],
+                                covariances[c, s],
+                            ),
+                        )
+                    )
+                )
+                for s in keep
+            ]
+        )
+        for c in range(n_chains)
+    )
+
+
+def _posterior_fit(
+    backend: str,
+    version: str,
+    data: np.ndarray,
+    sample: np.ndarray,
+    covariance_type: str,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    settings: dict[str, Any],
+    seed: int,
+    *,
+    relabel: bool,
     idata,
     trace,
-    trace_kind,
-    n_iter,
-    converged,
-    seconds,
-    extra,
+    trace_kind: str,
+    n_iter: int,
+    seconds: float,
+    extra: dict[str, Any],
     restart_traces=(),
 ) -> MixtureFit:
-    pm, _ = _import_pymc()
-    weights, means, covariances = _posterior_arrays(idata)
-    weights, means, covariances, orders = relabel_draws(
-        weights, means, covariances, reference
-    )
+    """Relabel, summarise and criticise posterior draws of shape (C, S, ...)."""
+    n_chains, n_draws, k = weights.shape
+    relabelling: dict[str, Any] = {}
+    if relabel and k > 1:
+        result = stephens_relabel(
+            sample,
+            weights.reshape(-1, k),
+            means.reshape(-1, *means.shape[2:]),
+            covariances.reshape(-1, *covariances.shape[2:]),
+            seed=seed,
+        )
+        flat = apply_permutations(
+            result.permutations,
+            weights.reshape(-1, k),
+            means.reshape(-1, *means.shape[2:]),
+            covariances.reshape(-1, *covariances.shape[2:]),
+        )
+        weights, means, covariances = (
+            array.reshape(n_chains, n_draws, *array.shape[1:]) for array in flat
+        )
+        relabelling = {
+            "relabel_method": "stephens-kl",
+            "relabel_iterations": result.n_iter,
+            "relabel_converged": result.converged,
+            "relabelled_draws": result.n_changed,
+        }
     draws = {"weights": weights, "means": means, "covariances": covariances}
     point = MixtureParams(
         weights.mean(axis=(0, 1)) / weights.mean(axis=(0, 1)).sum(),
         means.mean(axis=(0, 1)),
         covariances.mean(axis=(0, 1)),
     )
+    keep = _thin(n_chains, n_draws, settings["pointwise_draws"])
+    criticism = posterior_criticism(
+        data, weights[:, keep], means[:, keep], covariances[:, keep], seed=seed
+    )
+    map_params = _map_estimate(sample, k, covariance_type, seed)
+    chain_loglik = [
+        total_log_likelihood(
+            data,
+            MixtureParams(
+                weights[c].mean(0) / weights[c].mean(0).sum(),
+                means[c].mean(0),
+                covariances[c].mean(0),
+            ),
+        )
+        for c in range(n_chains)
+    ]
     diagnostics = {
         **_summaries(draws),
-        "relabelled_draws": int(np.sum(np.any(orders != orders[0, 0], axis=-1))),
-        "reference": "em",
+        **relabelling,
         **extra,
+        "n_samples": data.shape[0],
+        "n_conditioned": sample.shape[0],
+        "map": _params_dict(map_params),
+        "map_log_likelihood": total_log_likelihood(data, map_params),
+        "chain_log_likelihoods": chain_loglik,
+        "elpd_loo": criticism["loo"]["elpd"],
+        "elpd_loo_se": criticism["loo"]["se"],
+        "p_loo": criticism["loo"]["p"],
+        "pareto_k_max": criticism["loo"]["pareto_k_max"],
+        "pareto_k_bad": criticism["loo"]["pareto_k_over_0_7"],
+        "elpd_waic": criticism["waic"]["elpd"],
+        "p_waic": criticism["waic"]["p"],
+        "ppc_ties_observed": criticism["ppc_ties_observed"],
+        "ppc_ties_replicated": criticism["ppc_ties_replicated"],
+        "ppc_ties_p": criticism["ppc_ties_p"],
+        "predictive_density": criticism["predictive_density"],
+        "responsibilities_mean": criticism["responsibilities_mean"],
+        "responsibilities_sd": criticism["responsibilities_sd"],
+        # The smallest variance of any component in any draw, relative to
+        # the data's variance of that feature: a collapse shows here first.
+        "min_variance_ratio": float(
+            np.min(np.diagonal(covariances, axis1=-2, axis2=-1) / np.var(data, axis=0))
+        ),
     }
     return MixtureFit(
         backend=backend,
-        version=pm.__version__,
+        version=version,
         params=point,
-        log_likelihood=total_log_likelihood(X, point),
+        log_likelihood=total_log_likelihood(data, point),
         loglik_trace=trace,
         trace_kind=trace_kind,
         n_iter=n_iter,
-        converged=converged,
+        converged=False,
         seconds=seconds,
         diagnostics=diagnostics,
         restart_traces=tuple(restart_traces),
@@ -380,10 +933,18 @@ def _begin(name, X, n_components, covariance_type, random_state, options, defaul
     an int seed, and the rows the posterior is conditioned on.
     """
     data = check_backend_input(X, n_components, covariance_type).astype(np.float64)
+    _free_shapes(data.shape[1], n_components, covariance_type)
     reject_unknown_options(name, options, set(defaults))
     settings = {**defaults, **options}
     if settings["init"] not in ("em", "prior"):
         raise ValueError(f"init must be 'em' or 'prior'; got {settings['init']!r}.")
+    for key in ("draws", "pointwise_draws", "max_trace_draws"):
+        if (
+            isinstance(settings[key], bool)
+            or not isinstance(settings[key], int)
+            or settings[key] < 1
+        ):
+            raise ValueError(f"{key} must be an integer >= 1; got {settings[key]!r}.")
     seed = seed_from(random_state)
     seed = 0 if seed is None else seed
     return data, settings, seed, _subsample(data, settings["max_samples"], seed)
@@ -394,15 +955,21 @@ def _begin(name, X, n_components, covariance_type, random_state, options, defaul
 
 
 class PyMCBackend:
-    """Bayesian mixture sampled with NUTS.
+    """Bayesian mixture sampled with NUTS (module docstring).
 
-    Options: ``draws`` (500), ``tune`` (500), ``chains`` (2), ``cores``
-    (1), ``target_accept`` (0.9), ``nuts_sampler`` ("pymc"), ``init``
-    ("em": start every chain at the EM fit; "prior": PyMC's default),
-    ``max_trace_draws`` (1000: draws scored for ``loglik_trace``),
-    ``max_samples`` (None: condition on a random subsample of at most this
-    many rows, for speed on large data; the log-likelihood still scores all).
-    ``converged`` means max r_hat < 1.01 and no divergence.
+    Options: ``draws`` (1000 per chain), ``tune`` (1000), ``chains`` (4),
+    ``cores`` (None: as many as the machine has, up to ``chains``),
+    ``target_accept`` (0.8), ``nuts_sampler`` ("nutpie"; "pymc" or any
+    sampler PyMC's ``pm.sample`` accepts), ``init`` ("em": each chain from its
+    own MAP-EM restart, jittered; "prior": the same with jitter 1),
+    ``jitter`` (0.1), ``max_trace_draws`` (1000 draws scored for
+    ``loglik_trace``), ``pointwise_draws`` (1000 draws for LOO, WAIC,
+    responsibilities and the predictive checks), ``max_samples`` (None: all
+    rows; an integer conditions on a random subsample of that many rows, and
+    ``n_conditioned`` says so).
+
+    ``converged`` means r-hat <= 1.01, bulk ESS >= 400 and no divergence,
+    after relabelling.
     """
 
     name = "pymc"
@@ -422,61 +989,65 @@ class PyMCBackend:
             _NUTS_DEFAULTS,
         )
         pm, _ = _import_pymc()
+        if settings["cores"] is None:
+            settings["cores"] = max(1, min(settings["chains"], os.cpu_count() or 1))
+        jitter = settings["jitter"] if settings["init"] == "em" else 1.0
+        sampler = (
+            _sample_nutpie if settings["nuts_sampler"] == "nutpie" else _sample_pymc
+        )
         with Stopwatch() as clock:
-            reference = _fit_reference(sample, n_components, covariance_type, seed)
-            model = build_model(sample, n_components, covariance_type)
-            start = time.perf_counter()
-            with model, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                idata = pm.sample(
-                    draws=settings["draws"],
-                    tune=settings["tune"],
-                    chains=settings["chains"],
-                    cores=settings["cores"],
-                    target_accept=settings["target_accept"],
-                    nuts_sampler=settings["nuts_sampler"],
-                    random_seed=seed,
-                    initvals=(
-                        _initial_values(reference, covariance_type)
-                        if settings["init"] == "em"
-                        else None
-                    ),
-                    init="adapt_diag"
-                    if settings["init"] == "em"
-                    else "jitter+adapt_diag",
-                    progressbar=False,
-                    compute_convergence_checks=False,
-                )
-            sampling_seconds = time.perf_counter() - start
-        divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
-        weights, means, covariances = _posterior_arrays(idata)
-        chain_traces = _draw_log_likelihood_traces(
-            data, weights, means, covariances, settings["max_trace_draws"]
-        )
-        trace = np.concatenate(chain_traces)
-        fit = _finish(
-            self.name,
-            data,
-            reference,
-            idata,
-            trace,
-            "draw_mean_loglik",
-            n_iter=settings["draws"] * settings["chains"],
-            converged=False,
-            seconds=clock.seconds,
-            extra={
-                "divergences": divergences,
-                "sampling_seconds": sampling_seconds,
-                "chains": settings["chains"],
-                "draws": settings["draws"],
-                "tune": settings["tune"],
-                "n_conditioned": sample.shape[0],
-            },
+            idata, free, divergences, compile_seconds, sampling_seconds = sampler(
+                sample, n_components, covariance_type, settings, seed, jitter
+            )
+            weights, means, covariances = draws_to_params(free, covariance_type)
+            fit = _posterior_fit(
+                self.name,
+                pm.__version__,
+                data,
+                sample,
+                covariance_type,
+                weights,
+                means,
+                covariances,
+                settings,
+                seed,
+                relabel=True,
+                idata=idata,
+                trace=np.array([]),
+                trace_kind="draw_mean_loglik",
+                n_iter=settings["draws"] * settings["chains"],
+                seconds=0.0,
+                extra={
+                    "divergences": divergences,
+                    "compile_seconds": compile_seconds,
+                    "sampling_seconds": sampling_seconds,
+                    "nuts_sampler": settings["nuts_sampler"],
+                    "chains": settings["chains"],
+                    "draws": settings["draws"],
+                    "tune": settings["tune"],
+                },
+            )
+            # The log-likelihood does not depend on the labels: the draws as
+            # sampled give the per-chain traces.
+            chain_traces = _chain_traces(
+                data, weights, means, covariances, settings["max_trace_draws"]
+            )
+        diagnostics = fit.diagnostics
+        reasons = []
+        if not diagnostics["r_hat_max"] <= 1.01:
+            reasons.append(f"r-hat {diagnostics['r_hat_max']:.3f} > 1.01")
+        if not diagnostics["ess_bulk_min"] >= 400:
+            reasons.append(f"bulk ESS {diagnostics['ess_bulk_min']:.0f} < 400")
+        if divergences:
+            reasons.append(f"{divergences} divergent transitions")
+        diagnostics["unconverged_reason"] = "; ".join(reasons)
+        return dataclasses.replace(
+            fit,
+            loglik_trace=np.concatenate(chain_traces),
             restart_traces=chain_traces,
+            converged=not reasons,
+            seconds=clock.seconds,
         )
-        converged = fit.diagnostics["r_hat_max"] < 1.01 and divergences == 0
-        object.__setattr__(fit, "converged", bool(converged))
-        return fit
 
 
 class PyMCAdviBackend:
@@ -485,8 +1056,11 @@ class PyMCAdviBackend:
     Options: ``n_iter`` (10,000 at most), ``learning_rate`` (0.01, Adam),
     ``tolerance`` (0.01: stop when the parameters' relative change over 100
     iterations is below it; stochastic gradients never settle much lower),
-    ``draws`` (1000 from the fitted approximation), ``init`` ("em" or
-    "prior"), ``max_trace_draws``. The trace is the ELBO per sample.
+    ``draws`` (1000 from the fitted approximation), ``init`` ("em": start at
+    a MAP-EM restart; "prior": the same, jittered by 1), ``max_trace_draws``,
+    ``pointwise_draws``, ``max_samples``. The trace is the ELBO per sample.
+    A mean-field Gaussian approximation has one mode, so its draws need no
+    relabelling.
     """
 
     name = "pymc-advi"
@@ -506,16 +1080,12 @@ class PyMCAdviBackend:
             _ADVI_DEFAULTS,
         )
         pm, _ = _import_pymc()
+        jitter = 0.0 if settings["init"] == "em" else 1.0
         with Stopwatch() as clock:
-            reference = _fit_reference(sample, n_components, covariance_type, seed)
             model = build_model(sample, n_components, covariance_type)
+            start = _chain_start(sample, n_components, covariance_type, seed, jitter)
             with model, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                if settings["init"] == "em":
-                    for name, value in _initial_values(
-                        reference, covariance_type
-                    ).items():
-                        model.set_initval(model[name], value)
                 convergence = pm.callbacks.CheckParametersConvergence(
                     tolerance=settings["tolerance"], diff="relative", every=100
                 )
@@ -523,25 +1093,35 @@ class PyMCAdviBackend:
                     n=settings["n_iter"],
                     method="advi",
                     random_seed=seed,
+                    start=start,
                     obj_optimizer=pm.adam(learning_rate=settings["learning_rate"]),
                     callbacks=[convergence],
                     progressbar=False,
                 )
                 idata = approximation.sample(settings["draws"], random_seed=seed)
-        losses = np.asarray(approximation.hist, dtype=np.float64)
-        return _finish(
-            self.name,
-            data,
-            reference,
-            idata,
-            -losses / data.shape[0],
-            "advi_mean_elbo",
-            n_iter=int(losses.size),
-            converged=bool(losses.size < settings["n_iter"]),
-            seconds=clock.seconds,
-            extra={
-                "final_elbo": float(-losses[-1]),
-                "draws": settings["draws"],
-                "n_conditioned": sample.shape[0],
-            },
+            shapes = _free_shapes(data.shape[1], n_components, covariance_type)
+            free = {name: np.asarray(idata.posterior[name].values) for name in shapes}
+            weights, means, covariances = draws_to_params(free, covariance_type)
+            losses = np.asarray(approximation.hist, dtype=np.float64)
+            fit = _posterior_fit(
+                self.name,
+                pm.__version__,
+                data,
+                sample,
+                covariance_type,
+                weights,
+                means,
+                covariances,
+                settings,
+                seed,
+                relabel=False,
+                idata=idata,
+                trace=-losses / sample.shape[0],
+                trace_kind="advi_mean_elbo",
+                n_iter=int(losses.size),
+                seconds=0.0,
+                extra={"final_elbo": float(-losses[-1]), "draws": settings["draws"]},
+            )
+        return dataclasses.replace(
+            fit, converged=bool(losses.size < settings["n_iter"]), seconds=clock.seconds
         )
