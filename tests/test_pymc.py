@@ -316,7 +316,9 @@ def test_chains_in_different_modes_are_reported_not_hidden(monkeypatch):
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [6.0, 0.0], [3.0, 6.0]])
     sizes = (100, 150, 200)  # unequal, so the two optima differ in likelihood
-    X = np.vstack([rng.normal(c, 0.4, size=(n, 2)) for c, n in zip(centres, sizes, strict=True)])
+    X = np.vstack(
+        [rng.normal(c, 0.4, size=(n, 2)) for c, n in zip(centres, sizes, strict=True)]
+    )
     modes = [
         fit_em(
             X, 2, prior="default", means_init=centres[[0, 1]] + [[0, 0], [-1.5, 3]]
