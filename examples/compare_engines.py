@@ -1,4 +1,7 @@
-"""Fit one small data set with gmmlab's EM, scikit-learn and PyMC, and compare.
+"""Fit one small data set with every engine, and compare.
+
+gmmlab's EM and scikit-learn (maximum likelihood), scikit-learn's variational
+BayesianGaussianMixture, and the PyMC model by ADVI and by NUTS.
 
 Run: ``python examples/compare_engines.py`` (PyMC needs ``gmmlab[bayes]``;
 about a minute, most of it compiling the PyMC model once).
@@ -26,7 +29,7 @@ print(
     f"{'mean RMSE':>10} {'weight L1':>10} {'ARI':>6}  notes"
 )
 fits = {}
-for name in ("em", "sklearn", "pymc"):
+for name in ("em", "sklearn", "sklearn-vb", "pymc-advi", "pymc"):
     if name not in available_backends():
         print(f"{name:<10} unavailable: pip install 'gmmlab[bayes]'")
         continue
@@ -34,12 +37,17 @@ for name in ("em", "sklearn", "pymc"):
     metrics = recovery_metrics(
         fit.params, truth, X=X, true_labels=labels, random_state=0
     )
+    d = fit.diagnostics
     notes = ""
+    if name == "sklearn-vb":
+        notes = f"{d['effective_components']} effective components"
+    if name.startswith("pymc"):
+        notes = f"elpd_loo {d['elpd_loo']:.1f}, Pareto k max {d['pareto_k_max']:.2f}"
     if name == "pymc":
-        d = fit.diagnostics
-        notes = (
-            f"r_hat max {d['r_hat_max']:.3f}, bulk ESS min {d['ess_bulk_min']:.0f}, "
-            f"{d['divergences']} divergences"
+        notes += (
+            f", r_hat max {d['r_hat_max']:.3f}, bulk ESS min {d['ess_bulk_min']:.0f}, "
+            f"{d['divergences']} divergences, compile {d['compile_seconds']:.0f} s, "
+            f"sampling {d['sampling_seconds']:.1f} s"
         )
     print(
         f"{name:<10} {fit.log_likelihood:>9.2f} {fit.n_iter:>6} {fit.seconds:>8.2f} "

@@ -87,6 +87,7 @@ _NUMERIC_DIAGNOSTICS = (
     "map_log_likelihood",
     "min_variance_ratio",
     "effective_components",
+    "elbo_window_change",
 )
 
 

@@ -64,6 +64,7 @@ ENGINE_COLOURS = {
     "sklearn": "#ff7f0e",
     "pymc": "#2ca02c",
     "pymc-advi": "#d62728",
+    "sklearn-vb": "#393b79",
 }
 _INIT_STYLES = {
     "kmeans": "-",
@@ -391,13 +392,22 @@ def _conclusions(runs, table, nats) -> list[str]:
             "table, sklearn-defaults): the sweep's own rule is the basis of "
             "every comparison."
         )
-    bayes = table[table["backend"].str.startswith("pymc")]
+    bayes = table[table["backend"] == "pymc"]
     if len(bayes):
-        sentences.append(
-            f"PyMC passes its convergence checks (r-hat <= 1.01, bulk ESS >= "
-            f"400, no divergence) in {int(bayes['n_ok'].sum())} of "
-            f"{int(bayes['n_runs'].sum())} fits (Summary table, pymc rows)."
+        nuts = runs[runs["backend"] == "pymc"]
+        sentence = (
+            f"PyMC's NUTS passes its convergence checks (r-hat <= 1.01, bulk "
+            f"ESS >= 400, no divergence, after relabelling) in "
+            f"{int(bayes['n_ok'].sum())} of {int(bayes['n_runs'].sum())} fits "
+            "(Summary table, pymc rows)"
         )
+        failing = nuts[nuts["status"] != "ok"]
+        if len(failing):
+            sentence += "; the others: " + "; ".join(
+                f"{r.dataset} ({r.status}: {r.status_reason})"
+                for r in failing.itertuples()
+            )
+        sentences.append(sentence + ".")
     return sentences
 
 
@@ -411,7 +421,10 @@ def _traces(report: _Report, runs, traces) -> None:
         "degenerate one, shows as negative). First data replicate; the cell "
         "of the chosen model when a data set was searched over K. One line "
         "per seed (per chain for PyMC, whose draws scatter around the "
-        "posterior); line style by initialisation, the best eligible fit bold."
+        "posterior); line style by initialisation, the best eligible fit bold. "
+        "sklearn-vb's trace is its variational lower bound, a different "
+        "objective: shown as its gap to its own final value. pymc-advi's is "
+        "its ELBO per sample."
     )
     fitted = runs[runs["status"] != "failed"].copy()
     fitted["reference"] = reference_log_likelihood(fitted)
@@ -446,6 +459,10 @@ def _traces(report: _Report, runs, traces) -> None:
                     values = trace["value"].to_numpy()
                     if kind == "advi_mean_elbo":
                         shown = values
+                    elif kind == "vb_elbo":
+                        # A total lower bound, not a log-likelihood: its gap to
+                        # its own final value.
+                        shown = values[-1] - values
                     else:
                         shown = run.reference - run.n_samples * values
                     ax.plot(
@@ -461,6 +478,10 @@ def _traces(report: _Report, runs, traces) -> None:
                     )
             if kind == "advi_mean_elbo":
                 ax.set_ylabel("ELBO per sample")
+            elif kind == "vb_elbo":
+                ax.set_yscale("symlog", linthresh=1e-4)
+                _sparse_symlog_ticks(ax)
+                ax.set_ylabel("gap to its final lower bound (nats)")
             else:
                 ax.set_yscale("symlog", linthresh=1e-4)
                 _sparse_symlog_ticks(ax)
@@ -468,7 +489,14 @@ def _traces(report: _Report, runs, traces) -> None:
             ax.set_title(
                 f"{engine} ({runs_e['status'].iloc[0]})" if sampled else engine
             )
-            ax.set_xlabel("posterior draw" if sampled else "EM iteration")
+            ax.set_xlabel(
+                "posterior draw"
+                if sampled
+                else {
+                    "advi_mean_elbo": "ADVI iteration",
+                    "vb_elbo": "VB iteration",
+                }.get(kind, "EM iteration")
+            )
             if sampled:
                 ax.legend(fontsize=7)
             else:
@@ -694,55 +722,206 @@ def _recovery(report: _Report, runs) -> None:
     report.figure(fig, "recovery_vs_n", "Recovery error against n, log-log")
 
 
-def _engines(report: _Report, runs, components) -> None:
-    bayes = runs[runs["backend"].str.startswith("pymc")]
+#: Engines whose point estimate summarises a posterior or its approximation.
+_BAYES_ENGINES = ("sklearn-vb", "pymc-advi", "pymc")
+
+
+def _is_bayes(backends: pd.Series) -> pd.Series:
+    return backends.isin(_BAYES_ENGINES) | backends.str.startswith("pymc")
+
+
+def _same_cell(runs: pd.DataFrame, run: pd.Series, keys: list[str]) -> pd.Series:
+    """Rows of ``runs`` equal to ``run`` on ``keys`` (missing values match)."""
+    mask = pd.Series(True, index=runs.index)
+    for key in keys:
+        value = run[key]
+        mask &= runs[key].isna() if pd.isna(value) else runs[key] == value
+    return mask
+
+
+def _mle_in_hdi(runs, components) -> pd.DataFrame:
+    """Per NUTS fit: how many of EM's estimates lie inside its 94% HDIs.
+
+    EM's fit is the best eligible k-means fit of the same data and cell.
+    Components are aligned to the truth in both (the ``components`` table),
+    so component ``k`` is the same true component in both; fits of data
+    without a truth are skipped.
+    """
+    rows = []
+    nuts = runs[(runs["backend"] == "pymc") & (runs["status"] != "failed")]
+    keys = [
+        "dataset",
+        *data_columns(runs),
+        "data_replicate",
+        "n_components",
+        "covariance_type",
+    ]
+    for _, run in nuts.iterrows():
+        here = runs[_same_cell(runs, run, keys) & (runs["backend"] == "em")]
+        em = best_eligible(here, ["dataset"])
+        mine = components[components["run_id"] == run["run_id"]]
+        if em.empty or mine.empty or mine["truth"].isna().all():
+            continue
+        theirs = components[components["run_id"] == em.iloc[0]["run_id"]]
+        merged = mine.merge(
+            theirs[["component", "parameter", "i", "j", "estimate"]],
+            on=["component", "parameter", "i", "j"],
+            suffixes=("", "_em"),
+        )
+        inside = (merged["hdi_low"] <= merged["estimate_em"]) & (
+            merged["estimate_em"] <= merged["hdi_high"]
+        )
+        rows.append(
+            {
+                "dataset": run["dataset"],
+                "run_id": run["run_id"],
+                "status": run["status"],
+                "n_conditioned": run.get("d_n_conditioned", np.nan),
+                "n_samples": run["n_samples"],
+                "parameters": len(merged),
+                "em_inside_hdi": int(inside.sum()),
+                "outside": ", ".join(
+                    f"{r.parameter}[{r.component},{r.i},{r.j}]"
+                    for r in merged[~inside].itertuples()
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _engines(report: _Report, runs, components, predictive) -> None:
+    bayes = runs[_is_bayes(runs["backend"])]
     if bayes.empty:
         return
-    report.heading("EM, scikit-learn and PyMC on the same data")
+    report.heading("Likelihood and Bayesian views of the same data")
     report.text(
-        "On the first data replicate: the best eligible em fit with k-means "
-        "initialisation, the scikit-learn fit from the same seed (so the same "
-        "initial parameters), and each PyMC fit of the same data, components "
-        "matched to the truth; PyMC's posterior mean with its 94% HDI. PyMC "
-        "conditions on n_conditioned rows."
+        "Four estimates of each data set's mixture. em: the maximum of the "
+        "likelihood (best eligible k-means fit). MAP: the posterior mode under "
+        "the Fraley-Raftery conjugate prior (inverse-Wishart covariances, "
+        "data-scaled; MAP-EM, column map_log_likelihood). pymc: the posterior "
+        "mean of the same model sampled by NUTS (nutpie, four chains each "
+        "started from its own jittered MAP-EM restart, labels resolved by "
+        "Stephens' KL relabelling, never by matching to EM). pymc-advi: the "
+        "same model by mean-field ADVI. sklearn-vb: scikit-learn's variational "
+        "BayesianGaussianMixture (its own priors: Dirichlet-process weights, "
+        "Wishart precisions). Every log-likelihood scores all n rows at the "
+        "point estimate; the Bayesian fits condition on n_conditioned rows "
+        "(all of them unless max_samples was set). elpd_loo and elpd_waic are "
+        "PSIS-LOO and WAIC from ArviZ on the pointwise log-likelihood of "
+        "thinned draws; a Pareto k above 0.7 makes LOO unreliable for that "
+        "point. A NUTS fit is ok only with r-hat <= 1.01, bulk ESS >= 400 and "
+        "no divergence after relabelling; otherwise it is unconverged, with "
+        "the reason. fits_ok counts an engine's seeds that ended ok (the row "
+        "shows its first seed). sklearn-vb's d_effective_components counts the "
+        "components holding more than half a data point: its Dirichlet-process "
+        "prior empties the components the data do not need, and gmmlab's "
+        "degeneracy rule then calls the K-component point estimate degenerate; "
+        "for VB that is the prior at work, not a failed fit. ADVI is converged "
+        "when its ELBO has no trend over its last 2,000 iterations "
+        "(d_elbo_window_change, nats)."
     )
-    diagnostics = [
+    columns = [
         c
         for c in (
+            "dataset",
+            *[c for c in data_columns(runs) if c in bayes],
+            "backend",
+            "status",
+            "n_samples",
             "d_n_conditioned",
+            "log_likelihood",
+            "d_map_log_likelihood",
+            "d_elpd_loo",
+            "d_elpd_loo_se",
+            "d_p_loo",
+            "d_pareto_k_max",
+            "d_pareto_k_bad",
+            "d_elpd_waic",
             "d_r_hat_max",
             "d_ess_bulk_min",
             "d_divergences",
+            "d_relabelled_draws",
+            "d_min_variance_ratio",
+            "d_effective_components",
+            "d_elbo_window_change",
+            "d_compile_seconds",
             "d_sampling_seconds",
+            "seconds",
+            "status_reason",
         )
         if c in runs.columns
     ]
-    report.table(
-        bayes[
-            [
-                "dataset",
-                "backend",
-                "data_replicate",
-                "status",
-                *diagnostics,
-                "log_likelihood",
-                "status_reason",
-            ]
-        ]
-    )
+    views = []
+    cell_keys = [
+        "dataset",
+        *data_columns(runs),
+        "data_replicate",
+        "n_components",
+        "covariance_type",
+    ]
+    for _, cell in bayes.groupby(cell_keys, sort=True, dropna=False):
+        here = runs[_same_cell(runs, cell.iloc[0], cell_keys)]
+        em = best_eligible(here[here["backend"] == "em"], ["dataset"])
+        if len(em):
+            views.append(em.iloc[0].copy())
+        for _, fits in cell.groupby("backend", sort=True):
+            # One row per engine: its first seed, with how many of its seeds
+            # ended ok (sklearn-vb runs every seed).
+            row = fits.sort_values("seed").iloc[0].copy()
+            row["fits_ok"] = f"{int((fits['status'] == 'ok').sum())}/{len(fits)}"
+            views.append(row)
+    views = pd.DataFrame(views)
+    columns = [c for c in ["fits_ok", *columns] if c in views.columns]
+    columns.insert(columns.index("status") + 1, columns.pop(columns.index("fits_ok")))
+    shown = views[columns].dropna(axis=1, how="all")
+    report.table(shown)
+    ties = bayes[bayes["backend"] == "pymc"]
+    if "d_ppc_ties_observed" in ties and (ties["d_ppc_ties_observed"] > 0).any():
+        tied = ties[ties["d_ppc_ties_observed"] > 0]
+        report.text(
+            "Posterior predictive check on tied values: "
+            + "; ".join(
+                f"{r.dataset} has {int(r.d_ppc_ties_observed)} rows equal to "
+                f"an earlier row, replicated data sets from the posterior have "
+                f"{r.d_ppc_ties_replicated:.1f} on average (p = {r.d_ppc_ties_p:.2f})"
+                for r in tied.itertuples()
+            )
+            + ". A continuous mixture never produces ties: the data were "
+            "rounded, which is what lets a maximum-likelihood component collapse "
+            "onto them. The prior keeps the posterior away from that collapse "
+            "(d_min_variance_ratio: the smallest variance in any draw over the "
+            "data's)."
+        )
+    inside = _mle_in_hdi(runs, components)
+    if len(inside):
+        report.text(
+            "Is EM's maximum-likelihood estimate inside PyMC's 94% HDI? "
+            + "; ".join(
+                f"{r.dataset}: {r.em_inside_hdi} of {r.parameters} parameters "
+                f"(NUTS fit {r.status}, conditioned on {int(r.n_conditioned):,} of "
+                f"{int(r.n_samples):,} rows"
+                + (f"; outside: {r.outside}" if r.outside else "")
+                + ")"
+                for r in inside.itertuples()
+            )
+            + ". With this much data the prior is weak, so the posterior "
+            "concentrates around the likelihood's maximum."
+        )
+    _predictive_figure(report, runs, predictive)
     first = runs[runs["data_replicate"] == 0]
     keys = ["dataset", *data_columns(runs)]
     for key, here in first.groupby(keys, dropna=False, sort=True):
-        posterior = here[here["backend"].str.startswith("pymc")]
+        posterior = here[_is_bayes(here["backend"])]
         if posterior.empty:
             continue
         label = _data_label(dict(zip(keys, key, strict=True)), runs)
-        # PyMC's cell: the same K and covariance type for every column.
+        # The Bayesian cell: the same K and covariance type for every column.
         cell = posterior.iloc[0]
         here = here[
             (here["n_components"] == cell["n_components"])
             & (here["covariance_type"] == cell["covariance_type"])
         ]
+        posterior = here[_is_bayes(here["backend"])]
         chosen = []
         em = best_eligible(
             here[(here["backend"] == "em") & (here["init"] == "kmeans")], ["dataset"]
@@ -755,14 +934,23 @@ def _engines(report: _Report, runs, components) -> None:
                 & (here["seed"] == em.iloc[0]["seed"])
             ]
             chosen.extend(row for _, row in twin.iterrows())
-        chosen.extend(row for _, row in posterior.iterrows())
+        # One column per Bayesian engine: its first seed (an engine with
+        # several seeds, such as sklearn-vb, has one fit per seed).
+        chosen.extend(
+            row
+            for _, row in posterior.sort_values(["backend", "seed"])
+            .drop_duplicates("backend")
+            .iterrows()
+        )
         side = None
         for run in chosen:
             rows = components[components["run_id"] == run["run_id"]].copy()
+            if rows.empty:
+                continue
             column = f"{run['backend']} ({run['status']})"
             rows[column] = rows["estimate"]
             keep = ["component", "parameter", "i", "j", "truth", column]
-            if run["backend"].startswith("pymc"):
+            if run["backend"] == "pymc":
                 rows[f"{column} 94% HDI"] = [
                     f"[{lo:.3g}, {hi:.3g}]"
                     for lo, hi in zip(rows["hdi_low"], rows["hdi_high"], strict=True)
@@ -779,6 +967,76 @@ def _engines(report: _Report, runs, components) -> None:
         if side is not None:
             report.heading(label, level=3)
             report.table(side)
+
+
+def _predictive_figure(report: _Report, runs, predictive) -> None:
+    """Posterior predictive density of each feature over the data's histogram."""
+    if predictive is None or predictive.empty:
+        return
+    nuts = runs[(runs["backend"] == "pymc") & runs["run_id"].isin(predictive["run_id"])]
+    panels = [
+        (run, feature)
+        for _, run in nuts.sort_values(["dataset", "run_id"]).iterrows()
+        for feature in sorted(
+            predictive.loc[predictive["run_id"] == run["run_id"], "feature"].unique()
+        )
+    ]
+    if not panels:
+        return
+    ncols = min(3, len(panels))
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, axes = _subplots(
+        nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False
+    )
+    for ax, (run, feature) in zip(axes.ravel(), panels, strict=False):
+        here = predictive[
+            (predictive["run_id"] == run["run_id"]) & (predictive["feature"] == feature)
+        ]
+        bars = here[here["kind"] == "histogram"]
+        ax.bar(
+            bars["x"],
+            bars["mean"],
+            width=bars["high"] - bars["x"],
+            align="edge",
+            color="#cccccc",
+            edgecolor="white",
+            linewidth=0.3,
+            label="data",
+        )
+        curve = here[here["kind"] == "density"]
+        colour = _colour("pymc")
+        ax.fill_between(
+            curve["x"],
+            curve["low"],
+            curve["high"],
+            color=colour,
+            alpha=0.3,
+            label="94% band",
+        )
+        ax.plot(curve["x"], curve["mean"], color=colour, lw=1.2, label="posterior mean")
+        params = {
+            c.removeprefix("p_"): run[c] for c in data_columns(runs) if pd.notna(run[c])
+        }
+        extra = ", ".join(f"{k}={v}" for k, v in params.items() if k != "path")
+        ax.set_title(
+            f"{run['dataset']}{' (' + extra + ')' if extra else ''}, "
+            f"feature {feature} ({run['status']})",
+            fontsize=8,
+        )
+        ax.set_ylabel("density")
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.suptitle("Posterior predictive check: each feature's marginal density")
+    fig.tight_layout()
+    report.figure(
+        fig,
+        "posterior_predictive",
+        "The data's histogram (grey) and the posterior predictive marginal "
+        "density of each feature (NUTS; line: mean over draws, band: 3% to 97% "
+        "of the draws' densities). Where the histogram leaves the band, the "
+        "model misses a feature of the data.",
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -1877,7 +2135,7 @@ def build_report(results: str | Path, out: str | Path) -> Path:
             _traces(report, runs, traces)
             _convergence(report, runs, convergence, nats)
             _recovery(report, runs)
-            _engines(report, runs, components)
+            _engines(report, runs, components, tables.get("predictive"))
             _timing(report, runs)
             if "model_search" in tables:
                 _model_search(report, tables["model_search"], tables.get("uncertainty"))

@@ -367,3 +367,44 @@ def test_advi_agrees_with_em(backend_fit, contract_data):
     aligned = align(fit.params, em)
     assert np.allclose(aligned.means, em.means, atol=0.15)
     assert "elpd_loo" in fit.diagnostics
+
+
+def test_advi_elbo_stationarity_sees_a_trend_and_ignores_noise():
+    rng = np.random.default_rng(6)
+    noise = rng.normal(0.0, 5.0, 4000)
+    flat, change = pymc_backend._elbo_stationary(-1000.0 + noise)
+    assert flat
+    assert abs(change) < 1.0
+    rising, change = pymc_backend._elbo_stationary(
+        -1000.0 + noise + np.arange(4000) * 0.01
+    )
+    assert not rising
+    assert change == pytest.approx(10.0, abs=1.0)
+    assert pymc_backend._elbo_stationary(noise[:1500]) == (
+        False,
+        pytest.approx(np.nan, nan_ok=True),
+    )
+
+
+def test_predictive_rows_hold_the_density_and_the_histogram():
+    from experiments.evaluate import predictive_rows
+
+    X = _data(80)
+    params = fit_em(X, 2, random_state=0).params
+    draws = (
+        np.broadcast_to(params.weights, (1, 5, 2)),
+        np.broadcast_to(params.means, (1, 5, 2, 2)),
+        np.broadcast_to(params.full_covariances(), (1, 5, 2, 2, 2)),
+    )
+    out = posterior_criticism(X, *draws, ppc_replicates=5)
+    rows = predictive_rows("r1", {"predictive_density": out["predictive_density"]})
+    for feature, entry in enumerate(out["predictive_density"]):
+        mine = [r for r in rows if r["feature"] == feature]
+        density = [r for r in mine if r["kind"] == "density"]
+        bars = [r for r in mine if r["kind"] == "histogram"]
+        assert len(density) == entry["grid"].size
+        assert len(bars) == entry["histogram_density"].size
+        widths = np.array([r["high"] - r["x"] for r in bars])
+        heights = np.array([r["mean"] for r in bars])
+        assert np.sum(widths * heights) == pytest.approx(1.0)  # a density
+    assert predictive_rows("r1", {}) == []

@@ -810,6 +810,11 @@ def test_s1_posterior_does_not_collapse_and_is_never_best(tmp_path):
 
     index = build_report(tmp_path / "out", tmp_path / "report")
     text = index.read_text()
+    # The Bayesian section: the views table, the tied-values check and the
+    # posterior predictive figure.
+    assert "Likelihood and Bayesian views of the same data" in text
+    assert "Posterior predictive check on tied values: s1 has" in text
+    assert (tmp_path / "report" / "posterior_predictive.png").is_file()
     assert (
         f"s1: learned parameters of that run ({best['backend']}, K = 3, init "
         f"{best['init']}, seed {int(best['seed'])}, log-likelihood "
