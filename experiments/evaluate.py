@@ -37,7 +37,12 @@ from typing import Any
 import numpy as np
 
 from experiments.config import RunSpec
-from mixtures.align import label_agreement, match_components, recovery_metrics
+from mixtures.align import (
+    align,
+    label_agreement,
+    match_components,
+    recovery_metrics,
+)
 from mixtures.backends.base import MixtureFit
 from mixtures.diagnostics import (
     MIN_RELATIVE_VARIANCE,
@@ -45,6 +50,7 @@ from mixtures.diagnostics import (
     degeneracy_findings,
     uncertainty,
 )
+from mixtures.params import MixtureParams
 
 __all__ = [
     "MAX_R_HAT",
@@ -88,6 +94,11 @@ _NUMERIC_DIAGNOSTICS = (
     "min_variance_ratio",
     "effective_components",
     "elbo_window_change",
+    "responsibility_sd_mean",
+    "responsibility_sd_max",
+    "n_loo",
+    "ppc_bins_outside",
+    "ppc_bins",
 )
 
 
@@ -206,6 +217,12 @@ def _component_rows(run_id, params, order, truth, diagnostics) -> list[dict[str,
     true_covariances = None if truth is None else truth.full_covariances()
     sd = diagnostics.get("posterior_sd", {})
     hdi = diagnostics.get("hdi_94", {})
+    # A Bayesian fit's MAP (posterior mode), its components matched to the
+    # posterior mean's so that row k holds the same component in both.
+    map_params = None
+    if "map" in diagnostics:
+        map_params = align(MixtureParams(**diagnostics["map"]), params)
+        map_covariances = map_params.full_covariances()
     rows = []
     for k, fitted in enumerate(order):
         entries = [("weight", "weights", 0, 0)]
@@ -216,15 +233,22 @@ def _component_rows(run_id, params, order, truth, diagnostics) -> list[dict[str,
             for j in range(i, params.n_features)
         ]
         for parameter, name, i, j in entries:
+            mode = np.nan
             if parameter == "weight":
                 estimate = params.weights[fitted]
                 true = np.nan if truth is None else truth.weights[k]
+                if map_params is not None:
+                    mode = map_params.weights[fitted]
             elif parameter == "mean":
                 estimate = params.means[fitted, i]
                 true = np.nan if truth is None else truth.means[k, i]
+                if map_params is not None:
+                    mode = map_params.means[fitted, i]
             else:
                 estimate = covariances[fitted, i, j]
                 true = np.nan if truth is None else true_covariances[k, i, j]
+                if map_params is not None:
+                    mode = map_covariances[fitted, i, j]
             rows.append(
                 {
                     "run_id": run_id,
@@ -237,6 +261,7 @@ def _component_rows(run_id, params, order, truth, diagnostics) -> list[dict[str,
                     "posterior_sd": _entry(sd.get(name), (fitted, i, j)),
                     "hdi_low": _entry(hdi.get(name), (fitted, i, j), 0),
                     "hdi_high": _entry(hdi.get(name), (fitted, i, j), 1),
+                    "map": float(mode),
                 }
             )
     return rows
@@ -335,8 +360,10 @@ def predictive_rows(run_id: str, diagnostics: dict[str, Any]) -> list[dict[str, 
     """Rows of the ``predictive`` table from a Bayesian fit's diagnostics.
 
     Per feature: the posterior predictive marginal density on its grid
-    (``kind = "density"``) and the data's histogram (``kind = "histogram"``,
-    ``x`` the left edge of each bin). Empty for fits without draws.
+    (``kind = "density"``: mean and 94% band over draws) and the data's
+    histogram (``kind = "histogram"``: the bin from ``x`` to ``right``, the
+    data's density ``mean`` and the 94% band ``low``-``high`` of replicated
+    histograms of n points). Empty for fits without draws.
     """
     rows = []
     for entry in diagnostics.get("predictive_density", ()):
@@ -351,6 +378,7 @@ def predictive_rows(run_id: str, diagnostics: dict[str, Any]) -> list[dict[str, 
                     "kind": "density",
                     "point": point,
                     "x": float(x),
+                    "right": float("nan"),
                     "mean": float(mean),
                     "low": float(low),
                     "high": float(high),
@@ -365,9 +393,10 @@ def predictive_rows(run_id: str, diagnostics: dict[str, Any]) -> list[dict[str, 
                     "kind": "histogram",
                     "point": point,
                     "x": float(x),
+                    "right": float(edges[point + 1]),
                     "mean": float(height),
-                    "low": float("nan"),
-                    "high": float(edges[point + 1]),
+                    "low": float(entry["replicated_low"][point]),
+                    "high": float(entry["replicated_high"][point]),
                 }
             )
     return rows

@@ -54,6 +54,7 @@ from experiments.scenario_analysis import (
 )
 from experiments.tables import atomic_write, read_tables
 from mixtures import MixtureParams
+from mixtures.align import match_components
 from mixtures.em import predict_labels, score_samples
 from mixtures.select import top_models
 
@@ -515,7 +516,8 @@ def _traces(report: _Report, runs, traces) -> None:
                 )
         fig.suptitle(
             f"{label} (K = {int(chosen['n_components'])}, "
-            f"{chosen['covariance_type']}): distance to the best optimum"
+            f"{chosen['covariance_type']}): distance to the best optimum "
+            "(ADVI and VB: their own objectives)"
         )
         fig.tight_layout()
         report.figure(fig, f"traces_{label}", f"{label}: traces per engine")
@@ -730,6 +732,24 @@ def _is_bayes(backends: pd.Series) -> pd.Series:
     return backends.isin(_BAYES_ENGINES) | backends.str.startswith("pymc")
 
 
+def _matched_to(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """A run's components-table rows, renumbered to match ``reference``'s.
+
+    Rows of a fit with a known truth are already aligned to it (by
+    :func:`experiments.evaluate.evaluate_fit`) and are returned unchanged;
+    otherwise each keeps the engine's own order, so two fits' component
+    ``k`` need not be the same component until matched (Hungarian, on the
+    2-Wasserstein distance, :func:`mixtures.align.match_components`).
+    """
+    if rows.empty or reference.empty or rows["truth"].notna().any():
+        return rows
+    order = match_components(
+        params_from_components(rows), params_from_components(reference)
+    )
+    renumber = {int(fitted): k for k, fitted in enumerate(order)}
+    return rows.assign(component=rows["component"].map(renumber))
+
+
 def _same_cell(runs: pd.DataFrame, run: pd.Series, keys: list[str]) -> pd.Series:
     """Rows of ``runs`` equal to ``run`` on ``keys`` (missing values match)."""
     mask = pd.Series(True, index=runs.index)
@@ -743,9 +763,10 @@ def _mle_in_hdi(runs, components) -> pd.DataFrame:
     """Per NUTS fit: how many of EM's estimates lie inside its 94% HDIs.
 
     EM's fit is the best eligible k-means fit of the same data and cell.
-    Components are aligned to the truth in both (the ``components`` table),
-    so component ``k`` is the same true component in both; fits of data
-    without a truth are skipped.
+    Components are matched (to the truth in both, or to each other,
+    :func:`_matched_to`), so component ``k`` is the same component in both.
+    Intervals of zero width (the structural zeros of a diagonal or spherical
+    covariance) are not counted.
     """
     rows = []
     nuts = runs[(runs["backend"] == "pymc") & (runs["status"] != "failed")]
@@ -757,12 +778,19 @@ def _mle_in_hdi(runs, components) -> pd.DataFrame:
         "covariance_type",
     ]
     for _, run in nuts.iterrows():
-        here = runs[_same_cell(runs, run, keys) & (runs["backend"] == "em")]
+        here = runs[
+            _same_cell(runs, run, keys)
+            & (runs["backend"] == "em")
+            & (runs["init"] == "kmeans")
+        ]
         em = best_eligible(here, ["dataset"])
-        mine = components[components["run_id"] == run["run_id"]]
-        if em.empty or mine.empty or mine["truth"].isna().all():
+        if em.empty:
             continue
         theirs = components[components["run_id"] == em.iloc[0]["run_id"]]
+        mine = _matched_to(components[components["run_id"] == run["run_id"]], theirs)
+        mine = mine[mine["hdi_high"] > mine["hdi_low"]]
+        if mine.empty:
+            continue
         merged = mine.merge(
             theirs[["component", "parameter", "i", "j", "estimate"]],
             on=["component", "parameter", "i", "j"],
@@ -774,6 +802,9 @@ def _mle_in_hdi(runs, components) -> pd.DataFrame:
         rows.append(
             {
                 "dataset": run["dataset"],
+                "label": _data_label(
+                    {key: run[key] for key in ["dataset", *data_columns(runs)]}, runs
+                ),
                 "run_id": run["run_id"],
                 "status": run["status"],
                 "n_conditioned": run.get("d_n_conditioned", np.nan),
@@ -795,11 +826,11 @@ def _engines(report: _Report, runs, components, predictive) -> None:
         return
     report.heading("Likelihood and Bayesian views of the same data")
     report.text(
-        "Four estimates of each data set's mixture. em: the maximum of the "
+        "Five estimates of each data set's mixture. em: the maximum of the "
         "likelihood (best eligible k-means fit). MAP: the posterior mode under "
         "the Fraley-Raftery conjugate prior (inverse-Wishart covariances, "
         "data-scaled; MAP-EM, column map_log_likelihood). pymc: the posterior "
-        "mean of the same model sampled by NUTS (nutpie, four chains each "
+        "mean of the same model sampled by NUTS (nutpie, d_chains chains each "
         "started from its own jittered MAP-EM restart, labels resolved by "
         "Stephens' KL relabelling, never by matching to EM). pymc-advi: the "
         "same model by mean-field ADVI. sklearn-vb: scikit-learn's variational "
@@ -836,11 +867,16 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             "d_p_loo",
             "d_pareto_k_max",
             "d_pareto_k_bad",
+            "d_n_loo",
             "d_elpd_waic",
+            "d_ppc_bins_outside",
+            "d_ppc_bins",
             "d_r_hat_max",
             "d_ess_bulk_min",
             "d_divergences",
+            "d_chains",
             "d_relabelled_draws",
+            "d_responsibility_sd_mean",
             "d_min_variance_ratio",
             "d_effective_components",
             "d_elbo_window_change",
@@ -871,8 +907,8 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             row["fits_ok"] = f"{int((fits['status'] == 'ok').sum())}/{len(fits)}"
             views.append(row)
     views = pd.DataFrame(views)
-    columns = [c for c in ["fits_ok", *columns] if c in views.columns]
-    columns.insert(columns.index("status") + 1, columns.pop(columns.index("fits_ok")))
+    columns = [c for c in columns if c in views.columns]
+    columns.insert(columns.index("status") + 1, "fits_ok")
     shown = views[columns].dropna(axis=1, how="all")
     report.table(shown)
     ties = bayes[bayes["backend"] == "pymc"]
@@ -882,30 +918,40 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             "Posterior predictive check on tied values: "
             + "; ".join(
                 f"{r.dataset} has {int(r.d_ppc_ties_observed)} rows equal to "
-                f"an earlier row, replicated data sets from the posterior have "
-                f"{r.d_ppc_ties_replicated:.1f} on average (p = {r.d_ppc_ties_p:.2f})"
+                f"an earlier row; data sets replicated from the posterior and "
+                f"rounded as the data were recorded have "
+                f"{r.d_ppc_ties_replicated:.1f} on average (p = {r.d_ppc_ties_p:.2f}, "
+                "the share of replicates with at least as many)"
                 for r in tied.itertuples()
             )
-            + ". A continuous mixture never produces ties: the data were "
-            "rounded, which is what lets a maximum-likelihood component collapse "
-            "onto them. The prior keeps the posterior away from that collapse "
+            + ". Ties come from rounding; a maximum-likelihood component can "
+            "collapse onto tied values, the posterior cannot: the inverse-Wishart "
+            "prior keeps every draw's variances away from zero "
             "(d_min_variance_ratio: the smallest variance in any draw over the "
-            "data's)."
+            "data's variance of that feature)."
         )
     inside = _mle_in_hdi(runs, components)
     if len(inside):
         report.text(
             "Is EM's maximum-likelihood estimate inside PyMC's 94% HDI? "
             + "; ".join(
-                f"{r.dataset}: {r.em_inside_hdi} of {r.parameters} parameters "
+                f"{r.label}: {r.em_inside_hdi} of {r.parameters} parameters "
                 f"(NUTS fit {r.status}, conditioned on {int(r.n_conditioned):,} of "
                 f"{int(r.n_samples):,} rows"
                 + (f"; outside: {r.outside}" if r.outside else "")
                 + ")"
-                for r in inside.itertuples()
+                for r in inside.sort_values("label").itertuples()
             )
-            + ". With this much data the prior is weak, so the posterior "
-            "concentrates around the likelihood's maximum."
+            + ". "
+            + (
+                "Every one is: the posterior concentrates around the "
+                "likelihood's maximum, so the Bayesian and likelihood views "
+                "agree on these data."
+                if (inside["em_inside_hdi"] == inside["parameters"]).all()
+                else "Where EM's estimate is outside, the prior or a different "
+                "mode moves the posterior away from the likelihood's maximum; "
+                "the side-by-side tables below show by how much."
+            )
         )
     _predictive_figure(report, runs, predictive)
     first = runs[runs["data_replicate"] == 0]
@@ -943,13 +989,23 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             .iterrows()
         )
         side = None
+        reference = (
+            components[components["run_id"] == chosen[0]["run_id"]]
+            if chosen
+            else pd.DataFrame()
+        )
         for run in chosen:
-            rows = components[components["run_id"] == run["run_id"]].copy()
+            rows = _matched_to(
+                components[components["run_id"] == run["run_id"]], reference
+            ).copy()
             if rows.empty:
                 continue
             column = f"{run['backend']} ({run['status']})"
             rows[column] = rows["estimate"]
             keep = ["component", "parameter", "i", "j", "truth", column]
+            if run["backend"] == "pymc" and "map" in rows:
+                rows[f"{run['backend']} MAP"] = rows["map"]
+                keep.append(f"{run['backend']} MAP")
             if run["backend"] == "pymc":
                 rows[f"{column} 94% HDI"] = [
                     f"[{lo:.3g}, {hi:.3g}]"
@@ -996,13 +1052,34 @@ def _predictive_figure(report: _Report, runs, predictive) -> None:
         ax.bar(
             bars["x"],
             bars["mean"],
-            width=bars["high"] - bars["x"],
+            width=bars["right"] - bars["x"],
             align="edge",
             color="#cccccc",
             edgecolor="white",
             linewidth=0.3,
             label="data",
         )
+        # The band of replicated histograms, bin by bin.
+        edges = np.append(bars["x"].to_numpy(), bars["right"].to_numpy()[-1:])
+        ax.stairs(
+            bars["high"].to_numpy(),
+            edges,
+            baseline=bars["low"].to_numpy(),
+            fill=True,
+            color="#555555",
+            alpha=0.25,
+            label="replicated 94%",
+        )
+        outside = (bars["mean"] < bars["low"]) | (bars["mean"] > bars["high"])
+        if outside.any():
+            ax.plot(
+                (bars["x"] + bars["right"])[outside] / 2,
+                bars["mean"][outside],
+                "v",
+                color="#d62728",
+                markersize=4,
+                label="bar outside",
+            )
         curve = here[here["kind"] == "density"]
         colour = _colour("pymc")
         ax.fill_between(
@@ -1032,10 +1109,12 @@ def _predictive_figure(report: _Report, runs, predictive) -> None:
     report.figure(
         fig,
         "posterior_predictive",
-        "The data's histogram (grey) and the posterior predictive marginal "
-        "density of each feature (NUTS; line: mean over draws, band: 3% to 97% "
-        "of the draws' densities). Where the histogram leaves the band, the "
-        "model misses a feature of the data.",
+        "Posterior predictive check of each feature (NUTS). Grey bars: the "
+        "data's histogram; dark band: 3% to 97% of replicated histograms of n "
+        "points, one per posterior draw (so it includes the sampling noise of "
+        "n points); red marks: bars outside their band, a feature the model "
+        "does not reproduce. Line and green band: the posterior predictive "
+        "density (mean and 3%-97% over draws).",
     )
 
 

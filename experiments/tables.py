@@ -29,12 +29,15 @@ Tables (tidy, one row per observation):
     ``run_id, restart, iteration, value, trace_kind``.
 ``components``
     ``run_id, component, parameter, i, j, estimate, truth, posterior_sd,
-    hdi_low, hdi_high``: long form, components aligned to the truth.
+    hdi_low, hdi_high, map``: long form, components aligned to the truth;
+    ``map`` is a Bayesian fit's posterior mode (MAP-EM under its prior).
 ``predictive`` (Bayesian fits only)
-    ``run_id, feature, kind, point, x, mean, low, high``: for each feature,
-    the posterior predictive marginal density on a grid (``kind =
+    ``run_id, feature, kind, point, x, right, mean, low, high``: for each
+    feature, the posterior predictive marginal density on a grid (``kind =
     "density"``: mean and 94% band over the draws) and the data's histogram
-    (``kind = "histogram"``: bin from ``x`` to ``high``, density ``mean``).
+    (``kind = "histogram"``: the bin from ``x`` to ``right``, the data's
+    density ``mean``, and the 94% band ``low``-``high`` of replicated
+    histograms of n points).
 ``convergence``
     :func:`experiments.analysis.convergence_summary` of ``runs``.
 ``checks`` (when the sweep has ``[[checks]]``)

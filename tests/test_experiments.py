@@ -279,7 +279,10 @@ def test_tiny_sweep_tables_and_schemas(tiny_tables):
         "posterior_sd",
         "hdi_low",
         "hdi_high",
+        "map",
     }
+    assert components["map"].isna().all()  # no Bayesian engine here
+    assert tables["predictive"].empty
     # 2-D, K components: weight + 2 means + 3 covariance entries each.
     per_run = components.groupby("run_id").size()
     k = runs.set_index("run_id")["n_components"]

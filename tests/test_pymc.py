@@ -175,20 +175,38 @@ def test_sampled_density_adds_the_change_of_variables_jacobian(covariance_type):
     assert ours[0] - ours[1] == pytest.approx(numerical[0] - numerical[1], abs=1e-5)
 
 
-def test_map_em_is_the_posterior_mode():
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_map_em_is_the_posterior_mode(covariance_type):
     """The gradient of the log posterior (Sigma parametrisation) vanishes at MAP-EM."""
     X = _data()
     fit = fit_em(
-        X, 2, prior="default", reg_covar=0.0, tol=1e-14, max_iter=5000, random_state=0
+        X,
+        2,
+        covariance_type=covariance_type,
+        prior="default",
+        reg_covar=0.0,
+        tol=1e-14,
+        max_iter=5000,
+        random_state=0,
     )
-    model = build_model(X, 2, "full", jacobian=False)
+    model = build_model(X, 2, covariance_type, jacobian=False)
     _, *gradients = _logp_function(model, gradient=True)(
-        params_to_free(fit.params, "full")
+        params_to_free(fit.params, covariance_type)
     )
     assert max(np.max(np.abs(g)) for g in gradients) < 1e-5
     # ...and not at the maximum-likelihood estimate, which the prior moves.
-    ml = fit_em(X, 2, reg_covar=0.0, tol=1e-14, max_iter=5000, random_state=0).params
-    _, *gradients = _logp_function(model, gradient=True)(params_to_free(ml, "full"))
+    ml = fit_em(
+        X,
+        2,
+        covariance_type=covariance_type,
+        reg_covar=0.0,
+        tol=1e-14,
+        max_iter=5000,
+        random_state=0,
+    ).params
+    _, *gradients = _logp_function(model, gradient=True)(
+        params_to_free(ml, covariance_type)
+    )
     assert max(np.max(np.abs(g)) for g in gradients) > 1e-3
 
 
@@ -304,6 +322,9 @@ def test_nuts_is_reproducible_from_its_seed(backend_fit, contract_data):
     )
     assert_allclose(again.params.means, first.params.means, rtol=1e-12)
     assert again.diagnostics["compile_seconds"] == 0.0  # the cached model
+    # The flat vector the chain starts fill has nutpie's layout.
+    compiled, _ = pymc_backend._compiled_nutpie(contract_data[0], 3, "full")
+    assert compiled.shape_info[0] == ["logits", "mu", "log_diag", "offdiag"]
 
 
 @pytest.mark.slow
@@ -319,14 +340,19 @@ def test_chains_in_different_modes_are_reported_not_hidden(monkeypatch):
     X = np.vstack(
         [rng.normal(c, 0.4, size=(n, 2)) for c, n in zip(centres, sizes, strict=True)]
     )
-    modes = [
-        fit_em(
-            X, 2, prior="default", means_init=centres[[0, 1]] + [[0, 0], [-1.5, 3]]
-        ).params,
-        fit_em(
-            X, 2, prior="default", means_init=centres[[0, 2]] + [[3, 0], [0, 0]]
-        ).params,
-    ]
+    labels = np.repeat([0, 1, 2], sizes)
+
+    def merged(pair):
+        # Two clusters merged into one component, the third alone: an optimum.
+        groups = [np.isin(labels, pair), ~np.isin(labels, pair)]
+        start = MixtureParams(
+            [g.mean() for g in groups],
+            [X[g].mean(axis=0) for g in groups],
+            [np.cov(X[g].T) for g in groups],
+        )
+        return fit_em(X, 2, prior="default", initial_params=start, tol=1e-10).params
+
+    modes = [merged([0, 1]), merged([1, 2])]
     assert (
         abs(total_log_likelihood(X, modes[0]) - total_log_likelihood(X, modes[1])) > 1
     )
@@ -392,11 +418,11 @@ def test_predictive_rows_hold_the_density_and_the_histogram():
     X = _data(80)
     params = fit_em(X, 2, random_state=0).params
     draws = (
-        np.broadcast_to(params.weights, (1, 5, 2)),
-        np.broadcast_to(params.means, (1, 5, 2, 2)),
-        np.broadcast_to(params.full_covariances(), (1, 5, 2, 2, 2)),
+        np.broadcast_to(params.weights, (1, 200, 2)),
+        np.broadcast_to(params.means, (1, 200, 2, 2)),
+        np.broadcast_to(params.full_covariances(), (1, 200, 2, 2, 2)),
     )
-    out = posterior_criticism(X, *draws, ppc_replicates=5)
+    out = posterior_criticism(X, *draws, ppc_replicates=200)
     rows = predictive_rows("r1", {"predictive_density": out["predictive_density"]})
     for feature, entry in enumerate(out["predictive_density"]):
         mine = [r for r in rows if r["feature"] == feature]
@@ -404,7 +430,58 @@ def test_predictive_rows_hold_the_density_and_the_histogram():
         bars = [r for r in mine if r["kind"] == "histogram"]
         assert len(density) == entry["grid"].size
         assert len(bars) == entry["histogram_density"].size
-        widths = np.array([r["high"] - r["x"] for r in bars])
+        # The band of replicated histograms holds most of the data's bars
+        # when the draws are the data's own fit.
+        low = np.array([r["low"] for r in bars])
+        high = np.array([r["high"] for r in bars])
         heights = np.array([r["mean"] for r in bars])
-        assert np.sum(widths * heights) == pytest.approx(1.0)  # a density
+        assert np.all(low <= high)
+        assert np.mean((low <= heights) & (heights <= high)) >= 0.7
+        assert entry["bins_outside"] == np.sum((heights < low) | (heights > high))
     assert predictive_rows("r1", {}) == []
+
+
+def test_one_component_has_no_logits():
+    params = MixtureParams([1.0], [[0.5, -1.0]], [[[2.0, 0.3], [0.3, 1.0]]])
+    free = params_to_free(params, "full")
+    assert "logits" not in free
+    weights, _means, covariances = draws_to_params(free, "full")
+    assert_allclose(weights, [1.0])
+    assert_allclose(covariances, params.full_covariances(), rtol=1e-10)
+
+
+def test_replicates_are_rounded_as_the_data_were_recorded():
+    """Data on a 0.1 grid tie often; so do the model's replicates, rounded alike."""
+    rng = np.random.default_rng(7)
+    X = np.round(rng.normal(0.0, 0.5, size=(300, 1)), 1)
+    assert pymc_backend._resolution(X) == pytest.approx(0.1)
+    assert pymc_backend._resolution(X + 1e-3 * np.pi) is None
+    params = fit_em(X, 1).params
+    draws = (
+        np.ones((1, 20, 1)),
+        np.broadcast_to(params.means, (1, 20, 1, 1)),
+        np.broadcast_to(params.full_covariances(), (1, 20, 1, 1, 1)),
+    )
+    out = posterior_criticism(X, *draws, ppc_replicates=20)
+    assert out["ppc_ties_observed"] > 250  # 300 rows on ~30 grid values
+    assert out["ppc_ties_replicated"] > 250
+    assert out["ppc_ties_p"] > 0.05  # the model reproduces the data's ties
+
+
+def test_loo_leaves_out_only_rows_the_posterior_saw():
+    X = _data(80)
+    params = fit_em(X, 2, random_state=0).params
+    draws = (
+        np.broadcast_to(params.weights, (1, 10, 2)),
+        np.broadcast_to(params.means, (1, 10, 2, 2)),
+        np.broadcast_to(params.full_covariances(), (1, 10, 2, 2, 2)),
+    )
+    rows = pymc_backend._subsample_rows(80, 30, seed=1)
+    assert rows.shape == (30,)
+    assert np.all(np.diff(rows) > 0)
+    out = posterior_criticism(X, *draws, ppc_replicates=5, loo_rows=rows)
+    assert out["loo"]["n"] == 30
+    assert out["loo"]["elpd"] == pytest.approx(
+        total_log_likelihood(X[rows], params), rel=1e-9
+    )
+    assert out["responsibilities_mean"].shape == (80, 2)  # every row

@@ -800,6 +800,17 @@ def test_s1_posterior_does_not_collapse_and_is_never_best(tmp_path):
     assert pymc["d_ppc_ties_observed"] >= 13
     predictive = tables["predictive"]
     assert set(predictive["run_id"]) == {pymc["run_id"]}
+    # The MAP sits beside the posterior mean, component by component; only
+    # the Bayesian fit has one.
+    components = tables["components"]
+    mine = components[components["run_id"] == pymc["run_id"]]
+    assert mine["map"].notna().all()
+    assert components.loc[components["run_id"] != pymc["run_id"], "map"].isna().all()
+    weights = mine[mine["parameter"] == "weight"]
+    assert weights["map"].sum() == pytest.approx(1.0)
+    assert (
+        0 <= pymc["d_responsibility_sd_mean"] <= pymc["d_responsibility_sd_max"] <= 0.5
+    )
     best = best_eligible(runs, ["dataset"]).iloc[0]
     assert best["status"] == "ok"
     assert best["d_min_relative_variance"] >= 1e-6

@@ -34,7 +34,8 @@ __all__ = [
 TRACE_KINDS = {
     "em_mean_loglik": "mean per-sample log-likelihood entering each EM iteration",
     "draw_mean_loglik": "mean per-sample log-likelihood of each posterior draw",
-    "advi_mean_elbo": "ELBO per sample at each ADVI iteration",
+    "advi_mean_elbo": "ELBO per sample at each ADVI iteration (up to an additive"
+    " constant)",
     "vb_elbo": "scikit-learn's variational lower bound (a total, constants dropped)"
     " after each VB iteration",
 }

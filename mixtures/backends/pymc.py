@@ -158,24 +158,31 @@ def _import_pymc():
     return pymc, arviz
 
 
-def _subsample(data: np.ndarray, max_samples, seed: int) -> np.ndarray:
-    """At most ``max_samples`` rows, drawn without replacement from ``seed``.
+def _subsample_rows(n_samples: int, max_samples, seed: int) -> np.ndarray | None:
+    """Increasing indices of at most ``max_samples`` rows (None: all rows).
 
-    The posterior is then conditioned on the subsample only (wider than on all
-    the data); the reported log-likelihood still scores every row.
+    Drawn without replacement from ``seed``. The posterior is then conditioned
+    on those rows only (wider than on all the data); the reported
+    log-likelihood still scores every row.
     """
     if max_samples is None:
-        return data
+        return None
     if (
         isinstance(max_samples, bool)
         or not isinstance(max_samples, int)
         or (max_samples < 2)
     ):
         raise ValueError(f"max_samples must be an integer >= 2; got {max_samples!r}.")
-    if data.shape[0] <= max_samples:
-        return data
-    rows = np.random.default_rng(seed).choice(data.shape[0], max_samples, replace=False)
-    return data[np.sort(rows)]
+    if n_samples <= max_samples:
+        return None
+    rows = np.random.default_rng(seed).choice(n_samples, max_samples, replace=False)
+    return np.sort(rows)
+
+
+def _subsample(data: np.ndarray, max_samples, seed: int) -> np.ndarray:
+    """The rows of ``data`` chosen by :func:`_subsample_rows` (all when None)."""
+    rows = _subsample_rows(data.shape[0], max_samples, seed)
+    return data if rows is None else data[rows]
 
 
 # ---------------------------------------------------------------------------
@@ -257,7 +264,9 @@ def draws_to_params(
     """
     means = np.asarray(draws["mu"], dtype=np.float64)
     lead, (k, d) = means.shape[:-2], means.shape[-2:]
-    logits = np.asarray(draws["logits"], dtype=np.float64).reshape(*lead, k - 1)
+    logits = np.asarray(
+        draws.get("logits", np.zeros((*lead, 0))), dtype=np.float64
+    ).reshape(*lead, k - 1)
     full_logits = np.concatenate([logits, np.zeros((*lead, 1))], axis=-1)
     weights = np.exp(full_logits - logsumexp(full_logits, axis=-1, keepdims=True))
     log_diag = np.asarray(draws["log_diag"], dtype=np.float64)
@@ -511,6 +520,17 @@ def _sample_nutpie(X, n_components, covariance_type, settings, seed, jitter):
 
     compiled, compile_seconds = _compiled_nutpie(X, n_components, covariance_type)
     shapes = _free_shapes(X.shape[1], n_components, covariance_type)
+    # The chain starts are flattened in this order: nutpie's must be the same.
+    names, _, layout = compiled.shape_info
+    if list(names) != list(shapes) or [tuple(s) for s in layout] != list(
+        shapes.values()
+    ):
+        raise RuntimeError(
+            "nutpie lays out the free variables as "
+            f"{dict(zip(names, map(tuple, layout), strict=False))}, not {shapes}: "
+            "the chain starts would be scrambled. Please report this with your "
+            "nutpie version."
+        )
     values = _data_values(X, _hyperparameters(X, n_components))
     # Only the containers this covariance type's graph uses are shared.
     compiled = compiled.with_data(
@@ -553,9 +573,10 @@ def _sample_nutpie(X, n_components, covariance_type, settings, seed, jitter):
 def _sample_pymc(X, n_components, covariance_type, settings, seed, jitter):
     pm, _ = _import_pymc()
     shapes = _free_shapes(X.shape[1], n_components, covariance_type)
-    start_compile = time.perf_counter()
     model = build_model(X, n_components, covariance_type)
-    compile_seconds = time.perf_counter() - start_compile
+    # pm.sample compiles inside the call: its compile time cannot be told
+    # apart and is part of sampling_seconds.
+    compile_seconds = float("nan")
     chain_seeds = np.random.SeedSequence(seed).generate_state(settings["chains"])
     initvals = [
         _chain_start(X, n_components, covariance_type, int(s), jitter)
@@ -624,6 +645,18 @@ def _ties(values: np.ndarray) -> int:
     return int(values.shape[0] - np.unique(values, axis=0).shape[0])
 
 
+def _resolution(X: np.ndarray) -> float | None:
+    """The data's recording step: ``10^-d`` for the fewest decimals ``d <= 6``
+    that represent every value, or None (values not on a decimal grid)."""
+    for decimals in range(7):
+        scaled = X * 10.0**decimals
+        if np.all(
+            np.abs(scaled - np.round(scaled)) <= 1e-8 * np.maximum(1, np.abs(scaled))
+        ):
+            return 10.0**-decimals
+    return None
+
+
 def posterior_criticism(
     X: np.ndarray,
     weights: np.ndarray,
@@ -632,13 +665,14 @@ def posterior_criticism(
     *,
     seed: int = 0,
     ppc_replicates: int = 100,
+    loo_rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """PSIS-LOO, WAIC, responsibilities and posterior predictive checks.
 
     Parameters
     ----------
     X : ndarray of shape (N, D)
-        All the data (criticism scores every row).
+        All the data (responsibilities and predictive checks score every row).
     weights : ndarray of shape (C, S, K)
     means : ndarray of shape (C, S, K, D)
     covariances : ndarray of shape (C, S, K, D, D)
@@ -646,18 +680,25 @@ def posterior_criticism(
     seed : int
         Seeds the replicated data sets.
     ppc_replicates : int
-        Replicated data sets for the tied-values check.
+        Replicated data sets for the predictive checks.
+    loo_rows : ndarray of int, optional
+        The rows the posterior was conditioned on (all when None). PSIS-LOO
+        and WAIC leave out one of *those* rows: a row the posterior never saw
+        is not left out by removing it, so it would make them invalid.
 
     Returns
     -------
     dict
         ``loo`` and ``waic`` (estimates, standard errors, effective number of
-        parameters, Pareto-k counts), ``responsibilities_mean`` and
-        ``responsibilities_sd`` (N, K), ``ppc_ties_observed``,
-        ``ppc_ties_replicated`` (mean), ``ppc_ties_p`` (share of replicated
-        data sets with at least the data's ties), and ``predictive_density``:
-        per feature a grid with the posterior predictive density's mean and
-        94% band and a histogram of the data.
+        parameters, Pareto-k counts, ``n`` rows scored), ``responsibilities_mean``
+        and ``responsibilities_sd`` (N, K); the tied-values check
+        ``ppc_ties_observed``, ``ppc_ties_replicated`` (mean), ``ppc_ties_p``
+        (share of replicated data sets with at least the data's ties) and
+        ``ppc_resolution`` (the step replicates are rounded to, as the data
+        were recorded; None when the data are not on a decimal grid); and
+        ``predictive_density``: per feature, the posterior predictive density
+        on a grid and the data's histogram with the band of replicated
+        histograms.
     """
     _, az = _import_pymc()
     n_chains, n_draws, k, d = means.shape
@@ -676,8 +717,11 @@ def posterior_criticism(
     total = n_chains * n_draws
     resp_mean = resp_sum / total
     resp_sd = np.sqrt(np.maximum(resp_square / total - resp_mean**2, 0.0))
+    scored = pointwise if loo_rows is None else pointwise[..., loo_rows]
+    # The relative efficiency of the draws comes from the parameters' ESS.
     idata = az.from_dict(
-        posterior={"weights": weights}, log_likelihood={"x": pointwise}
+        posterior={"weights": weights, "means": means},
+        log_likelihood={"x": scored},
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -691,6 +735,7 @@ def posterior_criticism(
     picks = rng.choice(
         flat_w.shape[0], size=min(ppc_replicates, flat_w.shape[0]), replace=False
     )
+    resolution = _resolution(X)
     replicated_ties = []
     for s in picks:
         labels = rng.choice(k, size=n, p=flat_w[s] / flat_w[s].sum())
@@ -700,6 +745,10 @@ def posterior_criticism(
             replicate[rows] = rng.multivariate_normal(
                 flat_m[s, j], flat_c[s, j], rows.sum()
             )
+        if resolution is not None:
+            # Recorded as the data were: a continuous model's replicates tie
+            # only through rounding, so this compares like with like.
+            replicate = np.round(replicate / resolution) * resolution
         replicated_ties.append(_ties(replicate))
     observed_ties = _ties(X)
     replicated_ties = np.asarray(replicated_ties)
@@ -710,6 +759,7 @@ def posterior_criticism(
             "p": float(loo.p_loo),
             "pareto_k_max": float(np.max(pareto_k)),
             "pareto_k_over_0_7": int(np.sum(pareto_k > 0.7)),
+            "n": int(scored.shape[-1]),
         },
         "waic": {
             "elpd": float(waic.elpd_waic),
@@ -721,33 +771,58 @@ def posterior_criticism(
         "ppc_ties_observed": observed_ties,
         "ppc_ties_replicated": float(replicated_ties.mean()),
         "ppc_ties_p": float(np.mean(replicated_ties >= observed_ties)),
-        "predictive_density": _predictive_density(X, flat_w, flat_m, flat_c),
+        "ppc_resolution": resolution,
+        "predictive_density": _predictive_density(
+            X, flat_w[picks], flat_m[picks], flat_c[picks], rng
+        ),
     }
 
 
-def _predictive_density(X, weights, means, covariances) -> list[dict[str, Any]]:
-    """Per feature: the marginal posterior predictive density on a grid.
+def _predictive_density(X, weights, means, covariances, rng) -> list[dict[str, Any]]:
+    """Per feature: the posterior predictive marginal density and histograms.
 
     The marginal of a Gaussian mixture along feature ``f`` is the
     one-dimensional mixture of the components' ``f``-th means and variances,
-    so no sampling is needed: each draw's density is evaluated on the grid and
-    the draws' mean and 3%/97% quantiles are kept, with the data's histogram
-    (density scale) for the overlay figure.
+    so each draw's density is evaluated on a grid (mean and 3%/97% quantiles
+    over draws). For the check, each draw's probability of every bin of the
+    data's histogram (differences of the marginal CDF at the bin edges) gives
+    a replicated histogram of ``n`` points (multinomial counts), and the
+    replicated histograms' 3%/97% quantiles make a band per bin: a data bar
+    outside its band is a feature the model does not reproduce, beyond the
+    sampling noise of ``n`` points.
     """
+    from scipy.stats import norm
+
+    n = X.shape[0]
     out = []
     for f in range(X.shape[1]):
         low, high = float(X[:, f].min()), float(X[:, f].max())
         pad = 0.1 * (high - low if high > low else 1.0)
         grid = np.linspace(low - pad, high + pad, _GRID_POINTS)
         sd = np.sqrt(covariances[:, :, f, f])  # (S, K)
-        z = (grid[None, None, :] - means[:, :, f, None]) / sd[:, :, None]
+        mu = means[:, :, f]
         density = np.sum(
             weights[:, :, None]
-            * np.exp(-0.5 * z**2)
-            / (np.sqrt(2 * np.pi) * sd[:, :, None]),
+            * norm.pdf(grid[None, None, :], mu[:, :, None], sd[:, :, None]),
             axis=1,
         )  # (S, G)
-        counts, edges = np.histogram(X[:, f], bins="auto", density=True)
+        heights, edges = np.histogram(X[:, f], bins="auto", density=True)
+        widths = np.diff(edges)
+        cdf = np.sum(
+            weights[:, :, None]
+            * norm.cdf(edges[None, None, :], mu[:, :, None], sd[:, :, None]),
+            axis=1,
+        )  # (S, B + 1)
+        inside = np.clip(np.diff(cdf, axis=1), 0.0, None)  # (S, B)
+        # Mass outside the data's range goes to one extra cell, so the counts
+        # of the bins are those of n replicated points.
+        probabilities = np.concatenate(
+            [inside, np.clip(1.0 - inside.sum(axis=1, keepdims=True), 0.0, None)],
+            axis=1,
+        )
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        counts = np.array([rng.multinomial(n, p)[:-1] for p in probabilities])
+        replicated = counts / (n * widths)  # (S, B) densities
         out.append(
             {
                 "feature": f,
@@ -756,7 +831,15 @@ def _predictive_density(X, weights, means, covariances) -> list[dict[str, Any]]:
                 "low": np.quantile(density, 0.03, axis=0),
                 "high": np.quantile(density, 0.97, axis=0),
                 "histogram_edges": edges,
-                "histogram_density": counts,
+                "histogram_density": heights,
+                "replicated_low": np.quantile(replicated, 0.03, axis=0),
+                "replicated_high": np.quantile(replicated, 0.97, axis=0),
+                "bins_outside": int(
+                    np.sum(
+                        (heights < np.quantile(replicated, 0.03, axis=0))
+                        | (heights > np.quantile(replicated, 0.97, axis=0))
+                    )
+                ),
             }
         )
     return out
@@ -774,6 +857,7 @@ def _map_estimate(X, n_components, covariance_type, seed) -> MixtureParams:
             init_params="k-means++",
             random_state=seed,
             prior="default",
+            reg_covar=0.0,  # the prior keeps covariances positive definite
             tol=1e-8,
             max_iter=1000,
         ).params
@@ -868,7 +952,12 @@ def _posterior_fit(
     )
     keep = _thin(n_chains, n_draws, settings["pointwise_draws"])
     criticism = posterior_criticism(
-        data, weights[:, keep], means[:, keep], covariances[:, keep], seed=seed
+        data,
+        weights[:, keep],
+        means[:, keep],
+        covariances[:, keep],
+        seed=seed,
+        loo_rows=_subsample_rows(data.shape[0], settings["max_samples"], seed),
     )
     map_params = _map_estimate(sample, k, covariance_type, seed)
     chain_loglik = [
@@ -897,6 +986,14 @@ def _posterior_fit(
         "pareto_k_max": criticism["loo"]["pareto_k_max"],
         "pareto_k_bad": criticism["loo"]["pareto_k_over_0_7"],
         "elpd_waic": criticism["waic"]["elpd"],
+        "n_loo": criticism["loo"]["n"],
+        "ppc_resolution": criticism["ppc_resolution"],
+        "ppc_bins_outside": sum(
+            entry["bins_outside"] for entry in criticism["predictive_density"]
+        ),
+        "ppc_bins": sum(
+            entry["histogram_density"].size for entry in criticism["predictive_density"]
+        ),
         "p_waic": criticism["waic"]["p"],
         "ppc_ties_observed": criticism["ppc_ties_observed"],
         "ppc_ties_replicated": criticism["ppc_ties_replicated"],
@@ -904,6 +1001,12 @@ def _posterior_fit(
         "predictive_density": criticism["predictive_density"],
         "responsibilities_mean": criticism["responsibilities_mean"],
         "responsibilities_sd": criticism["responsibilities_sd"],
+        # Over the rows: the posterior SD of a row's most uncertain
+        # responsibility, averaged and at its largest.
+        "responsibility_sd_mean": float(
+            criticism["responsibilities_sd"].max(axis=1).mean()
+        ),
+        "responsibility_sd_max": float(criticism["responsibilities_sd"].max()),
         # The smallest variance of any component in any draw, relative to
         # the data's variance of that feature: a collapse shows here first.
         "min_variance_ratio": float(
@@ -970,6 +1073,12 @@ class PyMCBackend:
 
     ``converged`` means r-hat <= 1.01, bulk ESS >= 400 and no divergence,
     after relabelling.
+
+    Times in ``diagnostics``: ``compile_seconds`` (nutpie: building and
+    compiling the model, 0 when it came from this process's cache; NaN for
+    PyMC's sampler, which compiles inside ``pm.sample``) and
+    ``sampling_seconds`` (the sampler's call, which includes each chain's
+    MAP-EM start).
     """
 
     name = "pymc"
@@ -1058,7 +1167,10 @@ class PyMCAdviBackend:
     iterations is below it; stochastic gradients never settle much lower),
     ``draws`` (1000 from the fitted approximation), ``init`` ("em": start at
     a MAP-EM restart; "prior": the same, jittered by 1), ``max_trace_draws``,
-    ``pointwise_draws``, ``max_samples``. The trace is the ELBO per sample.
+    ``pointwise_draws``, ``max_samples``. The trace is the ELBO per sample,
+    up to an additive constant: the potentials omit the priors' normalising
+    constants, so it compares iterations of one fit, not fits of different
+    data, K or covariance types (nor with sklearn-vb's bound).
     ``converged``: the parameters met ``tolerance`` before ``n_iter``, or the
     ELBO is stationary over its last 2,000 iterations (:func:`_elbo_stationary`).
     A mean-field Gaussian approximation has one mode, so its draws need no
@@ -1126,6 +1238,9 @@ class PyMCAdviBackend:
             )
         stationary, change = _elbo_stationary(-losses)
         fit.diagnostics["elbo_window_change"] = change
+        # Independent draws from one approximation: r-hat and ESS say nothing.
+        fit.diagnostics.pop("r_hat_max")
+        fit.diagnostics.pop("ess_bulk_min")
         converged = bool(losses.size < settings["n_iter"]) or stationary
         return dataclasses.replace(fit, converged=converged, seconds=clock.seconds)
 
