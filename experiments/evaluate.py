@@ -97,6 +97,8 @@ _NUMERIC_DIAGNOSTICS = (
     "responsibility_sd_mean",
     "responsibility_sd_max",
     "n_loo",
+    "sampling_attempts",
+    "ppc_resolution",
     "ppc_bins_outside",
     "ppc_bins",
 )

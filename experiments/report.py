@@ -841,12 +841,15 @@ def _engines(report: _Report, runs, components, predictive) -> None:
         "PSIS-LOO and WAIC from ArviZ on the pointwise log-likelihood of "
         "thinned draws; a Pareto k above 0.7 makes LOO unreliable for that "
         "point. A NUTS fit is ok only with r-hat <= 1.01, bulk ESS >= 400 and "
-        "no divergence after relabelling; otherwise it is unconverged, with "
-        "the reason. fits_ok counts an engine's seeds that ended ok (the row "
-        "shows its first seed). sklearn-vb's d_effective_components counts the "
-        "components holding more than half a data point: its Dirichlet-process "
-        "prior empties the components the data do not need, and gmmlab's "
-        "degeneracy rule then calls the K-component point estimate degenerate; "
+        "no divergence after relabelling; when its first draws fail r-hat or "
+        "ESS it samples afresh with twice the draws (d_sampling_attempts, "
+        "d_draws per chain at the end), and if it still fails it is "
+        "unconverged, with the reason. fits_ok counts an engine's seeds that "
+        "ended ok (the row shows its first seed). sklearn-vb's "
+        "d_effective_components counts the components holding more than half "
+        "a data point: its Dirichlet-process prior empties the components the "
+        "data do not need, and gmmlab's degeneracy rule then calls the "
+        "K-component point estimate degenerate; "
         "for VB that is the prior at work, not a failed fit. ADVI is converged "
         "when its ELBO has no trend over its last 2,000 iterations "
         "(d_elbo_window_change, nats)."
@@ -875,6 +878,8 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             "d_ess_bulk_min",
             "d_divergences",
             "d_chains",
+            "d_draws",
+            "d_sampling_attempts",
             "d_relabelled_draws",
             "d_responsibility_sd_mean",
             "d_min_variance_ratio",
@@ -918,17 +923,24 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             "Posterior predictive check on tied values: "
             + "; ".join(
                 f"{r.dataset} has {int(r.d_ppc_ties_observed)} rows equal to "
-                f"an earlier row; data sets replicated from the posterior and "
-                f"rounded as the data were recorded have "
-                f"{r.d_ppc_ties_replicated:.1f} on average (p = {r.d_ppc_ties_p:.2f}, "
-                "the share of replicates with at least as many)"
+                "an earlier row; data sets replicated from the posterior"
+                + (
+                    f", rounded to the data's recording step {r.d_ppc_resolution:g},"
+                    if pd.notna(getattr(r, "d_ppc_resolution", np.nan))
+                    else " (the data are on no decimal grid of up to 6 places, so "
+                    "replicates are not rounded)"
+                )
+                + f" have {r.d_ppc_ties_replicated:.1f} on average "
+                f"(p = {r.d_ppc_ties_p:.2f}, the share of replicates with at "
+                "least as many)"
                 for r in tied.itertuples()
             )
-            + ". Ties come from rounding; a maximum-likelihood component can "
-            "collapse onto tied values, the posterior cannot: the inverse-Wishart "
-            "prior keeps every draw's variances away from zero "
-            "(d_min_variance_ratio: the smallest variance in any draw over the "
-            "data's variance of that feature)."
+            + ". Where p is near 0, the ties are not rounding: repeated values "
+            "(copied or imputed) that a continuous mixture cannot produce. A "
+            "maximum-likelihood component can collapse onto them; the posterior "
+            "cannot, because the inverse-Wishart prior keeps every draw's "
+            "variances away from zero (d_min_variance_ratio: the smallest "
+            "variance in any draw over the data's variance of that feature)."
         )
     inside = _mle_in_hdi(runs, components)
     if len(inside):
@@ -1049,27 +1061,18 @@ def _predictive_figure(report: _Report, runs, predictive) -> None:
             (predictive["run_id"] == run["run_id"]) & (predictive["feature"] == feature)
         ]
         bars = here[here["kind"] == "histogram"]
-        ax.bar(
-            bars["x"],
-            bars["mean"],
-            width=bars["right"] - bars["x"],
-            align="edge",
-            color="#cccccc",
-            edgecolor="white",
-            linewidth=0.3,
-            label="data",
-        )
-        # The band of replicated histograms, bin by bin.
         edges = np.append(bars["x"].to_numpy(), bars["right"].to_numpy()[-1:])
+        # The band of replicated histograms, bin by bin, under the data's.
         ax.stairs(
             bars["high"].to_numpy(),
             edges,
             baseline=bars["low"].to_numpy(),
             fill=True,
-            color="#555555",
-            alpha=0.25,
-            label="replicated 94%",
+            color="#999999",
+            alpha=0.45,
+            label="replicated histograms, 94%",
         )
+        ax.stairs(bars["mean"].to_numpy(), edges, color="black", lw=1.0, label="data")
         outside = (bars["mean"] < bars["low"]) | (bars["mean"] > bars["high"])
         if outside.any():
             ax.plot(
@@ -1088,15 +1091,24 @@ def _predictive_figure(report: _Report, runs, predictive) -> None:
             curve["high"],
             color=colour,
             alpha=0.3,
-            label="94% band",
+            label="predictive density, 94%",
         )
-        ax.plot(curve["x"], curve["mean"], color=colour, lw=1.2, label="posterior mean")
+        ax.plot(
+            curve["x"],
+            curve["mean"],
+            color=colour,
+            lw=1.2,
+            label="predictive density, mean",
+        )
         params = {
             c.removeprefix("p_"): run[c] for c in data_columns(runs) if pd.notna(run[c])
         }
         extra = ", ".join(f"{k}={v}" for k, v in params.items() if k != "path")
+        name = str(run["dataset"])
+        if name.startswith("file:"):
+            name = Path(name.removeprefix("file:")).name
         ax.set_title(
-            f"{run['dataset']}{' (' + extra + ')' if extra else ''}, "
+            f"{name}{' (' + extra + ')' if extra else ''}, "
             f"feature {feature} ({run['status']})",
             fontsize=8,
         )
@@ -1109,8 +1121,8 @@ def _predictive_figure(report: _Report, runs, predictive) -> None:
     report.figure(
         fig,
         "posterior_predictive",
-        "Posterior predictive check of each feature (NUTS). Grey bars: the "
-        "data's histogram; dark band: 3% to 97% of replicated histograms of n "
+        "Posterior predictive check of each feature (NUTS). Black steps: the "
+        "data's histogram; grey band: 3% to 97% of replicated histograms of n "
         "points, one per posterior draw (so it includes the sampling noise of "
         "n points); red marks: bars outside their band, a feature the model "
         "does not reproduce. Line and green band: the posterior predictive "

@@ -363,7 +363,9 @@ def test_chains_in_different_modes_are_reported_not_hidden(monkeypatch):
         return modes[len(calls) % 2]
 
     monkeypatch.setattr(pymc_backend, "_chain_params", alternate)
-    fit = get_backend("pymc").fit(X, 2, random_state=0, draws=200, tune=200)
+    fit = get_backend("pymc").fit(
+        X, 2, random_state=0, draws=200, tune=200, max_draws=200
+    )
     assert not fit.converged
     assert fit.diagnostics["r_hat_max"] > 1.1
     assert "r-hat" in fit.diagnostics["unconverged_reason"]
@@ -485,3 +487,25 @@ def test_loo_leaves_out_only_rows_the_posterior_saw():
         total_log_likelihood(X[rows], params), rel=1e-9
     )
     assert out["responsibilities_mean"].shape == (80, 2)  # every row
+
+
+@pytest.mark.slow
+def test_failed_checks_sample_again_with_twice_the_draws(monkeypatch, contract_data):
+    verdicts = iter([(1.2, 50.0), (1.001, 900.0)])
+    monkeypatch.setattr(
+        pymc_backend, "_relabelled_checks", lambda *args: next(verdicts)
+    )
+    fit = get_backend("pymc").fit(
+        contract_data[0], 3, random_state=0, draws=50, tune=100, max_draws=400
+    )
+    diagnostics = fit.diagnostics
+    assert diagnostics["sampling_attempts"] == 2
+    assert [a["draws"] for a in diagnostics["draw_attempts"]] == [50, 100]
+    assert diagnostics["draws"] == 100
+    assert fit.n_iter == 4 * 100
+    # Never beyond max_draws: one attempt when doubling would exceed it.
+    verdicts = iter([(1.2, 50.0)])
+    fit = get_backend("pymc").fit(
+        contract_data[0], 3, random_state=0, draws=50, tune=100, max_draws=60
+    )
+    assert fit.diagnostics["sampling_attempts"] == 1

@@ -118,6 +118,7 @@ INSTALL_HINT = "pip install 'gmmlab[bayes]'  (installs pymc, arviz and nutpie)"
 #: Default options of each backend; the keys are the options it accepts.
 _NUTS_DEFAULTS = {
     "draws": 1000,
+    "max_draws": 4000,
     "tune": 1000,
     "chains": 4,
     "cores": None,
@@ -634,6 +635,32 @@ def _summaries(draws: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
+def _relabelled_checks(X, weights, means, covariances, seed) -> tuple[float, float]:
+    """r-hat (max) and bulk ESS (min) of (C, S, ...) draws after relabelling."""
+    n_chains, n_draws, k = weights.shape
+    if k > 1:
+        result = stephens_relabel(
+            X,
+            weights.reshape(-1, k),
+            means.reshape(-1, *means.shape[2:]),
+            covariances.reshape(-1, *covariances.shape[2:]),
+            seed=seed,
+        )
+        weights, means, covariances = (
+            array.reshape(n_chains, n_draws, *array.shape[1:])
+            for array in apply_permutations(
+                result.permutations,
+                weights.reshape(-1, k),
+                means.reshape(-1, *means.shape[2:]),
+                covariances.reshape(-1, *covariances.shape[2:]),
+            )
+        )
+    summary = _summaries(
+        {"weights": weights, "means": means, "covariances": covariances}
+    )
+    return summary["r_hat_max"], summary["ess_bulk_min"]
+
+
 def _thin(n_chains: int, n_draws: int, limit: int) -> np.ndarray:
     """Evenly spaced draw indices, at most ``limit`` draws over all chains."""
     step = max(1, int(np.ceil(n_chains * n_draws / max(limit, 1))))
@@ -650,9 +677,9 @@ def _resolution(X: np.ndarray) -> float | None:
     that represent every value, or None (values not on a decimal grid)."""
     for decimals in range(7):
         scaled = X * 10.0**decimals
-        if np.all(
-            np.abs(scaled - np.round(scaled)) <= 1e-8 * np.maximum(1, np.abs(scaled))
-        ):
+        # Absolute tolerance in units of the last decimal: float64 holds a
+        # value with <= 6 decimals (below 1e9) far closer than 1e-6 of a unit.
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6):
             return 10.0**-decimals
     return None
 
@@ -987,7 +1014,11 @@ def _posterior_fit(
         "pareto_k_bad": criticism["loo"]["pareto_k_over_0_7"],
         "elpd_waic": criticism["waic"]["elpd"],
         "n_loo": criticism["loo"]["n"],
-        "ppc_resolution": criticism["ppc_resolution"],
+        "ppc_resolution": (
+            float("nan")
+            if criticism["ppc_resolution"] is None
+            else criticism["ppc_resolution"]
+        ),
         "ppc_bins_outside": sum(
             entry["bins_outside"] for entry in criticism["predictive_density"]
         ),
@@ -1065,7 +1096,10 @@ class PyMCBackend:
     ``target_accept`` (0.8), ``nuts_sampler`` ("nutpie"; "pymc" or any
     sampler PyMC's ``pm.sample`` accepts), ``init`` ("em": each chain from its
     own MAP-EM restart, jittered; "prior": the same with jitter 1),
-    ``jitter`` (0.1), ``max_trace_draws`` (1000 draws scored for
+    ``jitter`` (0.1), ``max_draws`` (4000: when the relabelled draws fail
+    r-hat or ESS, the chains are sampled afresh with twice the draws, up to
+    this many per chain; every attempt is in ``draw_attempts``, and a fit
+    that still fails is unconverged), ``max_trace_draws`` (1000 draws scored for
     ``loglik_trace``), ``pointwise_draws`` (1000 draws for LOO, WAIC,
     responsibilities and the predictive checks), ``max_samples`` (None: all
     rows; an integer conditions on a random subsample of that many rows, and
@@ -1098,6 +1132,14 @@ class PyMCBackend:
             _NUTS_DEFAULTS,
         )
         pm, _ = _import_pymc()
+        if (
+            isinstance(settings["max_draws"], bool)
+            or not isinstance(settings["max_draws"], int)
+            or settings["max_draws"] < 1
+        ):
+            raise ValueError(
+                f"max_draws must be an integer >= 1; got {settings['max_draws']!r}."
+            )
         if settings["cores"] is None:
             settings["cores"] = max(1, min(settings["chains"], os.cpu_count() or 1))
         jitter = settings["jitter"] if settings["init"] == "em" else 1.0
@@ -1105,10 +1147,32 @@ class PyMCBackend:
             _sample_nutpie if settings["nuts_sampler"] == "nutpie" else _sample_pymc
         )
         with Stopwatch() as clock:
-            idata, free, divergences, compile_seconds, sampling_seconds = sampler(
-                sample, n_components, covariance_type, settings, seed, jitter
-            )
-            weights, means, covariances = draws_to_params(free, covariance_type)
+            attempts = []
+            total_sampling = total_compile = 0.0
+            while True:
+                # Sample; when the relabelled draws fail r-hat or ESS, sample
+                # afresh with twice the draws, up to max_draws per chain.
+                idata, free, divergences, compile_seconds, sampling_seconds = sampler(
+                    sample, n_components, covariance_type, settings, seed, jitter
+                )
+                total_sampling += sampling_seconds
+                total_compile += compile_seconds
+                weights, means, covariances = draws_to_params(free, covariance_type)
+                r_hat, ess = _relabelled_checks(
+                    sample, weights, means, covariances, seed
+                )
+                attempts.append(
+                    {
+                        "draws": settings["draws"],
+                        "r_hat_max": r_hat,
+                        "ess_bulk_min": ess,
+                    }
+                )
+                if (r_hat <= 1.01 and ess >= 400) or divergences:
+                    break
+                if 2 * settings["draws"] > settings["max_draws"]:
+                    break
+                settings = {**settings, "draws": 2 * settings["draws"]}
             fit = _posterior_fit(
                 self.name,
                 pm.__version__,
@@ -1128,12 +1192,14 @@ class PyMCBackend:
                 seconds=0.0,
                 extra={
                     "divergences": divergences,
-                    "compile_seconds": compile_seconds,
-                    "sampling_seconds": sampling_seconds,
+                    "compile_seconds": total_compile,
+                    "sampling_seconds": total_sampling,
                     "nuts_sampler": settings["nuts_sampler"],
                     "chains": settings["chains"],
                     "draws": settings["draws"],
                     "tune": settings["tune"],
+                    "draw_attempts": attempts,
+                    "sampling_attempts": len(attempts),
                 },
             )
             # The log-likelihood does not depend on the labels: the draws as
