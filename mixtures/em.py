@@ -752,49 +752,109 @@ def run_em(
     restart: int = 0,
     initial_events: tuple[DegenerateEvent, ...] = (),
     verbose_interval: int = 0,
+    acceleration: str | None = None,
+    stopping: str = "change",
 ) -> EMRun:
-    """Iterate :func:`em_step` until ``|change of lower bound| < tol`` or ``max_iter``.
+    """Iterate :func:`em_step` until the stopping rule holds or ``max_iter``.
 
-    Mirrors scikit-learn's loop exactly, so that from the same initial
-    parameters both engines produce the same trace. ``verbose_interval > 0``
-    logs every that many iterations on the ``mixtures`` logger.
+    With the defaults (``acceleration=None, stopping="change"``) this mirrors
+    scikit-learn's loop exactly (stop when ``|change of lower bound| < tol``),
+    so that from the same initial parameters both engines produce the same
+    trace. ``stopping="aitken"`` stops when Aitken's estimate of the limit is
+    within ``tol`` of the last value, and ``acceleration="squarem"``
+    extrapolates every two EM steps (:mod:`mixtures.accelerate`); then
+    ``lower_bounds`` holds the points on the accepted path and ``n_iter``
+    counts every E-step, a rejected extrapolation's included.
+    ``verbose_interval > 0`` logs every that many iterations on the
+    ``mixtures`` logger.
     """
-    params = initial_params
-    lower_bound = initial_lower_bound
+    from mixtures.accelerate import aitken_limit, squarem_point
+
     trace: list[float] = []
     events = list(initial_events)
-    converged = False
-    reseeds_left = policy.max_reseeds_per_component * params.n_components
-    reseeded_last_step = False
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        previous = lower_bound
-        params, info = em_step(
+    state = {
+        "n_iter": 0,
+        "reseeds_left": policy.max_reseeds_per_component * initial_params.n_components,
+        "reseeded_last_step": False,
+        "previous": initial_lower_bound,
+    }
+
+    def advance(params: MixtureParams) -> tuple[MixtureParams, StepInfo]:
+        state["n_iter"] += 1
+        return em_step(
             X,
             sample_weight,
             params,
             policy,
             restart=restart,
-            iteration=n_iter,
-            reseeds_left=reseeds_left,
+            iteration=state["n_iter"],
+            reseeds_left=state["reseeds_left"],
         )
-        lower_bound = info.lower_bound
-        trace.append(lower_bound)
+
+    def commit(info: StepInfo) -> bool:
+        """Record a scored point; True when the stopping rule holds."""
+        trace.append(info.lower_bound)
         events.extend(info.events)
         n_reseeds = sum(event.action == "reseed" for event in info.events)
-        reseeds_left -= n_reseeds
-        change = lower_bound - previous
-        if verbose_interval and n_iter % verbose_interval == 0:
+        state["reseeds_left"] -= n_reseeds
+        change = info.lower_bound - state["previous"]
+        state["previous"] = info.lower_bound
+        if verbose_interval and state["n_iter"] % verbose_interval == 0:
             logger.info(
                 "  iteration %d\tlower bound %.6f\tchange %.3g",
-                n_iter,
-                lower_bound,
+                state["n_iter"],
+                info.lower_bound,
                 change,
             )
-        if abs(change) < tol and not reseeded_last_step:
+        if stopping == "aitken":
+            done = len(trace) >= 3 and (
+                abs(aitken_limit(*trace[-3:]) - trace[-1]) < tol
+            )
+        else:
+            done = abs(change) < tol
+        done = done and not state["reseeded_last_step"]
+        state["reseeded_last_step"] = n_reseeds > 0
+        return done
+
+    def objective(params: MixtureParams, mean_loglik: float) -> float:
+        total = mean_loglik * float(np.sum(sample_weight))
+        if policy.prior is not None:
+            total += policy.prior.log_density(params)
+        return total
+
+    params = initial_params
+    converged = False
+    while state["n_iter"] < max_iter:
+        start, first_events = params, len(events)
+        params, info = advance(start)
+        if commit(info):
             converged = True
             break
-        reseeded_last_step = n_reseeds > 0
+        if acceleration != "squarem" or state["n_iter"] >= max_iter:
+            continue
+        middle = params
+        params, info = advance(middle)
+        if commit(info):
+            converged = True
+            break
+        if state["n_iter"] >= max_iter or len(events) > first_events:
+            continue  # no extrapolation across degenerate-component actions
+        candidate, _ = squarem_point(start, middle, params)
+        if candidate is None:
+            continue
+        stabilised, candidate_info = advance(candidate)
+        if objective(candidate, candidate_info.lower_bound) < objective(
+            middle, info.lower_bound
+        ):
+            continue  # would lower the objective: keep the plain EM point
+        params = stabilised
+        if commit(candidate_info):
+            converged = True
+            break
     return EMRun(
-        params, np.asarray(trace, dtype=np.float64), n_iter, converged, tuple(events)
+        params,
+        np.asarray(trace, dtype=np.float64),
+        state["n_iter"],
+        converged,
+        tuple(events),
     )

@@ -49,6 +49,8 @@ else:
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "prior": [None, StrOptions({"default"}), dict, ConjugatePrior],
         "reg_covar_relative": ["boolean"],
+        "acceleration": [None, StrOptions({"squarem"})],
+        "stopping": [StrOptions({"change", "aitken"})],
     }
 
 #: The fitted arrays that follow the input's array-API namespace.
@@ -89,6 +91,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         the data's units: data scaled by any factor give the same labels.
     max_iter : int, default=100
         Maximum number of EM iterations per initialisation.
+    acceleration : {None, 'squarem'}, default=None
+        'squarem' extrapolates every two EM steps (Varadhan & Roland 2008),
+        falling back to the plain EM step whenever the extrapolated point
+        would lower the objective, so the log-likelihood never decreases;
+        it reaches the same optimum in fewer iterations on slowly converging
+        (overlapping) mixtures. See :mod:`mixtures.accelerate`.
+    stopping : {'change', 'aitken'}, default='change'
+        'change' (scikit-learn's rule): stop when the mean log-likelihood
+        changes by less than ``tol``. 'aitken': stop when Aitken's estimate
+        of the limit of the mean log-likelihood is within ``tol`` of it.
     n_init : int, default=1
         Number of initialisations; the best (highest final lower bound) is
         kept, and all are recorded in ``init_lower_bounds_``/``init_traces_``.
@@ -184,6 +196,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose_interval=10,
         prior=None,
         reg_covar_relative=False,
+        acceleration=None,
+        stopping="change",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -201,6 +215,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose_interval = verbose_interval
         self.prior = prior
         self.reg_covar_relative = reg_covar_relative
+        self.acceleration = acceleration
+        self.stopping = stopping
 
     _parameter_constraints: dict = _PARAMETER_CONSTRAINTS
 

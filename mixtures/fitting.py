@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
+from mixtures.accelerate import ACCELERATIONS, STOPPING_RULES
 from mixtures.covariance import COVARIANCE_MODELS, get_covariance_model
 from mixtures.em import (
     DegeneracyPolicy,
@@ -119,9 +120,22 @@ class EMOptions:
     verbose_interval: int = 10
     prior: object = field(default=None, repr=False)
     reg_covar_relative: bool = False
+    acceleration: str | None = None
+    stopping: str = "change"
 
     def __post_init__(self) -> None:
         as_prior(self.prior)  # raises on a malformed prior
+        if self.acceleration not in ACCELERATIONS:
+            raise ValueError(
+                "acceleration must be None (plain EM) or 'squarem'; got "
+                f"{self.acceleration!r}."
+            )
+        if self.stopping not in STOPPING_RULES:
+            raise ValueError(
+                "stopping must be 'change' (stop when the mean log-likelihood "
+                "changes by less than tol) or 'aitken' (stop when Aitken's "
+                f"estimate of its limit is within tol); got {self.stopping!r}."
+            )
         if not isinstance(self.reg_covar_relative, bool | np.bool_):
             raise ValueError(
                 f"reg_covar_relative must be a bool; got {self.reg_covar_relative!r}."
@@ -550,6 +564,8 @@ def fit_validated(
                 restart=restart,
                 initial_events=tuple(init_events),
                 verbose_interval=options.verbose_interval if options.verbose else 0,
+                acceleration=options.acceleration,
+                stopping=options.stopping,
             )
             restarts.append(run)
             logger.info(
@@ -651,6 +667,8 @@ def fit_em(
     verbose_interval: int = 10,
     prior=None,
     reg_covar_relative: bool = False,
+    acceleration: str | None = None,
+    stopping: str = "change",
 ) -> EMResult:
     """Fit a Gaussian mixture by EM and return an :class:`EMResult`.
 
@@ -663,7 +681,7 @@ def fit_em(
         Non-negative weights; integer weights fit like repeated rows.
     covariance_type, tol, reg_covar, max_iter, n_init, init_params, \
 weights_init, means_init, precisions_init, random_state, verbose, \
-verbose_interval, prior, reg_covar_relative
+verbose_interval, prior, reg_covar_relative, acceleration, stopping
         As in :class:`mixtures.GaussianMixture` (scikit-learn's meanings).
         ``random_state`` may also be a ``numpy.random.Generator``.
     initial_params : MixtureParams, optional
@@ -697,6 +715,8 @@ verbose_interval, prior, reg_covar_relative
         verbose_interval=verbose_interval,
         prior=prior,
         reg_covar_relative=reg_covar_relative,
+        acceleration=acceleration,
+        stopping=stopping,
     )
     data = check_data(X, allow_1d=True)
     return fit_validated(
