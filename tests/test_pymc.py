@@ -491,21 +491,30 @@ def test_loo_leaves_out_only_rows_the_posterior_saw():
 
 @pytest.mark.slow
 def test_failed_checks_sample_again_with_twice_the_draws(monkeypatch, contract_data):
-    verdicts = iter([(1.2, 50.0), (1.001, 900.0)])
-    monkeypatch.setattr(
-        pymc_backend, "_relabelled_checks", lambda *args: next(verdicts)
-    )
+    real = pymc_backend._summaries
+    failures = {"left": 1}
+
+    def first_attempt_fails(draws):
+        summary = real(draws)
+        if failures["left"]:
+            failures["left"] -= 1
+            summary = {**summary, "r_hat_max": 1.2, "ess_bulk_min": 50.0}
+        return summary
+
+    monkeypatch.setattr(pymc_backend, "_summaries", first_attempt_fails)
     fit = get_backend("pymc").fit(
-        contract_data[0], 3, random_state=0, draws=50, tune=100, max_draws=400
+        contract_data[0], 3, random_state=0, draws=50, tune=100, max_draws=100
     )
     diagnostics = fit.diagnostics
     assert diagnostics["sampling_attempts"] == 2
     assert [a["draws"] for a in diagnostics["draw_attempts"]] == [50, 100]
+    assert diagnostics["draw_attempts"][0]["r_hat_max"] == 1.2
     assert diagnostics["draws"] == 100
     assert fit.n_iter == 4 * 100
     # Never beyond max_draws: one attempt when doubling would exceed it.
-    verdicts = iter([(1.2, 50.0)])
+    failures["left"] = 1
     fit = get_backend("pymc").fit(
         contract_data[0], 3, random_state=0, draws=50, tune=100, max_draws=60
     )
     assert fit.diagnostics["sampling_attempts"] == 1
+    assert not fit.converged

@@ -635,30 +635,37 @@ def _summaries(draws: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def _relabelled_checks(X, weights, means, covariances, seed) -> tuple[float, float]:
-    """r-hat (max) and bulk ESS (min) of (C, S, ...) draws after relabelling."""
+def _relabel(X, weights, means, covariances, seed):
+    """Stephens-relabelled (C, S, ...) draws and what the relabelling did.
+
+    Returns ``(weights, means, covariances, info)``; ``info`` holds
+    ``relabel_method``, ``relabel_iterations``, ``relabel_converged`` and
+    ``relabelled_draws`` (empty with one component, which needs none).
+    """
     n_chains, n_draws, k = weights.shape
-    if k > 1:
-        result = stephens_relabel(
-            X,
-            weights.reshape(-1, k),
-            means.reshape(-1, *means.shape[2:]),
-            covariances.reshape(-1, *covariances.shape[2:]),
-            seed=seed,
-        )
-        weights, means, covariances = (
-            array.reshape(n_chains, n_draws, *array.shape[1:])
-            for array in apply_permutations(
-                result.permutations,
-                weights.reshape(-1, k),
-                means.reshape(-1, *means.shape[2:]),
-                covariances.reshape(-1, *covariances.shape[2:]),
-            )
-        )
-    summary = _summaries(
-        {"weights": weights, "means": means, "covariances": covariances}
+    if k == 1:
+        return weights, means, covariances, {}
+    flat = (
+        weights.reshape(-1, k),
+        means.reshape(-1, *means.shape[2:]),
+        covariances.reshape(-1, *covariances.shape[2:]),
     )
-    return summary["r_hat_max"], summary["ess_bulk_min"]
+    result = stephens_relabel(X, *flat, seed=seed)
+    weights, means, covariances = (
+        array.reshape(n_chains, n_draws, *array.shape[1:])
+        for array in apply_permutations(result.permutations, *flat)
+    )
+    return (
+        weights,
+        means,
+        covariances,
+        {
+            "relabel_method": "stephens-kl",
+            "relabel_iterations": result.n_iter,
+            "relabel_converged": result.converged,
+            "relabelled_draws": result.n_changed,
+        },
+    )
 
 
 def _thin(n_chains: int, n_draws: int, limit: int) -> np.ndarray:
@@ -936,7 +943,7 @@ def _posterior_fit(
     settings: dict[str, Any],
     seed: int,
     *,
-    relabel: bool,
+    relabelling: dict[str, Any],
     idata,
     trace,
     trace_kind: str,
@@ -944,34 +951,17 @@ def _posterior_fit(
     seconds: float,
     extra: dict[str, Any],
     restart_traces=(),
+    summary: dict[str, Any] | None = None,
 ) -> MixtureFit:
-    """Relabel, summarise and criticise posterior draws of shape (C, S, ...)."""
+    """Summarise and criticise posterior draws of shape (C, S, ...).
+
+    The draws come relabelled (``relabelling`` says how, :func:`_relabel`);
+    ``summary`` is their :func:`_summaries` when already computed.
+    """
     n_chains, n_draws, k = weights.shape
-    relabelling: dict[str, Any] = {}
-    if relabel and k > 1:
-        result = stephens_relabel(
-            sample,
-            weights.reshape(-1, k),
-            means.reshape(-1, *means.shape[2:]),
-            covariances.reshape(-1, *covariances.shape[2:]),
-            seed=seed,
-        )
-        flat = apply_permutations(
-            result.permutations,
-            weights.reshape(-1, k),
-            means.reshape(-1, *means.shape[2:]),
-            covariances.reshape(-1, *covariances.shape[2:]),
-        )
-        weights, means, covariances = (
-            array.reshape(n_chains, n_draws, *array.shape[1:]) for array in flat
-        )
-        relabelling = {
-            "relabel_method": "stephens-kl",
-            "relabel_iterations": result.n_iter,
-            "relabel_converged": result.converged,
-            "relabelled_draws": result.n_changed,
-        }
     draws = {"weights": weights, "means": means, "covariances": covariances}
+    if summary is None:
+        summary = _summaries(draws)
     point = MixtureParams(
         weights.mean(axis=(0, 1)) / weights.mean(axis=(0, 1)).sum(),
         means.mean(axis=(0, 1)),
@@ -999,7 +989,7 @@ def _posterior_fit(
         for c in range(n_chains)
     ]
     diagnostics = {
-        **_summaries(draws),
+        **summary,
         **relabelling,
         **extra,
         "n_samples": data.shape[0],
@@ -1157,10 +1147,13 @@ class PyMCBackend:
                 )
                 total_sampling += sampling_seconds
                 total_compile += compile_seconds
-                weights, means, covariances = draws_to_params(free, covariance_type)
-                r_hat, ess = _relabelled_checks(
-                    sample, weights, means, covariances, seed
+                weights, means, covariances, relabelling = _relabel(
+                    sample, *draws_to_params(free, covariance_type), seed
                 )
+                summary = _summaries(
+                    {"weights": weights, "means": means, "covariances": covariances}
+                )
+                r_hat, ess = summary["r_hat_max"], summary["ess_bulk_min"]
                 attempts.append(
                     {
                         "draws": settings["draws"],
@@ -1184,7 +1177,8 @@ class PyMCBackend:
                 covariances,
                 settings,
                 seed,
-                relabel=True,
+                relabelling=relabelling,
+                summary=summary,
                 idata=idata,
                 trace=np.array([]),
                 trace_kind="draw_mean_loglik",
@@ -1294,7 +1288,7 @@ class PyMCAdviBackend:
                 covariances,
                 settings,
                 seed,
-                relabel=False,
+                relabelling={},
                 idata=idata,
                 trace=-losses / sample.shape[0],
                 trace_kind="advi_mean_elbo",
