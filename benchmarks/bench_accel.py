@@ -22,20 +22,16 @@ Never part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+from _results import write_and_print
 
 from experiments.datasets import load_dataset
 from mixtures import fit_em
 
-RESULTS = Path(__file__).parent / "results"
 TOLERANCES = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10)
 METHODS = {
     "plain": {},
@@ -121,21 +117,10 @@ def main() -> None:
     result = {
         "target": ">= 3x fewer iterations and >= 2x less time to within 1e-6 "
         "relative of the optimum (plain EM to tol 1e-14 from the same start)",
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-        },
         "to_optimum": rows,
         "cases": report,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "accel-latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    keys = list(rows[0])
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(row[key]) for key in keys) + " |")
+    write_and_print("accel-latest.json", result, rows)
 
 
 if __name__ == "__main__":

@@ -23,21 +23,16 @@ printed. Never part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+from _results import write_and_print
 
 from experiments.datasets import load_dataset
 from mixtures import fit_em
 from mixtures.align import align
 from mixtures.backends import get_backend
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def _mle_inside(fit, X, k) -> tuple[int, int]:
@@ -131,21 +126,10 @@ def main() -> None:
     result = {
         "case": "S2: n = 5000, K = 4, D = 2, full; 4 chains x 1000 draws + 1000 tune",
         "target": "r_hat <= 1.01 and fit_seconds < 60 after the first compile",
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-        },
         "nuts": rows,
         "variational": variational,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bayes-latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    keys = list(rows[0])
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(row[key]) for key in keys) + " |")
+    write_and_print("bayes-latest.json", result, rows)
 
 
 if __name__ == "__main__":
