@@ -19,7 +19,30 @@ from mixtures.backends.base import (
 )
 from mixtures.params import MixtureParams
 
-__all__ = ["SklearnBackend"]
+__all__ = ["SklearnBackend", "fit_sklearn_model"]
+
+
+def fit_sklearn_model(
+    model, data: np.ndarray, covariance_type: str
+) -> tuple[MixtureParams, float, list[str]]:
+    """Fit a scikit-learn mixture; ``(params, seconds, warning categories)``.
+
+    Shared by the ``sklearn`` and ``sklearn-vb`` backends: the fit is timed,
+    its convergence warnings are caught and named instead of shown, and the
+    fitted weights (renormalised against rounding), means and covariances
+    become a :class:`MixtureParams`.
+    """
+    with Stopwatch() as clock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(data)
+    params = MixtureParams(
+        model.weights_ / model.weights_.sum(),
+        model.means_,
+        model.covariances_,
+        covariance_type,
+    )
+    return params, clock.seconds, sorted({str(w.category.__name__) for w in caught})
+
 
 _OPTIONS = {
     "tol",
@@ -51,15 +74,7 @@ class SklearnBackend:
             random_state=seed_from(random_state),
             **options,
         )
-        with Stopwatch() as clock, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            model.fit(data)
-        params = MixtureParams(
-            model.weights_ / model.weights_.sum(),
-            model.means_,
-            model.covariances_,
-            covariance_type,
-        )
+        params, seconds, caught = fit_sklearn_model(model, data, covariance_type)
         return MixtureFit(
             backend=self.name,
             version=sklearn.__version__,
@@ -69,10 +84,10 @@ class SklearnBackend:
             trace_kind="em_mean_loglik",
             n_iter=int(model.n_iter_),
             converged=bool(model.converged_),
-            seconds=clock.seconds,
+            seconds=seconds,
             diagnostics={
                 "n_init": model.n_init,
                 "lower_bound": float(model.lower_bound_),
-                "warnings": sorted({str(w.category.__name__) for w in caught}),
+                "warnings": caught,
             },
         )

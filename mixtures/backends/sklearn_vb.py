@@ -69,22 +69,18 @@ a weight of ``alpha / (K alpha + n)``.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import sklearn
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture
 
 from mixtures.backends.base import (
     MixtureFit,
-    Stopwatch,
     check_backend_input,
     reject_unknown_options,
     seed_from,
     total_log_likelihood,
 )
-from mixtures.params import MixtureParams
+from mixtures.backends.sklearn import fit_sklearn_model
 
 __all__ = ["EFFECTIVE_COUNT", "SklearnVBBackend", "component_counts"]
 
@@ -150,15 +146,7 @@ class SklearnVBBackend:
             random_state=seed_from(random_state),
             **options,
         )
-        with Stopwatch() as clock, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            model.fit(data)
-        params = MixtureParams(
-            model.weights_ / model.weights_.sum(),
-            model.means_,
-            model.covariances_,
-            covariance_type,
-        )
+        params, seconds, caught = fit_sklearn_model(model, data, covariance_type)
         counts = component_counts(model)
         # With covariance_type="tied", scikit-learn's lower bound is an array of
         # shape (1,) (its tied Wishart term keeps a dimension): flatten.
@@ -172,7 +160,7 @@ class SklearnVBBackend:
             trace_kind="vb_elbo",
             n_iter=int(model.n_iter_),
             converged=bool(model.converged_),
-            seconds=clock.seconds,
+            seconds=seconds,
             diagnostics={
                 "n_init": model.n_init,
                 "lower_bound": float(np.ravel(model.lower_bound_)[0]),
@@ -184,6 +172,6 @@ class SklearnVBBackend:
                 "degrees_of_freedom_prior": float(model.degrees_of_freedom_prior_),
                 "component_counts": counts.tolist(),
                 "effective_components": int(np.sum(counts > EFFECTIVE_COUNT)),
-                "warnings": sorted({str(w.category.__name__) for w in caught}),
+                "warnings": caught,
             },
         )
