@@ -1,4 +1,17 @@
-"""Running independent chunks of an EM pass on a few threads.
+"""How the EM passes run: on which kernel, and on how many threads.
+
+Kernel
+------
+The pass over the data (E-step and sufficient statistics) has two
+implementations: ``"numba"``, the compiled fused kernel of
+:mod:`mixtures._kernel` (the default), and ``"numpy"``, chunked NumPy (the
+fallback, and the reference the kernel is tested against). The choice is, in
+order: the innermost :func:`use_kernel` block (the ``kernel=`` option of
+:func:`mixtures.fit_em` and :class:`mixtures.GaussianMixture` opens one),
+else the ``GMMLAB_KERNEL`` environment variable, else ``"numba"``.
+
+Threads
+-------
 
 NumPy releases the GIL in its element-wise loops and BLAS calls, so threads
 over chunks use every core for the element-wise work that a single
@@ -11,13 +24,66 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 from threadpoolctl import threadpool_limits
 
-__all__ = ["map_chunks", "n_threads"]
+__all__ = [
+    "KERNELS",
+    "active_kernel",
+    "map_chunks",
+    "n_threads",
+    "resolve_kernel",
+    "use_kernel",
+]
+
+#: The implementations of the pass over the data.
+KERNELS = ("numba", "numpy")
+
+_kernel_override: ContextVar[str | None] = ContextVar("gmmlab_kernel", default=None)
+
+
+def resolve_kernel(kernel: str | None) -> str:
+    """``"numba"`` or ``"numpy"`` from an option value, ``"auto"`` or None.
+
+    ``"auto"`` and None mean the ``GMMLAB_KERNEL`` environment variable if it
+    is set, else ``"numba"``.
+    """
+    source = "kernel"
+    if kernel is None or kernel == "auto":
+        kernel = os.environ.get("GMMLAB_KERNEL", "").strip().lower() or "numba"
+        source = "the environment variable GMMLAB_KERNEL"
+    if kernel not in KERNELS:
+        raise ValueError(
+            f"{source} must be 'auto', 'numba' (the compiled kernel) or 'numpy' "
+            f"(the NumPy fallback); got {kernel!r}."
+        )
+    return kernel
+
+
+def active_kernel() -> str:
+    """The kernel in force: the innermost :func:`use_kernel`, else the default."""
+    return _kernel_override.get() or resolve_kernel(None)
+
+
+@contextmanager
+def use_kernel(kernel: str | None) -> Iterator[str]:
+    """Run the EM passes inside the ``with`` block on ``kernel``.
+
+    Yields the resolved name. Per thread and per asyncio task (a context
+    variable), so concurrent fits may use different kernels.
+    """
+    resolved = resolve_kernel(kernel)
+    token = _kernel_override.set(resolved)
+    try:
+        yield resolved
+    finally:
+        _kernel_override.reset(token)
+
 
 T = TypeVar("T")
 R = TypeVar("R")

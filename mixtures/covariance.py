@@ -88,6 +88,20 @@ class CovarianceModel(Protocol):
         """``sum(log diag(P))`` per component, shape (K,)."""
         ...
 
+    #: Which compiled pass serves this model (:mod:`mixtures._kernel`):
+    #: ``"full"`` for (K, D, D) factors, ``"diag"`` for (K, D) ones.
+    kernel: str
+
+    def kernel_factors(
+        self, precisions_cholesky: np.ndarray, n_components: int, n_features: int
+    ) -> np.ndarray:
+        """The compiled pass's input: (K, D, D) factors or (K, D) precisions."""
+        ...
+
+    def moments_from_kernel(self, second: np.ndarray) -> np.ndarray:
+        """This model's second-moment statistic from the pass's (K, D, D) or (K, D)."""
+        ...
+
     def chunk_squared_mahalanobis(
         self, Xb: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray
     ) -> tuple[np.ndarray, object]:
@@ -219,7 +233,8 @@ def _check_symmetric_positive_definite(
 ) -> None:
     # scikit-learn's sentence first, so code matching its message keeps working.
     sentence = f"'{model} precision' should be symmetric, positive-definite"
-    if not np.allclose(matrix, matrix.T, rtol=1e-7, atol=1e-10):
+    # np.allclose(matrix, matrix.T, rtol=1e-7, atol=1e-10), without its cost.
+    if not np.all(np.abs(matrix - matrix.T) <= 1e-10 + 1e-7 * np.abs(matrix.T)):
         raise ValueError(
             f"{sentence}: {what} must be symmetric; got an asymmetric matrix."
         )
@@ -268,9 +283,16 @@ class Full:
     single_covariance = False
     #: True when the M-step iterates (the search schedules these first).
     iterative = False
+    kernel = "full"
 
     def moments_from_full(self, matrices):
         return matrices
+
+    def kernel_factors(self, precisions_cholesky, n_components, n_features):
+        return precisions_cholesky
+
+    def moments_from_kernel(self, second):
+        return second
 
     def shape(self, n_components, n_features):
         return (n_components, n_features, n_features)
@@ -280,8 +302,9 @@ class Full:
 
     def precision_cholesky(self, covariances, floor):
         n_features = covariances.shape[-1]
-        collapsed = ~np.all(np.isfinite(covariances), axis=(1, 2))
-        if not collapsed.any():
+        # One reduction decides the usual case: all finite (a sum that
+        # overflows only sends it to the careful path below).
+        if np.isfinite(covariances.sum()):
             try:  # the usual case: one batched factorisation, no copies
                 lower = np.linalg.cholesky(covariances)
             except np.linalg.LinAlgError:
@@ -291,6 +314,7 @@ class Full:
                 collapsed = np.any(pivots < floor, axis=1)
                 if not collapsed.any():
                     return np.swapaxes(np.linalg.inv(lower), 1, 2), collapsed
+        collapsed = ~np.all(np.isfinite(covariances), axis=(1, 2))
         lower = np.broadcast_to(np.eye(n_features), covariances.shape).copy()
         try:  # one batched factorisation of the finite ones
             lower[~collapsed] = np.linalg.cholesky(covariances[~collapsed])
@@ -395,6 +419,14 @@ class Tied(Full):
     def moments_from_full(self, matrices):
         return matrices.sum(axis=0)
 
+    def kernel_factors(self, precisions_cholesky, n_components, n_features):
+        return np.broadcast_to(
+            precisions_cholesky, (n_components, *precisions_cholesky.shape)
+        )
+
+    def moments_from_kernel(self, second):
+        return second.sum(axis=0)
+
     def shape(self, n_components, n_features):
         return (n_features, n_features)
 
@@ -469,8 +501,16 @@ class Diag:
     single_covariance = False
     iterative = False
 
+    kernel = "diag"
+
     def moments_from_full(self, matrices):
         return np.diagonal(matrices, axis1=1, axis2=2).copy()
+
+    def kernel_factors(self, precisions_cholesky, n_components, n_features):
+        return precisions_cholesky**2
+
+    def moments_from_kernel(self, second):
+        return second
 
     def shape(self, n_components, n_features):
         return (n_components, n_features)
@@ -577,6 +617,12 @@ class Spherical(Diag):
 
     def moments_from_full(self, matrices):
         return np.trace(matrices, axis1=1, axis2=2)
+
+    def kernel_factors(self, precisions_cholesky, n_components, n_features):
+        return np.repeat((precisions_cholesky**2)[:, np.newaxis], n_features, 1)
+
+    def moments_from_kernel(self, second):
+        return second.sum(axis=1)
 
     def shape(self, n_components, n_features):
         return (n_components,)

@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mixtures._parallel import map_chunks
+from mixtures._parallel import active_kernel, map_chunks
 from mixtures.covariance import CovarianceModel
 from mixtures.params import MixtureParams
 from mixtures.prior import ResolvedPrior
@@ -206,7 +206,10 @@ def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray
 
 
 def score_samples(X: np.ndarray, params: MixtureParams) -> np.ndarray:
-    """``log p(x_n)`` under the mixture, shape (n_samples,), in O(N) memory."""
+    """``log p(x_n)`` under the mixture, (n_samples,) in X's dtype, O(N) memory."""
+    if active_kernel() == "numba":
+        # In X's dtype, as the NumPy path and scikit-learn return it.
+        return score_and_label(X, params)[0].astype(X.dtype, copy=False)
     return np.concatenate(_log_prob_chunks(X, params, True, _logsumexp_rows))
 
 
@@ -214,6 +217,9 @@ def score_and_label(
     X: np.ndarray, params: MixtureParams
 ) -> tuple[np.ndarray, np.ndarray]:
     """``log p(x_n)`` and the most probable component, in one O(N) pass."""
+    if active_kernel() == "numba":
+        result = _compiled_pass(X, np.ones(X.shape[0]), params, with_moments=False)
+        return result.log_prob, result.labels.astype(np.intp, copy=False)
 
     def reduce(block: np.ndarray) -> np.ndarray:
         return np.column_stack([_logsumexp_rows(block), np.argmax(block, axis=1)])
@@ -224,6 +230,8 @@ def score_and_label(
 
 def predict_labels(X: np.ndarray, params: MixtureParams) -> np.ndarray:
     """Most probable component of every sample, shape (n_samples,), in O(N) memory."""
+    if active_kernel() == "numba":
+        return score_and_label(X, params)[1]
     return np.concatenate(
         _log_prob_chunks(X, params, True, lambda block: np.argmax(block, axis=1))
     )
@@ -254,8 +262,13 @@ def weighted_feature_variance(X: np.ndarray, sample_weight: np.ndarray) -> np.nd
 
 
 def mean_log_likelihood(log_prob_norm: np.ndarray, sample_weight: np.ndarray) -> float:
-    """Weighted mean of per-sample log-likelihoods (scikit-learn's lower bound)."""
-    return float(np.dot(sample_weight, log_prob_norm) / np.sum(sample_weight))
+    """Weighted mean of per-sample log-likelihoods (scikit-learn's lower bound).
+
+    ``einsum`` rather than ``dot``: a long BLAS dot wakes OpenBLAS's threads,
+    which then spin on the cores the compiled pass needs next.
+    """
+    total = np.einsum("n,n->", sample_weight, log_prob_norm)
+    return float(total / np.sum(sample_weight))
 
 
 # ---------------------------------------------------------------------------
@@ -362,6 +375,31 @@ def em_pass(
     Returns the statistics about the current means and ``log p(x_n)`` of
     every sample (float64, shape (n_samples,)).
     """
+    return _scored_pass(X, sample_weight, params)[:2]
+
+
+def _scored_pass(
+    X: np.ndarray, sample_weight: np.ndarray, params: MixtureParams
+) -> tuple[SufficientStats, np.ndarray, float]:
+    """:func:`em_pass` and the weighted mean log-likelihood, on the active kernel."""
+    if active_kernel() == "numba":
+        result = _compiled_pass(X, sample_weight, params)
+        stats = SufficientStats(
+            result.mass,
+            result.centres,
+            result.first,
+            params.model.moments_from_kernel(result.second),
+            result.weight_sum,
+        )
+        return stats, result.log_prob, result.log_likelihood / result.weight_sum
+    stats, log_prob_norm = _numpy_pass(X, sample_weight, params)
+    return stats, log_prob_norm, mean_log_likelihood(log_prob_norm, sample_weight)
+
+
+def _numpy_pass(
+    X: np.ndarray, sample_weight: np.ndarray, params: MixtureParams
+) -> tuple[SufficientStats, np.ndarray]:
+    """:func:`em_pass` in NumPy, chunk by chunk (the fallback kernel)."""
     model = params.model
     prepared = _prepare(X, params, with_weights=True)
     dtype = X.dtype
@@ -384,6 +422,41 @@ def em_pass(
     )
     log_prob_norm = np.concatenate([r[0] for r in results]).astype(np.float64)
     return stats, log_prob_norm
+
+
+_KERNEL_MODULE = None
+
+
+def _kernel_module():
+    # Imported on first use: numba costs about half a second to import.
+    global _KERNEL_MODULE
+    if _KERNEL_MODULE is None:
+        from mixtures import _kernel
+
+        _KERNEL_MODULE = _kernel
+    return _KERNEL_MODULE
+
+
+def _compiled_pass(
+    X: np.ndarray,
+    sample_weight: np.ndarray,
+    params: MixtureParams,
+    with_moments: bool = True,
+):
+    """One pass of the compiled kernel: a :class:`mixtures._kernel.PassResult`."""
+    model = params.model
+    factors = model.kernel_factors(
+        params.precisions_cholesky, params.n_components, params.n_features
+    )
+    return _kernel_module().fused_pass(
+        X,
+        sample_weight,
+        params.weights,
+        params.means,
+        factors,
+        model.kernel,
+        with_moments=with_moments,
+    )
 
 
 def m_step(
@@ -454,7 +527,8 @@ class DegeneracyPolicy:
     max_reseeds_per_component: int = 10
     #: Hyperparameters of MAP-EM's prior; None for maximum likelihood.
     prior: ResolvedPrior | None = None
-    #: Distinct rows of the data (with positive weight): with fewer than K,
+    #: Distinct rows of the data (with positive weight), exact when fewer
+    #: than K, else a lower bound of at least K: with fewer than K,
     #: duplicated components cannot be separated and are not reseeded.
     n_distinct_rows: int | None = None
 
@@ -465,7 +539,13 @@ class DegeneracyPolicy:
         sample_weight: np.ndarray,
         reg_covar: float,
         prior: ResolvedPrior | None = None,
+        n_components: int | None = None,
     ) -> DegeneracyPolicy:
+        """The policy's constants for data X.
+
+        ``n_components`` lets the count of distinct rows stop as soon as it
+        reaches K (all the policy needs); None counts them all.
+        """
         total = float(np.sum(sample_weight))
         variances = weighted_feature_variance(X, sample_weight)
         positive = variances[variances > 0]
@@ -479,13 +559,24 @@ class DegeneracyPolicy:
             prior=prior,
             # No boolean-indexed copy of X when every weight is positive.
             n_distinct_rows=_count_distinct_rows(
-                X if np.all(sample_weight > 0) else X[sample_weight > 0]
+                X if np.all(sample_weight > 0) else X[sample_weight > 0],
+                enough=n_components,
             ),
         )
 
 
-def _count_distinct_rows(X: np.ndarray, head: int = 4096) -> int:
-    """Distinct rows of X; cheap when the first ``head`` rows are all distinct."""
+def _count_distinct_rows(
+    X: np.ndarray, head: int = 4096, enough: int | None = None
+) -> int:
+    """Distinct rows of X, or a lower bound once it reaches ``enough``.
+
+    Cheap when the first rows are distinct: with ``enough`` it looks at a
+    few rows only, else at the first ``head``.
+    """
+    if enough is not None:
+        seen = {row.tobytes() for row in X[: 4 * enough]}
+        if len(seen) >= enough:
+            return len(seen)
     first = np.unique(X[:head], axis=0).shape[0]
     if first == min(head, X.shape[0]):
         # All distinct so far: at least this many, more than any K in use.
@@ -534,8 +625,12 @@ def finalise_components(
     restart: int,
     iteration: int,
     reseeds_left: int,
+    owned: bool = False,
 ) -> tuple[MixtureParams, list[DegenerateEvent]]:
     """Apply the degenerate-component policy and build the parameters.
+
+    ``owned=True`` promises the arrays are the caller's own fresh ones (the
+    M-step's), so the parameters adopt them instead of copying.
 
     ``rank_samples`` returns sample indices from worst to best explained; it is
     called only when a component must be reseeded.
@@ -585,7 +680,9 @@ def finalise_components(
                 f"{name} contain NaN or infinity: EM overflowed; the data may "
                 "hold values too large to square (rescale them)."
             )
-    params = MixtureParams._trusted(weights, means, covariances, model.name, prec_chol)
+    params = MixtureParams._trusted(
+        weights, means, covariances, model.name, prec_chol, owned=owned
+    )
     return params, events
 
 
@@ -689,27 +786,30 @@ def em_step(
     step), as scikit-learn's ``lower_bounds_`` does.
     """
     model = params.model
-    stats, log_prob_norm = em_pass(X, sample_weight, params)
+    stats, log_prob_norm, lower_bound = _scored_pass(X, sample_weight, params)
     weights, means, covariances = m_step(
         stats, model, policy.reg_covar, policy.prior, params.covariances
     )
-    positive = np.flatnonzero(sample_weight > 0)
+
+    def worst_explained_first() -> np.ndarray:
+        positive = np.flatnonzero(sample_weight > 0)
+        return positive[np.argsort(log_prob_norm[positive], kind="stable")]
+
     new_params, events = finalise_components(
         weights,
         means,
         covariances,
         stats.weight_sums,
         X,
-        lambda: positive[np.argsort(log_prob_norm[positive], kind="stable")],
+        worst_explained_first,
         model,
         policy,
         restart=restart,
         iteration=iteration,
         reseeds_left=reseeds_left,
+        owned=True,
     )
-    return new_params, StepInfo(
-        mean_log_likelihood(log_prob_norm, sample_weight), events
-    )
+    return new_params, StepInfo(lower_bound, events)
 
 
 @dataclass(frozen=True, eq=False)

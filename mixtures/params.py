@@ -114,12 +114,15 @@ class MixtureParams:
         covariances: np.ndarray,
         covariance_type: str,
         precisions_cholesky: np.ndarray,
+        owned: bool = False,
     ) -> MixtureParams:
         """Build without validation, for arrays the EM loop has just checked.
 
         The arrays are still copied to read-only float64, so the value stays
         immutable; only the shape, finiteness and weight checks are skipped
-        (they cost more than an EM iteration on small data).
+        (they cost more than an EM iteration on small data). ``owned=True``
+        promises that nothing else holds the (float64) arrays: they are made
+        read-only in place instead of copied.
         """
         params = object.__new__(cls)
         for name, array in (
@@ -128,7 +131,11 @@ class MixtureParams:
             ("covariances", covariances),
             ("precisions_cholesky", precisions_cholesky),
         ):
-            object.__setattr__(params, name, _frozen(array))
+            if owned and array.dtype == np.float64:
+                array.flags.writeable = False
+            else:
+                array = _frozen(array)
+            object.__setattr__(params, name, array)
         object.__setattr__(params, "covariance_type", covariance_type)
         return params
 

@@ -1,0 +1,301 @@
+"""The compiled fused kernel against the NumPy pass, and its own guarantees.
+
+The NumPy pass (``kernel="numpy"``) is the reference: both must give the
+same statistics, log-densities, labels and fits to 1e-10 in float64 on
+every covariance model. The kernel must also give bit-for-bit the same
+result on any number of threads, keep float32 accurate, and compute exp
+to within one unit in the last place.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+from mixtures import GaussianMixture, fit_em
+from mixtures import _kernel as kernel_module
+from mixtures._parallel import active_kernel, resolve_kernel, use_kernel
+from mixtures.covariance import COVARIANCE_MODELS
+from mixtures.em import em_pass, predict_labels, score_and_label, score_samples
+from tests.conftest import random_mixture, sample_mixture
+
+# Short fits make the starting points and the compared fits; whether they
+# converged is beside the point here.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning"
+)
+
+#: Every registered model; the mclust aliases are the same objects.
+MULTIVARIATE = [m for m in COVARIANCE_MODELS if m not in ("E", "V")]
+UNIVARIATE = ["E", "V"]
+
+
+def _data_and_params(covariance_type: str, n_samples: int, seed: int = 0):
+    """Data and a mixture *different* from the one that drew them."""
+    rng = np.random.default_rng(seed)
+    n_features = 1 if covariance_type in UNIVARIATE else 3
+    truth = random_mixture(rng, 3, n_features, separation=3.0)
+    X, _ = sample_mixture(truth, n_samples, rng)
+    X += 50.0  # far from the origin: the centring must be right
+    start = fit_em(
+        X, 3, covariance_type=covariance_type, max_iter=2, random_state=seed
+    ).params
+    return X, start
+
+
+def _passes(X, weights, params):
+    with use_kernel("numpy"):
+        reference = em_pass(X, weights, params)
+    with use_kernel("numba"):
+        compiled = em_pass(X, weights, params)
+    return reference, compiled
+
+
+@pytest.mark.parametrize("covariance_type", MULTIVARIATE + UNIVARIATE)
+def test_kernel_pass_equals_numpy_pass_on_every_model(covariance_type):
+    X, params = _data_and_params(covariance_type, 9_000)
+    weights = np.random.default_rng(1).uniform(0.0, 2.0, X.shape[0])
+    weights[::7] = 0.0  # rows that must not count
+    (stats0, logp0), (stats1, logp1) = _passes(X, weights, params)
+    assert_allclose(stats1.centres, stats0.centres, rtol=1e-12)
+    assert_allclose(stats1.weight_sums, stats0.weight_sums, rtol=1e-10)
+    scale = np.abs(stats0.first_moments).max()
+    assert_allclose(stats1.first_moments, stats0.first_moments, atol=1e-10 * scale)
+    assert_allclose(stats1.second_moments, stats0.second_moments, rtol=1e-10)
+    assert stats1.total_weight == pytest.approx(stats0.total_weight, rel=1e-12)
+    assert_allclose(logp1, logp0, rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "VEV", "EEI", "V"])
+def test_fits_on_the_two_kernels_agree(covariance_type):
+    X, start = _data_and_params(covariance_type, 3_000, seed=4)
+    fits = {}
+    for kernel in ("numpy", "numba"):
+        fits[kernel] = fit_em(
+            X, 3, covariance_type=covariance_type, initial_params=start,
+            tol=1e-8, max_iter=50, kernel=kernel,
+        )  # fmt: skip
+    numpy_fit, numba_fit = fits["numpy"], fits["numba"]
+    assert numba_fit.n_iter == numpy_fit.n_iter
+    assert_allclose(numba_fit.lower_bounds, numpy_fit.lower_bounds, rtol=1e-10)
+    assert_allclose(numba_fit.params.means, numpy_fit.params.means, rtol=1e-9)
+    assert_allclose(
+        numba_fit.params.covariances, numpy_fit.params.covariances, rtol=1e-8
+    )
+    assert_array_equal(numba_fit.labels, numpy_fit.labels)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_scoring_functions_agree(covariance_type):
+    X, params = _data_and_params(covariance_type, 2_000)
+    results = {}
+    for kernel in ("numpy", "numba"):
+        with use_kernel(kernel):
+            results[kernel] = (
+                score_samples(X, params),
+                predict_labels(X, params),
+                *score_and_label(X, params),
+            )
+    for numpy_value, numba_value in zip(*results.values(), strict=True):
+        assert numba_value.dtype == numpy_value.dtype
+        assert_allclose(numba_value, numpy_value, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["full", "diag"])
+def test_same_bits_on_any_number_of_threads(kind):
+    covariance_type = "full" if kind == "full" else "diag"
+    # Enough rows for several tasks and for the parallel kernel.
+    X, params = _data_and_params(covariance_type, 40_000, seed=7)
+    model = params.model
+    factors = model.kernel_factors(
+        params.precisions_cholesky, params.n_components, params.n_features
+    )
+    weights = np.ones(X.shape[0])
+    assert kernel_module.n_tasks(X.shape[0]) > 4
+    results = [
+        kernel_module.fused_pass(
+            X, weights, params.weights, params.means, factors, kind, threads=threads
+        )
+        for threads in (1, 2, 3, 8)
+    ]
+    for other in results[1:]:
+        for field in ("mass", "first", "second", "log_prob", "centres"):
+            assert_array_equal(getattr(other, field), getattr(results[0], field))
+        assert other.log_likelihood == results[0].log_likelihood
+
+
+def test_concurrent_callers_get_the_same_result():
+    X, params = _data_and_params("full", 40_000, seed=8)
+    weights = np.ones(X.shape[0])
+    with use_kernel("numba"):
+        expected = em_pass(X, weights, params)[0].second_moments
+    outputs: list[np.ndarray] = []
+
+    def work():
+        with use_kernel("numba"):
+            outputs.append(em_pass(X, weights, params)[0].second_moments)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outputs) == 4
+    for output in outputs:
+        assert_array_equal(output, expected)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied", "spherical"])
+def test_float32_kernel_is_accurate(covariance_type):
+    X, params = _data_and_params(covariance_type, 20_000, seed=3)
+    weights = np.ones(X.shape[0])
+    with use_kernel("numba"):
+        double, logp64 = em_pass(X, weights, params)
+        single, logp32 = em_pass(X.astype(np.float32), weights, params)
+    assert logp32.dtype == np.float64  # accumulated in float64
+    assert_allclose(single.weight_sums, double.weight_sums, rtol=1e-5)
+    assert_allclose(single.second_moments, double.second_moments, rtol=1e-4)
+    assert_allclose(logp32, logp64, rtol=1e-5, atol=1e-4)
+
+
+def test_float32_fit_on_the_kernel_matches_float64():
+    X, start = _data_and_params("full", 5_000, seed=5)
+    double = fit_em(X, 3, initial_params=start, tol=1e-9, kernel="numba")
+    single = fit_em(
+        X.astype(np.float32), 3, initial_params=start, tol=1e-9, kernel="numba"
+    )
+    assert single.mean_log_likelihood == pytest.approx(
+        double.mean_log_likelihood, rel=1e-5
+    )
+    assert_allclose(single.params.means, double.params.means, rtol=1e-4)
+
+
+def test_rows_of_zero_weight_do_not_count():
+    X, params = _data_and_params("full", 3_000, seed=2)
+    weights = np.ones(X.shape[0])
+    weights[:1000] = 0.0
+    with use_kernel("numba"):
+        with_zeros = em_pass(X, weights, params)[0]
+        without = em_pass(X[1000:], weights[1000:], params)[0]
+    assert_allclose(with_zeros.second_moments, without.second_moments, rtol=1e-12)
+    assert with_zeros.total_weight == without.total_weight
+
+
+def test_responsibility_that_underflows_is_exactly_zero():
+    # Two components 100 standard deviations apart: the far one's
+    # responsibilities are exp(-5000), which must be 0, not subnormal.
+    X = (
+        np.r_[np.zeros((200, 1)), np.full((200, 1), 100.0)]
+        + np.linspace(-0.5, 0.5, 400)[:, None]
+    )
+    fit = fit_em(X, 2, kernel="numba", random_state=0)
+    with use_kernel("numba"):
+        stats, _ = em_pass(X, np.ones(400), fit.params)
+    assert_allclose(np.sort(stats.weight_sums), [200.0, 200.0], rtol=1e-12)
+
+
+# -- the vectorisable exponential ---------------------------------------------
+
+
+def _ulps(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return np.abs(values - reference) / np.spacing(reference)
+
+
+def test_exp_within_one_ulp_on_its_whole_range():
+    x = np.r_[np.linspace(-700.0, 0.0, 200_001), -np.logspace(-300, 2.8, 5_000), 0.0]
+    values = kernel_module._exp_array(x)
+    assert _ulps(values, np.exp(x)).max() <= 1.0
+    assert kernel_module._exp_array(np.array([0.0]))[0] == 1.0
+
+
+@given(st.floats(min_value=-700.0, max_value=0.0, allow_nan=False))
+def test_exp_within_one_ulp_anywhere(x):
+    value = kernel_module._exp_array(np.array([x]))[0]
+    assert _ulps(np.array([value]), np.exp(np.array([x])))[0] <= 1.0
+
+
+# -- choosing the kernel ---------------------------------------------------------
+
+
+def test_the_option_and_the_environment_choose_the_kernel(monkeypatch):
+    monkeypatch.delenv("GMMLAB_KERNEL", raising=False)
+    assert active_kernel() == "numba"
+    monkeypatch.setenv("GMMLAB_KERNEL", "numpy")
+    assert active_kernel() == "numpy"
+    with use_kernel("numba") as chosen:  # the option wins
+        assert chosen == "numba"
+        assert active_kernel() == "numba"
+    assert active_kernel() == "numpy"
+    monkeypatch.setenv("GMMLAB_KERNEL", "cuda")
+    with pytest.raises(ValueError, match="GMMLAB_KERNEL must be"):
+        active_kernel()
+
+
+def test_a_fit_runs_on_the_kernel_it_names(monkeypatch):
+    seen = []
+    original = kernel_module.fused_pass
+
+    def spy(*args, **kwargs):
+        seen.append(True)
+        return original(*args, **kwargs)
+
+    X, _ = _data_and_params("full", 500)
+    monkeypatch.setattr(kernel_module, "fused_pass", spy)
+    fit_em(X, 2, kernel="numpy", random_state=0)
+    assert not seen
+    fit_em(X, 2, kernel="numba", random_state=0)
+    assert seen
+    seen.clear()
+    estimator = GaussianMixture(2, kernel="numpy", random_state=0).fit(X)
+    estimator.predict(X)
+    estimator.score_samples(X)
+    assert not seen
+
+
+@pytest.mark.parametrize("bad", ["cuda", "NUMBA", "", 3])
+def test_bad_kernel_option_is_a_clear_error(bad):
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match="kernel must be 'auto', 'numba'"):
+        fit_em(X, 2, kernel=bad)
+    with pytest.raises(ValueError, match="kernel"):
+        GaussianMixture(2, kernel=bad).fit(X)
+
+
+def test_resolve_kernel():
+    assert resolve_kernel("numpy") == "numpy"
+    assert resolve_kernel("numba") == "numba"
+
+
+@pytest.mark.slow
+def test_engine_suite_passes_on_the_numpy_kernel():
+    """The engine's tests with the kernel off (GMMLAB_KERNEL=numpy).
+
+    The default run of the suite exercises the compiled kernel; this runs the
+    modules that test the engine itself again on the NumPy fallback.
+    """
+    modules = [
+        "tests/test_em_core.py",
+        "tests/test_sklearn_agreement.py",
+        "tests/test_covariance_models.py",
+        "tests/test_degenerate.py",
+        "tests/test_fused_pass.py",
+        "tests/test_accelerate.py",
+        "tests/test_fit_em.py",
+    ]
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         "-m", "not slow", *modules],
+        env={**os.environ, "GMMLAB_KERNEL": "numpy"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr
