@@ -29,9 +29,7 @@ from tests.conftest import random_mixture, sample_mixture
 
 # Short fits make the starting points and the compared fits; whether they
 # converged is beside the point here.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 #: Every registered model; the mclust aliases are the same objects.
 MULTIVARIATE = [m for m in COVARIANCE_MODELS if m not in ("E", "V")]
