@@ -59,6 +59,9 @@ BLOCK = 128
 #: least this many rows per task (fewer buffers to set up on small data).
 MAX_TASKS = 64
 MIN_TASK_ROWS = 4096
+#: Memory for the tasks' partial sums (64 MiB): bounds the tasks when K D^2 is
+#: large, so memory stays O(N D) plus a constant.
+PARTIAL_BYTES = 1 << 26
 #: Below this many (rows x components x features) one thread does the work:
 #: starting the thread pool costs more than it saves.
 SERIAL_BELOW = 1 << 17
@@ -373,9 +376,53 @@ def _diag_task(
     return log_likelihood, weight_sum
 
 
-def n_tasks(n_samples: int) -> int:
-    """Tasks of a pass over ``n_samples`` rows: depends on N only, never on threads."""
-    return max(1, min(MAX_TASKS, n_samples // MIN_TASK_ROWS))
+@numba.njit(**_JIT)
+def precision_factors(covariances, floor):
+    """Upper-triangular precision factors of (K, D, D) covariances, or None.
+
+    ``P_k = L_k^-T`` with ``L_k`` the lower Cholesky factor of ``Sigma_k``:
+    the compiled form of the usual case of
+    :meth:`mixtures.covariance.Full.precision_cholesky`. Returns
+    ``(factors, ok)``; ``ok`` is False as soon as a covariance is not
+    positive definite, is not finite or has a squared pivot below the
+    per-feature ``floor`` (D,), and the caller then takes the careful path.
+    """
+    n_components, n_features, _ = covariances.shape
+    factors = np.zeros((n_components, n_features, n_features))
+    lower = np.zeros((n_features, n_features))
+    for k in range(n_components):
+        lower[:] = 0.0
+        for j in range(n_features):
+            pivot = covariances[k, j, j]
+            for m in range(j):
+                pivot -= lower[j, m] * lower[j, m]
+            if not (pivot >= floor[j] and pivot > 0.0 and pivot < np.inf):
+                return factors, False
+            lower[j, j] = np.sqrt(pivot)
+            for i in range(j + 1, n_features):
+                value = covariances[k, i, j]
+                for m in range(j):
+                    value -= lower[i, m] * lower[j, m]
+                lower[i, j] = value / lower[j, j]
+        # Column c of L^-1 by forward substitution; P = (L^-1)^T.
+        for c in range(n_features):
+            for i in range(c, n_features):
+                value = 1.0 if i == c else 0.0
+                for m in range(c, i):
+                    value -= lower[i, m] * factors[k, c, m]
+                factors[k, c, i] = value / lower[i, i]
+    return factors, True
+
+
+def n_tasks(n_samples: int, n_components: int = 1, moment_size: int = 1) -> int:
+    """Tasks of a pass: from the problem's shape only, never from the threads.
+
+    At most :data:`MAX_TASKS`, at least :data:`MIN_TASK_ROWS` rows each, and
+    few enough that the tasks' partial sums (``moment_size`` numbers per
+    component: D^2 or D) stay within :data:`PARTIAL_BYTES`.
+    """
+    per_task = 8 * n_components * (2 + moment_size)
+    return max(1, min(MAX_TASKS, n_samples // MIN_TASK_ROWS, PARTIAL_BYTES // per_task))
 
 
 @numba.njit(**_JIT)
@@ -571,7 +618,8 @@ def fused_pass(
     PassResult
     """
     n_samples, n_features = X.shape
-    tasks = n_tasks(n_samples)
+    moment_size = factors.shape[-1] ** 2 if kind == "full" else n_features
+    tasks = n_tasks(n_samples, means.shape[0], moment_size + n_features)
     run_serial, run_parallel = _RUNNERS[kind]
     arguments = (
         X if X.flags.c_contiguous else np.ascontiguousarray(X),

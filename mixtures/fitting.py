@@ -658,7 +658,7 @@ def _warn_about(result: EMResult, options: EMOptions, policy: DegeneracyPolicy) 
             f"n_components = {options.n_components}: some components duplicate "
             "others and cannot be separated. Decrease n_components.",
             DegenerateComponentWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     events = result.events
     if events:
@@ -673,7 +673,7 @@ def _warn_about(result: EMResult, options: EMOptions, policy: DegeneracyPolicy) 
             "(or EMResult.events); increase reg_covar or decrease n_components "
             "to avoid them.",
             DegenerateComponentWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     if not result.converged and options.max_iter > 0:
         warnings.warn(
@@ -681,7 +681,7 @@ def _warn_about(result: EMResult, options: EMOptions, policy: DegeneracyPolicy) 
             "init parameters, or increase max_iter, tol, or check for "
             "degenerate data.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 

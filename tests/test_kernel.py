@@ -117,7 +117,7 @@ def test_same_bits_on_any_number_of_threads(kind):
         params.precisions_cholesky, params.n_components, params.n_features
     )
     weights = np.ones(X.shape[0])
-    assert kernel_module.n_tasks(X.shape[0]) > 4
+    assert kernel_module.n_tasks(X.shape[0], 3, 12) > 4
     results = [
         kernel_module.fused_pass(
             X, weights, params.weights, params.means, factors, kind, threads=threads
@@ -174,6 +174,13 @@ def test_float32_fit_on_the_kernel_matches_float64():
         double.mean_log_likelihood, rel=1e-5
     )
     assert_allclose(single.params.means, double.params.means, rtol=1e-4)
+
+
+def test_partial_sums_are_bounded_in_memory():
+    assert kernel_module.n_tasks(10**7, 4, 6) == kernel_module.MAX_TASKS
+    # K D^2 of 20 x 1000^2 doubles is 160 MB: one task, not 64 copies.
+    assert kernel_module.n_tasks(10**7, 20, 1000**2 + 1000) == 1
+    assert kernel_module.n_tasks(100, 4, 6) == 1
 
 
 def test_rows_of_zero_weight_do_not_count():
