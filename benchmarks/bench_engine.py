@@ -378,7 +378,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", ConvergenceWarning)
     repeats = 2 if args.quick else 3
-    iterations = 3 if args.quick else 5
+    iterations = 3 if args.quick else 10
     gemm = {dtype: gemm_gflops(dtype) for dtype in ("float64", "float32")}
     report = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
