@@ -31,10 +31,11 @@ __all__ = [
     "mixture_kl",
     "pairwise_w2",
     "recovery_metrics",
+    "sqrtm_psd",
 ]
 
 
-def _sqrtm_psd(matrices: np.ndarray) -> np.ndarray:
+def sqrtm_psd(matrices: np.ndarray) -> np.ndarray:
     """Symmetric square roots of positive semi-definite matrices (..., D, D)."""
     values, vectors = np.linalg.eigh(0.5 * (matrices + np.swapaxes(matrices, -1, -2)))
     scaled = vectors * np.sqrt(np.clip(values, 0.0, None))[..., np.newaxis, :]
@@ -43,8 +44,8 @@ def _sqrtm_psd(matrices: np.ndarray) -> np.ndarray:
 
 def _bures_squared(cov_a: np.ndarray, cov_b: np.ndarray) -> np.ndarray:
     """Squared Bures distances, broadcasting over leading axes of (..., D, D)."""
-    root_a = _sqrtm_psd(cov_a)
-    cross = _sqrtm_psd(root_a @ cov_b @ root_a)
+    root_a = sqrtm_psd(cov_a)
+    cross = sqrtm_psd(root_a @ cov_b @ root_a)
     trace = np.trace(cov_a, axis1=-2, axis2=-1) + np.trace(cov_b, axis1=-2, axis2=-1)
     return np.clip(trace - 2.0 * np.trace(cross, axis1=-2, axis2=-1), 0.0, None)
 

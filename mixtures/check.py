@@ -8,7 +8,7 @@ The calling conventions (``convention=``):
 * ``"standard"``: ``fn(X, n_components, weights, means, covariances, max_iter)``
   with X (n, d), weights (K,), means (K, d), covariances (K, d, d);
 * ``"1d"``: ``fn(x, n_components, weights, means, variances, max_iter)`` with
-  x (n,), means (K,), variances (K,), as in scenario S1;
+  x (n,), means (K,), variances (K,), as univariate write-ups often have it;
 * ``"column"``: like ``"1d"`` but means and variances as (K, 1) columns;
 * ``"self-init"``: ``fn(X, n_components, max_iter)``, initialising itself (the
   one-step comparison is then not applicable).
@@ -19,7 +19,7 @@ functions of at most three parameters, else tries ``"standard"`` and falls
 back to ``"1d"``.
 
 The diagnosis compares the user's single EM step with *mutants* of the
-reference step, each carrying one classic bug (from the scenarios): the
+reference step, each carrying one classic bug: the
 standard deviation passed where the variance is expected, responsibilities
 normalised over the samples instead of the components, mixing weights left
 out of the E-step, component densities without their normalising constant,
@@ -32,22 +32,33 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
 
-from mixtures.align import align
+from mixtures.align import align, sqrtm_psd
 from mixtures.em import score_samples
 from mixtures.params import MixtureParams
 
 __all__ = [
     "BUGS",
+    "CHECKS",
+    "Caller",
+    "CheckContext",
     "CheckResult",
+    "LooseParams",
     "call_em_function",
+    "check_converges",
+    "check_dimensions",
+    "check_duplicates",
     "check_em",
+    "check_monotone",
+    "check_one_step",
+    "check_recovers",
+    "check_weights",
     "load_function",
     "reference_step",
     "results_as_dict",
@@ -64,7 +75,7 @@ BUGS = {
     "(axis of n) instead of over the components, so they do not sum to one per point",
     "missing_weights": "the mixing weights are left out of the E-step",
     "unnormalised_densities": "component densities lack their normalising constant "
-    "1/sqrt(det(2 pi Sigma)) (the S3 confusion)",
+    "1/sqrt(det(2 pi Sigma))",
     "unnormalised_weights": "new weights are the responsibility sums, not divided by n",
     "old_means_in_covariance": "covariances are computed about the old means instead "
     "of the new ones",
@@ -85,14 +96,9 @@ class CheckResult:
 # The reference step and its mutants
 
 
-def _sqrtm(covariance: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh(covariance)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-
-
 def reference_step(
     X: np.ndarray, params: MixtureParams, bug: str | None = None
-) -> MixtureParams:
+) -> LooseParams:
     """One textbook EM step from ``params`` (no regularisation), or a buggy one.
 
     ``bug`` is None or a key of :data:`BUGS`. Written plainly, independent of
@@ -100,11 +106,7 @@ def reference_step(
     """
     n, d = X.shape
     covariances = params.full_covariances()
-    used = (
-        np.stack([_sqrtm(c) for c in covariances])
-        if bug == "sd_for_variance"
-        else covariances
-    )
+    used = sqrtm_psd(covariances) if bug == "sd_for_variance" else covariances
     log_density = np.empty((n, params.n_components))
     for k in range(params.n_components):
         diff = X - params.means[k]
@@ -133,23 +135,33 @@ def reference_step(
 
 
 @dataclass(frozen=True)
-class _Loose:
-    """Parameters as returned, possibly invalid (NaN, weights off the simplex)."""
+class LooseParams:
+    """Parameters as a function returned them, possibly invalid.
+
+    Unlike :class:`MixtureParams`, nothing is checked: weights may be off the
+    simplex and any array may hold NaN.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (n_components,)
+    means : ndarray of shape (n_components, n_features)
+    covariances : ndarray of shape (n_components, n_features, n_features)
+    """
 
     weights: np.ndarray
     means: np.ndarray
     covariances: np.ndarray
 
 
-def _unchecked(weights, means, covariances) -> _Loose:
-    return _Loose(
+def _unchecked(weights, means, covariances) -> LooseParams:
+    return LooseParams(
         np.asarray(weights, float),
         np.asarray(means, float),
         np.asarray(covariances, float),
     )
 
 
-def _valid(loose: _Loose) -> MixtureParams | None:
+def _valid(loose: LooseParams) -> MixtureParams | None:
     try:
         return MixtureParams(loose.weights, loose.means, loose.covariances)
     except (ValueError, np.linalg.LinAlgError):
@@ -234,7 +246,7 @@ def call_em_function(
     params: MixtureParams | None,
     max_iter: int,
     n_components: int | None = None,
-) -> tuple[_Loose, np.ndarray | None]:
+) -> tuple[LooseParams, np.ndarray | None]:
     """Call someone's EM ``fn`` in its convention (module docstring).
 
     Parameters
@@ -333,7 +345,7 @@ def _problem(d: int, seed: int, n: int = 300, separation: float = 2.5):
 
 
 def _duplicates_problem() -> tuple[np.ndarray, MixtureParams]:
-    """A 1-D series with 13 identical values (like S1) and a start on them."""
+    """A 1-D series with 13 identical values and a start on them."""
     rng = np.random.default_rng(5)
     x = np.concatenate(
         [
@@ -349,7 +361,7 @@ def _duplicates_problem() -> tuple[np.ndarray, MixtureParams]:
     return x[:, None], start
 
 
-def _difference(a: _Loose, b: _Loose) -> dict[str, float]:
+def _difference(a: LooseParams, b: LooseParams) -> dict[str, float]:
     """Largest absolute difference per parameter block (inf when shapes differ)."""
     out = {}
     for name in ("weights", "means", "covariances"):
@@ -364,12 +376,288 @@ def _difference(a: _Loose, b: _Loose) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------
 # The checks
+#
+# Each check is a function ``(caller, context) -> list[CheckResult]``. The
+# caller calls the user's function (its warnings silenced, its exceptions
+# turned into evidence) and keeps every output, which the last check, on the
+# weights, inspects. CHECKS lists them in the order they run.
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What every check needs to know about the function under test.
+
+    Attributes
+    ----------
+    convention : str
+        The calling convention in use (module docstring); never "auto".
+    dims : tuple of int
+        The data dimensions the convention accepts: (1,) or (1, 2).
+    tolerance : float
+        Agreement required of one EM step with the reference.
+    """
+
+    convention: str
+    dims: tuple[int, ...]
+    tolerance: float = 1e-6
+
+
+class Caller:
+    """Calls the function under test and remembers every output it returned.
+
+    ``caller(X, params, max_iter)`` returns ``(loose, trace, error)``: the
+    returned parameters (or None), the function's own trace (or None) and
+    the error message of a failed call ("" when it succeeded).
+    """
+
+    def __init__(self, fn: Callable, convention: str) -> None:
+        self.fn = fn
+        self.convention = convention
+        self.outputs: list[LooseParams] = []
+
+    def __call__(
+        self, X: np.ndarray, params: MixtureParams, max_iter: int
+    ) -> tuple[LooseParams | None, np.ndarray | None, str]:
+        try:
+            # The user's warnings (overflow, invalid values) must not escape;
+            # what they cause is reported through the checks.
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                loose, trace = call_em_function(
+                    self.fn, self.convention, X, params, max_iter, _K
+                )
+        except Exception as error:
+            return None, None, f"{type(error).__name__}: {error}"
+        self.outputs.append(loose)
+        return loose, trace, ""
+
+
+def check_one_step(caller: Caller, context: CheckContext) -> list[CheckResult]:
+    """One EM step equals the reference step; a mismatch is diagnosed by mutants."""
+    name = "one EM step equals the reference"
+    if context.convention == "self-init":
+        return [
+            CheckResult(name, None, "not applicable: the function initialises itself")
+        ]
+    X, _, start = _problem(max(context.dims), 1)
+    mine, _, error = caller(X, start, 1)
+    if mine is None:
+        return [CheckResult(name, False, f"the call failed: {error}")]
+    reference = reference_step(X, start)
+    gaps = _difference(mine, reference)
+    wrong = [part for part, gap in gaps.items() if not gap <= context.tolerance]
+    evidence = ", ".join(f"{part} off by {gap:.2g}" for part, gap in gaps.items())
+    diagnosis = ""
+    if wrong:
+        matches = {
+            bug: max(_difference(mine, reference_step(X, start, bug)).values())
+            for bug in BUGS
+        }
+        bug = min(matches, key=lambda key: matches[key])
+        if matches[bug] <= 1e-6:
+            diagnosis = f"likely cause: {BUGS[bug]} ({bug})."
+        else:
+            diagnosis = (
+                f"no known bug reproduces this step; wrong part: {', '.join(wrong)}."
+            )
+    return [CheckResult(name, not wrong, evidence, diagnosis)]
+
+
+def check_monotone(caller: Caller, context: CheckContext) -> list[CheckResult]:
+    """The log-likelihood never decreases over the first eight iterations."""
+    name = "log-likelihood never decreases"
+    X, _, start = _problem(max(context.dims), 2)
+    values: list[float] = []
+    for t in range(1, 9):
+        loose, _, error = caller(X, start, t)
+        params = None if loose is None else _valid(loose)
+        if params is None:
+            return [
+                CheckResult(
+                    name,
+                    False,
+                    f"after {len(values) + 1} iteration(s) the parameters are "
+                    f"invalid {error or '(NaN, or weights not on the simplex)'}",
+                    "likely cause: invalid parameters (see the one-step check).",
+                )
+            ]
+        values.append(float(np.mean(score_samples(X, params))))
+    worst = float(np.diff(values).min())
+    ok = worst >= -1e-9 * abs(values[-1])
+    return [
+        CheckResult(
+            name,
+            ok,
+            "mean log-likelihood after 1..8 iterations: "
+            + ", ".join(f"{v:.5f}" for v in values),
+            ""
+            if ok
+            else "likely cause: the E-step or M-step is not the EM update (see above).",
+        )
+    ]
+
+
+def check_converges(caller: Caller, context: CheckContext) -> list[CheckResult]:
+    """Asked for many iterations, it runs more than one and stops at a fixed point.
+
+    On well-separated data, where EM converges in a few dozen iterations.
+    """
+    name = "runs more than one iteration and converges"
+    X, _, start = _problem(max(context.dims), 6, separation=6.0)
+    one, _, _ = caller(X, start, 1)
+    many, trace, error = caller(X, start, 500)
+    if one is None or many is None:
+        return [CheckResult(name, False, f"the call failed: {error}")]
+    moved = max(_difference(one, many).values())
+    converged = _valid(many)
+    drift = float("inf")
+    if converged is not None:
+        step = reference_step(X, converged)
+        drift = max(
+            _difference(
+                step,
+                _unchecked(
+                    converged.weights, converged.means, converged.full_covariances()
+                ),
+            ).values()
+        )
+    diagnosis = ""
+    if moved <= 1e-8:
+        diagnosis = (
+            "likely cause: the function returns after one iteration "
+            "(a `return` inside the iteration loop)."
+        )
+    elif drift >= 1e-3:
+        diagnosis = "likely cause: it stops before convergence, or does not converge."
+    return [
+        CheckResult(
+            name,
+            moved > 1e-8 and drift < 1e-3,
+            f"500 vs 1 iteration(s) differ by {moved:.2g}; one more reference step "
+            f"moves the result by {drift:.2g}"
+            + ("" if trace is None else f"; its trace has {trace.size} entries"),
+            diagnosis,
+        )
+    ]
+
+
+def check_recovers(caller: Caller, context: CheckContext) -> list[CheckResult]:
+    """A well-separated mixture is recovered (means and weights, after matching)."""
+    name = "recovers a well-separated mixture"
+    X, truth, start = _problem(max(context.dims), 3, n=2000, separation=6.0)
+    loose, _, error = caller(X, start, 300)
+    recovered = None if loose is None else _valid(loose)
+    if recovered is None:
+        return [CheckResult(name, False, f"no valid parameters came back {error}")]
+    aligned = align(recovered, truth)
+    mean_error = float(np.max(np.abs(aligned.means - truth.means)))
+    weight_error = float(np.max(np.abs(aligned.weights - truth.weights)))
+    return [
+        CheckResult(
+            name,
+            mean_error < 0.25 and weight_error < 0.05,
+            f"largest mean error {mean_error:.3g}, weight error {weight_error:.3g} "
+            "(after matching components)",
+        )
+    ]
+
+
+def check_dimensions(caller: Caller, context: CheckContext) -> list[CheckResult]:
+    """1-D and 2-D inputs give valid parameters (where the convention takes them)."""
+    results = []
+    for d in (1, 2):
+        name = f"{d}-D input works"
+        if d not in context.dims:
+            results.append(
+                CheckResult(
+                    name, None, f"not applicable to convention {context.convention!r}"
+                )
+            )
+            continue
+        X, _, start = _problem(d, 4)
+        loose, _, error = caller(X, start, 5)
+        ok = loose is not None and _valid(loose) is not None
+        evidence = (
+            "valid parameters returned"
+            if ok
+            else f"failed: {error or 'invalid parameters'}"
+        )
+        results.append(CheckResult(name, ok, evidence))
+    return results
+
+
+def check_duplicates(caller: Caller, context: CheckContext) -> list[CheckResult]:
+    """Data with a run of identical values do not produce NaN."""
+    x, start = _duplicates_problem()
+    loose, _, error = caller(x, start, 100)
+    finite = loose is not None and all(
+        np.all(np.isfinite(getattr(loose, part)))
+        for part in ("weights", "means", "covariances")
+    )
+    return [
+        CheckResult(
+            "duplicated points do not produce NaN",
+            finite,
+            "finite parameters on a series with 13 identical values"
+            if finite
+            else "non-finite parameters or a failure on a series with 13 "
+            f"identical values {error}",
+            ""
+            if finite
+            else "likely cause: no variance floor; add a small value to the "
+            "variances (scikit-learn's reg_covar) so a component on identical "
+            "points stays finite.",
+        )
+    ]
+
+
+def check_weights(caller: Caller, context: CheckContext) -> list[CheckResult]:
+    """Weights sum to one and stay positive, in everything the function returned.
+
+    Inspects the outputs the earlier checks collected; run on its own, it
+    calls the function once first.
+    """
+    if not caller.outputs:
+        X, _, start = _problem(max(context.dims), 4)
+        caller(X, start, 5)
+    returned = [o for o in caller.outputs if o.weights.size]
+    sums = [float(o.weights.sum()) for o in returned]
+    minimum = min((float(o.weights.min()) for o in returned), default=float("nan"))
+    ok = bool(sums) and all(abs(s - 1) < 1e-6 for s in sums) and minimum > 0
+    diagnosis = ""
+    if not ok and any(abs(s - 1) > 1e-6 for s in sums):
+        diagnosis = "likely cause: " + BUGS["unnormalised_weights"] + "."
+    return [
+        CheckResult(
+            "weights sum to one and stay positive",
+            ok,
+            f"weight sums between {min(sums, default=float('nan')):.6g} and "
+            f"{max(sums, default=float('nan')):.6g}, smallest weight {minimum:.3g}",
+            diagnosis,
+        )
+    ]
+
+
+#: The checks of :func:`check_em`, in the order they run.
+CHECKS: tuple[Callable[[Caller, CheckContext], list[CheckResult]], ...] = (
+    check_one_step,
+    check_monotone,
+    check_converges,
+    check_recovers,
+    check_dimensions,
+    check_duplicates,
+    check_weights,
+)
 
 
 def check_em(
-    fn: Callable, *, convention: str = "auto", tolerance: float = 1e-6
+    fn: Callable,
+    *,
+    convention: str = "auto",
+    tolerance: float = 1e-6,
+    checks: Sequence[Callable[[Caller, CheckContext], list[CheckResult]]] = CHECKS,
 ) -> list[CheckResult]:
-    """Run every check on ``fn`` and return the results in order.
+    """Run the checks on ``fn`` and return their results in order.
 
     Parameters
     ----------
@@ -379,6 +667,12 @@ def check_em(
     convention : {"auto", "standard", "1d", "column", "self-init"}
     tolerance : float
         Agreement required of one EM step with the reference (1e-6).
+    checks : sequence of check functions, default=CHECKS
+        Each ``(caller, context) -> list[CheckResult]``.
+
+    Returns
+    -------
+    list of CheckResult
     """
     requested = convention
     convention = _convention(fn, convention)
@@ -390,245 +684,15 @@ def check_em(
                 call_em_function(fn, convention, X, start, 1, _K)
         except Exception:
             convention = "1d"
-    dims = [1] if convention in ("1d", "column") else [1, 2]
+    context = CheckContext(
+        convention=convention,
+        dims=(1,) if convention in ("1d", "column") else (1, 2),
+        tolerance=tolerance,
+    )
+    caller = Caller(fn, convention)
     results: list[CheckResult] = []
-    outputs: list[_Loose] = []
-
-    def safe_call(X, params, max_iter):
-        try:
-            # The user's warnings (overflow, invalid values) must not escape;
-            # what they cause is reported through the checks.
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                loose, trace = call_em_function(fn, convention, X, params, max_iter, _K)
-        except Exception as error:
-            return None, None, f"{type(error).__name__}: {error}"
-        outputs.append(loose)
-        return loose, trace, ""
-
-    # 1. one step equals the reference, and the diagnosis of a mismatch
-    X2, _, start2 = _problem(max(dims), 1)
-    if convention == "self-init":
-        results.append(
-            CheckResult(
-                "one EM step equals the reference",
-                None,
-                "not applicable: the function initialises itself",
-            )
-        )
-    else:
-        mine, _, error = safe_call(X2, start2, 1)
-        if mine is None:
-            results.append(
-                CheckResult(
-                    "one EM step equals the reference",
-                    False,
-                    f"the call failed: {error}",
-                )
-            )
-        else:
-            reference = reference_step(X2, start2)
-            gaps = _difference(mine, reference)
-            wrong = [name for name, gap in gaps.items() if not gap <= tolerance]
-            evidence = ", ".join(
-                f"{name} off by {gap:.2g}" for name, gap in gaps.items()
-            )
-            diagnosis = ""
-            if wrong:
-                matches = {
-                    bug: max(
-                        _difference(mine, reference_step(X2, start2, bug)).values()
-                    )
-                    for bug in BUGS
-                }
-                bug = min(matches, key=matches.get)
-                if matches[bug] <= 1e-6:
-                    diagnosis = f"likely cause: {BUGS[bug]} ({bug})."
-                else:
-                    diagnosis = (
-                        "no known bug reproduces this step; wrong part: "
-                        f"{', '.join(wrong)}."
-                    )
-            results.append(
-                CheckResult(
-                    "one EM step equals the reference", not wrong, evidence, diagnosis
-                )
-            )
-
-    # 2. the log-likelihood never decreases
-    X1, _, start1 = _problem(max(dims), 2)
-    values, stuck = [], False
-    for t in range(1, 9):
-        loose, _, error = safe_call(X1, start1, t)
-        params = None if loose is None else _valid(loose)
-        if params is None:
-            stuck = True
-            break
-        values.append(float(np.mean(score_samples(X1, params))))
-    if stuck:
-        results.append(
-            CheckResult(
-                "log-likelihood never decreases",
-                False,
-                f"after {len(values) + 1} iteration(s) the parameters are invalid "
-                f"{error or '(NaN, or weights not on the simplex)'}",
-                "likely cause: invalid parameters (see the one-step check).",
-            )
-        )
-    else:
-        drops = np.diff(values)
-        worst = float(drops.min()) if drops.size else 0.0
-        results.append(
-            CheckResult(
-                "log-likelihood never decreases",
-                bool(worst >= -1e-9 * abs(values[-1])),
-                f"mean log-likelihood after 1..8 iterations: "
-                f"{', '.join(f'{v:.5f}' for v in values)}",
-                ""
-                if worst >= -1e-9 * abs(values[-1])
-                else "likely cause: the E-step or M-step is not the EM update "
-                "(see above).",
-            )
-        )
-
-    # 3. asked for many iterations, it runs more than one and stops at a fixed point
-    # (on well-separated data, where EM converges in a few dozen iterations)
-    X3, _, start3 = _problem(max(dims), 6, separation=6.0)
-    one, _, _ = safe_call(X3, start3, 1)
-    many, trace, error = safe_call(X3, start3, 500)
-    if one is None or many is None:
-        results.append(
-            CheckResult(
-                "runs more than one iteration and converges",
-                False,
-                f"the call failed: {error}",
-            )
-        )
-    else:
-        moved = max(_difference(one, many).values())
-        converged = _valid(many)
-        drift = float("inf")
-        if converged is not None:
-            step = reference_step(X3, converged)
-            drift = max(
-                _difference(
-                    step,
-                    _unchecked(
-                        converged.weights, converged.means, converged.full_covariances()
-                    ),
-                ).values()
-            )
-        ok = moved > 1e-8 and drift < 1e-3
-        diagnosis = ""
-        if moved <= 1e-8:
-            diagnosis = (
-                "likely cause: the function returns after one iteration "
-                "(a `return` inside the iteration loop, as in scenario S5)."
-            )
-        elif drift >= 1e-3:
-            diagnosis = (
-                "likely cause: it stops before convergence, or does not converge."
-            )
-        results.append(
-            CheckResult(
-                "runs more than one iteration and converges",
-                ok,
-                f"500 vs 1 iteration(s) differ by {moved:.2g}; one more reference step "
-                f"moves the result by {drift:.2g}"
-                + ("" if trace is None else f"; its trace has {trace.size} entries"),
-                diagnosis,
-            )
-        )
-
-    # 4. recovers a well-separated truth
-    Xs, truth_s, start_s = _problem(max(dims), 3, n=2000, separation=6.0)
-    loose, _, error = safe_call(Xs, start_s, 300)
-    recovered = None if loose is None else _valid(loose)
-    if recovered is None:
-        results.append(
-            CheckResult(
-                "recovers a well-separated mixture",
-                False,
-                f"no valid parameters came back {error}",
-            )
-        )
-    else:
-        aligned = align(recovered, truth_s)
-        mean_error = float(np.max(np.abs(aligned.means - truth_s.means)))
-        weight_error = float(np.max(np.abs(aligned.weights - truth_s.weights)))
-        results.append(
-            CheckResult(
-                "recovers a well-separated mixture",
-                mean_error < 0.25 and weight_error < 0.05,
-                f"largest mean error {mean_error:.3g}, weight error {weight_error:.3g} "
-                "(after matching components)",
-            )
-        )
-
-    # 5. 1-D and multi-D inputs
-    for d in (1, 2):
-        name = f"{d}-D input works"
-        if d not in dims:
-            results.append(
-                CheckResult(name, None, f"not applicable to convention {convention!r}")
-            )
-            continue
-        Xd, _, start_d = _problem(d, 4)
-        loose, _, error = safe_call(Xd, start_d, 5)
-        ok = loose is not None and _valid(loose) is not None
-        results.append(
-            CheckResult(
-                name,
-                ok,
-                "valid parameters returned"
-                if ok
-                else f"failed: {error or 'invalid parameters'}",
-            )
-        )
-
-    # 6. duplicated points do not give NaN
-    x, duplicates_start = _duplicates_problem()
-    loose, _, error = safe_call(x, duplicates_start, 100)
-    finite = loose is not None and all(
-        np.all(np.isfinite(getattr(loose, n)))
-        for n in ("weights", "means", "covariances")
-    )
-    results.append(
-        CheckResult(
-            "duplicated points do not produce NaN",
-            finite,
-            "finite parameters on a series with 13 identical values (as in S1)"
-            if finite
-            else f"non-finite parameters or a failure on a series with 13 "
-            f"identical values {error}",
-            ""
-            if finite
-            else "likely cause: no variance floor; add a small value to the "
-            "variances (scikit-learn's reg_covar) so a component on identical "
-            "points stays finite.",
-        )
-    )
-
-    # 7. weights sum to one and stay positive, over everything returned
-    sums = [float(o.weights.sum()) for o in outputs if o.weights.size]
-    minimum = min(
-        (float(o.weights.min()) for o in outputs if o.weights.size),
-        default=float("nan"),
-    )
-    ok = bool(sums) and all(abs(s - 1) < 1e-6 for s in sums) and minimum > 0
-    results.append(
-        CheckResult(
-            "weights sum to one and stay positive",
-            ok,
-            f"weight sums between {min(sums, default=float('nan')):.6g} and "
-            f"{max(sums, default=float('nan')):.6g}, smallest weight {minimum:.3g}",
-            ""
-            if ok
-            else "likely cause: " + BUGS["unnormalised_weights"] + "."
-            if any(abs(s - 1) > 1e-6 for s in sums)
-            else "",
-        )
-    )
+    for check in checks:
+        results.extend(check(caller, context))
     return results
 
 

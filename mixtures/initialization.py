@@ -13,7 +13,6 @@ import functools
 import hashlib
 
 import numpy as np
-from sklearn.cluster import KMeans, kmeans_plusplus
 
 __all__ = ["INIT_METHODS", "initial_responsibilities"]
 
@@ -85,6 +84,10 @@ def initial_responsibilities(
     -------
     resp : ndarray of shape (n_samples, n_components)
     """
+    # Imported here: sklearn.cluster pulls in sklearn.metrics and more, which
+    # importing the engine should not.
+    from sklearn.cluster import KMeans, kmeans_plusplus
+
     n_samples = X.shape[0]
     if method == "kmeans":
         labels = (

@@ -17,7 +17,8 @@ from mixtures.align import (
     pairwise_w2,
     recovery_metrics,
 )
-from tests.conftest import random_mixture
+
+from gmm_helpers import random_mixture
 
 
 def test_bures_matches_the_matrix_square_root_formula(rng):

@@ -23,7 +23,8 @@ from mixtures.backends import (
     reload_backends,
     total_log_likelihood,
 )
-from tests.conftest import CONTRACT_TRUTH
+
+from gmm_helpers import CONTRACT_TRUTH
 
 # The contract is for engines that fit from data alone; the "function"
 # backend (someone's EM code from a given start) has its own tests.

@@ -13,7 +13,8 @@ from experiments.cli import main
 from mixtures import MixtureParams, check_em
 from mixtures.check import BUGS, reference_step
 from mixtures.em import DegeneracyPolicy, em_step
-from tests.conftest import random_mixture
+
+from gmm_helpers import random_mixture
 
 
 def _load(name):
@@ -178,3 +179,113 @@ def test_not_applicable_checks_are_not_counted_as_passed(capsys):
     out = capsys.readouterr().out.strip().splitlines()[-1]
     assert out.endswith("not applicable")
     assert not out.endswith(" 0 not applicable")
+
+
+# -- each check on its own -------------------------------------------------------
+
+
+def _run_alone(check, name):
+    from mixtures.check import Caller, CheckContext
+
+    fn = _load(name)
+    convention = "1d" if name.endswith("_1d") else "standard"
+    dims = (1,) if convention == "1d" else (1, 2)
+    caller = Caller(fn, convention)
+    return check(caller, CheckContext(convention, dims)), caller
+
+
+def test_check_em_is_the_list_of_checks_in_order():
+    from mixtures.check import CHECKS, check_one_step, check_weights
+
+    assert CHECKS[0] is check_one_step
+    assert CHECKS[-1] is check_weights
+    only_first = check_em(_load("correct"), checks=[check_one_step])
+    assert [r.name for r in only_first] == ["one EM step equals the reference"]
+
+
+def test_one_step_check_alone():
+    from mixtures.check import check_one_step
+
+    (good,), _ = _run_alone(check_one_step, "correct")
+    (bad,), _ = _run_alone(check_one_step, "missing_weights")
+    assert good.passed is True
+    assert bad.passed is False
+    assert "missing_weights" in bad.diagnosis
+
+
+def test_monotone_check_alone():
+    from mixtures.check import check_monotone
+
+    (good,), caller = _run_alone(check_monotone, "correct")
+    assert good.passed is True
+    assert "after 1..8 iterations" in good.evidence
+    assert len(caller.outputs) == 8  # one call per number of iterations
+
+
+def test_converges_check_alone():
+    from mixtures.check import check_converges
+
+    (good,), _ = _run_alone(check_converges, "correct")
+    (bad,), _ = _run_alone(check_converges, "early_return")
+    assert good.passed is True
+    assert bad.passed is False
+    assert "inside the iteration loop" in bad.diagnosis
+
+
+def test_recovers_check_alone():
+    from mixtures.check import check_recovers
+
+    (good,), _ = _run_alone(check_recovers, "correct")
+    (bad,), _ = _run_alone(check_recovers, "unnormalised_densities")
+    assert good.passed is True
+    assert "after matching components" in good.evidence
+    assert bad.passed is False
+
+
+def test_dimensions_check_alone():
+    from mixtures.check import check_dimensions
+
+    two_d, _ = _run_alone(check_dimensions, "correct")
+    one_d_only, _ = _run_alone(check_dimensions, "correct_1d")
+    assert [r.passed for r in two_d] == [True, True]
+    assert [r.passed for r in one_d_only] == [True, None]  # 2-D not applicable
+
+
+def _em_1d_that_divides_by_zero_on_ties(x, n_components, weights, means, variances,
+                                        max_iter):  # fmt: skip
+    """A 1-D EM that scales by the smallest gap between values: zero on ties."""
+    fit = _load("correct_1d")(x, n_components, weights, means, variances, max_iter)
+    gap = np.diff(np.sort(x)).min()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return fit[0], fit[1], np.asarray(fit[2]) * gap / gap
+
+
+def test_duplicates_check_alone():
+    from mixtures.check import Caller, CheckContext, check_duplicates
+
+    (good,), _ = _run_alone(check_duplicates, "correct_1d")
+    context = CheckContext("1d", (1,))
+    (bad,) = check_duplicates(
+        Caller(_em_1d_that_divides_by_zero_on_ties, "1d"), context
+    )
+    assert good.passed is True
+    assert bad.passed is False
+    assert "variance floor" in bad.diagnosis
+
+
+def test_weights_check_alone_calls_the_function_itself():
+    from mixtures.check import check_weights
+
+    (good,), caller = _run_alone(check_weights, "correct")
+    assert good.passed is True
+    assert len(caller.outputs) == 1  # nothing collected before: one call of its own
+
+
+def test_messages_of_the_checker_speak_of_data_not_scenarios():
+    import inspect
+
+    from mixtures import check
+
+    source = inspect.getsource(check)
+    for scenario in ("S1", "S3", "S5", "scenario"):
+        assert scenario not in source, scenario

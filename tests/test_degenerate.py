@@ -10,7 +10,6 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from experiments.scenarios import S1_SERIES
 from mixtures import DegenerateComponentWarning, GaussianMixture, fit_em
-from tests.conftest import sample_mixture
 
 
 def _fit_quietly(*args, **kwargs):
@@ -159,7 +158,7 @@ def test_duplicate_initial_means_separate(rng):
     from mixtures import MixtureParams
 
     truth = MixtureParams([0.5, 0.5], [[0.0], [8.0]], [[[1.0]], [[1.0]]])
-    X, _ = sample_mixture(truth, 400, rng)
+    X, _ = truth.sample(400, random_state=rng)
     with pytest.warns(DegenerateComponentWarning, match="reseed"):
         result = fit_em(
             X,

@@ -13,7 +13,8 @@ from sklearn.exceptions import ConvergenceWarning
 import mixtures.covariance as covariance_module
 from mixtures import GaussianMixture, MixtureParams
 from mixtures.em import e_step, em_pass, sufficient_statistics
-from tests.conftest import random_mixture, sample_mixture
+
+from gmm_helpers import random_mixture
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -22,7 +23,7 @@ COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 def separated():
     rng = np.random.default_rng(99)
     truth = random_mixture(rng, 4, 5, separation=4.0)
-    X, _ = sample_mixture(truth, 20_000, rng)
+    X, _ = truth.sample(20_000, random_state=rng)
     return X, truth
 
 
@@ -75,7 +76,7 @@ def test_memory_grows_with_n_like_the_outputs_not_like_copies():
     """
     rng = np.random.default_rng(0)
     truth = random_mixture(rng, 8, 16)
-    X = sample_mixture(truth, 200_000, rng)[0].astype(np.float32)
+    X = truth.sample(200_000, random_state=rng)[0].astype(np.float32)
     small, large = _peak_bytes_of_fit(X[:50_000], truth), _peak_bytes_of_fit(X, truth)
     growth_per_row = (large - small) / 150_000
     assert growth_per_row < 40, growth_per_row
@@ -122,7 +123,7 @@ def test_far_offset_float32_stays_accurate():
     truth = MixtureParams(
         [0.5, 0.5], [[0.0, 0.0], [6.0, 0.0]], np.stack([np.eye(2)] * 2)
     )
-    X, _ = sample_mixture(truth, 5000, rng)
+    X, _ = truth.sample(5000, random_state=rng)
     init = dict(
         weights_init=truth.weights,
         precisions_init=truth.precisions,

@@ -25,7 +25,8 @@ from mixtures import _kernel as kernel_module
 from mixtures._parallel import active_kernel, resolve_kernel, use_kernel
 from mixtures.covariance import COVARIANCE_MODELS
 from mixtures.em import em_pass, predict_labels, score_and_label, score_samples
-from tests.conftest import random_mixture, sample_mixture
+
+from gmm_helpers import random_mixture
 
 # Short fits make the starting points and the compared fits; whether they
 # converged is beside the point here.
@@ -41,7 +42,7 @@ def _data_and_params(covariance_type: str, n_samples: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     n_features = 1 if covariance_type in UNIVARIATE else 3
     truth = random_mixture(rng, 3, n_features, separation=3.0)
-    X, _ = sample_mixture(truth, n_samples, rng)
+    X, _ = truth.sample(n_samples, random_state=rng)
     X += 50.0  # far from the origin: the centring must be right
     start = fit_em(
         X, 3, covariance_type=covariance_type, max_iter=2, random_state=seed

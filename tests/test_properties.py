@@ -23,7 +23,6 @@ from sklearn.exceptions import ConvergenceWarning
 from mixtures import GaussianMixture, MixtureParams, fit_em
 from mixtures.em import e_step
 from mixtures.fitting import DegenerateComponentWarning
-from tests.conftest import sample_mixture
 
 
 @st.composite
@@ -52,8 +51,8 @@ def mixtures(draw, covariance_type=None, max_components=4, max_features=4):
 @given(mixtures())
 def test_trace_never_decreases_without_regularisation(mixture):
     params, rng = mixture
-    X, _ = sample_mixture(
-        params, 40 * params.n_components * params.n_features + 50, rng
+    X, _ = params.sample(
+        40 * params.n_components * params.n_features + 50, random_state=rng
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -92,7 +91,7 @@ def test_trace_never_decreases_without_regularisation(mixture):
 @given(mixtures(), st.randoms(use_true_random=False))
 def test_component_order_does_not_change_the_likelihood(mixture, random):
     params, rng = mixture
-    X, _ = sample_mixture(params, 100, rng)
+    X, _ = params.sample(100, random_state=rng)
     order = list(range(params.n_components))
     random.shuffle(order)
     original, _ = e_step(X, params)
@@ -105,7 +104,7 @@ def test_component_order_does_not_change_the_likelihood(mixture, random):
 @given(mixtures(max_components=3), st.floats(-1e4, 1e4))
 def test_translating_the_data_translates_the_means(mixture, shift):
     params, rng = mixture
-    X, _ = sample_mixture(params, 60 * params.n_components + 40, rng)
+    X, _ = params.sample(60 * params.n_components + 40, random_state=rng)
     options = dict(
         n_components=params.n_components,
         covariance_type=params.covariance_type,
@@ -130,7 +129,7 @@ def test_translating_the_data_translates_the_means(mixture, shift):
 @given(mixtures(max_components=3, max_features=3), st.integers(0, 2**31 - 1))
 def test_integer_weights_equal_repeated_rows(mixture, seed):
     params, rng = mixture
-    X, _ = sample_mixture(params, 30 * params.n_components + 20, rng)
+    X, _ = params.sample(30 * params.n_components + 20, random_state=rng)
     weights = np.random.default_rng(seed).integers(0, 4, size=X.shape[0])
     weights[: params.n_components] += 1  # enough rows keep a positive weight
     options = dict(

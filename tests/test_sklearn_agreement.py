@@ -20,7 +20,8 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mixtures import GaussianMixture
-from tests.conftest import random_mixture, sample_mixture
+
+from gmm_helpers import random_mixture
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -33,7 +34,7 @@ def test_sklearn_estimator_checks(estimator, check):
 def _problem(seed: int, n_components: int, n_features: int, n_samples: int):
     rng = np.random.default_rng(seed)
     truth = random_mixture(rng, n_components, n_features, separation=3.0)
-    X, _ = sample_mixture(truth, n_samples, rng)
+    X, _ = truth.sample(n_samples, random_state=rng)
     return X, rng
 
 
