@@ -111,7 +111,7 @@ def synthetic(
     truth_rng, sample_rng = np.random.default_rng(seed).spawn(2)
     rng = truth_rng
     eigen = np.geomspace(1.0, 1.0 / condition_number, dim)
-    covariances = []
+    matrices: list[np.ndarray] = []
     shared = None
     for _ in range(n_components):
         if covariance_type == "spherical":
@@ -124,8 +124,8 @@ def synthetic(
         if covariance_type == "tied":
             shared = cov if shared is None else shared
             cov = shared
-        covariances.append(cov)
-    covariances = np.array(covariances)
+        matrices.append(cov)
+    covariances = np.array(matrices)
     means = rng.standard_normal((n_components, dim))
     if n_components > 1:
         largest = np.linalg.eigvalsh(covariances)[:, -1]
@@ -211,21 +211,19 @@ def s5(*, seed: int, scaled: bool = True) -> Dataset:
     The truth is mapped through the same affine scaling, so it stays exact.
     """
     rng = np.random.default_rng(seed)
-    parts, means, covs, counts = [], [], [], []
-    for count, mean, diagonal in scenarios.S5_COMPONENTS:
-        cov = np.diag(diagonal)
-        parts.append(rng.multivariate_normal(mean, cov, count))
-        means.append(mean)
-        covs.append(cov)
-        counts.append(count)
+    parts = [
+        rng.multivariate_normal(mean, np.diag(diagonal), count)
+        for count, mean, diagonal in scenarios.S5_COMPONENTS
+    ]
     X = np.vstack(parts)
-    means, covs = np.array(means, dtype=float), np.array(covs)
+    means = np.array([mean for _, mean, _ in scenarios.S5_COMPONENTS], dtype=float)
+    covs = np.array([np.diag(diagonal) for _, _, diagonal in scenarios.S5_COMPONENTS])
+    counts = np.array([count for count, _, _ in scenarios.S5_COMPONENTS], dtype=float)
     if scaled:
         low, span = X.min(axis=0), np.ptp(X, axis=0)
         X = (X - low) / span
         means = (means - low) / span
         covs = covs / np.outer(span, span)
-    counts = np.array(counts, dtype=float)
     truth = MixtureParams(counts / counts.sum(), means, covs)
     return Dataset(
         "s5", X, np.repeat([0, 1], [c for c, _, _ in scenarios.S5_COMPONENTS]), truth, 2
@@ -274,6 +272,7 @@ def faithful(*, seed: int) -> Dataset:
     mclust (three components, model EEE, by BIC).
     """
     frame = load_faithful(as_frame=True)
+    assert isinstance(frame, pd.DataFrame)
     return Dataset(
         "faithful",
         frame.to_numpy(dtype=float),
@@ -437,8 +436,11 @@ def file(
         )
     path_ = Path(path)
     frame = read_table(path_, sep=sep, header=header)
-    if header is None:
-        header = sniff_table(path_)[1] if path_.suffix.lower() in TEXT_SUFFIXES else 0
+    has_header = (
+        header
+        if header is not None
+        else path_.suffix.lower() in TEXT_SUFFIXES and sniff_table(path_)[1]
+    )
     labels = None
     names = [str(c) for c in frame.columns]
     for wanted in [*(columns or []), *([label_column] if label_column else [])]:
@@ -470,10 +472,7 @@ def file(
     if not chosen:
         raise ValueError(f"data file {str(path)!r} has no numeric columns.")
     features = pd.DataFrame(
-        {
-            name: _feature_column(frame, name, path_, int(bool(header)))
-            for name in chosen
-        }
+        {name: _feature_column(frame, name, path_, int(has_header)) for name in chosen}
     )
     missing = features.columns[features.isna().any()].tolist()
     if missing:

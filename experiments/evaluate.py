@@ -248,7 +248,7 @@ def _component_rows(run_id, params, order, truth, diagnostics) -> list[dict[str,
                     mode = map_params.means[fitted, i]
             else:
                 estimate = covariances[fitted, i, j]
-                true = np.nan if truth is None else true_covariances[k, i, j]
+                true = np.nan if true_covariances is None else true_covariances[k, i, j]
                 if map_params is not None:
                     mode = map_covariances[fitted, i, j]
             rows.append(

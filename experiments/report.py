@@ -14,6 +14,7 @@ import html
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -67,7 +68,7 @@ ENGINE_COLOURS = {
     "pymc-advi": "#d62728",
     "sklearn-vb": "#393b79",
 }
-_INIT_STYLES = {
+_INIT_STYLES: dict[str, Any] = {
     "kmeans": "-",
     "random_from_data": "--",
     "k-means++": ":",
@@ -76,7 +77,7 @@ _INIT_STYLES = {
 }
 #: Applied with ``matplotlib.rc_context`` while a report is built: importing
 #: this module changes no global matplotlib state.
-_STYLE = {
+_STYLE: Any = {  # matplotlib types its keys as literals
     "figure.dpi": 100,
     "savefig.dpi": 100,
     "font.size": 9,
@@ -144,9 +145,10 @@ def _cell(value, digits: int) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     if isinstance(value, float | np.floating):
-        if float(value).is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        return f"{value:.{digits}g}"
+        number = float(value)
+        if number.is_integer() and abs(number) < 1e15:
+            return str(int(number))
+        return f"{number:.{digits}g}"
     return str(value)
 
 
@@ -1479,7 +1481,7 @@ def _scenario_s3(report, runs, components, convergence, checks) -> None:
         return
     params = _run_params(chosen, components)
     x = S3_NEW_POINT
-    at = point_density(params, x)
+    at: dict[str, Any] = point_density(params, x)
     low, high = S3_INTERVAL
     probability = interval_probability(params, low, high)
     asker = unnormalised_curve_at(params, x)

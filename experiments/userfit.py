@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,8 +77,8 @@ def fit_file(
     if scale not in SCALINGS:
         raise ValueError(f"scale must be one of {', '.join(SCALINGS)}; got {scale!r}.")
     path = Path(path).resolve()
-    table_options = {"sep": sep, "header": header}
-    file_params = {
+    table_options: dict[str, Any] = {"sep": sep, "header": header}
+    file_params: dict[str, Any] = {
         key: value
         for key, value in {
             **table_options,

@@ -309,12 +309,14 @@ def _check_options(n_bootstrap, kind, alpha, random_state) -> np.random.SeedSequ
         )
     if isinstance(random_state, np.random.SeedSequence):
         return random_state
-    if random_state is None or (
+    if random_state is None:
+        return np.random.SeedSequence()
+    if (
         isinstance(random_state, numbers.Integral)
         and not isinstance(random_state, bool)
-        and random_state >= 0
+        and int(random_state) >= 0
     ):
-        return np.random.SeedSequence(random_state)
+        return np.random.SeedSequence(int(random_state))
     raise ValueError(
         "random_state must be None, a non-negative int or a "
         f"numpy.random.SeedSequence; got {random_state!r}. Pass an int to make "

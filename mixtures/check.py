@@ -201,7 +201,7 @@ def load_function(target: str) -> Callable:
     where, name = target.rsplit(":", 1)
     if where.endswith(".py"):
         spec = importlib.util.spec_from_file_location(Path(where).stem, where)
-        if spec is None or not Path(where).is_file():
+        if spec is None or spec.loader is None or not Path(where).is_file():
             raise ValueError(f"no such file {where!r}.")
         module = importlib.util.module_from_spec(spec)
         try:
@@ -266,9 +266,16 @@ def call_em_function(
         (K, D, D), as arrays that may be invalid (NaN, off the simplex)
     trace : ndarray or None, the function's own trace when it returns one
     """
-    k = params.n_components if n_components is None else n_components
+    if params is None and (convention != "self-init" or n_components is None):
+        raise ValueError(
+            f"convention {convention!r} needs starting parameters (or, for "
+            "'self-init', n_components)."
+        )
+    k = params.n_components if params is not None else n_components
     if convention == "self-init":
         out = fn(X if X.shape[1] > 1 else X[:, 0], k, max_iter)
+    elif params is None:  # pragma: no cover - excluded above
+        raise AssertionError
     elif convention == "standard":
         out = fn(
             X.copy(),

@@ -59,6 +59,8 @@ class CovarianceModel(Protocol):
     shared: bool
     #: True when every component has the same covariance (EII, EEI, EEE).
     single_covariance: bool
+    #: True when the M-step iterates (the model search schedules these first).
+    iterative: bool
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         """Shape of the covariance (and precision) array."""
@@ -143,7 +145,7 @@ class CovarianceModel(Protocol):
         offsets: np.ndarray,
         second_moments: np.ndarray,
         denominators: np.ndarray,
-        reg_covar: float,
+        reg_covar: float | np.ndarray,
         previous: np.ndarray | None = None,
     ) -> np.ndarray:
         """Covariances from centred moments (the M-step for this model).

@@ -250,7 +250,9 @@ def weighted_mean(X: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
     def work(chunk: slice) -> np.ndarray:
         return (sample_weight[chunk].astype(X.dtype) @ X[chunk]).astype(np.float64)
 
-    return sum(map_chunks(work, _feature_chunks(X))) / float(np.sum(sample_weight))
+    return _sum_in_order(map_chunks(work, _feature_chunks(X))) / float(
+        np.sum(sample_weight)
+    )
 
 
 def weighted_feature_variance(X: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
@@ -261,7 +263,9 @@ def weighted_feature_variance(X: np.ndarray, sample_weight: np.ndarray) -> np.nd
         centred = X[chunk] - mean
         return sample_weight[chunk] @ np.square(centred, dtype=np.float64)
 
-    return sum(map_chunks(work, _feature_chunks(X))) / float(np.sum(sample_weight))
+    return _sum_in_order(map_chunks(work, _feature_chunks(X))) / float(
+        np.sum(sample_weight)
+    )
 
 
 def mean_log_likelihood(log_prob_norm: np.ndarray, sample_weight: np.ndarray) -> float:
@@ -322,10 +326,18 @@ def _sum_chunk_moments(
     total_weight: float,
 ) -> SufficientStats:
     # Summed in chunk order, so the result does not depend on the threads.
-    mass = sum(r[0] for r in results)
-    first = sum(r[1] for r in results)
-    second = sum(r[2] for r in results)
+    mass = _sum_in_order([r[0] for r in results])
+    first = _sum_in_order([r[1] for r in results])
+    second = _sum_in_order([r[2] for r in results])
     return SufficientStats(mass, centres, first, second, total_weight)
+
+
+def _sum_in_order(parts: list[np.ndarray]) -> np.ndarray:
+    """``parts[0] + parts[1] + ...``, left to right (as ``sum`` adds them)."""
+    total = np.array(parts[0], dtype=np.float64, copy=True)
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def sufficient_statistics(
@@ -465,7 +477,7 @@ def _compiled_pass(
 def m_step(
     stats: SufficientStats,
     model: CovarianceModel,
-    reg_covar: float,
+    reg_covar: float | np.ndarray,
     prior: ResolvedPrior | None = None,
     previous: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -525,7 +537,7 @@ class DegeneracyPolicy:
     covariance_floor: np.ndarray  # (n_features,)
     feature_scale: np.ndarray  # (n_features,) standard deviations, all > 0
     mean_sample_weight: float
-    reg_covar: float
+    reg_covar: float | np.ndarray  # (D,) in relative mode
     empty_threshold: float = 1e-6
     max_reseeds_per_component: int = 10
     #: Hyperparameters of MAP-EM's prior; None for maximum likelihood.
@@ -540,7 +552,7 @@ class DegeneracyPolicy:
         cls,
         X: np.ndarray,
         sample_weight: np.ndarray,
-        reg_covar: float,
+        reg_covar: float | np.ndarray,
         prior: ResolvedPrior | None = None,
         n_components: int | None = None,
     ) -> DegeneracyPolicy:
@@ -641,8 +653,8 @@ def finalise_components(
     n_components = weights.shape[0]
     reasons: dict[int, str] = {}
     empty = weight_sums / policy.mean_sample_weight < policy.empty_threshold
-    for k in np.flatnonzero(empty):
-        reasons[int(k)] = "empty component"
+    for index in np.flatnonzero(empty):
+        reasons[int(index)] = "empty component"
     # Duplicates are reseeded only when the data have a distinct point for
     # every component; otherwise reseeding would only make new duplicates.
     separable = policy.n_distinct_rows is None or policy.n_distinct_rows >= n_components
@@ -745,7 +757,7 @@ def params_from_responsibilities(
     sample_weight: np.ndarray,
     resp: np.ndarray,
     model: CovarianceModel,
-    reg_covar: float,
+    reg_covar: float | np.ndarray,
     prior: ResolvedPrior | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Raw ``(weights, means, covariances, weight_sums)`` from responsibilities.
@@ -843,6 +855,16 @@ class EMRun:
         return float(self.lower_bounds[-1]) if self.lower_bounds.size else -np.inf
 
 
+@dataclass
+class _LoopState:
+    """The EM loop's counters, shared by its inner functions."""
+
+    n_iter: int
+    reseeds_left: int
+    reseeded_last_step: bool
+    previous: float
+
+
 def run_em(
     X: np.ndarray,
     sample_weight: np.ndarray,
@@ -875,23 +897,23 @@ def run_em(
 
     trace: list[float] = []
     events = list(initial_events)
-    state = {
-        "n_iter": 0,
-        "reseeds_left": policy.max_reseeds_per_component * initial_params.n_components,
-        "reseeded_last_step": False,
-        "previous": initial_lower_bound,
-    }
+    state = _LoopState(
+        n_iter=0,
+        reseeds_left=policy.max_reseeds_per_component * initial_params.n_components,
+        reseeded_last_step=False,
+        previous=initial_lower_bound,
+    )
 
     def advance(params: MixtureParams) -> tuple[MixtureParams, StepInfo]:
-        state["n_iter"] += 1
+        state.n_iter += 1
         return em_step(
             X,
             sample_weight,
             params,
             policy,
             restart=restart,
-            iteration=state["n_iter"],
-            reseeds_left=state["reseeds_left"],
+            iteration=state.n_iter,
+            reseeds_left=state.reseeds_left,
         )
 
     def commit(info: StepInfo) -> bool:
@@ -899,13 +921,13 @@ def run_em(
         trace.append(info.lower_bound)
         events.extend(info.events)
         n_reseeds = sum(event.action == "reseed" for event in info.events)
-        state["reseeds_left"] -= n_reseeds
-        change = info.lower_bound - state["previous"]
-        state["previous"] = info.lower_bound
-        if verbose_interval and state["n_iter"] % verbose_interval == 0:
+        state.reseeds_left -= n_reseeds
+        change = info.lower_bound - state.previous
+        state.previous = info.lower_bound
+        if verbose_interval and state.n_iter % verbose_interval == 0:
             logger.info(
                 "  iteration %d\tlower bound %.6f\tchange %.3g",
-                state["n_iter"],
+                state.n_iter,
                 info.lower_bound,
                 change,
             )
@@ -915,8 +937,8 @@ def run_em(
             )
         else:
             done = abs(change) < tol
-        done = done and not state["reseeded_last_step"]
-        state["reseeded_last_step"] = n_reseeds > 0
+        done = done and not state.reseeded_last_step
+        state.reseeded_last_step = n_reseeds > 0
         return done
 
     def objective(params: MixtureParams, mean_loglik: float) -> float:
@@ -927,20 +949,20 @@ def run_em(
 
     params = initial_params
     converged = False
-    while state["n_iter"] < max_iter:
+    while state.n_iter < max_iter:
         start, first_events = params, len(events)
         params, info = advance(start)
         if commit(info):
             converged = True
             break
-        if acceleration != "squarem" or state["n_iter"] >= max_iter:
+        if acceleration != "squarem" or state.n_iter >= max_iter:
             continue
         middle = params
         params, info = advance(middle)
         if commit(info):
             converged = True
             break
-        if state["n_iter"] >= max_iter or len(events) > first_events:
+        if state.n_iter >= max_iter or len(events) > first_events:
             continue  # no extrapolation across degenerate-component actions
         candidate, _ = squarem_point(start, middle, params)
         if candidate is None:
@@ -957,7 +979,7 @@ def run_em(
     return EMRun(
         params,
         np.asarray(trace, dtype=np.float64),
-        state["n_iter"],
+        state.n_iter,
         converged,
         tuple(events),
     )

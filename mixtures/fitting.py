@@ -10,6 +10,7 @@ selects it, while keeping the trace of every restart. The estimator in
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import sys
 import warnings
@@ -72,7 +73,7 @@ def _check_int(value, name: str, minimum: int) -> int:
 def _check_real(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a non-negative number; got {value!r}.")
-    if not np.isfinite(value) or value < 0:
+    if not math.isfinite(float(value)) or value < 0:
         raise ValueError(f"{name} must be a non-negative finite number; got {value}.")
     return float(value)
 
@@ -399,6 +400,9 @@ def _initial_params(
     model = get_covariance_model(options.covariance_type)
     weights_init, means_init, precisions_init = inits
     n_components = options.n_components
+    weights: np.ndarray | None = None
+    means: np.ndarray | None = None
+    covariances: np.ndarray | None = None
     if any(a is None for a in inits):
         if resp is None:
             resp = initial_responsibilities(
@@ -412,7 +416,6 @@ def _initial_params(
             X, sample_weight, resp, model, policy.reg_covar, policy.prior
         )
     else:
-        weights = means = covariances = None
         weight_sums = np.full(n_components, np.inf)
     if weights_init is not None:
         weights = weights_init
@@ -422,6 +425,10 @@ def _initial_params(
         prec_chol = model.precision_cholesky_from_precisions(precisions_init)
         covariances = model.covariances_from_precision_cholesky(prec_chol)
         weight_sums = np.full(n_components, np.inf)
+    # Estimated from the responsibilities, or given: never missing here.
+    assert weights is not None
+    assert means is not None
+    assert covariances is not None
 
     def rank_samples() -> np.ndarray:
         provisional = MixtureParams(
@@ -556,7 +563,7 @@ def _fit_on_kernel(
         )
     random_state = as_random_state(random_state)
     prior = as_prior(options.prior)
-    reg_covar = options.reg_covar
+    reg_covar: float | np.ndarray = options.reg_covar
     if options.reg_covar_relative:
         # Per feature, in units of that feature's variance: the fit no longer
         # depends on the data's units.

@@ -219,6 +219,7 @@ def hierarchical_partitions(
     if max_components == 1:
         return np.zeros((1, n_samples), dtype=np.intp)
     Z = _transform(X, transform)
+    criterion: _Ward | _Univariate | _Unconstrained
     if model == "EII":
         criterion = _Ward(Z)
     elif Z.shape[1] == 1:

@@ -12,19 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mixtures.covariance import CovarianceModel, get_covariance_model
 
 __all__ = ["MixtureParams"]
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
+def _frozen(array: ArrayLike) -> np.ndarray:
     array = np.array(array, dtype=np.float64, copy=True)
     array.flags.writeable = False
     return array
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class MixtureParams:
     """Weights, means and covariances of a Gaussian mixture.
 
@@ -54,16 +55,24 @@ class MixtureParams:
     weights: np.ndarray
     means: np.ndarray
     covariances: np.ndarray
-    covariance_type: str = "full"
-    precisions_cholesky: np.ndarray | None = field(default=None, repr=False)
+    covariance_type: str
+    precisions_cholesky: np.ndarray = field(repr=False)
 
-    def __post_init__(self) -> None:
-        model = get_covariance_model(self.covariance_type)
-        weights = _frozen(np.atleast_1d(self.weights))
-        means = _frozen(self.means)
+    def __init__(
+        self,
+        weights: ArrayLike,
+        means: ArrayLike,
+        covariances: ArrayLike,
+        covariance_type: str = "full",
+        precisions_cholesky: ArrayLike | None = None,
+    ) -> None:
+        object.__setattr__(self, "covariance_type", covariance_type)
+        model = get_covariance_model(covariance_type)
+        weights = _frozen(np.atleast_1d(weights))
+        means = _frozen(means)
         if means.ndim == 1:
             means = _frozen(means[:, np.newaxis])
-        covariances = _frozen(self.covariances)
+        covariances = _frozen(covariances)
         if weights.ndim != 1:
             raise ValueError(f"weights must be 1-D; got shape {weights.shape}.")
         n_components = weights.shape[0]
@@ -90,7 +99,7 @@ class MixtureParams:
                 "weights must be non-negative and sum to one; got sum "
                 f"{weights.sum():.6g} and minimum {weights.min():.3g}."
             )
-        if self.precisions_cholesky is None:
+        if precisions_cholesky is None:
             prec_chol, collapsed = model.precision_cholesky(
                 covariances, np.zeros(means.shape[1])
             )
@@ -100,7 +109,7 @@ class MixtureParams:
                     f"{np.flatnonzero(collapsed).tolist()} are not positive definite."
                 )
         else:
-            prec_chol = self.precisions_cholesky
+            prec_chol = np.asarray(precisions_cholesky)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "means", means)
         object.__setattr__(self, "covariances", covariances)

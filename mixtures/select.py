@@ -336,7 +336,7 @@ def _estimator(params: MixtureParams, run, model: str, options: dict, X, feature
         prior=options["prior"],
         reg_covar_relative=options["reg_covar_relative"],
     )
-    arrays = params.astype_arrays(np.float64)
+    arrays = params.astype_arrays(np.dtype(np.float64))
     fitted.weights_ = arrays["weights"]
     fitted.means_ = arrays["means"]
     fitted.covariances_ = arrays["covariances"]

@@ -58,5 +58,7 @@ def test_covariance_model_example_fits_its_constraint(monkeypatch):
     result = fit_em(X, 2, covariance_type="EIIscaled", random_state=0)
     covariances = result.params.covariances
     # One lambda for every component, times the identity.
-    np.testing.assert_allclose(covariances, covariances[0, 0, 0] * np.eye(2)[None])
+    np.testing.assert_allclose(
+        covariances, np.broadcast_to(covariances[0, 0, 0] * np.eye(2), (2, 2, 2))
+    )
     assert result.converged

@@ -772,20 +772,15 @@ def posterior_criticism(
     resolution = _resolution(X)
     replicated_ties = []
     for s in picks:
-        labels = rng.choice(k, size=n, p=flat_w[s] / flat_w[s].sum())
-        replicate = np.empty((n, d))
-        for j in range(k):
-            rows = labels == j
-            replicate[rows] = rng.multivariate_normal(
-                flat_m[s, j], flat_c[s, j], rows.sum()
-            )
+        draw = MixtureParams(flat_w[s] / flat_w[s].sum(), flat_m[s], flat_c[s])
+        replicate, _ = draw.sample(n, random_state=rng)
         if resolution is not None:
             # Recorded as the data were: a continuous model's replicates tie
             # only through rounding, so this compares like with like.
             replicate = np.round(replicate / resolution) * resolution
         replicated_ties.append(_ties(replicate))
     observed_ties = _ties(X)
-    replicated_ties = np.asarray(replicated_ties)
+    replicated = np.asarray(replicated_ties)
     return {
         "loo": {
             "elpd": float(loo.elpd_loo),
@@ -803,8 +798,8 @@ def posterior_criticism(
         "responsibilities_mean": resp_mean,
         "responsibilities_sd": resp_sd,
         "ppc_ties_observed": observed_ties,
-        "ppc_ties_replicated": float(replicated_ties.mean()),
-        "ppc_ties_p": float(np.mean(replicated_ties >= observed_ties)),
+        "ppc_ties_replicated": float(replicated.mean()),
+        "ppc_ties_p": float(np.mean(replicated >= observed_ties)),
         "ppc_resolution": resolution,
         "predictive_density": _predictive_density(
             X, flat_w[picks], flat_m[picks], flat_c[picks], rng

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from mixtures.backends.base import Backend
 
@@ -64,9 +64,9 @@ def _missing(modules) -> list[str]:
 
 
 @cache
-def _registry() -> dict[str, tuple[object, BackendStatus]]:
+def _registry() -> dict[str, tuple[tuple[str, str] | EntryPoint, BackendStatus]]:
     """name -> (loader, status); computed once, see :func:`reload_backends`."""
-    registry: dict[str, tuple[object, BackendStatus]] = {}
+    registry: dict[str, tuple[tuple[str, str] | EntryPoint, BackendStatus]] = {}
     for name, (module, attribute, needs) in _BUILTIN.items():
         missing = _missing(needs)
         if missing:
