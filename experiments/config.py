@@ -106,6 +106,7 @@ __all__ = [
     "SweepConfig",
     "engine_stopping_options",
     "load_config",
+    "parse_components",
     "plan_runs",
 ]
 
@@ -270,19 +271,37 @@ def _check_int(source, key, value, minimum):
     return value
 
 
+def parse_components(text: str) -> list[int]:
+    """Numbers of components from text: ``"3"`` -> [3], ``"1..6"`` -> [1, ..., 6].
+
+    The one parser of this syntax, for sweep files and ``gmmlab fit``.
+    Raises ValueError for anything else, including ranges that start below
+    1 or run backwards.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?", text)
+    if not match:
+        raise ValueError(f"expected K or a range like 1..6; got {text!r}.")
+    low, high = int(match[1]), int(match[2] or match[1])
+    if low < 1 or low > high:
+        raise ValueError(
+            f"a range of components must run upwards from 1 or more; got {text!r}."
+        )
+    return list(range(low, high + 1))
+
+
 def _parse_components(source, key, value):
     if value == "data":
         return "data"
     if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+)\s*\.\.\s*(\d+)\s*", value)
-        if not match or int(match[1]) > int(match[2]) or int(match[1]) < 1:
+        try:
+            return parse_components(value)
+        except ValueError:
             raise _fail(
                 source,
                 key,
                 f"must be 'data', a list of integers or a range "
                 f"like '1..6'; got {value!r}.",
-            )
-        return list(range(int(match[1]), int(match[2]) + 1))
+            ) from None
     values = _as_list(value)
     for item in values:
         _check_int(source, key, item, 1)

@@ -11,6 +11,7 @@ throughout. Building the same report twice gives byte-identical files.
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 from pathlib import Path
@@ -192,7 +193,10 @@ class _Report:
         # Data set names may be file:PATH; keep file names portable.
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
         path = self.out / f"{safe}.png"
-        fig.savefig(path, metadata={"Software": None})
+        # Rendered in memory and written whole, like every other file.
+        image = io.BytesIO()
+        fig.savefig(image, format="png", metadata={"Software": None})
+        atomic_write(image.getvalue(), path)
         self.figures.append(path.name)
         self.html.append(
             f'<figure><img src="{html.escape(path.name)}" alt="{html.escape(caption)}">'

@@ -87,8 +87,8 @@ _SORT_KEYS = (
 )
 
 
-def atomic_write(content: str | pd.DataFrame, path: str | Path) -> None:
-    """Write text or a DataFrame (as Parquet) to ``path``, all or nothing.
+def atomic_write(content: str | bytes | pd.DataFrame, path: str | Path) -> None:
+    """Write text, bytes or a DataFrame (as Parquet) to ``path``, all or nothing.
 
     The content goes to a hidden temporary file in the same folder, which then
     replaces ``path`` in one ``os.replace``; on error the temporary is removed
@@ -99,6 +99,8 @@ def atomic_write(content: str | pd.DataFrame, path: str | Path) -> None:
     try:
         if isinstance(content, pd.DataFrame):
             content.to_parquet(temporary, index=False)
+        elif isinstance(content, bytes):
+            temporary.write_bytes(content)
         else:
             temporary.write_text(content)
         os.replace(temporary, path)

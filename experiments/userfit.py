@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
+from experiments import config
 from experiments.config import parse_config
 from experiments.datasets import SCALINGS, load_dataset, read_table
 from experiments.report import build_report
@@ -356,20 +357,13 @@ def _describe(summary: dict, table: pd.DataFrame) -> str:
 
 
 def parse_components(text: str) -> list[int]:
-    """``"3"`` -> [3]; ``"1..8"`` -> [1, ..., 8]."""
+    """``--components``: ``"3"`` -> [3]; ``"1..8"`` -> [1, ..., 8]."""
     try:
-        if ".." in text:
-            low, high = (int(part) for part in text.split("..", 1))
-            values = list(range(low, high + 1))
-        else:
-            values = [int(text)]
+        return config.parse_components(text)
     except ValueError:
         raise ValueError(
-            f"--components must be K or a range like 1..8; got {text!r}."
+            f"--components must be a positive K or a range like 1..8; got {text!r}."
         ) from None
-    if not values or min(values) < 1:
-        raise ValueError(f"--components must be positive; got {text!r}.")
-    return values
 
 
 def assignments_frame(path: Path) -> pd.DataFrame:

@@ -26,6 +26,7 @@ __all__ = [
     "align",
     "bures_distance",
     "component_distances",
+    "hungarian",
     "label_agreement",
     "match_components",
     "mixture_kl",
@@ -93,7 +94,21 @@ def match_components(estimated: MixtureParams, reference: MixtureParams) -> np.n
             f"cannot match mixtures in {estimated.n_features} and "
             f"{reference.n_features} dimensions."
         )
-    rows, columns = linear_sum_assignment(component_distances(reference, estimated))
+    return hungarian(component_distances(reference, estimated))
+
+
+def hungarian(cost: np.ndarray) -> np.ndarray:
+    """The assignment of least total cost: ``columns[i]`` is matched to row ``i``.
+
+    Parameters
+    ----------
+    cost : ndarray of shape (K, K)
+
+    Returns
+    -------
+    columns : ndarray of shape (K,), a permutation
+    """
+    rows, columns = linear_sum_assignment(cost)
     return columns[np.argsort(rows)]
 
 

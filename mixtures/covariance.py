@@ -48,6 +48,7 @@ __all__ = [
     "get_covariance_model",
     "mclust_name",
     "models_for",
+    "rows_for",
 ]
 
 
@@ -275,7 +276,11 @@ _COMPILED_FACTOR_MAX_D = 32
 _CHUNK_BYTES = 2**21
 
 
-def _rows_for(elements_per_row: int, itemsize: int) -> int:
+def rows_for(elements_per_row: int, itemsize: int) -> int:
+    """Rows per chunk whose largest temporary has this many elements per row.
+
+    The one home of the chunk size: about :data:`_CHUNK_BYTES`, at least 256.
+    """
     return int(max(256, _CHUNK_BYTES // (max(1, elements_per_row) * itemsize)))
 
 
@@ -386,7 +391,7 @@ class Full:
         return first.astype(np.float64), second.astype(np.float64)
 
     def rows_per_chunk(self, n_components, n_features, itemsize=8):
-        return _rows_for(n_components * n_features, itemsize)
+        return rows_for(n_components * n_features, itemsize)
 
     def covariances_from_moments(
         self,
@@ -586,7 +591,7 @@ class Diag:
         return second_o - 2.0 * c * first_o + mass * c**2
 
     def rows_per_chunk(self, n_components, n_features, itemsize=8):
-        return _rows_for(2 * n_features + 4 * n_components, itemsize)
+        return rows_for(2 * n_features + 4 * n_components, itemsize)
 
     def covariances_from_moments(
         self,

@@ -48,7 +48,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mixtures._parallel import active_kernel, map_chunks
-from mixtures.covariance import CovarianceModel
+from mixtures.covariance import CovarianceModel, rows_for
 from mixtures.params import MixtureParams
 from mixtures.prior import ResolvedPrior
 
@@ -241,7 +241,7 @@ def predict_labels(X: np.ndarray, params: MixtureParams) -> np.ndarray:
 
 
 def _feature_chunks(X: np.ndarray) -> list[slice]:
-    return _chunk_slices(X.shape[0], max(256, 2**21 // (X.shape[1] * X.dtype.itemsize)))
+    return _chunk_slices(X.shape[0], rows_for(X.shape[1], X.dtype.itemsize))
 
 
 def weighted_mean(X: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:

@@ -48,7 +48,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
+from mixtures.align import hungarian
 
 __all__ = [
     "RelabelResult",
@@ -384,7 +385,7 @@ def stephens_relabel(
         current = costs[draw, label, perms].sum(axis=1)
         changed = False
         for s in range(n_draws):
-            _, columns = linear_sum_assignment(costs[s])
+            columns = hungarian(costs[s])
             best = costs[s, label, columns].sum()
             # Strictly better only: ties and rounding must not make it cycle.
             if best < current[s] - 1e-10 * (abs(current[s]) + 1.0):

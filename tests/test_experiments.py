@@ -356,13 +356,15 @@ def test_process_pool_gives_the_same_tables(tiny_tables, tmp_path):
     _assert_same_tables(inline, pooled)
 
 
+# Slow enough per run (a few tenths of a second with the compiled kernel)
+# that a signal sent when the first run is written lands mid-sweep.
 SLOWISH = """
     [sweep]
     root_seed = 3
-    seeds = 8
+    seeds = 12
     [[datasets]]
     name = "synthetic"
-    params = { n = 6000, dim = 2, n_components = 3, separation = 1.0 }
+    params = { n = 60000, dim = 2, n_components = 3, separation = 1.0 }
     [backends.em]
     [grid]
     init_params = ["random"]
@@ -413,7 +415,7 @@ def test_killed_sweep_keeps_finished_runs_and_resumes_to_the_clean_result(
     os.killpg(process.pid, signal.SIGKILL)  # the pool's workers too
     process.communicate()
     done = len(list(parts.glob("*.parquet")))
-    assert 2 <= done < 8, "the sweep should have been killed mid-way"
+    assert 2 <= done < 12, "the sweep should have been killed mid-way"
     # Every finished run is on disk and readable; no temporary was promoted.
     for path in parts.glob("*.parquet"):
         row = pd.read_parquet(path)
@@ -440,7 +442,7 @@ def test_ctrl_c_keeps_finished_runs(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "completed runs are kept" in stderr.decode()
-    assert 1 <= len(list(parts.glob("*.parquet"))) < 8
+    assert 1 <= len(list(parts.glob("*.parquet"))) < 12
 
 
 def test_failing_runs_are_recorded_and_the_sweep_goes_on(tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy.optimize import linear_sum_assignment
 
 from mixtures import GaussianMixture, MixtureParams, fit_em
+from mixtures.align import hungarian
 
 TRUTH = MixtureParams(
     weights=[0.5, 0.3, 0.2],
@@ -22,9 +22,7 @@ TRUTH = MixtureParams(
 
 def _match(estimated: np.ndarray, true: np.ndarray) -> np.ndarray:
     """Order of estimated components matching the true ones (Hungarian)."""
-    cost = np.linalg.norm(true[:, None, :] - estimated[None, :, :], axis=2)
-    _, order = linear_sum_assignment(cost)
-    return order
+    return hungarian(np.linalg.norm(true[:, None, :] - estimated[None, :, :], axis=2))
 
 
 def test_recovers_a_known_mixture_within_standard_errors():
