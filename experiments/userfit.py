@@ -68,9 +68,9 @@ def fit_file(
     progress: bool = True,
     echo=print,
 ) -> dict:
-    """Search ``path`` and write the table, results, report, parameters and
-    assignments to ``out``.
+    """Search ``path`` and write everything to ``out``.
 
+    The table, results, report, parameters and assignments go to ``out``.
     Returns the chosen model's summary (also written to ``parameters.json``).
     The engine cross-check resumes when the same file and options are given
     again (a changed file is refitted).
@@ -269,8 +269,11 @@ def fit_file(
 
 
 def _label_agreement(table: pd.DataFrame, best, label: str, data) -> dict:
-    """ARI of the chosen model with the label column, and of the best ok
-    cell with as many components as there are classes."""
+    """ARI of the chosen model, and of the best cell with K = classes.
+
+    Both against the label column; the second cell is the best ok one with
+    as many components as there are classes.
+    """
     n_classes = int(np.unique(data.labels).size)
     at_classes = top_models(table[table["n_components"] == n_classes], 1, "bic")
     agreement = {

@@ -73,8 +73,11 @@ NUMPY = ArrayKind()
 
 
 def array_kind(array: Any) -> ArrayKind:
-    """Where results for input ``array`` go: its own kind under scikit-learn's
-    ``array_api_dispatch``, NumPy otherwise or for NumPy input."""
+    """Where results for input ``array`` go.
+
+    Its own kind under scikit-learn's ``array_api_dispatch``; NumPy otherwise
+    or for NumPy input.
+    """
     if not _is_foreign(array) or not sklearn.get_config().get("array_api_dispatch"):
         return NUMPY
     import array_api_compat  # scikit-learn's dispatch requires it

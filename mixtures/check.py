@@ -425,6 +425,7 @@ class Caller:
     def __call__(
         self, X: np.ndarray, params: MixtureParams, max_iter: int
     ) -> tuple[LooseParams | None, np.ndarray | None, str]:
+        """Call the function on X from ``params`` for ``max_iter`` iterations."""
         try:
             # The user's warnings (overflow, invalid values) must not escape;
             # what they cause is reported through the checks.

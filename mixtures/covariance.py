@@ -104,7 +104,7 @@ class CovarianceModel(Protocol):
         ...
 
     def moments_from_kernel(self, second: np.ndarray) -> np.ndarray:
-        """This model's second-moment statistic from the pass's (K, D, D) or (K, D)."""
+        """The model's second-moment statistic from the pass's (K, D, D) or (K, D)."""
         ...
 
     def chunk_squared_mahalanobis(
@@ -181,7 +181,7 @@ class CovarianceModel(Protocol):
         ...
 
     def from_full(self, full_covariances: np.ndarray) -> np.ndarray:
-        """This model's covariances closest to a (K, D, D) stack (by moments)."""
+        """The model's covariances closest to a (K, D, D) stack (by moments)."""
         ...
 
     def check_precisions(self, precisions: np.ndarray) -> None:
@@ -1205,12 +1205,12 @@ UNIVARIATE_MODELS = ("E", "V")
 
 
 def models_for(n_features: int) -> tuple[str, ...]:
-    """mclust's model names that apply to data with ``n_features`` features."""
+    """Mclust's model names that apply to data with ``n_features`` features."""
     return UNIVARIATE_MODELS if n_features == 1 else MCLUST_MODELS
 
 
 def mclust_name(covariance_type: str) -> str:
-    """mclust's name of a model ('full' -> 'VVV'); mclust names map to themselves."""
+    """Mclust's name of a model ('full' -> 'VVV'); mclust names map to themselves."""
     for alias, name in ALIASES.items():
         if covariance_type == name:
             return alias

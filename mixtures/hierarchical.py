@@ -1,4 +1,4 @@
-"""Model-based agglomerative hierarchical clustering.
+r"""Model-based agglomerative hierarchical clustering.
 
 Agglomerative clustering in which each merge is the one that least worsens
 the Gaussian *classification* likelihood of the partition (Banfield &
@@ -10,24 +10,24 @@ Criteria
 --------
 Every cluster :math:`C_k` carries its size :math:`n_k`, mean :math:`m_k` and
 scatter (within-cluster cross-product) matrix
-:math:`W_k = \\sum_{x \\in C_k} (x - m_k)(x - m_k)^T`. Each model below gives
+:math:`W_k = \sum_{x \in C_k} (x - m_k)(x - m_k)^T`. Each model below gives
 a per-cluster term :math:`T(n_k, W_k)`; the criterion of a partition is
-:math:`\\sum_k T(n_k, W_k)` (minus twice the maximised classification
+:math:`\sum_k T(n_k, W_k)` (minus twice the maximised classification
 log-likelihood, up to constants), and the cost of merging clusters *i* and
 *j* is :math:`T(n_{ij}, W_{ij}) - T(n_i, W_i) - T(n_j, W_j)`, where the
 merged scatter is exact:
 
 .. math::
 
-    W_{ij} = W_i + W_j + \\frac{n_i n_j}{n_i + n_j} (m_i - m_j)(m_i - m_j)^T.
+    W_{ij} = W_i + W_j + \frac{n_i n_j}{n_i + n_j} (m_i - m_j)(m_i - m_j)^T.
 
 ``model="EII"`` (spherical, equal volume)
-    The criterion is :math:`\\operatorname{tr} \\sum_k W_k`, so the merge cost
-    is Ward's :math:`\\frac{n_i n_j}{n_i + n_j} \\lVert m_i - m_j \\rVert^2`
+    The criterion is :math:`\operatorname{tr} \sum_k W_k`, so the merge cost
+    is Ward's :math:`\frac{n_i n_j}{n_i + n_j} \lVert m_i - m_j \rVert^2`
     (Ward 1963; Banfield & Raftery 1993).
 
 ``model="VVV"`` (ellipsoidal, varying volume, shape and orientation)
-    Banfield & Raftery's criterion is :math:`\\sum_k n_k \\log|W_k / n_k|`,
+    Banfield & Raftery's criterion is :math:`\sum_k n_k \log|W_k / n_k|`,
     undefined while a cluster has at most D points (its scatter is
     singular). Fraley (1998) regularises it with two tuning constants,
     ``alpha`` and ``beta``; we use the regularised term that mclust's
@@ -36,16 +36,16 @@ merged scatter is exact:
 
     .. math::
 
-        T(n, W) = n \\log\\Bigl( [n > D]\\,\\bigl|W / n\\bigr|
-                  + \\beta \\, \\frac{\\operatorname{tr} W + \\alpha'}{n} \\Bigr),
-        \\qquad
-        \\alpha' = \\alpha \\, \\frac{\\operatorname{tr} W_{\\mathrm{all}}}{n D},
+        T(n, W) = n \log\Bigl( [n > D]\,\bigl|W / n\bigr|
+                  + \beta \, \frac{\operatorname{tr} W + \alpha'}{n} \Bigr),
+        \qquad
+        \alpha' = \alpha \, \frac{\operatorname{tr} W_{\mathrm{all}}}{n D},
 
-    where :math:`W_{\\mathrm{all}}` is the scatter of all the data about its
+    where :math:`W_{\mathrm{all}}` is the scatter of all the data about its
     mean (mclust: "alpha times the trace of the sample crossproduct matrix of
     all the observations divided by the product of the data dimensions") and
     ``alpha = beta = 1`` are mclust's defaults. A singleton has
-    :math:`T = \\log(\\beta \\alpha')`. The trace term keeps every argument of
+    :math:`T = \log(\beta \alpha')`. The trace term keeps every argument of
     the logarithm positive, so tied or collinear points (zero determinants)
     give finite costs. Note that the determinant and trace terms are added
     although they scale differently (:math:`s^{2D}` against :math:`s^2` when
@@ -59,8 +59,8 @@ merged scatter is exact:
 
 Univariate data (D = 1)
     ``model="VVV"`` falls back to mclust's univariate "V" criterion (its
-    ``hcV``), :math:`T(n, W) = n \\log((W + \\alpha') / n)` with singleton
-    term :math:`\\log \\alpha'`; this is the D = 1 analogue of the regularised
+    ``hcV``), :math:`T(n, W) = n \log((W + \alpha') / n)` with singleton
+    term :math:`\log \alpha'`; this is the D = 1 analogue of the regularised
     VVV term without the separate determinant term. (In the mclust source
     we read, the R wrapper ``hcV`` takes ``min(alpha', machine epsilon)``,
     which with the Fortran's floor makes alpha' equal machine epsilon; we

@@ -45,9 +45,11 @@ def _cached_tree(
 
 
 def _hc_tree(X: np.ndarray, n_components: int) -> np.ndarray:
-    """Partitions into 1..max(30, n_components) clusters, cached: a search over
-    models and K asks for the same tree many times, and it does not depend on
-    K (the key is a hash of the data)."""
+    """Partitions into 1..max(30, n_components) clusters, cached.
+
+    A search over models and K asks for the same tree many times, and it does
+    not depend on K (the key is a hash of the data).
+    """
     X = np.ascontiguousarray(X)
     key = hashlib.blake2b(X.tobytes(), digest_size=16).digest()
     # Levels in powers of two, so a search over K = 31..40 builds one tree.

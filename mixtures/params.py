@@ -157,10 +157,12 @@ class MixtureParams:
 
     @property
     def n_components(self) -> int:
+        """Number of components, K."""
         return self.weights.shape[0]
 
     @property
     def n_features(self) -> int:
+        """Number of features, D."""
         return self.means.shape[1]
 
     @property

@@ -218,7 +218,7 @@ def test_fit_command_errors(tmp_path, capsys):
     csv = tmp_path / "a.csv"
     pd.DataFrame({"x": [1.0, 2.0, 3.0]}).to_csv(csv, index=False)
     assert main(["fit", str(csv), "--components", "zero"]) == 2
-    assert "--components must be K or a range" in capsys.readouterr().err
+    assert "--components must be a positive K or a range" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("data_name", ["faithful", "s2"])

@@ -14,7 +14,7 @@ REG = 1e-9
 
 
 def log_densities(X, means, covariances):
-    """log N(x_n | mu_k, Sigma_k), shape (n, K)."""
+    """Log N(x_n | mu_k, Sigma_k), shape (n, K)."""
     return np.column_stack(
         [
             multivariate_normal(m, c, allow_singular=True).logpdf(X).reshape(-1)

@@ -139,6 +139,7 @@ class MixtureFit:
 
     @property
     def n_components(self) -> int:
+        """Number of components of the fitted mixture."""
         return self.params.n_components
 
 

@@ -85,6 +85,7 @@ class FunctionBackend:
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
     ) -> MixtureFit:
+        """Fit with the user's EM function from a drawn start; see ``Backend.fit``."""
         from mixtures.check import call_em_function, load_function
 
         data = check_backend_input(X, n_components, covariance_type).astype(float)

@@ -27,7 +27,7 @@ Why this prior
 a component centred on a data point whose variance tends to zero sends it to
 infinity. A prior whose density is positive at ``Sigma = 0`` (the half-normal
 scale priors of the previous version) leaves the posterior improper near
-that point, and on data with ties (S1 has 13 tied values) NUTS found a
+that point, and on data with ties (a series with 13 tied values) NUTS found a
 component of variance 6e-10. The inverse-Wishart density contains
 ``exp(-tr(Lambda_P Sigma^-1) / 2)``, which vanishes faster than any power of
 ``Sigma`` as ``Sigma -> 0``: the posterior is proper and has no mass there.
@@ -437,7 +437,7 @@ _COMPILED: dict[tuple, Any] = {}
 
 
 def _compiled_nutpie(X: np.ndarray, n_components: int, covariance_type: str):
-    """nutpie's compiled model for this shape, built once per process.
+    """Nutpie's compiled model for this shape, built once per process.
 
     Returns ``(compiled, compile_seconds)``; ``compile_seconds`` is 0 when
     the model came from the cache.
@@ -680,8 +680,11 @@ def _ties(values: np.ndarray) -> int:
 
 
 def _resolution(X: np.ndarray) -> float | None:
-    """The data's recording step: ``10^-d`` for the fewest decimals ``d <= 6``
-    that represent every value, or None (values not on a decimal grid)."""
+    """The data's recording step, or None if the values are not on a grid.
+
+    The step is ``10^-d`` for the fewest decimals ``d <= 6`` that represent
+    every value.
+    """
     for decimals in range(7):
         scaled = X * 10.0**decimals
         # Absolute tolerance in units of the last decimal: float64 holds a
@@ -1107,6 +1110,7 @@ class PyMCBackend:
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
     ) -> MixtureFit:
+        """Fit the Bayesian mixture by NUTS on all the data; see ``Backend.fit``."""
         data, settings, seed, sample = _begin(
             self.name,
             X,
@@ -1239,6 +1243,7 @@ class PyMCAdviBackend:
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
     ) -> MixtureFit:
+        """Fit the Bayesian mixture by ADVI; see :meth:`Backend.fit`."""
         data, settings, seed, sample = _begin(
             self.name,
             X,

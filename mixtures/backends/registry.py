@@ -65,7 +65,7 @@ def _missing(modules) -> list[str]:
 
 @cache
 def _registry() -> dict[str, tuple[tuple[str, str] | EntryPoint, BackendStatus]]:
-    """name -> (loader, status); computed once, see :func:`reload_backends`."""
+    """Name -> (loader, status); computed once, see :func:`reload_backends`."""
     registry: dict[str, tuple[tuple[str, str] | EntryPoint, BackendStatus]] = {}
     for name, (module, attribute, needs) in _BUILTIN.items():
         missing = _missing(needs)

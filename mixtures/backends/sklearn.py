@@ -66,6 +66,7 @@ class SklearnBackend:
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
     ) -> MixtureFit:
+        """Fit with scikit-learn's ``GaussianMixture``; see :meth:`Backend.fit`."""
         data = check_backend_input(X, n_components, covariance_type)
         reject_unknown_options(self.name, options, _OPTIONS)
         model = SklearnGaussianMixture(

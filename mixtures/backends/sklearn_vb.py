@@ -132,6 +132,7 @@ class SklearnVBBackend:
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
     ) -> MixtureFit:
+        """Fit with scikit-learn's BayesianGaussianMixture; see ``Backend.fit``."""
         if covariance_type not in _COVARIANCE_TYPES:
             allowed = ", ".join(repr(name) for name in _COVARIANCE_TYPES)
             raise ValueError(
