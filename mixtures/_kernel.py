@@ -248,6 +248,34 @@ def _responsibilities(logp, rows, sample_weight, start, log_prob, labels):
 
 
 @numba.njit(**_JIT)
+def _component_weights(weighted, rows, tiny, resp):
+    """One component's weighted responsibilities into ``resp`` (X's dtype).
+
+    Values below ``tiny`` are flushed to zero (see :func:`_responsibilities`).
+    Returns their sum, in float64.
+    """
+    total = 0.0
+    for i in range(rows):
+        value = weighted[i]
+        value = value if value >= tiny else 0.0
+        total += value
+        resp[i] = value
+    return total
+
+
+@numba.njit(**_JIT)
+def _partials(n_samples, n_components, moment_shape, tasks, with_moments):
+    """The pass's outputs and per-task partial sums, zeroed."""
+    log_prob = np.empty(n_samples)
+    labels = np.zeros(0 if with_moments else n_samples, np.int64)
+    mass = np.zeros((tasks, n_components))
+    first = np.zeros((tasks, n_components, moment_shape[0]))
+    second = np.zeros((tasks, n_components, *moment_shape))
+    sums = np.zeros((tasks, 2))
+    return log_prob, labels, mass, first, second, sums
+
+
+@numba.njit(**_JIT)
 def _full_task(
     X, sample_weight, origin, means, prec_chol, log_norm, tiny, first_block,
     last_block, log_prob, labels, with_moments, mass, first, second,
@@ -294,13 +322,7 @@ def _full_task(
             continue
         # Moments about the means, summed over the block in X's dtype.
         for k in range(n_components):
-            block_mass = 0.0
-            for i in range(rows):
-                value = logp[k, i]
-                value = value if value >= tiny else 0.0  # see _responsibilities
-                block_mass += value
-                resp[i] = value
-            mass[k] += block_mass
+            mass[k] += _component_weights(logp[k], rows, tiny, resp)
             for j in range(n_features):
                 mu = means[k, j]
                 for i in range(rows):
@@ -355,13 +377,7 @@ def _diag_task(
         if not with_moments:
             continue
         for k in range(n_components):
-            block_mass = 0.0
-            for i in range(rows):
-                value = logp[k, i]
-                value = value if value >= tiny else 0.0  # see _responsibilities
-                block_mass += value
-                resp[i] = value
-            mass[k] += block_mass
+            mass[k] += _component_weights(logp[k], rows, tiny, resp)
             for j in range(n_features):
                 mu = means[k, j]
                 s1 = dtype.type(0)
@@ -468,14 +484,10 @@ def _full_serial(X, w, weights, means, factors, tiny, tasks, with_moments):
         X, weights, means, factors, _log_det_full(factors)
     )
     n_samples, n_features = X.shape
-    n_components = means.shape[0]
     bounds = _task_bounds(n_samples, tasks)
-    log_prob = np.empty(n_samples)
-    labels = np.zeros(0 if with_moments else n_samples, np.int64)
-    mass = np.zeros((tasks, n_components))
-    first = np.zeros((tasks, n_components, n_features))
-    second = np.zeros((tasks, n_components, n_features, n_features))
-    sums = np.zeros((tasks, 2))
+    log_prob, labels, mass, first, second, sums = _partials(
+        n_samples, means.shape[0], (n_features, n_features), tasks, with_moments
+    )
     for t in range(tasks):
         sums[t] = _full_task(X, w, origin, local, fac, log_norm, tiny, bounds[t],
                              bounds[t + 1], log_prob, labels, with_moments, mass[t],
@@ -491,14 +503,10 @@ def _full_parallel(X, w, weights, means, factors, tiny, tasks, with_moments):
         X, weights, means, factors, _log_det_full(factors)
     )
     n_samples, n_features = X.shape
-    n_components = means.shape[0]
     bounds = _task_bounds(n_samples, tasks)
-    log_prob = np.empty(n_samples)
-    labels = np.zeros(0 if with_moments else n_samples, np.int64)
-    mass = np.zeros((tasks, n_components))
-    first = np.zeros((tasks, n_components, n_features))
-    second = np.zeros((tasks, n_components, n_features, n_features))
-    sums = np.zeros((tasks, 2))
+    log_prob, labels, mass, first, second, sums = _partials(
+        n_samples, means.shape[0], (n_features, n_features), tasks, with_moments
+    )
     for t in prange(tasks):
         sums[t] = _full_task(X, w, origin, local, fac, log_norm, tiny, bounds[t],
                              bounds[t + 1], log_prob, labels, with_moments, mass[t],
@@ -514,14 +522,10 @@ def _diag_serial(X, w, weights, means, factors, tiny, tasks, with_moments):
         X, weights, means, factors, _log_det_diag(factors)
     )
     n_samples, n_features = X.shape
-    n_components = means.shape[0]
     bounds = _task_bounds(n_samples, tasks)
-    log_prob = np.empty(n_samples)
-    labels = np.zeros(0 if with_moments else n_samples, np.int64)
-    mass = np.zeros((tasks, n_components))
-    first = np.zeros((tasks, n_components, n_features))
-    second = np.zeros((tasks, n_components, n_features))
-    sums = np.zeros((tasks, 2))
+    log_prob, labels, mass, first, second, sums = _partials(
+        n_samples, means.shape[0], (n_features,), tasks, with_moments
+    )
     for t in range(tasks):
         sums[t] = _diag_task(X, w, origin, local, fac, log_norm, tiny, bounds[t],
                              bounds[t + 1], log_prob, labels, with_moments, mass[t],
@@ -536,14 +540,10 @@ def _diag_parallel(X, w, weights, means, factors, tiny, tasks, with_moments):
         X, weights, means, factors, _log_det_diag(factors)
     )
     n_samples, n_features = X.shape
-    n_components = means.shape[0]
     bounds = _task_bounds(n_samples, tasks)
-    log_prob = np.empty(n_samples)
-    labels = np.zeros(0 if with_moments else n_samples, np.int64)
-    mass = np.zeros((tasks, n_components))
-    first = np.zeros((tasks, n_components, n_features))
-    second = np.zeros((tasks, n_components, n_features))
-    sums = np.zeros((tasks, 2))
+    log_prob, labels, mass, first, second, sums = _partials(
+        n_samples, means.shape[0], (n_features,), tasks, with_moments
+    )
     for t in prange(tasks):
         sums[t] = _diag_task(X, w, origin, local, fac, log_norm, tiny, bounds[t],
                              bounds[t + 1], log_prob, labels, with_moments, mass[t],
