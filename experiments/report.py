@@ -14,6 +14,7 @@ import html
 import io
 import json
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -520,11 +521,15 @@ def _traces(report: _Report, runs, traces) -> None:
                     ],
                     fontsize=7,
                 )
-        fig.suptitle(
+        title = (
             f"{label} (K = {int(chosen['n_components'])}, "
-            f"{chosen['covariance_type']}): distance to the best optimum "
-            "(ADVI and VB: their own objectives)"
+            f"{chosen['covariance_type']}): distance to the best optimum"
         )
+        if {"pymc-advi", "sklearn-vb"} & set(engines):
+            title += " (ADVI and VB: their own objectives)"
+        # Wrapped to the figure's width: with one or two panels a one-line
+        # title ran past both edges.
+        fig.suptitle(textwrap.fill(title, width=int(9 * fig.get_figwidth())))
         fig.tight_layout()
         report.figure(fig, f"traces_{label}", f"{label}: traces per engine")
 
