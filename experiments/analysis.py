@@ -23,21 +23,28 @@ import numpy as np
 import pandas as pd
 
 from experiments.config import SAME_OPTIMUM_NATS
+from mixtures.diagnostics import STATUSES
+from mixtures.select import top_models
 
 __all__ = [
     "CELL_COLUMNS",
-    "POSTERIOR_ENGINES",
+    "MAXIMUM_LIKELIHOOD",
     "SAME_OPTIMUM_NATS",
     "STATUSES",
     "arm_outcomes",
+    "at_an_optimum",
     "best_eligible",
     "choose_model",
     "convergence_across_replicates",
     "convergence_summary",
     "count_optima",
     "data_columns",
+    "data_set_summary",
     "eligible",
     "engine_pairs",
+    "posterior",
+    "recovery_fits",
+    "recovery_slope",
     "recovery_summary",
     "reference_log_likelihood",
     "same_optimum",
@@ -47,7 +54,6 @@ __all__ = [
 
 #: What a cell of a sweep is, besides the data set's parameters.
 CELL_COLUMNS = ["dataset", "backend", "n_components", "covariance_type", "init"]
-STATUSES = ("ok", "degenerate", "unconverged", "failed")
 _METRICS = (
     "m_weight_l1",
     "m_mean_rmse",
@@ -71,7 +77,10 @@ def count_optima(values, nats: float = SAME_OPTIMUM_NATS) -> int:
     """How many distinct optima a set of log-likelihoods holds.
 
     Sorted values are split wherever consecutive ones are more than ``nats``
-    apart (single linkage at ``nats``).
+    apart (single linkage at ``nats``). Pass only fits that converged under
+    the sweep's stopping rule (:func:`at_an_optimum`): an engine stopped
+    early by its own rule ends wherever it stopped, and counting those end
+    points would make every early stop a distinct "optimum".
     """
     values = np.sort(np.asarray(values, dtype=float))
     values = values[np.isfinite(values)]
@@ -103,27 +112,41 @@ def _data_keys(runs: pd.DataFrame) -> list[str]:
     return ["dataset", *data_columns(runs), "data_replicate"]
 
 
-#: Engines whose point estimate summarises a posterior (NUTS, ADVI,
-#: scikit-learn's variational Bayes): not a maximum of the likelihood, so
-#: never a reference optimum or a BIC choice.
-POSTERIOR_ENGINES = frozenset({"pymc", "pymc-advi", "sklearn-vb"})
-_POSTERIOR_TRACES = frozenset({"draw_mean_loglik", "advi_mean_elbo", "vb_elbo"})
+def posterior(runs: pd.DataFrame) -> pd.Series:
+    """Mask of fits whose point estimate summarises a posterior.
+
+    The ``posterior`` column, written from each backend's declared
+    capability (:func:`mixtures.backends.is_posterior_backend`), so a failed
+    posterior fit is still a posterior fit and a plug-in declares its own.
+    Such a fit is not a maximum of the likelihood: never a reference optimum
+    or a BIC choice.
+    """
+    if "posterior" not in runs:  # a table of maximum-likelihood fits only
+        return pd.Series(False, index=runs.index)
+    return runs["posterior"].fillna(False).astype(bool)
 
 
 def _maximum_likelihood(runs: pd.DataFrame) -> pd.Series:
-    """Mask of fits that maximise the likelihood (not posterior summaries).
+    """Mask of fits that maximise the likelihood (not posterior summaries)."""
+    return ~posterior(runs)
 
-    Decided by the engine (and, for rows that ran, the trace kind), so a
-    failed posterior fit is still a posterior fit.
+
+def _own_stopping_rule(runs: pd.DataFrame) -> pd.Series:
+    """Mask of fits of arms run with their engine's own stopping rule."""
+    if "comparable" not in runs:
+        return pd.Series(False, index=runs.index)
+    return ~runs["comparable"].fillna(True).astype(bool)
+
+
+def at_an_optimum(runs: pd.DataFrame) -> pd.Series:
+    """Mask of the fits that stand for a maximum of the likelihood.
+
+    Eligible (``ok``, so converged under the sweep's stopping rule, of a
+    comparable arm) and maximum-likelihood (not a posterior summary): the
+    only fits that may be a reference optimum, count as an optimum
+    (:func:`count_optima`) or be the data's maximum (:func:`recovery_fits`).
     """
-    mask = pd.Series(True, index=runs.index)
-    if "engine" in runs:
-        mask &= ~runs["engine"].isin(POSTERIOR_ENGINES)
-    if "trace_kind" in runs:
-        mask &= ~runs["trace_kind"].isin(_POSTERIOR_TRACES)
-    if "stopped_by" in runs:
-        mask &= runs["stopped_by"] != "not_iterative"
-    return mask
+    return eligible(runs) & _maximum_likelihood(runs)
 
 
 def reference_log_likelihood(runs: pd.DataFrame) -> pd.Series:
@@ -135,7 +158,7 @@ def reference_log_likelihood(runs: pd.DataFrame) -> pd.Series:
     such fit of that data exists.
     """
     keys = [*_data_keys(runs), "n_components", "covariance_type"]
-    values = runs["log_likelihood"].where(eligible(runs) & _maximum_likelihood(runs))
+    values = runs["log_likelihood"].where(at_an_optimum(runs))
     return values.groupby([runs[k] for k in keys], dropna=False).transform("max")
 
 
@@ -150,9 +173,11 @@ def convergence_summary(
     ``best_log_likelihood`` (this cell's best ``ok`` fit), ``n_at_best`` and
     ``share_at_best`` (share of the cell's seeds, whatever their status,
     that are ``ok`` and at the reference optimum), ``n_optima`` (distinct
-    optima among its ``ok`` fits), the spread of their log-likelihoods and
-    their iteration counts. The last three are NaN for posterior sampling,
-    which has no optimum to reach.
+    optima among its fits :func:`at_an_optimum`), the spread of its ``ok``
+    fits' log-likelihoods and their iteration counts. ``n_at_best`` and
+    ``share_at_best`` are NaN for posterior summaries, which have no optimum
+    to reach; ``n_optima`` is NaN for them and for arms run with their
+    engine's own stopping rule, whose early stops are end points, not optima.
     """
     if runs.empty or "status" not in runs:
         return pd.DataFrame(columns=[*CELL_COLUMNS, "data_replicate", "n_runs"])
@@ -170,6 +195,9 @@ def convergence_summary(
         at_best = int(np.sum(same_optimum(values, reference, nats)))
         # Posterior sampling has no optimum to reach: not applicable.
         applicable = bool(_maximum_likelihood(group).any())
+        # Only fits converged under the sweep's rule count as optima.
+        optima_counted = applicable and not _own_stopping_rule(group).all()
+        optima = group.loc[at_an_optimum(group), "log_likelihood"]
         row = dict(zip(keys, key, strict=True))
         row.update(n_runs=len(group))
         row.update(
@@ -184,7 +212,7 @@ def convergence_summary(
             best_log_likelihood=float(values.max()) if values.size else np.nan,
             n_at_best=at_best if applicable else np.nan,
             share_at_best=at_best / len(group) if applicable else np.nan,
-            n_optima=count_optima(values, nats) if applicable else np.nan,
+            n_optima=count_optima(optima, nats) if optima_counted else np.nan,
             log_likelihood_std=float(values.std(ddof=0)) if values.size else np.nan,
             n_iter_median=float(np.median(iterations)) if values.size else np.nan,
             n_iter_max=float(iterations.max()) if values.size else np.nan,
@@ -233,9 +261,12 @@ def best_eligible(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 def choose_model(runs: pd.DataFrame) -> pd.Series:
     """The model a user keeps: the eligible maximum-likelihood fit of lowest BIC.
 
-    The one rule for the report and ``gmmlab fit`` alike. ``runs`` must hold
-    fits of one data set (one data set, parameters and data replicate): BIC
-    compares fits of the same data only. Ties go to the smallest ``run_id``.
+    The one rule for the report and ``gmmlab fit`` alike: among the eligible
+    maximum-likelihood fits, :func:`mixtures.select.top_models` (the model
+    search's own choice: lowest BIC, ties to fewer parameters), then the
+    smallest ``run_id``. ``runs`` must hold fits of one data set (one data
+    set, parameters and data replicate): BIC compares fits of the same data
+    only.
 
     Raises
     ------
@@ -256,7 +287,7 @@ def choose_model(runs: pd.DataFrame) -> pd.Series:
             "no eligible maximum-likelihood fit (status ok, not a posterior "
             f"summary) to choose from; found {found}."
         )
-    return candidates.sort_values(["bic", "run_id"], kind="stable").iloc[0]
+    return top_models(candidates.sort_values("run_id", kind="stable"), 1).iloc[0]
 
 
 def selection_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -422,26 +453,212 @@ def arm_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def recovery_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Parameter recovery across data replicates, one row per cell.
+#: The ``estimator`` of the data's maximum-likelihood fit in the recovery tables.
+MAXIMUM_LIKELIHOOD = "maximum likelihood"
 
-    For every cell and data replicate, the best eligible fit over its seeds
-    (what a user running EM with restarts keeps); then the median of each
-    ``m_*`` metric over data replicates, with ``n_replicates``.
+
+def recovery_fits(runs: pd.DataFrame) -> pd.DataFrame:
+    """The fits recovery is measured on: one per data replicate, model and estimator.
+
+    For every data set, its ``p_*`` parameters, data replicate, K and
+    covariance type: the data's maximum, the fit :func:`at_an_optimum` of
+    highest log-likelihood over every arm, initialisation and seed
+    (``estimator`` = :data:`MAXIMUM_LIKELIHOOD`), which is what maximum
+    likelihood estimates, whichever start found it; and, for each posterior
+    arm, its best eligible fit (``estimator`` = the arm). Rows of ``runs``
+    with ``estimator`` added, ties to the smallest ``run_id``; only fits
+    with recovery metrics (data with a known truth).
     """
     metrics = [m for m in _METRICS if m in runs.columns]
-    if not metrics:
+    if not metrics or runs.empty:
         return pd.DataFrame()
-    keys = [*CELL_COLUMNS, *data_columns(runs)]
-    best = best_eligible(
-        runs.dropna(subset=metrics, how="all"), [*keys, "data_replicate"]
+    keys = [*_data_keys(runs), "n_components", "covariance_type"]
+    maximum = best_eligible(runs[at_an_optimum(runs)], keys)
+    bayes = best_eligible(runs[eligible(runs) & posterior(runs)], [*keys, "backend"])
+    fits = pd.concat(
+        [
+            maximum.assign(estimator=MAXIMUM_LIKELIHOOD),
+            bayes.assign(estimator=bayes["backend"]),
+        ],
+        ignore_index=True,
     )
-    if best.empty:
+    return fits.dropna(subset=metrics, how="all").reset_index(drop=True)
+
+
+def recovery_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Parameter recovery across data replicates, one row per data set and estimator.
+
+    Per data set, ``p_*`` parameters, K, covariance type and ``estimator``
+    (:func:`recovery_fits`: the data's maximum, or a posterior arm's best
+    fit): ``n_replicates`` and the median of each ``m_*`` metric over data
+    replicates.
+    """
+    fits = recovery_fits(runs)
+    if fits.empty:
         return pd.DataFrame()
-    grouped = best.groupby(keys, dropna=False, sort=True)
+    metrics = [m for m in _METRICS if m in fits.columns]
+    keys = [
+        "dataset",
+        *data_columns(runs),
+        "n_components",
+        "covariance_type",
+        "estimator",
+    ]
+    grouped = fits.groupby(keys, dropna=False, sort=True)
     summary = grouped[metrics].median()
     summary.insert(0, "n_replicates", grouped["data_replicate"].nunique())
     return summary.reset_index()
+
+
+def _log_log_slope(log_sizes: np.ndarray, values: np.ndarray):
+    """Least-squares slope of ``log(values)`` on ``log_sizes`` (last axis)."""
+    x = log_sizes - log_sizes.mean()
+    y = np.log(values)
+    return (y - y.mean(axis=-1, keepdims=True)) @ x / (x @ x)
+
+
+def recovery_slope(
+    runs: pd.DataFrame,
+    metric: str = "m_mean_rmse",
+    *,
+    size: str = "p_n",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """How recovery error falls with the sample size, with a bootstrap interval.
+
+    For every series over ``size`` (a data set with its other ``p_*``
+    parameters, K and covariance type): the data's maximum's ``metric``
+    (:func:`recovery_fits`) per data replicate and size, its median over
+    replicates at each size, and ``slope``, the least-squares slope of the
+    log median on the log size (-0.5 is the parametric 1/sqrt(n)).
+    ``slope_low`` and ``slope_high`` are the percentile interval at
+    ``confidence`` of the same slope over ``n_boot`` bootstrap resamples of
+    the data replicates (a replicate is a truth with nested samples over
+    ``size``, so it is resampled whole), drawn from
+    ``numpy.random.default_rng(random_state)`` afresh for every series:
+    reproducible, and independent of the other series. Only replicates
+    measured at every size take part (``n_replicates``, at ``n_sizes`` sizes
+    from ``size_min`` to ``size_max``); series with fewer than two sizes are
+    left out.
+    """
+    columns = [
+        "dataset",
+        "n_components",
+        "covariance_type",
+        "metric",
+        "n_replicates",
+        "n_sizes",
+        "size_min",
+        "size_max",
+        "slope",
+        "slope_low",
+        "slope_high",
+        "confidence",
+        "n_boot",
+    ]
+    fits = recovery_fits(runs)
+    if fits.empty or size not in fits or metric not in fits:
+        return pd.DataFrame(columns=columns)
+    fits = fits[fits["estimator"] == MAXIMUM_LIKELIHOOD]
+    fits = fits[fits[size].notna() & (fits[metric] > 0)]
+    keys = [
+        "dataset",
+        *[c for c in data_columns(runs) if c != size],
+        "n_components",
+        "covariance_type",
+    ]
+    tail = 100 * (1 - confidence) / 2
+    rows = []
+    for key, series in fits.groupby(keys, dropna=False, sort=True):
+        table = series.pivot(
+            index="data_replicate", columns=size, values=metric
+        ).dropna()
+        if table.shape[1] < 2 or table.empty:
+            continue
+        log_sizes = np.log(table.columns.to_numpy(dtype=float))
+        values = table.to_numpy(dtype=float)
+        rng = np.random.default_rng(random_state)
+        draws = rng.integers(0, len(values), size=(n_boot, len(values)))
+        slopes = _log_log_slope(log_sizes, np.median(values[draws], axis=1))
+        low, high = np.percentile(slopes, [tail, 100 - tail])
+        row = dict(zip(keys, key, strict=True))
+        row.update(
+            metric=metric,
+            n_replicates=len(values),
+            n_sizes=len(log_sizes),
+            size_min=float(table.columns.min()),
+            size_max=float(table.columns.max()),
+            slope=float(_log_log_slope(log_sizes, np.median(values, axis=0))),
+            slope_low=float(low),
+            slope_high=float(high),
+            confidence=confidence,
+            n_boot=n_boot,
+        )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*keys, *columns[3:]])
+
+
+def data_set_summary(
+    runs: pd.DataFrame, nats: float = SAME_OPTIMUM_NATS
+) -> pd.DataFrame:
+    """What a sweep found on each data set variant, one row each.
+
+    A variant is a data set, its ``p_*`` parameters and its data replicate:
+    fits of different data are never pooled. Columns: those keys, ``n_runs``
+    and ``n_<status>`` over every arm, ``n_posterior`` (posterior summaries
+    among them: counted, never best); the model :func:`choose_model` keeps
+    (``n_components``, ``covariance_type``) and ``best_log_likelihood``, the
+    highest log-likelihood of that model's fits :func:`at_an_optimum`;
+    ``n_at_best`` of the ``n_candidates`` comparable maximum-likelihood fits
+    of that model (any status) that are ``ok`` and within ``nats`` of it;
+    ``median_seconds`` over the fits that did not fail. The model columns
+    are missing values where no fit of the data is eligible.
+    """
+    if runs.empty:
+        return pd.DataFrame()
+    keys = _data_keys(runs)
+    rows = []
+    for key, data in runs.groupby(keys, dropna=False, sort=True):
+        row = dict(zip(keys, key, strict=True))
+        row["n_runs"] = len(data)
+        for status in STATUSES:
+            row[f"n_{status}"] = int((data["status"] == status).sum())
+        row["n_posterior"] = int(posterior(data).sum())
+        row.update(
+            n_components=np.nan,
+            covariance_type=None,
+            best_log_likelihood=np.nan,
+            n_at_best=0,
+            n_candidates=0,
+        )
+        if at_an_optimum(data).any():
+            chosen = choose_model(data)
+            model = (data["n_components"] == chosen["n_components"]) & (
+                data["covariance_type"] == chosen["covariance_type"]
+            )
+            candidates = data[model & _maximum_likelihood(data)]
+            candidates = candidates[~_own_stopping_rule(candidates)]
+            best = float(data.loc[model & at_an_optimum(data), "log_likelihood"].max())
+            at_best = at_an_optimum(candidates) & same_optimum(
+                candidates["log_likelihood"], best, nats
+            )
+            row.update(
+                n_components=int(chosen["n_components"]),
+                covariance_type=chosen["covariance_type"],
+                best_log_likelihood=best,
+                n_at_best=int(at_best.sum()),
+                n_candidates=len(candidates),
+            )
+        finished = data[data["status"] != "failed"]
+        row["median_seconds"] = (
+            float(finished["seconds"].median())
+            if len(finished) and "seconds" in finished
+            else np.nan
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def engine_pairs(

@@ -1,29 +1,12 @@
 """A fit becomes table rows: scores, stopping point, status, recovery.
 
-Every run gets a ``status`` and a ``status_reason``:
-
-``failed``
-    the fit raised, or exceeded its timeout;
-``degenerate``
-    a component with effective size ``n * w_k < D + 1``; or a component
-    whose variance in some direction is below :data:`MIN_RELATIVE_VARIANCE`
-    times the data's variance in that direction (the smallest generalised
-    eigenvalue of its covariance against the data's covariance); or two
-    components that are the same Gaussian (EM can never separate them) or
-    indistinguishable (:data:`mixtures.diagnostics.INDISTINGUISHABLE`: a
-    saddle, one Gaussian split in two, that EM leaves too slowly); or a
-    floor or reseed of gmmlab's degenerate-component policy still in force at
-    the end of the fit;
-``unconverged``
-    an iterative fit that stopped at ``max_iter``; an MCMC fit with r-hat
-    above :data:`MAX_R_HAT`, bulk ESS below :data:`MIN_ESS_BULK` or any
-    divergent transition;
-``ok``
-    everything else.
-
-A fit that is both degenerate and unconverged is ``degenerate``; the reason
-lists every finding. Only ``ok`` fits may be "best", be selected, or enter
-an engine comparison (:mod:`experiments.analysis`).
+Every run gets a ``status`` and a ``status_reason`` from
+:func:`mixtures.diagnostics.classify`, the one verdict the model search and
+``gmmlab fit`` use too (``failed`` when the fit raised or timed out), and a
+``posterior`` flag from its backend's declared capability
+(:func:`mixtures.backends.is_posterior_backend`). Only ``ok`` fits may be
+"best", be selected, or enter an engine comparison
+(:mod:`experiments.analysis`).
 
 ``stopped_by`` says why an iterative fit ended: ``tolerance``, ``max_iter``,
 ``error``, or ``not_iterative`` for posterior sampling.
@@ -44,29 +27,23 @@ from mixtures.align import (
     recovery_metrics,
 )
 from mixtures.backends.base import MixtureFit
+from mixtures.backends.registry import is_posterior_backend
 from mixtures.diagnostics import (
-    MIN_RELATIVE_VARIANCE,
-    classification_entropy,
-    degeneracy_findings,
+    Verdict,
+    bic,
+    classify,
+    icl,
     uncertainty,
 )
 from mixtures.params import MixtureParams
 
 __all__ = [
-    "MAX_R_HAT",
-    "MIN_ESS_BULK",
-    "MIN_RELATIVE_VARIANCE",
-    "classification_entropy",
-    "classify",
-    "degeneracy_findings",
+    "classify_fit",
     "evaluate_fit",
     "failed_result",
     "identity_row",
-    "uncertainty",
 ]
 
-MAX_R_HAT = 1.01
-MIN_ESS_BULK = 400.0
 _NUMERIC_DIAGNOSTICS = (
     "r_hat_max",
     "ess_bulk_min",
@@ -120,6 +97,7 @@ def identity_row(spec: RunSpec) -> dict[str, Any]:
         "data_seed": spec.data_seed,
         "fit_seed": spec.fit_seed,
         "comparable": spec.comparable,
+        "posterior": is_posterior_backend(spec.engine),
         "stopping_tol": np.nan if spec.stopping is None else spec.stopping.tol,
         "stopping_max_iter": (
             np.nan if spec.stopping is None else float(spec.stopping.max_iter)
@@ -161,40 +139,19 @@ def stopped_by(fit: MixtureFit) -> str:
     return "tolerance" if fit.converged else "max_iter"
 
 
-def _sampler_findings(diagnostics: dict[str, Any]) -> list[str]:
-    reasons = []
-    r_hat = diagnostics.get("r_hat_max")
-    if r_hat is not None and not r_hat <= MAX_R_HAT:  # NaN counts as a breach
-        reasons.append(f"r-hat {r_hat:.4f} > {MAX_R_HAT}")
-    ess = diagnostics.get("ess_bulk_min")
-    if ess is not None and not ess >= MIN_ESS_BULK:
-        reasons.append(f"bulk ESS {ess:.0f} < {MIN_ESS_BULK:g}")
-    divergences = diagnostics.get("divergences")
-    if divergences:
-        reasons.append(f"{int(divergences)} divergent transitions")
-    return reasons
-
-
-def classify(fit: MixtureFit, X: np.ndarray) -> tuple[str, str, dict[str, Any]]:
-    """``(status, status_reason, measures)`` of a successful fit (module docstring)."""
-    findings = degeneracy_findings(fit.params, X)
-    degenerate = list(findings.pop("reasons"))
-    degenerate.extend(
-        f"{action} still in force at the end"
-        for action in fit.diagnostics.get("degenerate_in_force", ())
+def classify_fit(fit: MixtureFit, X: np.ndarray, covariance_type: str) -> Verdict:
+    """The verdict of :func:`mixtures.diagnostics.classify` on a backend's fit."""
+    iterative = fit.trace_kind != "draw_mean_loglik"
+    return classify(
+        fit.params,
+        X,
+        reg_covar=fit.reg_covar,
+        covariance_type=covariance_type,
+        converged=fit.converged or not iterative,
+        n_iter=fit.n_iter,
+        in_force=fit.diagnostics.get("degenerate_in_force", ()),
+        sampler=None if iterative else fit.diagnostics,
     )
-    unconverged = []
-    if stopped_by(fit) == "max_iter":
-        unconverged.append(f"stopped at max_iter after {fit.n_iter} iterations")
-    if fit.trace_kind == "draw_mean_loglik":
-        unconverged.extend(_sampler_findings(fit.diagnostics))
-    if degenerate:
-        status = "degenerate"
-    elif unconverged:
-        status = "unconverged"
-    else:
-        status = "ok"
-    return status, "; ".join(degenerate + unconverged), findings
 
 
 # ---------------------------------------------------------------------------
@@ -274,7 +231,7 @@ def evaluate_fit(spec: RunSpec, data, fit: MixtureFit) -> dict[str, Any]:
     X = data.X
     n_samples, n_features = X.shape
     n_parameters = fit.params.as_covariance_type(spec.covariance_type).n_parameters()
-    status, reason, measures = classify(fit, X)
+    status, reason, measures = classify_fit(fit, X, spec.covariance_type)
     row = identity_row(spec)
     trace = np.asarray(fit.loglik_trace, dtype=float)
     last_change = (
@@ -282,7 +239,7 @@ def evaluate_fit(spec: RunSpec, data, fit: MixtureFit) -> dict[str, Any]:
         if fit.trace_kind == "em_mean_loglik" and trace.size >= 2
         else np.nan
     )
-    bic = -2 * fit.log_likelihood + n_parameters * np.log(n_samples)
+    criterion = bic(fit.log_likelihood, n_parameters, n_samples)
     row.update(
         status=status,
         status_reason=reason,
@@ -294,8 +251,8 @@ def evaluate_fit(spec: RunSpec, data, fit: MixtureFit) -> dict[str, Any]:
         n_parameters=n_parameters,
         log_likelihood=fit.log_likelihood,
         mean_log_likelihood=fit.log_likelihood / n_samples,
-        bic=bic,
-        icl=bic + 2 * classification_entropy(X, fit.params),
+        bic=criterion,
+        icl=icl(fit.log_likelihood, n_parameters, X, fit.params),
         mean_uncertainty=float(np.mean(uncertainty(X, fit.params))),
         aic=-2 * fit.log_likelihood + 2 * n_parameters,
         n_iter=fit.n_iter,

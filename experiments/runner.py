@@ -25,7 +25,13 @@ from typing import Any
 
 import pandas as pd
 
-from experiments.analysis import convergence_summary
+from experiments.analysis import (
+    SAME_OPTIMUM_NATS,
+    STATUSES,
+    convergence_summary,
+    data_columns,
+    data_set_summary,
+)
 from experiments.config import (
     CheckEntry,
     RunSpec,
@@ -37,7 +43,7 @@ from experiments.datasets import load_dataset
 from experiments.evaluate import evaluate_fit, failed_result
 from experiments.executors import call_with_time_limit, map_as_completed
 from experiments.provenance import new_manifest, now
-from experiments.starts import START_RECIPES, starting_parameters
+from experiments.starts import START_RECIPES, fair_start, starting_parameters
 from experiments.tables import (
     TABLES,
     atomic_write,
@@ -48,6 +54,7 @@ from experiments.tables import (
     write_run,
 )
 from mixtures.backends import get_backend
+from mixtures.backends.base import fit_in_standard_units
 
 __all__ = ["execute_run", "read_tables", "run_check", "run_sweep"]
 
@@ -58,8 +65,10 @@ def _fit_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     if spec.init in START_RECIPES or (
         spec.engine == "function" and spec.init != "default"
     ):
-        # One explicit start for every engine of the run.
-        start = starting_parameters(
+        # One explicit start for every engine of the run; an EM function
+        # gets its fair version (experiments.starts: never reg_covar * I).
+        make_start = fair_start if spec.engine == "function" else starting_parameters
+        start = make_start(
             spec.init,
             data.X,
             spec.n_components,
@@ -80,13 +89,26 @@ def _fit_and_evaluate(spec: RunSpec) -> dict[str, Any]:
         options["init_params"] = spec.init
     if spec.stopping is not None:
         options.update(engine_stopping_options(spec.engine, spec.stopping, data.X))
-    fit = get_backend(spec.engine).fit(
-        data.X,
-        spec.n_components,
-        covariance_type=spec.covariance_type,
-        random_state=spec.fit_seed,
-        **options,
-    )
+    backend = get_backend(spec.engine)
+    # Maximum-likelihood engines fit in standard units, so that no verdict,
+    # start or optimum depends on the units the data came in.
+    if getattr(backend, "fits_in_standard_units", False):
+        fit = fit_in_standard_units(
+            backend,
+            data.X,
+            spec.n_components,
+            covariance_type=spec.covariance_type,
+            random_state=spec.fit_seed,
+            **options,
+        )
+    else:
+        fit = backend.fit(
+            data.X,
+            spec.n_components,
+            covariance_type=spec.covariance_type,
+            random_state=spec.fit_seed,
+            **options,
+        )
     return evaluate_fit(spec, data, fit)
 
 
@@ -183,22 +205,62 @@ def _prepare_folder(out: Path, config: SweepConfig, force: bool) -> dict[str, An
     return manifest
 
 
-def _summary_table(runs: pd.DataFrame) -> str:
+def _summary_table(runs: pd.DataFrame, nats: float = SAME_OPTIMUM_NATS) -> str:
+    """The console summary: one line per data set variant, never pooled.
+
+    The numbers are :func:`experiments.analysis.data_set_summary`'s; this
+    only lays them out. A data set's parameters are shown where they vary.
+    """
     if runs.empty:
         return "no runs"
-    grouped = runs.groupby(["dataset", "backend"], sort=True)
-    columns = {
-        "runs": grouped.size(),
-        **{
-            status: grouped["status"].apply(lambda s, v=status: int((s == v).sum()))
-            for status in ("ok", "degenerate", "unconverged", "failed")
-        },
-    }
-    if "log_likelihood" in runs:
-        ok = runs[runs["status"] == "ok"].groupby(["dataset", "backend"])
-        columns["best ok log-lik, any K"] = ok["log_likelihood"].max().round(2)
-        columns["median seconds"] = grouped["seconds"].median().round(3)
-    return pd.DataFrame(columns).to_string()
+    table = data_set_summary(runs, nats)
+    params = [c for c in data_columns(runs) if c in table]
+    varying = [c for c in params if runs.groupby("dataset")[c].nunique().max() > 1]
+    labels = [
+        " ".join(
+            [str(row["dataset"])]
+            + [
+                f"{c.removeprefix('p_')}={_plain(row[c])}"
+                for c in varying
+                if pd.notna(row[c])
+            ]
+        )
+        for _, row in table.iterrows()
+    ]
+    model = [
+        f"K={int(k)} {cov}" if pd.notna(k) else "-"
+        for k, cov in zip(table["n_components"], table["covariance_type"], strict=True)
+    ]
+    shown = pd.DataFrame(
+        {
+            "data": labels,
+            "replicate": table["data_replicate"],
+            "fits": table["n_runs"],
+            **{status: table[f"n_{status}"] for status in STATUSES},
+            "posterior": table["n_posterior"],
+            "model": model,
+            "best ML log-lik": table["best_log_likelihood"].round(2),
+            "at best": table["n_at_best"].astype(str)
+            + "/"
+            + table["n_candidates"].astype(str),
+            "median seconds": table["median_seconds"].round(3),
+        }
+    )
+    note = (
+        "One row per data set variant and data replicate. best ML log-lik: the "
+        "best ok maximum-likelihood fit of the model kept (lowest BIC), any "
+        f"engine or start; at best: fits of that model within {nats:g} nats of "
+        "it, of those run under the sweep's stopping rule. Posterior "
+        "summaries are counted, never best."
+    )
+    return shown.to_string(index=False) + "\n" + note
+
+
+def _plain(value) -> str:
+    """A parameter value as typed: 250, not 250.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def run_sweep(
@@ -272,6 +334,6 @@ def run_sweep(
             n_by_status={k: int(v) for k, v in statuses.items()},
         )
         atomic_write(json.dumps(manifest, indent=2, default=str), out / "manifest.json")
-    echo(_summary_table(runs))
+    echo(_summary_table(runs, config.same_optimum_nats))
     echo(f"tables in {out}: {', '.join(f'{t}.parquet' for t in tables)}")
     return tables

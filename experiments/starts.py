@@ -18,6 +18,26 @@ Recipes (``shared/scenarios.md``):
     identity covariances;
 ``blog`` (S5)
     means uniform in [0, 1), identity covariances, weights 1/K.
+
+The fair start of an EM function (:func:`fair_start`). A write-up's code
+run by the ``function`` backend gets the start its own recipe describes,
+unchanged. From an engine method it gets the engines' start (the same
+weights and means, drawn from the same seed) with one change: a component
+whose start covariance is degenerate gets the data's covariance instead.
+Degenerate means what it means for a fit (:mod:`mixtures.diagnostics`): its
+covariance, less the engines' ``reg_covar``, has a variance below
+``MIN_RELATIVE_VARIANCE`` of the data's in some direction. That is every
+component of 'random_from_data' and 'k-means++' (one data point each, so
+covariance ``reg_covar * I``) and a k-means cluster of identical values;
+every other k-means cluster keeps its own scatter. Why: the engines survive
+a ``reg_covar * I`` start because they compute the E-step in log space and
+re-seed or floor what collapses. A write-up's code is a plain EM, and
+S1's computes densities, not their logarithms: from variances of
+``reg_covar`` its first E-step underflows to 0/0 for every point not next to
+a start mean, and every such seed ended in NaN, S1's fixed code included,
+which says nothing about the code. S1's fix itself draws its means from the data
+and takes its variances from the data, as this start does. The engines
+(gmmlab's EM, scikit-learn) keep their own start unchanged.
 """
 
 from __future__ import annotations
@@ -26,11 +46,21 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mixtures.fitting import initial_parameters
+from mixtures.diagnostics import MIN_RELATIVE_VARIANCE, degeneracy_findings
+from mixtures.fitting import EMOptions, initial_parameters
 from mixtures.initialization import INIT_METHODS
 from mixtures.params import MixtureParams
 
-__all__ = ["START_NAMES", "START_RECIPES", "starting_parameters"]
+__all__ = [
+    "ENGINE_REG_COVAR",
+    "START_NAMES",
+    "START_RECIPES",
+    "fair_start",
+    "starting_parameters",
+]
+
+#: The regularisation in the engines' starts: both engines' default reg_covar.
+ENGINE_REG_COVAR = EMOptions.reg_covar
 
 
 def _identity_covariances(n_components: int, n_features: int) -> np.ndarray:
@@ -104,5 +134,65 @@ def starting_parameters(
             covariance_type=covariance_type,
             init_params=name,
             random_state=random_state,
+            reg_covar=ENGINE_REG_COVAR,
         )
     raise ValueError(f"unknown start {name!r}; known: {', '.join(START_NAMES)}.")
+
+
+def _is_degenerate(mean: np.ndarray, covariance: np.ndarray, X: np.ndarray) -> bool:
+    """Whether one component's covariance is no spread (mixtures.diagnostics' rule)."""
+    alone = MixtureParams(np.ones(1), mean[None], covariance[None])
+    findings = degeneracy_findings(alone, X, reg_covar=ENGINE_REG_COVAR)
+    return findings["min_relative_variance"] < MIN_RELATIVE_VARIANCE
+
+
+def fair_start(
+    name: str,
+    X: np.ndarray,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    random_state: int | None = None,
+) -> MixtureParams:
+    """The start an EM function (the ``function`` backend) gets for ``name``.
+
+    A recipe's start as :func:`starting_parameters` draws it. An engine
+    method's start with every degenerate component's covariance (see the
+    module docstring) replaced by the data's covariance; its weights and
+    means, and every other component's covariance, are the engines'.
+
+    Parameters
+    ----------
+    name : str
+        A recipe or an engine method, as for :func:`starting_parameters`.
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+    covariance_type : str
+    random_state : int or None
+
+    Returns
+    -------
+    MixtureParams of ``covariance_type``
+    """
+    start = starting_parameters(
+        name,
+        X,
+        n_components,
+        covariance_type=covariance_type,
+        random_state=random_state,
+    )
+    if name in START_RECIPES:
+        return start
+    X = np.asarray(X, dtype=float).reshape(X.shape[0], -1)
+    data_covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
+    covariances = np.array(
+        [
+            data_covariance if _is_degenerate(mean, covariance, X) else covariance
+            for mean, covariance in zip(
+                start.means, start.full_covariances(), strict=True
+            )
+        ]
+    )
+    return MixtureParams(start.weights, start.means, covariances).as_covariance_type(
+        start.covariance_type
+    )

@@ -21,7 +21,8 @@ Tables (tidy, one row per observation):
     parameters, ``data_hash``, ``backend`` (the arm), ``engine``,
     ``p_BACKEND_*`` options, ``n_components``, ``covariance_type``, ``init``,
     ``data_replicate``, ``seed``, ``data_seed``, ``fit_seed``,
-    ``stopping_tol``, ``stopping_max_iter``, ``comparable``), outcome
+    ``stopping_tol``, ``stopping_max_iter``, ``comparable``, ``posterior``:
+    the backend summarises a posterior), outcome
     (``status``, ``status_reason``, ``stopped_by``, ``error``), scores
     (``log_likelihood``, ``bic``, ``aic``, ...), diagnostics ``d_*`` and
     recovery metrics ``m_*``. See :mod:`experiments.evaluate`.

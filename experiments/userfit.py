@@ -7,12 +7,20 @@
    status ok; a degenerate, unconverged or failed fit is never chosen. The
    top three are printed, as mclust does; the whole table is written to
    ``model_search.csv`` and to the results folder for the report.
-2. The chosen model gives ``parameters.json`` and ``assignments.csv``:
-   every row's most probable component, the probability of each, and its
-   classification uncertainty ``1 - max_k tau_nk``.
-3. **Engine cross-check**: the sweep runner fits the chosen model and K
+2. **Engine cross-check**: the sweep runner fits the chosen model and K
    with every requested engine that supports it over several seeds, so the
    report can show how the answer depends on the start and on the engine.
+3. **One chosen fit**: the search's fit of the chosen cell, unless the
+   cross-check's best maximum-likelihood run of the same model and K is
+   higher by more than :data:`~experiments.analysis.SAME_OPTIMUM_NATS` and
+   :func:`mixtures.diagnostics.classify` finds it ok (its BIC and ICL
+   recomputed): then that run is the chosen fit, and a note says so (the
+   search missed a maximum). The chosen fit, and no other, gives the
+   console summary, ``parameters.json``, ``assignments.csv`` (every row's
+   most probable component, the probability of each, and its
+   classification uncertainty ``1 - max_k tau_nk``) and the report's
+   chosen-fit figure and tables. Components are numbered 1..K everywhere,
+   as in mclust.
 
 **Units.** The search regularises relative to each feature's variance, so
 multiplying a column by any factor changes nothing but the units of the
@@ -31,6 +39,7 @@ variances, the same as 1e-6 on data rescaled uniformly to unit size.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +48,21 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from experiments import config
+from experiments.analysis import SAME_OPTIMUM_NATS, choose_model
 from experiments.config import parse_config
 from experiments.datasets import SCALINGS, load_dataset, read_table
-from experiments.report import build_report
+from experiments.report import build_report, params_from_components
 from experiments.runner import run_sweep
-from experiments.tables import atomic_write
-from mixtures.covariance import ALIASES
+from experiments.tables import atomic_write, read_tables
+from mixtures.backends import get_backend
+from mixtures.covariance import ALIASES, mclust_name
+from mixtures.diagnostics import bic, classify, icl
+from mixtures.em import e_step, score_samples
+from mixtures.params import MixtureParams
 from mixtures.select import search, top_models
+from mixtures.units import Standardization
 
-__all__ = ["fit_file"]
+__all__ = ["ChosenFit", "adopt_cross_check", "fit_file"]
 
 
 def fit_file(
@@ -133,15 +148,11 @@ def fit_file(
             else np.nan
             for row in table.itertuples()
         ]
-    table["log_likelihood"] -= log_jacobian
-    table["bic"] += 2 * log_jacobian
-    table["icl"] += 2 * log_jacobian
     try:
-        chosen = result.best("bic")
+        searched = result.best("bic")
     except ValueError as error:
         raise ValueError(f"{path.name}: {error}") from None
-    top = top_models(table, 3, "bic")
-    best = top.iloc[0]
+    best = top_models(table, 1, "bic").iloc[0]
     model, n_components = str(best["model"]), int(best["n_components"])
 
     # Only now, with a chosen model, does anything go to disk.
@@ -197,13 +208,62 @@ def fit_file(
         echo=echo,
     )
 
-    probabilities = chosen.predict_proba(data.X)
+    search_fit = ChosenFit(
+        params=searched._params(),
+        log_likelihood=float(best["log_likelihood"]),
+        bic=float(best["bic"]),
+        icl=float(best["icl"]),
+        source="model search",
+        start=str(best["start"]),
+        repairs=tuple(
+            f"restart {e.restart}, iteration {e.iteration}: {e.action} of "
+            f"component {e.component + 1} ({e.reason})"
+            for e in searched.degenerate_events_
+        ),
+    )
+    if prior:
+        # The cross-check fits by maximum likelihood: its likelihoods are
+        # higher than a MAP fit's by construction, not a better maximum.
+        chosen, notes = search_fit, []
+    else:
+        recorded = read_tables(out / "results")
+        chosen, notes = adopt_cross_check(
+            search_fit,
+            recorded["runs"],
+            recorded.get("components", pd.DataFrame()),
+            data.X,
+            model=model,
+            n_components=n_components,
+            n_parameters=int(best["n_parameters"]),
+            log_jacobian=log_jacobian,
+        )
+    _, log_resp = e_step(data.X, chosen.params)
+    probabilities = np.exp(log_resp)
+    labels = probabilities.argmax(axis=1)
+    cell = (table["model"] == model) & (table["n_components"] == n_components)
+    table.loc[cell, ["log_likelihood", "bic", "icl", "start"]] = [
+        chosen.log_likelihood,
+        chosen.bic,
+        chosen.icl,
+        chosen.start,
+    ]
+    if data.labels is not None:
+        table.loc[cell, "ari"] = adjusted_rand_score(data.labels, labels)
+    # In the file's units from here on.
+    table["log_likelihood"] -= log_jacobian
+    table["bic"] += 2 * log_jacobian
+    table["icl"] += 2 * log_jacobian
+    table["chosen"] = cell
+    # An adopted maximum only lowers the chosen cell's BIC: it stays first.
+    top = top_models(table, 3, "bic")
+    best = top.iloc[0]
     uncertainty = 1.0 - probabilities.max(axis=1)
     frame = read_table(path, **table_options)
     assignments = frame.copy()
-    assignments["component"] = probabilities.argmax(axis=1)
+    # Components are numbered 1..K in every output, as in mclust.
+    assignments["component"] = labels + 1
     for k in range(n_components):
-        assignments[f"p_component_{k}"] = probabilities[:, k]
+        assignments[f"p_component_{k + 1}"] = probabilities[:, k]
     assignments["uncertainty"] = uncertainty
     atomic_write(assignments.to_csv(index=False), out / "assignments.csv")
     atomic_write(table.to_csv(index=False), out / "model_search.csv")
@@ -215,14 +275,24 @@ def fit_file(
     if label is not None:
         points["label"] = frame[label].astype(str).to_numpy()
     atomic_write(points, out / "results" / "uncertainty.parquet")
-    atomic_write(
-        table.assign(file=path.name, prior=bool(prior), scale=scale),
-        out / "results" / "model_search.parquet",
-    )
-    params = chosen._params()
     # Parameters in the file's units: x = center + spread * x'.
-    means = center + spread * params.means
-    covariances = params.full_covariances() * np.outer(spread, spread)
+    means = center + spread * chosen.params.means
+    covariances = chosen.params.full_covariances() * np.outer(spread, spread)
+    parameters = {
+        "weights": chosen.params.weights.tolist(),
+        "means": means.tolist(),
+        "covariances": covariances.tolist(),
+    }
+    # The report draws the chosen fit from this record, never from a refit.
+    record = table.assign(
+        file=path.name,
+        dataset=f"file:{path}",
+        prior=bool(prior),
+        scale=scale,
+        chosen_note=np.where(cell, " ".join(notes), ""),
+        chosen_params=np.where(cell, json.dumps(parameters), ""),
+    )
+    atomic_write(record, out / "results" / "model_search.parquet")
     summary = {
         "file": str(path),
         "columns": columns,
@@ -231,15 +301,15 @@ def fit_file(
         "covariance_type": model,
         "prior": bool(prior),
         "scale": scale,
-        "start": str(best["start"]),
+        "source": chosen.source,
+        "start": chosen.start,
         "log_likelihood": float(best["log_likelihood"]),
         "bic": float(best["bic"]),
         "icl": float(best["icl"]),
         "n_parameters": int(best["n_parameters"]),
         "mean_uncertainty": float(uncertainty.mean()),
-        "weights": params.weights.tolist(),
-        "means": means.tolist(),
-        "covariances": covariances.tolist(),
+        "notes": notes,
+        **parameters,
         "top3": [
             {
                 "model": str(row["model"]),
@@ -251,11 +321,7 @@ def fit_file(
         ],
         "flagged_cells": int((table["status"] != "ok").sum()),
         **(_label_agreement(table, best, label, data) if label is not None else {}),
-        "degenerate_events": [
-            f"restart {e.restart}, iteration {e.iteration}: {e.action} of "
-            f"component {e.component} ({e.reason})"
-            for e in chosen.degenerate_events_
-        ],
+        "degenerate_events": list(chosen.repairs),
     }
     atomic_write(json.dumps(summary, indent=2) + "\n", out / "parameters.json")
     index = build_report(out / "results", out)
@@ -266,6 +332,141 @@ def fit_file(
         f"parameters: {out / 'parameters.json'}"
     )
     return summary
+
+
+@dataclass(frozen=True)
+class ChosenFit:
+    """The fit ``gmmlab fit`` reports, in the units it was fitted in.
+
+    Attributes
+    ----------
+    params : MixtureParams
+    log_likelihood, bic, icl : float
+        BIC and ICL by :func:`mixtures.diagnostics.bic` and ``icl``.
+    source : {"model search", "engine cross-check"}
+    start : str
+        The search's start (``hc``, ``kmeans-0``, ...) or the cross-check's
+        engine, start and seed.
+    repairs : tuple of str
+        Degenerate-component repairs made on the way (none in force).
+    """
+
+    params: MixtureParams
+    log_likelihood: float
+    bic: float
+    icl: float
+    source: str
+    start: str
+    repairs: tuple[str, ...] = ()
+
+
+def adopt_cross_check(
+    search_fit: ChosenFit,
+    runs: pd.DataFrame,
+    components: pd.DataFrame,
+    X: np.ndarray,
+    *,
+    model: str,
+    n_components: int,
+    n_parameters: int,
+    nats: float = SAME_OPTIMUM_NATS,
+    log_jacobian: float = 0.0,
+) -> tuple[ChosenFit, list[str]]:
+    """The chosen fit: the search's, or a higher maximum of the cross-check.
+
+    The cross-check's best run of the same model (scikit-learn's names are
+    mapped to mclust's) and K is :func:`experiments.analysis.choose_model`'s
+    choice among its eligible maximum-likelihood runs. It replaces
+    ``search_fit`` when its log-likelihood on ``X``, recomputed from its
+    recorded parameters, is more than ``nats`` higher and
+    :func:`mixtures.diagnostics.classify` (with the ``reg_covar`` the run
+    used) finds it ok. Returns the fit and the sentences that say how the
+    cross-check compares; log-likelihoods in them are shifted by
+    ``-log_jacobian`` into the file's units.
+    """
+    cell = f"{model}, K = {n_components}"
+    same = runs[
+        (runs["covariance_type"].map(mclust_name) == model)
+        & (runs["n_components"] == n_components)
+    ]
+    try:
+        run = choose_model(same)
+    except ValueError:
+        return search_fit, [
+            f"No run of the engine cross-check at {cell} is ok; the model "
+            "search's fit is the chosen one."
+        ]
+    params = params_from_components(components[components["run_id"] == run.run_id])
+    log_likelihood = float(np.sum(score_samples(X, params)))
+    gap = log_likelihood - search_fit.log_likelihood
+    where = (
+        f"{run['backend']} from a {run['init']} start (seed {int(run['seed'])}, "
+        f"run {run['run_id']})"
+    )
+    if gap <= nats:
+        if gap >= -nats:
+            return search_fit, [
+                f"The engine cross-check's best run at {cell}, {where}, reaches "
+                f"the same maximum as the model search (within {nats:g} nats)."
+            ]
+        return search_fit, [
+            f"The engine cross-check's best run at {cell}, {where}, reached "
+            f"log-likelihood {log_likelihood - log_jacobian:.3f}, {-gap:.3f} nats "
+            "below the chosen fit: none of its starts found the model search's "
+            "maximum."
+        ]
+    status, reason, _ = classify(
+        params,
+        X,
+        reg_covar=_reg_covar_used(run, X),
+        covariance_type=model,
+        converged=bool(run["converged"]),
+        n_iter=int(run["n_iter"]),
+        log_likelihood=log_likelihood,
+    )
+    found = (
+        f"The engine cross-check found a higher maximum at {cell} than the model "
+        f"search: {where} reached log-likelihood "
+        f"{log_likelihood - log_jacobian:.3f}, {gap:.3f} nats above the "
+        f"search's best start ({search_fit.start}, "
+        f"{search_fit.log_likelihood - log_jacobian:.3f})."
+    )
+    if status != "ok":
+        return search_fit, [
+            f"{found} It is not used: gmmlab's verdict on it is {status} ({reason})."
+        ]
+    events = run.get("d_degenerate_events", np.nan)
+    repairs = 0 if pd.isna(events) else int(events)
+    adopted = ChosenFit(
+        params=params,
+        log_likelihood=log_likelihood,
+        bic=bic(log_likelihood, n_parameters, X.shape[0]),
+        icl=icl(log_likelihood, n_parameters, X, params),
+        source="engine cross-check",
+        start=f"cross-check: {run['backend']}, {run['init']}, seed {int(run['seed'])}",
+        repairs=(f"{repairs} repair(s) in the cross-check run",) if repairs else (),
+    )
+    return adopted, [
+        f"{found} That fit (status ok, BIC and ICL recomputed) is the chosen "
+        "fit everywhere: console, parameters.json, assignments.csv and report. "
+        "The search missed this maximum: a defect of the search, tracked "
+        "separately."
+    ]
+
+
+def _reg_covar_used(run: pd.Series, X: np.ndarray) -> float | np.ndarray:
+    """The regularisation a cross-check run added, per feature in ``X``'s units.
+
+    Its engine's ``reg_covar`` option (1e-6 when not set), which an engine
+    that the runner fits in standard units added in those units
+    (:func:`mixtures.backends.base.fit_in_standard_units`).
+    """
+    option = run.get(f"p_{run['backend']}_reg_covar", np.nan)
+    reg_covar = 1e-6 if pd.isna(option) else float(option)
+    if getattr(get_backend(run["engine"]), "fits_in_standard_units", False):
+        units = Standardization.for_model(X, run["covariance_type"])
+        return units.regularisation_back(reg_covar)
+    return reg_covar
 
 
 def _label_agreement(table: pd.DataFrame, best, label: str, data) -> dict:
@@ -313,8 +514,10 @@ def _describe(summary: dict, table: pd.DataFrame) -> str:
         f"best model: {summary['model']} with K = {summary['n_components']} "
         f"(log-likelihood {summary['log_likelihood']:.3f}, BIC {summary['bic']:.2f}, "
         f"ICL {summary['icl']:.2f}; mean classification uncertainty "
-        f"{summary['mean_uncertainty']:.3f})"
+        f"{summary['mean_uncertainty']:.3f}); its fit, from the "
+        f"{summary['source']} ({summary['start']}), is the one every output shows"
     )
+    lines.extend(f"note: {note}" for note in summary["notes"])
     if "label" in summary:
         line = (
             f"agreement with column {summary['label']!r} ({summary['n_classes']} "
@@ -343,7 +546,8 @@ def _describe(summary: dict, table: pd.DataFrame) -> str:
         lines.append(f"  ... and {len(flagged) - 5} more in model_search.csv")
     columns = summary["columns"]
     for k, (weight, mean, cov) in enumerate(
-        zip(summary["weights"], summary["means"], summary["covariances"], strict=True)
+        zip(summary["weights"], summary["means"], summary["covariances"], strict=True),
+        start=1,
     ):
         lines.append(f"component {k}: weight {weight:.4f}")
         lines.append(

@@ -20,6 +20,7 @@ from mixtures import em
 from mixtures._arrays import array_kind, to_numpy
 from mixtures._parallel import use_kernel
 from mixtures.covariance import COVARIANCE_MODELS, Diag
+from mixtures.diagnostics import bic
 from mixtures.fitting import EMOptions, as_random_state, fit_validated
 from mixtures.initialization import INIT_METHODS
 from mixtures.params import MixtureParams
@@ -418,9 +419,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def bic(self, X):
         """Bayesian information criterion on ``X``; lower is better."""
         X = self._validate_predict(X)
-        return float(
-            -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
-        )
+        return bic(self.score(X) * X.shape[0], self._n_parameters(), X.shape[0])
 
     def aic(self, X):
         """Akaike information criterion on ``X``; lower is better."""

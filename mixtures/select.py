@@ -14,12 +14,12 @@ Starts
     (seeded, computed once per K and shared by all models, so every model
     of a given K starts from the same partitions).
 Statuses
-    Each start's final fit is classified (:mod:`mixtures.diagnostics`):
-    ``degenerate`` when a component is a spike (variance in some direction
-    below 1e-6 of the data's), holds fewer than D + 1 effective samples,
-    duplicates another component, or a degenerate-component repair is still
-    in force at the end; ``unconverged`` when EM hit ``max_iter``; ``failed``
-    when it raised; ``ok`` otherwise. A cell reports its best ``ok`` start;
+    Each start's final fit is classified by
+    :func:`mixtures.diagnostics.classify`, the one verdict every part of
+    gmmlab uses (spikes, components too small or thin and small,
+    duplicated components, repairs in force; ``reg_covar`` taken off first):
+    ``degenerate``, ``unconverged`` when EM hit ``max_iter``, ``failed`` when
+    it raised, ``ok`` otherwise. A cell reports its best ``ok`` start;
     when it has none, its best start of any status, under that status.
 The rule
     **A search never returns a flagged solution**: :meth:`SearchResult.best`
@@ -44,7 +44,6 @@ The R Journal 8(1):289-317.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -57,11 +56,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from mixtures.covariance import get_covariance_model, mclust_name, models_for
-from mixtures.diagnostics import (
-    classification_entropy,
-    degeneracy_findings,
-    in_force,
-)
+from mixtures.diagnostics import STATUSES, bic, classify, icl, in_force
 from mixtures.em import score_samples
 from mixtures.estimator import GaussianMixture
 from mixtures.fitting import (
@@ -84,8 +79,6 @@ __all__ = [
     "top_models",
 ]
 
-#: Cell statuses, best first.
-STATUSES = ("ok", "unconverged", "degenerate", "failed")
 CRITERIA = ("bic", "icl")
 _COLUMNS = [
     "model",
@@ -245,16 +238,6 @@ def _canonical(resp: np.ndarray) -> bytes:
     return order[labels].tobytes()
 
 
-def _classify(X: np.ndarray, run, reg_covar: float) -> tuple[str, str]:
-    reasons = list(degeneracy_findings(run.params, X, reg_covar)["reasons"])
-    reasons.extend(f"{action} still in force at the end" for action in in_force(run))
-    if reasons:
-        return "degenerate", "; ".join(reasons)
-    if not run.converged:
-        return "unconverged", f"stopped at max_iter after {run.n_iter} iterations"
-    return "ok", ""
-
-
 def _fit_cell(
     X: np.ndarray,
     model: str,
@@ -292,10 +275,17 @@ def _fit_cell(
     resolved = None if prior is None else prior.resolve(X, np.ones(n_samples), k)
     candidates = []
     for name, run in zip(names, result.restarts, strict=True):
-        status, reason = _classify(X, run, reg_covar)
         log_likelihood = float(np.sum(score_samples(X, run.params)))
-        if not np.isfinite(log_likelihood):
-            status, reason = "failed", "non-finite log-likelihood"
+        status, reason, _ = classify(
+            run.params,
+            X,
+            reg_covar=reg_covar,
+            covariance_type=model,
+            converged=run.converged,
+            n_iter=run.n_iter,
+            in_force=in_force(run),
+            log_likelihood=log_likelihood,
+        )
         # What EM maximised: the log-likelihood, or with a prior the
         # log-posterior.
         objective = log_likelihood
@@ -306,15 +296,13 @@ def _fit_cell(
         )
     candidates.sort(key=lambda c: (c[0], c[1]))
     rank, _, name, run, reason, log_likelihood = candidates[0]
-    neg_ll = -log_likelihood
     params = run.params
     n_parameters = params.n_parameters()
-    bic = 2.0 * neg_ll + n_parameters * math.log(n_samples)
     row.update(
-        log_likelihood=-neg_ll,
+        log_likelihood=log_likelihood,
         n_parameters=n_parameters,
-        bic=bic,
-        icl=bic + 2.0 * classification_entropy(X, params),
+        bic=bic(log_likelihood, n_parameters, n_samples),
+        icl=icl(log_likelihood, n_parameters, X, params),
         status=STATUSES[rank],
         reason=reason,
         start=name,

@@ -156,7 +156,10 @@ def test_fit_warns_about_a_label_like_column_and_honours_label(tmp_path, capsys)
     html = (out / "labelled" / "index.html").read_text()
     assert "Agreement with the known classes" in html
     assert f"Adjusted Rand index {ari:.3f}" in html
-    assert "component 0" in html
+    # Components are numbered 1..K, as in mclust and in assignments.csv.
+    assert "component 1" in html
+    assert "component 0" not in html
+    assert set(assignments["component"]) <= {1, 2, 3}
 
 
 def test_fit_prints_and_reports_flagged_cells(tmp_path, capsys):

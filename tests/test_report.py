@@ -118,6 +118,36 @@ def test_report_html_parses_and_every_figure_is_a_valid_png(report):
     assert "| dataset | backend |" in markdown
 
 
+def _section(markdown: str, heading: str) -> str:
+    return markdown.split(f"## {heading}\n")[1].split("\n## ")[0]
+
+
+def test_convergence_and_recovery_sections_name_the_model_and_the_data_maximum(
+    report, recorded
+):
+    from experiments.analysis import recovery_slope
+
+    out, _ = report
+    markdown = (out / "report.md").read_text()
+    convergence = _section(
+        markdown, "Convergence across seeds (initialisation impact)"
+    )
+    header = next(
+        line for line in convergence.splitlines() if line.startswith("| dataset")
+    )
+    assert "| n_components | covariance_type |" in header
+    assert "n_optima counts the distinct optima" in convergence
+    recovery = _section(markdown, "Parameter recovery against the truth")
+    # One row per data set and estimator: the data's maximum, not per engine.
+    assert "| synthetic n=200 | 2 | full | maximum likelihood | 1 |" in recovery
+    assert "| synthetic n=800 | 2 | full | maximum likelihood | 1 |" in recovery
+    slope = recovery_slope(pd.read_parquet(recorded / "runs.parquet")).iloc[0]
+    assert (
+        f"mean RMSE scales as n^{slope['slope']:.2f} "
+        f"[{slope['slope_low']:.2f}, {slope['slope_high']:.2f}]"
+    ) in recovery
+
+
 def test_failed_runs_are_listed(report, recorded):
     _, index = report
     runs = pd.read_parquet(recorded / "runs.parquet")
@@ -200,9 +230,10 @@ def test_fit_command_equals_a_direct_engine_fit(tmp_path, capsys):
     assignments = pd.read_csv(out / "assignments.csv")
     assert list(assignments.columns[:3]) == ["u", "v", "tag"]
     k = parameters["n_components"]
-    probabilities = assignments[[f"p_component_{j}" for j in range(k)]].to_numpy()
-    assert_allclose(probabilities, expected, rtol=1e-8, atol=1e-12)
-    assert_array_equal(assignments["component"], expected.argmax(axis=1))
+    # Components numbered 1..K, as in mclust.
+    probabilities = assignments[[f"p_component_{j}" for j in range(1, k + 1)]]
+    assert_allclose(probabilities.to_numpy(), expected, rtol=1e-8, atol=1e-12)
+    assert_array_equal(assignments["component"], expected.argmax(axis=1) + 1)
     assert_allclose(assignments["uncertainty"], 1 - expected.max(axis=1), atol=1e-10)
     search = pd.read_csv(out / "model_search.csv")
     assert len(search) == 4

@@ -30,6 +30,7 @@ from experiments.scenario_analysis import (
     point_density,
     unnormalised_curve_at,
 )
+from experiments.starts import fair_start
 from experiments.tables import read_tables
 
 SWEEP = """
@@ -155,6 +156,7 @@ def test_s1_section(recorded):
         assert f"{backend} kmeans {share:.0%}" in text
     run, _ = _chosen(tables, "s1")
     assert f"log-likelihood {run['log_likelihood']:.2f}" in text
+    _check_s1_write_up_code(runs[runs.dataset == "s1"], text)
     # The write-up's answer, scored independently: a finer optimum over the
     # weights cannot exceed the reported number by more than rounding.
     scored = best_log_likelihood_over_weights(
@@ -171,6 +173,38 @@ def test_s1_section(recorded):
     for weights in np.random.default_rng(0).dirichlet(np.ones(3), 200):
         assert np.sum(np.log(density @ weights)) <= scored["log_likelihood"] + 1e-6
     assert f"log-likelihood of {scored['log_likelihood']:.1f}" in text
+
+
+def _check_s1_write_up_code(s1, text):
+    """The write-ups' code, from fair starts, as the section states it."""
+    assert "collapses onto the repeated value with nothing to stop it" not in text
+    assert f"the data's variance, {scenarios.S1_SERIES.var():.4g}" in text
+    engines = s1[(s1.status == "ok") & s1.comparable.astype(bool)]
+    best = engines.log_likelihood.max()
+    fixed = s1[(s1.backend == "s1-fixed") & (s1.init == "random_from_data")]
+    assert (fixed.status != "failed").all()  # a fair start: never NaN
+    at_best = int(((fixed.log_likelihood - best).abs() <= 0.01).sum())
+    assert (
+        f"s1-fixed from random-point starts: {at_best} of {len(fixed)} reach "
+        f"the best optimum ({best:.2f})"
+    ) in text
+    # Two identical components exactly where the start drew one value twice.
+    x = load_dataset("s1").X
+    twins = set(fixed.fit_seed[fixed.status_reason.str.contains("same Gaussian")])
+    doubled = {
+        seed
+        for seed in fixed.fit_seed
+        if np.unique(
+            fair_start("random_from_data", x, 3, random_state=int(seed)).means
+        ).size
+        < 3
+    }
+    assert twins == doubled
+    if twins:
+        assert f"{len(twins)} end with two identical components" in text
+    wrong = s1[s1.backend == "s1-wrong-axis"]
+    assert wrong.status_reason.str.contains(r"sum 0\.06").all()
+    assert "K/n = 3/50 = 0.06" in text
 
 
 def test_s2_section(recorded):
@@ -268,7 +302,7 @@ def test_s1_the_write_ups_bugs_ran_from_the_engines_starts(recorded):
     axis = s1[s1.backend == "s1-wrong-axis"]
     assert (axis.status == "failed").all()
     assert axis.error.str.contains("not a distribution").all()
-    assert "s1-wrong-axis from kmeans starts" in text
+    assert "s1-wrong-axis from k-means starts" in text
     fixed = s1[(s1.backend == "s1-fixed") & (s1.init == "kmeans")]
     ours = s1[(s1.backend == "em") & (s1.init == "kmeans")]
     # From the same k-means start the fixed code reaches the engine's optimum.

@@ -40,13 +40,14 @@ from experiments.config import (
     plan_runs,
 )
 from experiments.datasets import load_dataset
-from experiments.evaluate import classify, degeneracy_findings
+from experiments.evaluate import classify_fit
 from experiments.executors import RunTimeoutError, call_with_time_limit
 from experiments.runner import execute_run, run_sweep
 from experiments.tables import FolderLockedError, folder_lock
 from mixtures import MixtureParams, fit_em
 from mixtures.align import align
 from mixtures.backends.base import MixtureFit
+from mixtures.diagnostics import degeneracy_findings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -396,6 +397,10 @@ def _fit(params, *, converged=True, trace_kind="em_mean_loglik", **diagnostics):
         seconds=0.0,
         diagnostics=diagnostics,
     )
+
+
+def classify(fit, X):
+    return classify_fit(fit, X, "full")
 
 
 @pytest.fixture

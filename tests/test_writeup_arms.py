@@ -9,8 +9,9 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from experiments.config import ConfigError, parse_config, plan_runs
 from experiments.datasets import load_dataset
 from experiments.runner import execute_run, run_check
-from experiments.starts import starting_parameters
+from experiments.starts import ENGINE_REG_COVAR, fair_start, starting_parameters
 from mixtures.backends import get_backend
+from mixtures.diagnostics import degeneracy_findings
 from mixtures.fitting import initial_parameters
 
 
@@ -77,6 +78,162 @@ def test_initial_parameters_are_scikit_learns_start():
 def test_unknown_start_is_refused():
     with pytest.raises(ValueError, match="unknown start 'nope'"):
         starting_parameters("nope", np.zeros((5, 2)), 2)
+
+
+# ---------------------------------------------------------------------------
+# The fair start of the write-ups' code
+
+
+@pytest.mark.parametrize("dataset", ["s1", "s4"])
+@pytest.mark.parametrize("init", ["random_from_data", "k-means++", "kmeans"])
+def test_fair_start_never_has_a_covariance_at_reg_covar_scale(dataset, init):
+    X = load_dataset(dataset, seed=0).X
+    data_covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
+    for seed in range(10):
+        engines = starting_parameters(init, X, 3, random_state=seed)
+        fair = fair_start(init, X, 3, random_state=seed)
+        smallest = np.linalg.eigvalsh(fair.full_covariances()).min()
+        assert smallest > 1000 * ENGINE_REG_COVAR
+        # Only the covariances change: the same seed gives the same means.
+        np.testing.assert_array_equal(fair.means, engines.means)
+        np.testing.assert_array_equal(fair.weights, engines.weights)
+        if init == "kmeans":
+            # k-means clusters of S1 and S4 have spread: their own scatter.
+            np.testing.assert_array_equal(fair.covariances, engines.covariances)
+        else:
+            # One point per component: the engines' start is reg_covar * I,
+            # the fair one the data's covariance.
+            np.testing.assert_allclose(
+                engines.covariances,
+                np.broadcast_to(
+                    ENGINE_REG_COVAR * np.eye(X.shape[1]), (3, *data_covariance.shape)
+                ),
+                atol=1e-30,  # a point's scatter about itself, in rounding
+            )
+            np.testing.assert_allclose(
+                fair.covariances,
+                np.broadcast_to(data_covariance, (3, *data_covariance.shape)),
+            )
+
+
+def test_fair_start_replaces_only_a_k_means_cluster_without_spread():
+    X = np.array([0.0] * 8 + [10, 11, 12, 13, 20, 21, 22, 23])[:, None]
+    engines = starting_parameters("kmeans", X, 3, random_state=0)
+    fair = fair_start("kmeans", X, 3, random_state=0)
+    tied = np.abs(engines.means[:, 0]) < 1e-9  # the cluster of eight zeros
+    assert tied.sum() == 1
+    assert engines.covariances[tied, 0, 0] == pytest.approx(ENGINE_REG_COVAR)
+    assert fair.covariances[tied, 0, 0] == pytest.approx(X.var())
+    np.testing.assert_array_equal(fair.covariances[~tied], engines.covariances[~tied])
+    assert degeneracy_findings(fair, X)["min_relative_variance"] > 1e-3
+
+
+def test_fair_start_keeps_a_recipe_as_written():
+    X = load_dataset("s2", seed=0).X
+    for name in ("homework", "lecture", "blog"):
+        fair = fair_start(name, X, 4, random_state=3)
+        recipe = starting_parameters(name, X, 4, random_state=3)
+        np.testing.assert_array_equal(fair.means, recipe.means)
+        np.testing.assert_array_equal(fair.covariances, recipe.covariances)
+
+
+def _s1_fit(code, start, **options):
+    convention = {} if code == "normalised_over_samples" else {"convention": "1d"}
+    return get_backend("function").fit(
+        load_dataset("s1").X,
+        3,
+        function=f"experiments.writeups.{code}:em",
+        max_iter=100,
+        trace="final",
+        **convention,
+        **options,
+        **_start_options(start),
+    )
+
+
+def test_plain_em_cannot_start_from_the_engines_random_start():
+    # Seed 1 draws three different values (24.56, 40.81, 43.67): no
+    # duplicate, yet from variances of reg_covar the first E-step is 0/0.
+    x = load_dataset("s1").X
+    engines = starting_parameters("random_from_data", x, 3, random_state=1)
+    assert np.unique(engines.means).size == 3
+    with pytest.raises(ValueError, match="non-finite"):
+        _s1_fit("correct_1d", engines)
+    fit = _s1_fit("correct_1d", fair_start("random_from_data", x, 3, random_state=1))
+    assert np.all(np.isfinite(fit.params.means))
+
+
+def test_fixed_s1_code_from_fair_random_starts_matches_the_engine():
+    """The fixed code is EM: from the same fair start it ends where gmmlab's EM
+    does, except where the start holds one value twice (EM re-seeds the twin,
+    plain code cannot)."""
+    x = load_dataset("s1").X
+    outcomes = {"distinct": 0, "twins": 0}
+    for seed in range(10):
+        start = fair_start("random_from_data", x, 3, random_state=seed)
+        fixed = _s1_fit("correct_1d", start)  # raises on NaN or bad weights
+        engine = get_backend("em").fit(
+            x, 3, tol=1e-8, max_iter=2000, **_start_options(start)
+        )
+        reasons = " ".join(degeneracy_findings(fixed.params, x)["reasons"])
+        if np.unique(start.means).size == 3:
+            outcomes["distinct"] += 1
+            assert fixed.log_likelihood == pytest.approx(
+                engine.log_likelihood, abs=0.01
+            )
+            assert "same Gaussian" not in reasons
+        else:
+            outcomes["twins"] += 1
+            assert "same Gaussian" in reasons
+            assert engine.log_likelihood > fixed.log_likelihood + 1.0
+    # Both kinds of start occur in these ten seeds (3 draw 44.4457 twice).
+    assert outcomes == {"distinct": 7, "twins": 3}
+
+
+def test_sweep_gives_write_up_code_the_fair_start_and_engines_their_own(
+    monkeypatch,
+):
+    import experiments.runner as runner
+
+    made = []
+
+    def recorded_fair_start(*args, **kwargs):
+        made.append(args[0])
+        return fair_start(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "fair_start", recorded_fair_start)
+    config = parse_config(
+        {
+            "sweep": {"seeds": 10, "root_seed": 5},
+            "datasets": [{"name": "s1", "init_params": ["random_from_data"]}],
+            "backends": {
+                "em": {},
+                "s1-fixed": {
+                    "engine": "function",
+                    "function": "experiments.writeups.correct_1d:em",
+                    "convention": "1d",
+                    "max_iter": 100,
+                    "trace": "final",
+                },
+            },
+        }
+    )
+    runs = plan_runs(config)
+    x = load_dataset("s1").X
+    for spec in (r for r in runs if r.backend == "em"):
+        assert execute_run(spec)["run"]["status"] != "failed"
+    assert made == []  # the engines keep their own start
+    fixed = [r for r in runs if r.backend == "s1-fixed"]
+    assert len(fixed) == 10
+    for spec in fixed:
+        result = execute_run(spec)
+        assert result["run"]["status"] != "failed", result["run"]["status_reason"]
+        start = fair_start("random_from_data", x, 3, random_state=spec.fit_seed)
+        direct = _s1_fit("correct_1d", start)
+        assert result["run"]["log_likelihood"] == pytest.approx(
+            direct.log_likelihood, rel=1e-12
+        )
+    assert made == ["random_from_data"] * 10
 
 
 # ---------------------------------------------------------------------------

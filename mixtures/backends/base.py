@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -26,6 +26,8 @@ __all__ = [
     "MixtureFit",
     "Stopwatch",
     "check_backend_input",
+    "fit_in_standard_units",
+    "is_posterior",
     "seed_from",
     "total_log_likelihood",
 ]
@@ -111,6 +113,10 @@ class MixtureFit:
         otherwise.
     idata : arviz.InferenceData or None
         The posterior, for the PyMC backends.
+    reg_covar : float or ndarray of shape (n_features,)
+        What the engine added to the diagonal of every covariance (absolute,
+        in the data's units), taken off before a fit is judged
+        (:func:`mixtures.diagnostics.classify`); 0 for engines that add none.
     """
 
     backend: str
@@ -125,6 +131,7 @@ class MixtureFit:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     restart_traces: tuple[np.ndarray, ...] = ()
     idata: Any = None
+    reg_covar: Any = 0.0
 
     def __post_init__(self) -> None:
         if self.trace_kind not in TRACE_KINDS:
@@ -149,7 +156,10 @@ class Backend(Protocol):
 
     A backend may also define ``options`` (a set of option names its
     :meth:`fit` accepts) so sweep configurations can be checked before
-    anything runs.
+    anything runs, and declares what kind of estimate it returns:
+    ``is_posterior`` (True when its point estimate summarises a posterior:
+    never a maximum of the likelihood, so never a reference optimum or a BIC
+    choice; :func:`is_posterior` reads it, False when absent).
     """
 
     name: str
@@ -165,6 +175,65 @@ class Backend(Protocol):
     ) -> MixtureFit:
         """Fit ``n_components`` components to ``X`` (n_samples, n_features)."""
         ...
+
+
+def is_posterior(backend: object) -> bool:
+    """The backend's declared ``is_posterior`` capability (False when absent)."""
+    return bool(getattr(backend, "is_posterior", False))
+
+
+def _precisions_forward(precisions, spread: np.ndarray, covariance_type: str):
+    """Precisions in the data's units (any storage), in standard units."""
+    precisions = np.asarray(precisions, dtype=np.float64)
+    if precisions.ndim == 1:  # spherical: one common scale
+        return precisions * spread[0] ** 2
+    if precisions.ndim == 2 and covariance_type != "tied":  # diag
+        return precisions * spread**2
+    return precisions * np.outer(spread, spread)
+
+
+def fit_in_standard_units(
+    backend, X, n_components: int, *, covariance_type: str = "full", **options
+) -> MixtureFit:
+    """``backend.fit`` on the columns in standard units, mapped back to the data's.
+
+    The fit does not depend on the data's units (:mod:`mixtures.units`): the
+    columns are standardised for the covariance model, explicit starts
+    (``means_init``, ``precisions_init``) are carried into standard units,
+    and the fitted mixture, its log-likelihood and traces are carried back
+    (traces shifted by the log-Jacobian per sample). ``reg_covar`` then acts
+    in standard units, so it is relative to each column's variance; the
+    result's ``reg_covar`` is that amount in the data's units.
+    """
+    from mixtures.units import Standardization
+
+    data = np.asarray(X, dtype=np.float64)
+    units = Standardization.for_model(data, covariance_type)
+    options = dict(options)
+    if options.get("means_init") is not None:
+        options["means_init"] = units.forward(options["means_init"])
+    if options.get("precisions_init") is not None:
+        options["precisions_init"] = _precisions_forward(
+            options["precisions_init"], units.spread, covariance_type
+        )
+    fit = backend.fit(
+        units.forward(data), n_components, covariance_type=covariance_type, **options
+    )
+    shift = units.log_jacobian(1)
+    params = units.params_back(fit.params)
+    diagnostics = dict(fit.diagnostics)
+    for key in ("init_lower_bounds", "lower_bound"):
+        if key in diagnostics:
+            diagnostics[key] = (np.asarray(diagnostics[key]) + shift).tolist()
+    return replace(
+        fit,
+        params=params,
+        log_likelihood=total_log_likelihood(data, params),
+        loglik_trace=np.asarray(fit.loglik_trace) + shift,
+        restart_traces=tuple(np.asarray(t) + shift for t in fit.restart_traces),
+        diagnostics=diagnostics,
+        reg_covar=units.regularisation_back(float(np.max(fit.reg_covar))),
+    )
 
 
 class Stopwatch:

@@ -34,6 +34,9 @@ class EMBackend:
     """gmmlab's from-scratch EM; options are :func:`mixtures.fit_em`'s."""
 
     name = "em"
+    is_posterior = False
+    #: A sweep fits it in standard units (:func:`fit_in_standard_units`).
+    fits_in_standard_units = True
     #: Options :meth:`fit` accepts, for configuration checks.
     options = frozenset(_OPTIONS)
 
@@ -79,4 +82,5 @@ class EMBackend:
                 "warnings": sorted({str(w.category.__name__) for w in caught}),
             },
             restart_traces=tuple(result.init_traces),
+            reg_covar=options.get("reg_covar", 1e-6),
         )

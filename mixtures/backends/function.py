@@ -77,6 +77,7 @@ class FunctionBackend:
     """An EM implementation given as a function (see the module docstring)."""
 
     name = "function"
+    is_posterior = False
     #: Options :meth:`fit` accepts, for configuration checks.
     options = frozenset(_OPTIONS)
     #: It cannot fit from data alone: it needs ``function`` and a start.

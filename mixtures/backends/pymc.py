@@ -32,10 +32,17 @@ component of variance 6e-10. The inverse-Wishart density contains
 ``exp(-tr(Lambda_P Sigma^-1) / 2)``, which vanishes faster than any power of
 ``Sigma`` as ``Sigma -> 0``: the posterior is proper and has no mass there.
 *It is scaled to the data,* through ``S`` and ``xbar``, so it is the same
-model whatever the units. *It is weak:* ``nu_P = D + 2`` is the smallest
-integer degree of freedom with a finite prior mean of ``Sigma``, and
-``kappa_P = 0.01`` makes the prior on a mean worth a hundredth of a data
-point. The hierarchical prior of Richardson & Green (1997), with a common
+model whatever the units. *It is weak on the means, not always on the
+covariances:* ``kappa_P = 0.01`` makes the prior on a mean worth a hundredth
+of a data point, and ``nu_P = D + 2`` is the smallest integer degree of
+freedom with a finite prior mean of ``Sigma``; but in the MAP covariance it
+acts as ``2D + 4`` extra points carrying the scatter ``Lambda_P``, about one
+cluster's spread. Against a component of a few points, or one much tighter
+than ``Lambda_P``, that dominates: the MAP and the posterior's covariance
+then sit well above the maximum-likelihood one. Every fit records the
+prior's weight per component (:func:`prior_strength`: its points against the
+component's ``n_k``, and its share of the covariance's scatter). The
+hierarchical prior of Richardson & Green (1997), with a common
 Gamma-distributed scale, was considered and rejected: it is zero-avoiding only
 through its hyper-prior, and with many tied values its marginal is improper
 near the scale's zero.
@@ -52,16 +59,37 @@ gradient. All the data are conditioned on by default; ``max_samples`` (an
 explicit option) conditions on a random subsample instead, and the fit then
 reports ``n_conditioned`` beside its numbers.
 
-Chains start *overdispersed*: chain ``c`` starts from its own MAP-EM restart
-(k-means++ seeded by the chain's seed, so different chains may start in
-different modes), jittered on the unconstrained scale. There is no ordering
-constraint: in more than one dimension no coordinate ordering identifies
-components that overlap in that coordinate. Label switching is resolved from
-the posterior itself, by the Kullback-Leibler relabelling of Stephens (2000)
-(:mod:`mixtures.relabel`), never by matching draws to an EM fit; r-hat and
-ESS are computed on the relabelled draws. Chains that settle in different
-modes (not permutations of one another) stay different after relabelling, so
-r-hat reports them; the fit is then classified unconverged with that reason.
+Chain starts, and what r-hat certifies
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+MAP-EM is restarted 20 times (k-means++ seeds) and its results grouped into
+distinct modes (:func:`_map_em_modes`). The chains are dealt round the modes
+within 10 nats of log posterior density of the best, best first, so chains
+start in different modes whenever the restarts found several; and every
+chain starts scattered about its mode by about one component standard
+deviation on each mean (:func:`_chain_starts`, :func:`_dispersed`), which is
+``sqrt(n_k)`` posterior standard deviations: overdispersed relative to the
+posterior, as r-hat needs. (The previous starts moved means by a tenth of a
+standard deviation: for a component of 8 points, a third of the posterior's
+own spread.) ``init="random"`` starts every chain at a random point instead.
+The diagnostics say where each chain started (``chain_starts``: "mode i" or
+"random"), how many distinct modes the restarts found (``map_em_modes``) and
+how many the chains started in (``chain_start_modes``, beside
+``chain_random_starts``).
+
+There is no ordering constraint: in more than one dimension no coordinate
+ordering identifies components that overlap in that coordinate. Label
+switching is resolved from the posterior itself, by the Kullback-Leibler
+relabelling of Stephens (2000) (:mod:`mixtures.relabel`), never by matching
+draws to an EM fit; r-hat and ESS are computed on the relabelled draws.
+Chains that settle in different modes (not permutations of one another) stay
+different after relabelling, so r-hat reports them; the fit is then
+classified unconverged with that reason
+(:func:`mixtures.diagnostics.sampler_findings`). An r-hat at most
+:data:`~mixtures.diagnostics.MAX_R_HAT` certifies that chains started from
+those modes and random points came to sample one distribution; it cannot
+certify that no other mode holds mass that no start led to. When every
+restart reached one mode (``chain_start_modes`` 1), it certifies mixing
+within that mode, from starts far wider than the posterior.
 
 The default sampler is nutpie (a Rust NUTS, with the log density compiled by
 PyTensor's numba backend), called on a compiled model cached per
@@ -69,13 +97,40 @@ PyTensor's numba backend), called on a compiled model cached per
 kernels on disk, so a new process pays a fraction of the first compile.
 ``nuts_sampler="pymc"`` uses PyMC's own NUTS (C backend, also disk-cached).
 
+Reproducibility
+~~~~~~~~~~~~~~~
+A fit is a function of its seed: the chain starts are computed from it
+before sampling, and nutpie's chains are seeded from it. nutpie asks for
+each chain's start from its worker threads in whatever order they run, so
+each start is tied to the seed nutpie gives that chain, never to the order
+of the calls (:func:`_nutpie_chain_seeds`). On one machine and one
+installation, two fits with the same seed are identical to the last bit,
+in one process or in two, whatever the number of cores. On another CPU they
+are not: numba compiles gmmlab's EM kernel (which finds the chain starts)
+and PyTensor's log density for the host's instruction set, with fast-math,
+so vector widths and fused multiply-adds change the last bits of the
+arithmetic, and a Hamiltonian trajectory amplifies a last-bit difference
+until the chains are different random walks. The draws are then another
+sample from the same posterior: the estimates agree within their Monte
+Carlo error, and sample-based summaries (bulk ESS, Pareto-k counts) vary as
+they do between seeds. On S1, compiling for three CPU targets
+(``NUMBA_CPU_NAME``) on one machine gave log-likelihoods at the posterior
+mean of -114.888, -114.864 and -114.577 and minimum bulk ESS of 972, 1296
+and 2905 with the same seed.
+
 Criticism
 ---------
 From up to ``pointwise_draws`` thinned draws: the pointwise log-likelihood
-(PSIS-LOO and WAIC with ArviZ, Pareto-k), each point's responsibilities with
-their posterior standard deviation, the posterior predictive density of each
-feature (mean and 94% band) and a posterior predictive check on tied values
-(the number of tied values in replicated data sets against the data's).
+(PSIS-LOO and WAIC with ArviZ, Pareto-k; NUTS only, since ADVI's draws are
+not posterior draws), each point's responsibilities with their posterior
+standard deviation, the posterior predictive density of each feature (mean
+and 94% band), the data's histogram of each feature against a
+*simultaneous* 94% band of replicated histograms with the number of bars
+expected outside it under the model (:func:`_predictive_density`), and a
+posterior predictive check on tied values (the number of tied values in
+replicated data sets against the data's). Wherever the MAP or the posterior
+is set beside the maximum-likelihood estimate, :func:`prior_strength` says
+how much of each MAP covariance the prior supplies.
 """
 
 from __future__ import annotations
@@ -90,6 +145,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
+from mixtures.align import align
 from mixtures.backends.base import (
     MixtureFit,
     Stopwatch,
@@ -98,6 +154,7 @@ from mixtures.backends.base import (
     seed_from,
     total_log_likelihood,
 )
+from mixtures.diagnostics import sampler_findings
 from mixtures.em import e_step, score_samples
 from mixtures.fitting import fit_em
 from mixtures.params import MixtureParams
@@ -111,6 +168,8 @@ __all__ = [
     "draws_to_params",
     "params_to_free",
     "posterior_criticism",
+    "prior_strength",
+    "simultaneous_band",
 ]
 
 INSTALL_HINT = "pip install 'gmmlab[bayes]'  (installs pymc, arviz and nutpie)"
@@ -125,7 +184,7 @@ _NUTS_DEFAULTS = {
     "target_accept": 0.8,
     "nuts_sampler": "nutpie",
     "init": "em",
-    "jitter": 0.1,
+    "jitter": 1.0,
     "max_trace_draws": 1000,
     "pointwise_draws": 1000,
     "max_samples": None,
@@ -467,11 +526,56 @@ def _compiled_nutpie(X: np.ndarray, n_components: int, covariance_type: str):
 # ---------------------------------------------------------------------------
 # Chain starts
 
+#: MAP-EM restarts (k-means++ seeds) searched for distinct posterior modes.
+_MODE_RESTARTS = 20
+#: A mode more than this many nats of log posterior density below the best is
+#: given no chain: its posterior mass is below about e^-10 of the best mode's
+#: (unless it is e^10 times wider), so a chain stuck there would fail r-hat
+#: over mass that does not matter.
+_MODE_GAP = 10.0
+#: Two MAP-EM results are one mode when, components matched, their means are
+#: within this Mahalanobis distance, their covariances this close (relative
+#: Frobenius norm) and their weights this close.
+_SAME_MODE = 0.05
 
-def _chain_params(
-    X: np.ndarray, n_components: int, covariance_type: str, seed: int
-) -> MixtureParams:
-    """One MAP-EM restart from k-means++ seeded by ``seed``."""
+
+@dataclasses.dataclass(frozen=True)
+class _Mode:
+    """A posterior mode found by MAP-EM, and how many restarts reached it."""
+
+    params: MixtureParams
+    log_posterior: float
+    restarts: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _ChainStarts:
+    """Each chain's start (free coordinates) and where it came from.
+
+    ``origins[c]`` is ``"mode i"`` (scattered about the i-th best MAP-EM
+    mode) or ``"random"``; ``modes`` are every distinct mode the restarts
+    found.
+    """
+
+    starts: tuple[dict[str, np.ndarray], ...]
+    origins: tuple[str, ...]
+    modes: tuple[_Mode, ...]
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The ``chain_start*`` and ``map_em_modes`` diagnostics."""
+        used = {origin for origin in self.origins if origin != "random"}
+        return {
+            "map_em_modes": len(self.modes),
+            "map_em_mode_restarts": [mode.restarts for mode in self.modes],
+            "map_em_mode_log_posteriors": [mode.log_posterior for mode in self.modes],
+            "chain_starts": list(self.origins),
+            "chain_start_modes": len(used),
+            "chain_random_starts": sum(o == "random" for o in self.origins),
+        }
+
+
+def _map_em(X, n_components, covariance_type, seed, initial_params=None, tol=1e-6):
+    """One MAP-EM fit: from k-means++ seeded by ``seed``, or from ``initial_params``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fit_em(
@@ -480,32 +584,146 @@ def _chain_params(
             covariance_type=covariance_type,
             init_params="k-means++",
             random_state=seed,
+            initial_params=initial_params,
             prior="default",
-            tol=1e-4,
-            max_iter=200,
+            reg_covar=0.0,  # the prior keeps covariances positive definite
+            tol=tol,
+            max_iter=1000,
         ).params
 
 
-def _chain_start(
-    X: np.ndarray, n_components: int, covariance_type: str, seed: int, jitter: float
-) -> dict[str, np.ndarray]:
-    """Chain start for ``seed``: its own MAP-EM restart, jittered.
+def _same_mode(first: MixtureParams, second: MixtureParams) -> bool:
+    """Whether two MAP-EM results are the same mode (:data:`_SAME_MODE`)."""
+    second = align(second, first)
+    covariances = first.full_covariances()
+    others = second.full_covariances()
+    for k in range(first.n_components):
+        difference = second.means[k] - first.means[k]
+        average = 0.5 * (covariances[k] + others[k])
+        distance = np.sqrt(difference @ np.linalg.solve(average, difference))
+        spread = np.linalg.norm(others[k] - covariances[k]) / np.linalg.norm(average)
+        if (
+            distance > _SAME_MODE
+            or spread > _SAME_MODE
+            or abs(second.weights[k] - first.weights[k]) > _SAME_MODE
+        ):
+            return False
+    return True
 
-    The means move by ``jitter`` times each component's standard deviation,
-    the other coordinates (log scales, logits) by ``jitter`` in absolute
-    terms: far wider than the posterior of a mean (about one standard
-    deviation over the square root of the component's count), so chains that
-    start near one another still start overdispersed.
+
+def _map_em_modes(
+    X: np.ndarray, n_components: int, covariance_type: str, seed: int
+) -> tuple[_Mode, ...]:
+    """The distinct modes :data:`_MODE_RESTARTS` MAP-EM restarts reach, best first.
+
+    Restart ``r`` is seeded by the ``r``-th state of ``SeedSequence(seed)``;
+    modes are ranked by log posterior density (log-likelihood plus the log
+    prior of :mod:`mixtures.prior`, in the ``Sigma`` parametrisation).
     """
-    rng = np.random.default_rng([seed, 1])
-    params = _chain_params(X, n_components, covariance_type, seed)
+    prior = _hyperparameters(X, n_components)
+    modes: list[_Mode] = []
+    for restart_seed in np.random.SeedSequence(seed).generate_state(_MODE_RESTARTS):
+        params = _map_em(X, n_components, covariance_type, int(restart_seed))
+        value = total_log_likelihood(X, params) + prior.log_density(params)
+        for index, mode in enumerate(modes):
+            if _same_mode(mode.params, params):
+                best = params if value > mode.log_posterior else mode.params
+                modes[index] = _Mode(
+                    best, max(value, mode.log_posterior), mode.restarts + 1
+                )
+                break
+        else:
+            modes.append(_Mode(params, value, 1))
+    return tuple(sorted(modes, key=lambda mode: -mode.log_posterior))
+
+
+def _random_params(
+    X: np.ndarray, n_components: int, covariance_type: str, rng: np.random.Generator
+) -> MixtureParams:
+    """A start owing nothing to EM: means at distinct random rows of ``X``.
+
+    Every covariance is the prior's scale ``Lambda_P`` (the data's covariance
+    shrunk by ``K^(2/D)``, about one cluster's spread when K clusters tile the
+    data) and the weights are equal.
+    """
+    d = X.shape[1]
+    rows = rng.choice(X.shape[0], size=n_components, replace=False)
+    scale = _hyperparameters(X, n_components).scale
+    return MixtureParams(
+        np.full(n_components, 1.0 / n_components),
+        X[rows],
+        np.broadcast_to(scale, (n_components, d, d)),
+    ).as_covariance_type(covariance_type)
+
+
+def _dispersed(
+    params: MixtureParams, covariance_type: str, jitter: float, rng
+) -> dict[str, np.ndarray]:
+    """The free coordinates of ``params``, scattered about it.
+
+    Each mean moves by ``jitter`` times its component's standard deviation
+    in each coordinate: ``sqrt(n_k)`` times the posterior standard deviation
+    of that mean, so chains start well apart relative to the posterior
+    (Gelman and Rubin's overdispersed starts) yet in the mode's basin. The
+    log scales and weight logits move by ``jitter / 2`` (scales by a factor
+    of about ``e^(jitter / 2)``), and the off-diagonal entries of a
+    precision's Cholesky factor by ``jitter / 2`` times their row's diagonal
+    entry, so the perturbation does not depend on the data's units.
+    """
     free = params_to_free(params, covariance_type)
     spread = np.sqrt(np.diagonal(params.full_covariances(), axis1=1, axis2=2))
     start = {}
     for name, value in free.items():
-        scale = jitter * spread if name == "mu" else jitter
-        start[name] = value + scale * rng.standard_normal(np.shape(value))
+        noise = rng.standard_normal(np.shape(value))
+        if name == "mu":
+            start[name] = value + jitter * spread * noise
+        elif name == "offdiag":
+            d = params.n_features
+            rows, _ = np.tril_indices(d, -1)
+            diagonal = np.exp(free["log_diag"])[..., rows]
+            start[name] = value + 0.5 * jitter * diagonal * noise
+        else:
+            start[name] = value + 0.5 * jitter * noise
     return start
+
+
+def _chain_starts(
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    seed: int,
+    chains: int,
+    *,
+    init: str = "em",
+    jitter: float = 1.0,
+) -> _ChainStarts:
+    """Where each chain starts: scattered about distinct MAP-EM modes.
+
+    With ``init="em"``, chain ``c`` starts about the ``c % m``-th best of
+    the ``m`` modes within :data:`_MODE_GAP` of the best
+    (:func:`_map_em_modes`), scattered by :func:`_dispersed`: every such
+    mode gets a chain when there are at most ``chains``, and chains start
+    apart even when there is one. With ``init="random"`` every chain starts
+    at a random point (:func:`_random_params`) instead: the harder test, but
+    a chain can then settle in a mode of negligible mass (on S2, a chain
+    from a random point stayed 2,000 nats of log-likelihood below the
+    others, with 261 divergent transitions), failing r-hat for a mode that
+    does not matter. A function of ``seed`` alone.
+    """
+    modes = _map_em_modes(X, n_components, covariance_type, seed)
+    near = [m for m in modes if m.log_posterior >= modes[0].log_posterior - _MODE_GAP]
+    starts, origins = [], []
+    for chain in range(chains):
+        rng = np.random.default_rng([seed, 1, chain])
+        if init == "random":
+            random = _random_params(X, n_components, covariance_type, rng)
+            starts.append(params_to_free(random, covariance_type))
+            origins.append("random")
+        else:
+            mode = chain % len(near)
+            starts.append(_dispersed(near[mode].params, covariance_type, jitter, rng))
+            origins.append(f"mode {mode}")
+    return _ChainStarts(tuple(starts), tuple(origins), modes)
 
 
 def _flatten(start: dict[str, np.ndarray], shapes: dict[str, tuple]) -> np.ndarray:
@@ -516,7 +734,44 @@ def _flatten(start: dict[str, np.ndarray], shapes: dict[str, tuple]) -> np.ndarr
 # Sampling
 
 
-def _sample_nutpie(X, n_components, covariance_type, settings, seed, jitter):
+def _chain_seed(value) -> int:
+    """The seed nutpie passes a start function, as an int."""
+    return int(np.asarray(value).ravel()[0])
+
+
+def _nutpie_chain_seeds(compiled, chains: int, seed: int, point) -> list[int]:
+    """The seed nutpie hands each chain's start function, in chain order.
+
+    nutpie derives every chain's seed from ``seed`` and the chain's index,
+    but calls the start function from its worker threads in whatever order
+    they run, so a start chosen by call order would change from run to run
+    (it did, with four cores). One draw on one core, where the chains run in
+    index order, reads the seeds off; each chain's start is then chosen by
+    its seed.
+    """
+    import nutpie
+
+    seen: list[int] = []
+
+    def record(chain_seed) -> np.ndarray:
+        seen.append(_chain_seed(chain_seed))
+        return point
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nutpie.sample(
+            dataclasses.replace(compiled, initial_point_func=record),
+            draws=1,
+            tune=1,
+            chains=chains,
+            cores=1,
+            seed=seed,
+            progress_bar=False,
+        )
+    return seen
+
+
+def _sample_nutpie(X, n_components, covariance_type, settings, seed, starts):
     import nutpie
 
     compiled, compile_seconds = _compiled_nutpie(X, n_components, covariance_type)
@@ -541,14 +796,22 @@ def _sample_nutpie(X, n_components, covariance_type, settings, seed, jitter):
             if name in compiled.shared_data
         }
     )
+    flat = [_flatten(start, shapes) for start in starts.starts]
+    chain_of = {
+        chain_seed: chain
+        for chain, chain_seed in enumerate(
+            _nutpie_chain_seeds(compiled, settings["chains"], seed, flat[0])
+        )
+    }
 
     def initial_point(chain_seed) -> np.ndarray:
-        # nutpie calls this once per chain with that chain's seed (derived
-        # deterministically from ``seed``), in whatever order its threads run:
-        # the start must depend on the seed alone.
-        chain = int(np.asarray(chain_seed).ravel()[0]) % (2**32)
-        start = _chain_start(X, n_components, covariance_type, chain, jitter)
-        return _flatten(start, shapes)
+        chain_seed = _chain_seed(chain_seed)
+        if chain_seed in chain_of:
+            return flat[chain_of[chain_seed]]
+        # nutpie retries a start whose density is not finite with a new seed.
+        rng = np.random.default_rng(chain_seed % 2**63)
+        random = _random_params(X, n_components, covariance_type, rng)
+        return _flatten(params_to_free(random, covariance_type), shapes)
 
     compiled = dataclasses.replace(compiled, initial_point_func=initial_point)
     start = time.perf_counter()
@@ -571,18 +834,13 @@ def _sample_nutpie(X, n_components, covariance_type, settings, seed, jitter):
     return idata, draws, divergences, compile_seconds, sampling_seconds
 
 
-def _sample_pymc(X, n_components, covariance_type, settings, seed, jitter):
+def _sample_pymc(X, n_components, covariance_type, settings, seed, starts):
     pm, _ = _import_pymc()
     shapes = _free_shapes(X.shape[1], n_components, covariance_type)
     model = build_model(X, n_components, covariance_type)
     # pm.sample compiles inside the call: its compile time cannot be told
     # apart and is part of sampling_seconds.
     compile_seconds = float("nan")
-    chain_seeds = np.random.SeedSequence(seed).generate_state(settings["chains"])
-    initvals = [
-        _chain_start(X, n_components, covariance_type, int(s), jitter)
-        for s in chain_seeds
-    ]
     start = time.perf_counter()
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -594,7 +852,7 @@ def _sample_pymc(X, n_components, covariance_type, settings, seed, jitter):
             target_accept=settings["target_accept"],
             nuts_sampler=settings["nuts_sampler"],
             random_seed=seed,
-            initvals=initvals,
+            initvals=list(starts.starts),
             init="adapt_diag",
             progressbar=False,
             compute_convergence_checks=False,
@@ -703,6 +961,7 @@ def posterior_criticism(
     seed: int = 0,
     ppc_replicates: int = 100,
     loo_rows: np.ndarray | None = None,
+    loo: bool = True,
 ) -> dict[str, Any]:
     """PSIS-LOO, WAIC, responsibilities and posterior predictive checks.
 
@@ -717,25 +976,32 @@ def posterior_criticism(
     seed : int
         Seeds the replicated data sets.
     ppc_replicates : int
-        Replicated data sets for the predictive checks.
+        Replicated data sets for the tied-values check and draws for the
+        predictive density's band. The histogram check replicates
+        :data:`_HISTOGRAM_REPLICATES` histograms from every draw.
     loo_rows : ndarray of int, optional
         The rows the posterior was conditioned on (all when None). PSIS-LOO
         and WAIC leave out one of *those* rows: a row the posterior never saw
         is not left out by removing it, so it would make them invalid.
+    loo : bool, default=True
+        Compute PSIS-LOO and WAIC. Both treat the draws as draws from the
+        posterior; draws from an approximation (ADVI) are not, so they are
+        not computed for it.
 
     Returns
     -------
     dict
         ``loo`` and ``waic`` (estimates, standard errors, effective number of
-        parameters, Pareto-k counts, ``n`` rows scored), ``responsibilities_mean``
-        and ``responsibilities_sd`` (N, K); the tied-values check
-        ``ppc_ties_observed``, ``ppc_ties_replicated`` (mean), ``ppc_ties_p``
-        (share of replicated data sets with at least the data's ties) and
-        ``ppc_resolution`` (the step replicates are rounded to, as the data
-        were recorded; None when the data are not on a decimal grid); and
-        ``predictive_density``: per feature, the posterior predictive density
-        on a grid and the data's histogram with the band of replicated
-        histograms.
+        parameters, Pareto-k counts, ``n`` rows scored; None when ``loo`` is
+        False), ``responsibilities_mean`` and ``responsibilities_sd`` (N, K);
+        the tied-values check ``ppc_ties_observed``, ``ppc_ties_replicated``
+        (mean), ``ppc_ties_p`` (share of replicated data sets with at least
+        the data's ties) and ``ppc_resolution`` (the step replicates are
+        rounded to, as the data were recorded; None when the data are not on
+        a decimal grid); and ``predictive_density``: per feature, the
+        posterior predictive density on a grid and the data's histogram with
+        the simultaneous band of replicated histograms
+        (:func:`_predictive_density`).
     """
     _, az = _import_pymc()
     n_chains, n_draws, k, d = means.shape
@@ -754,17 +1020,32 @@ def posterior_criticism(
     total = n_chains * n_draws
     resp_mean = resp_sum / total
     resp_sd = np.sqrt(np.maximum(resp_square / total - resp_mean**2, 0.0))
-    scored = pointwise if loo_rows is None else pointwise[..., loo_rows]
-    # The relative efficiency of the draws comes from the parameters' ESS.
-    idata = az.from_dict(
-        posterior={"weights": weights, "means": means},
-        log_likelihood={"x": scored},
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loo = az.loo(idata, pointwise=True)
-        waic = az.waic(idata)
-    pareto_k = np.asarray(loo.pareto_k)
+    loo_summary = waic_summary = None
+    if loo:
+        scored = pointwise if loo_rows is None else pointwise[..., loo_rows]
+        # The relative efficiency of the draws comes from the parameters' ESS.
+        idata = az.from_dict(
+            posterior={"weights": weights, "means": means},
+            log_likelihood={"x": scored},
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            psis = az.loo(idata, pointwise=True)
+            waic = az.waic(idata)
+        pareto_k = np.asarray(psis.pareto_k)
+        loo_summary = {
+            "elpd": float(psis.elpd_loo),
+            "se": float(psis.se),
+            "p": float(psis.p_loo),
+            "pareto_k_max": float(np.max(pareto_k)),
+            "pareto_k_over_0_7": int(np.sum(pareto_k > 0.7)),
+            "n": int(scored.shape[-1]),
+        }
+        waic_summary = {
+            "elpd": float(waic.elpd_waic),
+            "se": float(waic.se),
+            "p": float(waic.p_waic),
+        }
     rng = np.random.default_rng([seed, 2])
     flat_w = weights.reshape(-1, k)
     flat_m = means.reshape(-1, k, d)
@@ -785,19 +1066,8 @@ def posterior_criticism(
     observed_ties = _ties(X)
     replicated = np.asarray(replicated_ties)
     return {
-        "loo": {
-            "elpd": float(loo.elpd_loo),
-            "se": float(loo.se),
-            "p": float(loo.p_loo),
-            "pareto_k_max": float(np.max(pareto_k)),
-            "pareto_k_over_0_7": int(np.sum(pareto_k > 0.7)),
-            "n": int(scored.shape[-1]),
-        },
-        "waic": {
-            "elpd": float(waic.elpd_waic),
-            "se": float(waic.se),
-            "p": float(waic.p_waic),
-        },
+        "loo": loo_summary,
+        "waic": waic_summary,
         "responsibilities_mean": resp_mean,
         "responsibilities_sd": resp_sd,
         "ppc_ties_observed": observed_ties,
@@ -805,26 +1075,97 @@ def posterior_criticism(
         "ppc_ties_p": float(np.mean(replicated >= observed_ties)),
         "ppc_resolution": resolution,
         "predictive_density": _predictive_density(
-            X, flat_w[picks], flat_m[picks], flat_c[picks], rng
+            X, (flat_w, flat_m, flat_c), picks, rng
         ),
     }
 
 
-def _predictive_density(X, weights, means, covariances, rng) -> list[dict[str, Any]]:
+#: Replicated histograms per feature for the band, and as many again, drawn
+#: afresh, to measure how many bars fall outside it under the model.
+_HISTOGRAM_REPLICATES = 8000
+#: The share of replicated histograms lying entirely inside the band.
+_BAND_COVERAGE = 0.94
+
+
+def simultaneous_band(
+    replicated: np.ndarray, coverage: float = _BAND_COVERAGE
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The narrowest pointwise-quantile band holding ``coverage`` of the curves.
+
+    Parameters
+    ----------
+    replicated : ndarray of shape (R, B)
+        ``R`` replicated curves (histograms) over ``B`` points (bins).
+    coverage : float
+        The share of the ``R`` curves that must lie entirely inside the band.
+
+    Returns
+    -------
+    low, high : ndarray of shape (B,)
+        The ``level / 2`` and ``1 - level / 2`` quantiles of each column.
+    level : float
+        The pointwise two-sided level found by bisection: the largest at which
+        ``coverage`` of the curves lie inside at every point (0 gives the
+        columns' ranges, which hold every curve). A pointwise band at
+        ``1 - coverage`` is narrower: a curve of ``B`` points crosses it
+        somewhere far more often than ``1 - coverage`` of the time.
+    """
+
+    def band(level):
+        return np.quantile(replicated, [level / 2, 1 - level / 2], axis=0)
+
+    def covered(level) -> float:
+        low, high = band(level)
+        inside = (replicated >= low) & (replicated <= high)
+        return float(np.mean(np.all(inside, axis=1)))
+
+    lower, upper = 0.0, 1.0 - coverage
+    if covered(upper) >= coverage:
+        lower = upper
+    for _ in range(30):
+        if upper - lower < 1e-5:
+            break
+        middle = 0.5 * (lower + upper)
+        if covered(middle) >= coverage:
+            lower = middle
+        else:
+            upper = middle
+    low, high = band(lower)
+    return low, high, lower
+
+
+def _replicated_histograms(probabilities, n, replicates, rng) -> np.ndarray:
+    """``replicates`` multinomial histograms of ``n`` points, cycling the draws.
+
+    ``probabilities`` (S, B + 1) are each draw's bin probabilities with the
+    mass outside the bins last; the counts of the B bins come back.
+    """
+    chosen = probabilities[np.arange(replicates) % probabilities.shape[0]]
+    return rng.multinomial(n, chosen)[:, :-1]
+
+
+def _predictive_density(X, draws, picks, rng) -> list[dict[str, Any]]:
     """Per feature: the posterior predictive marginal density and histograms.
 
     The marginal of a Gaussian mixture along feature ``f`` is the
     one-dimensional mixture of the components' ``f``-th means and variances,
-    so each draw's density is evaluated on a grid (mean and 3%/97% quantiles
-    over draws). For the check, each draw's probability of every bin of the
-    data's histogram (differences of the marginal CDF at the bin edges) gives
-    a replicated histogram of ``n`` points (multinomial counts), and the
-    replicated histograms' 3%/97% quantiles make a band per bin: a data bar
-    outside its band is a feature the model does not reproduce, beyond the
-    sampling noise of ``n`` points.
+    so each of the ``picks`` draws' densities is evaluated on a grid (mean and
+    3%/97% quantiles over draws). For the check, every draw's probability of
+    each bin of the data's histogram (differences of the marginal CDF at the
+    bin edges) gives replicated histograms of ``n`` points (multinomial
+    counts, :data:`_HISTOGRAM_REPLICATES` of them, cycling the draws). Their
+    band is *simultaneous* (:func:`simultaneous_band`): 94% of replicated
+    histograms lie inside it at every bin, so under the model all of a
+    feature's bars are inside with probability about 94%. A pointwise 94%
+    band would have about 6% of the bars outside by chance, which with 30 to
+    70 bins is several bars. ``bins_outside_expected`` is the mean number of
+    bars outside the band over as many replicated histograms drawn afresh:
+    the count to set ``bins_outside`` (the data's) against. The data were
+    used to fit the model, so they fall outside less often than replicates.
     """
     from scipy.stats import norm
 
+    weights, means, covariances = draws
     n = X.shape[0]
     out = []
     for f in range(X.shape[1]):
@@ -834,10 +1175,10 @@ def _predictive_density(X, weights, means, covariances, rng) -> list[dict[str, A
         sd = np.sqrt(covariances[:, :, f, f])  # (S, K)
         mu = means[:, :, f]
         density = np.sum(
-            weights[:, :, None]
-            * norm.pdf(grid[None, None, :], mu[:, :, None], sd[:, :, None]),
+            weights[picks, :, None]
+            * norm.pdf(grid[None, None, :], mu[picks, :, None], sd[picks, :, None]),
             axis=1,
-        )  # (S, G)
+        )  # (picks, G)
         heights, edges = np.histogram(X[:, f], bins="auto", density=True)
         widths = np.diff(edges)
         cdf = np.sum(
@@ -853,8 +1194,14 @@ def _predictive_density(X, weights, means, covariances, rng) -> list[dict[str, A
             axis=1,
         )
         probabilities /= probabilities.sum(axis=1, keepdims=True)
-        counts = np.array([rng.multinomial(n, p)[:-1] for p in probabilities])
-        replicated = counts / (n * widths)  # (S, B) densities
+        # Bars are compared as counts, so a data bar on the band's edge is
+        # inside whatever the rounding of count / (n * width).
+        counts = np.histogram(X[:, f], bins=edges)[0]
+        band_low, band_high, level = simultaneous_band(
+            _replicated_histograms(probabilities, n, _HISTOGRAM_REPLICATES, rng)
+        )
+        fresh = _replicated_histograms(probabilities, n, _HISTOGRAM_REPLICATES, rng)
+        fresh_outside = (fresh < band_low) | (fresh > band_high)
         out.append(
             {
                 "feature": f,
@@ -864,35 +1211,63 @@ def _predictive_density(X, weights, means, covariances, rng) -> list[dict[str, A
                 "high": np.quantile(density, 0.97, axis=0),
                 "histogram_edges": edges,
                 "histogram_density": heights,
-                "replicated_low": np.quantile(replicated, 0.03, axis=0),
-                "replicated_high": np.quantile(replicated, 0.97, axis=0),
-                "bins_outside": int(
-                    np.sum(
-                        (heights < np.quantile(replicated, 0.03, axis=0))
-                        | (heights > np.quantile(replicated, 0.97, axis=0))
-                    )
-                ),
+                "replicated_low": band_low / (n * widths),
+                "replicated_high": band_high / (n * widths),
+                "band_pointwise_level": level,
+                "band_coverage": float(np.mean(~fresh_outside.any(axis=1))),
+                "bins_outside": int(np.sum((counts < band_low) | (counts > band_high))),
+                "bins_outside_expected": float(fresh_outside.sum(axis=1).mean()),
             }
         )
     return out
 
 
-def _map_estimate(X, n_components, covariance_type, seed) -> MixtureParams:
-    """MAP-EM (the posterior mode in the ``Sigma`` parametrisation), 5 restarts."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fit_em(
-            X,
-            n_components,
-            covariance_type=covariance_type,
-            n_init=5,
-            init_params="k-means++",
-            random_state=seed,
-            prior="default",
-            reg_covar=0.0,  # the prior keeps covariances positive definite
-            tol=1e-8,
-            max_iter=1000,
-        ).params
+def _map_estimate(X, n_components, covariance_type, modes) -> MixtureParams:
+    """MAP-EM's estimate: the best of ``modes``, iterated on to ``tol=1e-8``."""
+    return _map_em(
+        X, n_components, covariance_type, 0, initial_params=modes[0].params, tol=1e-8
+    )
+
+
+def prior_strength(X: np.ndarray, params: MixtureParams) -> dict[str, np.ndarray]:
+    """How much the prior weighs in each component's MAP covariance.
+
+    At MAP-EM's estimate ``params`` of data ``X``, component ``k`` holds
+    ``n_k`` points (its responsibilities' sum) with scatter ``W_k`` about
+    their mean, and its MAP covariance is ``(W_k + E_k) / (n_k + m_k)``
+    (:mod:`mixtures.prior`): the prior acts as ``m_k`` extra points
+    (``nu_P + D + 2``, i.e. ``2D + 4`` with the default ``nu_P``; for a
+    covariance shared by all components, its share ``1 + (nu_P + D + 1) / K``)
+    that carry the scatter ``E_k`` (``Lambda_P``, plus the pull of the
+    component's mean towards ``mu_P``). ``Lambda_P`` is the data's covariance
+    over ``K^(2/D)``, about one cluster's spread, so for a tight or small
+    component the prior can dominate.
+
+    Returns
+    -------
+    dict
+        ``component_points`` (n_k), ``prior_points`` (m_k) and
+        ``prior_scatter_share`` (``tr E_k / tr(W_k + E_k)``: the share of
+        the MAP covariance's scatter the prior contributes), each of shape
+        (K,), in the order of ``params``' components.
+    """
+    prior = _hyperparameters(X, params.n_components)
+    _, log_resp = e_step(X, params)
+    resp = np.exp(log_resp)
+    points = resp.sum(axis=0)
+    centres = (resp.T @ X) / points[:, None]
+    centred = X[None, :, :] - centres[:, None, :]  # (K, N, D)
+    scatter = np.einsum("nk,kni,knj->kij", resp, centred, centred)
+    _, extra_scatter, extra_points = prior.adjust(
+        points, centres, params.model.single_covariance
+    )
+    prior_trace = np.trace(extra_scatter, axis1=1, axis2=2)
+    return {
+        "component_points": points,
+        "prior_points": extra_points,
+        "prior_scatter_share": prior_trace
+        / (prior_trace + np.trace(scatter, axis1=1, axis2=2)),
+    }
 
 
 def _params_dict(params: MixtureParams) -> dict[str, list]:
@@ -948,13 +1323,17 @@ def _posterior_fit(
     n_iter: int,
     seconds: float,
     extra: dict[str, Any],
+    modes: tuple[_Mode, ...],
     restart_traces=(),
     summary: dict[str, Any] | None = None,
+    loo: bool = True,
 ) -> MixtureFit:
     """Summarise and criticise posterior draws of shape (C, S, ...).
 
     The draws come relabelled (``relabelling`` says how, :func:`_relabel`);
-    ``summary`` is their :func:`_summaries` when already computed.
+    ``summary`` is their :func:`_summaries` when already computed; ``modes``
+    are MAP-EM's (:func:`_map_em_modes`), the best of which becomes the MAP;
+    ``loo=False`` leaves PSIS-LOO and WAIC out (draws not from the posterior).
     """
     n_chains, n_draws, k = weights.shape
     draws = {"weights": weights, "means": means, "covariances": covariances}
@@ -973,8 +1352,10 @@ def _posterior_fit(
         covariances[:, keep],
         seed=seed,
         loo_rows=_subsample_rows(data.shape[0], settings["max_samples"], seed),
+        loo=loo,
     )
-    map_params = _map_estimate(sample, k, covariance_type, seed)
+    map_params = _map_estimate(sample, k, covariance_type, modes)
+    strength = prior_strength(sample, map_params)
     chain_loglik = [
         total_log_likelihood(
             data,
@@ -995,13 +1376,10 @@ def _posterior_fit(
         "map": _params_dict(map_params),
         "map_log_likelihood": total_log_likelihood(data, map_params),
         "chain_log_likelihoods": chain_loglik,
-        "elpd_loo": criticism["loo"]["elpd"],
-        "elpd_loo_se": criticism["loo"]["se"],
-        "p_loo": criticism["loo"]["p"],
-        "pareto_k_max": criticism["loo"]["pareto_k_max"],
-        "pareto_k_bad": criticism["loo"]["pareto_k_over_0_7"],
-        "elpd_waic": criticism["waic"]["elpd"],
-        "n_loo": criticism["loo"]["n"],
+        # The prior's weight in each MAP covariance (MAP-EM's component order).
+        "prior_strength": {key: value.tolist() for key, value in strength.items()},
+        "prior_points": float(strength["prior_points"].max()),
+        "prior_share_max": float(strength["prior_scatter_share"].max()),
         "ppc_resolution": (
             float("nan")
             if criticism["ppc_resolution"] is None
@@ -1010,10 +1388,12 @@ def _posterior_fit(
         "ppc_bins_outside": sum(
             entry["bins_outside"] for entry in criticism["predictive_density"]
         ),
+        "ppc_bins_outside_expected": sum(
+            entry["bins_outside_expected"] for entry in criticism["predictive_density"]
+        ),
         "ppc_bins": sum(
             entry["histogram_density"].size for entry in criticism["predictive_density"]
         ),
-        "p_waic": criticism["waic"]["p"],
         "ppc_ties_observed": criticism["ppc_ties_observed"],
         "ppc_ties_replicated": criticism["ppc_ties_replicated"],
         "ppc_ties_p": criticism["ppc_ties_p"],
@@ -1032,6 +1412,17 @@ def _posterior_fit(
             np.min(np.diagonal(covariances, axis1=-2, axis2=-1) / np.var(data, axis=0))
         ),
     }
+    if loo:
+        diagnostics.update(
+            elpd_loo=criticism["loo"]["elpd"],
+            elpd_loo_se=criticism["loo"]["se"],
+            p_loo=criticism["loo"]["p"],
+            pareto_k_max=criticism["loo"]["pareto_k_max"],
+            pareto_k_bad=criticism["loo"]["pareto_k_over_0_7"],
+            n_loo=criticism["loo"]["n"],
+            elpd_waic=criticism["waic"]["elpd"],
+            p_waic=criticism["waic"]["p"],
+        )
     return MixtureFit(
         backend=backend,
         version=version,
@@ -1058,8 +1449,8 @@ def _begin(name, X, n_components, covariance_type, random_state, options, defaul
     _free_shapes(data.shape[1], n_components, covariance_type)
     reject_unknown_options(name, options, set(defaults))
     settings = {**defaults, **options}
-    if settings["init"] not in ("em", "prior"):
-        raise ValueError(f"init must be 'em' or 'prior'; got {settings['init']!r}.")
+    if settings["init"] not in ("em", "random"):
+        raise ValueError(f"init must be 'em' or 'random'; got {settings['init']!r}.")
     for key in ("draws", "pointwise_draws", "max_trace_draws"):
         if (
             isinstance(settings[key], bool)
@@ -1082,28 +1473,39 @@ class PyMCBackend:
     Options: ``draws`` (1000 per chain), ``tune`` (1000), ``chains`` (4),
     ``cores`` (None: as many as the machine has, up to ``chains``),
     ``target_accept`` (0.8), ``nuts_sampler`` ("nutpie"; "pymc" or any
-    sampler PyMC's ``pm.sample`` accepts), ``init`` ("em": each chain from its
-    own MAP-EM restart, jittered; "prior": the same with jitter 1),
-    ``jitter`` (0.1), ``max_draws`` (4000: when the relabelled draws fail
-    r-hat or ESS, the chains are sampled afresh with twice the draws, up to
-    this many per chain; every attempt is in ``draw_attempts``, and a fit
-    that still fails is unconverged), ``max_trace_draws`` (1000 draws scored for
-    ``loglik_trace``), ``pointwise_draws`` (1000 draws for LOO, WAIC,
-    responsibilities and the predictive checks), ``max_samples`` (None: all
-    rows; an integer conditions on a random subsample of that many rows, and
+    sampler PyMC's ``pm.sample`` accepts), ``init`` ("em": chains dealt
+    round the distinct MAP-EM modes, each scattered about its mode;
+    "random": every chain from a random point; see :func:`_chain_starts`),
+    ``jitter`` (1.0: the scatter, in component standard deviations of each
+    mean; :func:`_dispersed`), ``max_draws`` (4000:
+    when the relabelled draws fail r-hat or ESS, the chains are sampled
+    afresh with twice the draws, up to this many per chain; every attempt is
+    in ``draw_attempts``, and a fit that still fails is unconverged),
+    ``max_trace_draws`` (1000 draws scored for ``loglik_trace``),
+    ``pointwise_draws`` (1000 draws for LOO, WAIC, responsibilities and the
+    predictive checks), ``max_samples`` (None: all rows; an integer
+    conditions on a random subsample of that many rows, and
     ``n_conditioned`` says so).
 
-    ``converged`` means r-hat <= 1.01, bulk ESS >= 400 and no divergence,
-    after relabelling.
+    ``converged`` means no finding of
+    :func:`mixtures.diagnostics.sampler_findings` (r-hat at most
+    :data:`~mixtures.diagnostics.MAX_R_HAT`, bulk ESS at least
+    :data:`~mixtures.diagnostics.MIN_ESS_BULK`, no divergence), after
+    relabelling. What that certifies: the chains, started about
+    ``chain_start_modes`` distinct MAP-EM modes (or at
+    ``chain_random_starts`` random points; ``chain_starts`` says which chain
+    started where), sample one distribution. Modes that no start led to are
+    not certified absent.
 
     Times in ``diagnostics``: ``compile_seconds`` (nutpie: building and
     compiling the model, 0 when it came from this process's cache; NaN for
     PyMC's sampler, which compiles inside ``pm.sample``) and
-    ``sampling_seconds`` (the sampler's call, which includes each chain's
-    MAP-EM start).
+    ``sampling_seconds`` (the sampler's calls; the MAP-EM restarts that
+    choose the chain starts come before them).
     """
 
     name = "pymc"
+    is_posterior = True
     #: Options :meth:`fit` accepts, for configuration checks.
     options = frozenset(_NUTS_DEFAULTS)
 
@@ -1131,18 +1533,26 @@ class PyMCBackend:
             )
         if settings["cores"] is None:
             settings["cores"] = max(1, min(settings["chains"], os.cpu_count() or 1))
-        jitter = settings["jitter"] if settings["init"] == "em" else 1.0
         sampler = (
             _sample_nutpie if settings["nuts_sampler"] == "nutpie" else _sample_pymc
         )
         with Stopwatch() as clock:
+            starts = _chain_starts(
+                sample,
+                n_components,
+                covariance_type,
+                seed,
+                settings["chains"],
+                init=settings["init"],
+                jitter=settings["jitter"],
+            )
             attempts = []
             total_sampling = total_compile = 0.0
             while True:
                 # Sample; when the relabelled draws fail r-hat or ESS, sample
                 # afresh with twice the draws, up to max_draws per chain.
                 idata, free, divergences, compile_seconds, sampling_seconds = sampler(
-                    sample, n_components, covariance_type, settings, seed, jitter
+                    sample, n_components, covariance_type, settings, seed, starts
                 )
                 total_sampling += sampling_seconds
                 total_compile += compile_seconds
@@ -1160,7 +1570,8 @@ class PyMCBackend:
                         "ess_bulk_min": ess,
                     }
                 )
-                if (r_hat <= 1.01 and ess >= 400) or divergences:
+                passed = not sampler_findings({"r_hat_max": r_hat, "ess_bulk_min": ess})
+                if passed or divergences:
                     break
                 if 2 * settings["draws"] > settings["max_draws"]:
                     break
@@ -1193,7 +1604,9 @@ class PyMCBackend:
                     "tune": settings["tune"],
                     "draw_attempts": attempts,
                     "sampling_attempts": len(attempts),
+                    **starts.diagnostics(),
                 },
+                modes=starts.modes,
             )
             # The log-likelihood does not depend on the labels: the draws as
             # sampled give the per-chain traces.
@@ -1201,13 +1614,7 @@ class PyMCBackend:
                 data, weights, means, covariances, settings["max_trace_draws"]
             )
         diagnostics = fit.diagnostics
-        reasons = []
-        if not diagnostics["r_hat_max"] <= 1.01:
-            reasons.append(f"r-hat {diagnostics['r_hat_max']:.3f} > 1.01")
-        if not diagnostics["ess_bulk_min"] >= 400:
-            reasons.append(f"bulk ESS {diagnostics['ess_bulk_min']:.0f} < 400")
-        if divergences:
-            reasons.append(f"{divergences} divergent transitions")
+        reasons = sampler_findings(diagnostics)
         diagnostics["unconverged_reason"] = "; ".join(reasons)
         return dataclasses.replace(
             fit,
@@ -1225,7 +1632,7 @@ class PyMCAdviBackend:
     ``tolerance`` (0.01: stop when the parameters' relative change over 100
     iterations is below it; stochastic gradients never settle much lower),
     ``draws`` (1000 from the fitted approximation), ``init`` ("em": start at
-    a MAP-EM restart; "prior": the same, jittered by 1), ``max_trace_draws``,
+    the best MAP-EM mode; "random": at a random point), ``max_trace_draws``,
     ``pointwise_draws``, ``max_samples``. The trace is the ELBO per sample,
     up to an additive constant: the potentials omit the priors' normalising
     constants, so it compares iterations of one fit, not fits of different
@@ -1233,10 +1640,12 @@ class PyMCAdviBackend:
     ``converged``: the parameters met ``tolerance`` before ``n_iter``, or the
     ELBO is stationary over its last 2,000 iterations (:func:`_elbo_stationary`).
     A mean-field Gaussian approximation has one mode, so its draws need no
-    relabelling.
+    relabelling. Its draws are not posterior draws, so PSIS-LOO and WAIC
+    (which treat them as such) are not computed.
     """
 
     name = "pymc-advi"
+    is_posterior = True
     #: Options :meth:`fit` accepts, for configuration checks.
     options = frozenset(_ADVI_DEFAULTS)
 
@@ -1254,10 +1663,17 @@ class PyMCAdviBackend:
             _ADVI_DEFAULTS,
         )
         pm, _ = _import_pymc()
-        jitter = 0.0 if settings["init"] == "em" else 1.0
         with Stopwatch() as clock:
             model = build_model(sample, n_components, covariance_type)
-            start = _chain_start(sample, n_components, covariance_type, seed, jitter)
+            starts = _chain_starts(
+                sample,
+                n_components,
+                covariance_type,
+                seed,
+                1,
+                init=settings["init"],
+                jitter=0.0,
+            )
             with model, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 convergence = pm.callbacks.CheckParametersConvergence(
@@ -1267,7 +1683,7 @@ class PyMCAdviBackend:
                     n=settings["n_iter"],
                     method="advi",
                     random_seed=seed,
-                    start=start,
+                    start=starts.starts[0],
                     obj_optimizer=pm.adam(learning_rate=settings["learning_rate"]),
                     callbacks=[convergence],
                     progressbar=False,
@@ -1295,6 +1711,8 @@ class PyMCAdviBackend:
                 n_iter=int(losses.size),
                 seconds=0.0,
                 extra={"final_elbo": float(-losses[-1]), "draws": settings["draws"]},
+                modes=starts.modes,
+                loo=False,
             )
         stationary, change = _elbo_stationary(-losses)
         fit.diagnostics["elbo_window_change"] = change

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
-from mixtures.backends.base import Backend
+from mixtures.backends.base import Backend, is_posterior
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -25,6 +25,7 @@ __all__ = [
     "available_backends",
     "backend_statuses",
     "get_backend",
+    "is_posterior_backend",
     "reload_backends",
 ]
 
@@ -133,3 +134,26 @@ def get_backend(name: str) -> Backend:
     if not isinstance(backend, Backend):
         raise TypeError(f"backend {name!r} does not implement the Backend protocol.")
     return backend
+
+
+@cache
+def is_posterior_backend(name: str) -> bool:
+    """Whether backend ``name`` declares ``is_posterior`` (see :class:`Backend`).
+
+    Read from the backend's class without instantiating it, so it answers
+    for a built-in whose optional dependencies are missing too; False for
+    an unknown name.
+    """
+    entry = _registry().get(name)
+    if entry is None:
+        return False
+    loader, _ = entry
+    if isinstance(loader, EntryPoint):
+        try:
+            target = loader.load()
+        except Exception:  # a broken plug-in is reported by get_backend
+            return False
+    else:
+        module, attribute = loader
+        target = getattr(importlib.import_module(module), attribute)
+    return is_posterior(target)

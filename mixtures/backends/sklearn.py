@@ -60,6 +60,9 @@ class SklearnBackend:
     """scikit-learn's EM; options are its constructor's."""
 
     name = "sklearn"
+    is_posterior = False
+    #: A sweep fits it in standard units (:func:`fit_in_standard_units`).
+    fits_in_standard_units = True
     #: Options :meth:`fit` accepts, for configuration checks.
     options = frozenset(_OPTIONS)
 
@@ -91,4 +94,5 @@ class SklearnBackend:
                 "lower_bound": float(model.lower_bound_),
                 "warnings": caught,
             },
+            reg_covar=model.reg_covar,
         )

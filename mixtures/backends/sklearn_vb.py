@@ -126,6 +126,7 @@ class SklearnVBBackend:
     """scikit-learn's variational Bayesian mixture; options are its constructor's."""
 
     name = "sklearn-vb"
+    is_posterior = True
     #: Options :meth:`fit` accepts, for configuration checks.
     options = frozenset(_OPTIONS)
 
@@ -175,4 +176,5 @@ class SklearnVBBackend:
                 "effective_components": int(np.sum(counts > EFFECTIVE_COUNT)),
                 "warnings": caught,
             },
+            reg_covar=model.reg_covar,
         )
