@@ -113,6 +113,27 @@ def s1_duplicates() -> str:
     return _report_find("### S1:", r"with probability ([\d.]+%)").group(1)
 
 
+def s1_policy() -> str:
+    sklearn = _report_find(
+        "### S1:",
+        r"of (\d+) random starts, scikit-learn ended (\d+) with two identical "
+        r"components and (\d+) with a component collapsed",
+    )
+    ours = _report_find(
+        "### S1:",
+        r"\((\d+) such actions over (\d+) fits\); (\d+) fits still end degenerate",
+    )
+    starts, twins, collapsed = sklearn.groups()
+    actions, fits, degenerate = ours.groups()
+    return (
+        f"of {starts} random-point starts, scikit-learn ends {twins} with two "
+        f"identical components and {collapsed} with a component collapsed onto the "
+        f"tied value; gmmlab's EM, from the same starts, takes {actions} re-seeding "
+        f"or flooring actions over its {fits} fits, and {degenerate} of them still "
+        "end degenerate, the likelihood rising towards a collapse"
+    )
+
+
 def faithful_sweep() -> str:
     line = _report_find("## Model selection", r"faithful: BIC chooses[^\n]*").group(0)
     table = _report_table(
@@ -293,6 +314,87 @@ def select_timing() -> str:
     )
 
 
+def _minus(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals and a typographic minus, as in the prose."""
+    return f"{value:.{digits}f}".replace("-", "\u2212")
+
+
+def _cells(rows: list[dict], digits: int) -> str:
+    """'EEE,4 (BIC 2320.137), VVE,2 (2320.283) and VEE,3 (2321.932)'."""
+    cells = [
+        f"{r['model']},{r['n_components']} "
+        f"({'BIC ' if i == 0 else ''}{_minus(r['bic'], digits)})"
+        for i, r in enumerate(rows)
+    ]
+    return ", ".join(cells[:-1]) + " and " + cells[-1]
+
+
+def _answers() -> dict:
+    return _json("select-latest.json")["answers"]
+
+
+def select_faithful() -> str:
+    best, *rest = _answers()["faithful"]["top"]
+    return (
+        f"{best['model']},{best['n_components']}, with log-likelihood "
+        f"{_minus(best['log_likelihood'], 3)} and BIC {_minus(best['bic'], 3)}, but "
+        f"lists {_cells(rest, 3)} next"
+    )
+
+
+#: mclust's published ranking on Old Faithful (its vignette): the README's
+#: prose quotes it, and the plateau sentence claims the loose search matches it.
+MCLUST_FAITHFUL_TOP3 = ["EEE,3", "VVE,2", "VEE,3"]
+
+
+def select_plateau() -> str:
+    answers = _answers()
+    climb = answers["faithful_eee4_from_hc"]
+    ranked = [f"{r['model']},{r['n_components']}" for r in climb["loose_top"]]
+    top = answers["faithful"]["top"]
+    bic = {f"{r['model']},{r['n_components']}": r["bic"] for r in top}
+    eee3 = top[0]
+    # The sentence's claims, checked against the file: say them only if true.
+    if (eee3["model"], eee3["n_components"]) != ("EEE", 3):
+        raise ValueError("the search no longer chooses EEE,3")
+    if ranked != MCLUST_FAITHFUL_TOP3:
+        raise ValueError(f"the loose search ranks {ranked}, not mclust's order")
+    if not bic["EEE,4"] < bic["VVE,2"]:
+        raise ValueError("converged EEE,4 no longer beats VVE,2 by BIC")
+    if abs(climb["loose_log_likelihood"] - eee3["log_likelihood"]) > 0.01:
+        raise ValueError("the loose EEE,4 is not on EEE,3's plateau")
+    loose = ", ".join(ranked)
+    return (
+        "EEE,4 crawls across two plateaus. mclust's default rule (a relative change "
+        f"of {climb['mclust_tol']:.0e}), applied to this EM, stops it at iteration "
+        f"{climb['mclust_stop_iteration']}, at log-likelihood "
+        f"{_minus(climb['mclust_stop_log_likelihood'], 2)}; "
+        f"`search(X, tol={climb['loose_tol']:.0e})` stops it at iteration "
+        f"{climb['loose_n_iter']}, at {_minus(climb['loose_log_likelihood'], 2)} "
+        "(EEE,3 plus a redundant component), and then ranks "
+        f"{loose}, mclust's order. Run to convergence, it climbs to "
+        f"{_minus(climb['converged_log_likelihood'], 2)} after "
+        f"{climb['converged_n_iter']} iterations, and its BIC then beats VVE,2's"
+    ).replace("e-0", "e-")
+
+
+def select_spikes() -> str:
+    faithful = _answers()["faithful"]
+    return (
+        "the smallest component variance, in any direction, of any of the "
+        f"{faithful['ok_cells']} `ok` cells is "
+        f"{faithful['min_relative_variance_ok']:.1e} of the data's"
+    ).replace("e-0", "e-")
+
+
+def select_iris() -> str:
+    return _cells(_answers()["iris"]["top"], 2)
+
+
+def fit_faithful() -> str:
+    return _cells(_answers()["faithful_reg_covar_relative"]["top"], 2)
+
+
 def nuts_table() -> str:
     bayes = _json("bayes-latest.json")
     lines = [
@@ -335,6 +437,7 @@ def accel_table() -> str:
 BLOCKS: dict[str, Callable[[], str]] = {
     "main-job": main_job,
     "s1-duplicates": s1_duplicates,
+    "s1-policy": s1_policy,
     "faithful-sweep": faithful_sweep,
     "s4-loops": s4_loops,
     "check-example": check_example,
@@ -343,6 +446,11 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "kernel-buffers": kernel_buffers,
     "speed-targets": speed_targets,
     "select-timing": select_timing,
+    "select-faithful": select_faithful,
+    "select-plateau": select_plateau,
+    "select-spikes": select_spikes,
+    "select-iris": select_iris,
+    "fit-faithful": fit_faithful,
     "nuts-table": nuts_table,
     "accel-table": accel_table,
 }

@@ -78,6 +78,12 @@ _NUMERIC_DIAGNOSTICS = (
     "ppc_resolution",
     "ppc_bins_outside",
     "ppc_bins",
+    "ppc_bins_outside_expected",
+    "prior_points",
+    "prior_share_max",
+    "map_em_modes",
+    "chain_start_modes",
+    "chain_random_starts",
 )
 
 

@@ -876,7 +876,11 @@ def _mle_in_hdi(runs, components) -> pd.DataFrame:
     Components are matched (to the truth in both, or to each other,
     :func:`_matched_to`), so component ``k`` is the same component in both.
     Intervals of zero width (the structural zeros of a diagonal or spherical
-    covariance) are not counted.
+    covariance) are not counted. Beside the count, the prior's weight in each
+    component: ``component_points`` (n_k of the MAP, in the matched order),
+    ``prior_points`` (the points the prior adds to every MAP covariance,
+    ``d_prior_points``) and ``prior_share_max`` (the largest share of a MAP
+    covariance's scatter the prior supplies, ``d_prior_share_max``).
     """
     rows = []
     nuts = runs[(runs["backend"] == "pymc") & (runs["status"] != "failed")]
@@ -898,6 +902,11 @@ def _mle_in_hdi(runs, components) -> pd.DataFrame:
             continue
         theirs = components[components["run_id"] == em.iloc[0]["run_id"]]
         mine = _matched_to(components[components["run_id"] == run["run_id"]], theirs)
+        weights = mine[mine["parameter"] == "weight"].sort_values("component")
+        conditioned = run.get("d_n_conditioned", np.nan)
+        if pd.isna(conditioned):
+            conditioned = run["n_samples"]
+        component_points = (weights["map"] * conditioned).tolist()
         mine = mine[mine["hdi_high"] > mine["hdi_low"]]
         if mine.empty:
             continue
@@ -925,6 +934,9 @@ def _mle_in_hdi(runs, components) -> pd.DataFrame:
                     f"{r.parameter}[{r.component},{r.i},{r.j}]"
                     for r in merged[~inside].itertuples()
                 ),
+                "component_points": component_points,
+                "prior_points": run.get("d_prior_points", np.nan),
+                "prior_share_max": run.get("d_prior_share_max", np.nan),
             }
         )
     return pd.DataFrame(rows)
@@ -934,23 +946,46 @@ def _engines(report: _Report, runs, components, predictive) -> None:
     bayes = runs[posterior_fits(runs)]
     if bayes.empty:
         return
+    from mixtures.diagnostics import MAX_R_HAT, MIN_ESS_BULK
+
     report.heading("Likelihood and Bayesian views of the same data")
     report.text(
         "Five estimates of each data set's mixture. em: the maximum of the "
         "likelihood (best eligible k-means fit). MAP: the posterior mode under "
         "the Fraley-Raftery conjugate prior (inverse-Wishart covariances, "
-        "data-scaled; MAP-EM, column map_log_likelihood). pymc: the posterior "
-        "mean of the same model sampled by NUTS (nutpie, d_chains chains each "
-        "started from its own jittered MAP-EM restart, labels resolved by "
-        "Stephens' KL relabelling, never by matching to EM). pymc-advi: the "
+        "data-scaled; MAP-EM, the best of 20 restarts, column "
+        "map_log_likelihood). The prior is weak on the means but not always on "
+        "the covariances: it adds d_prior_points points (2D + 4) to every MAP "
+        "covariance, carrying a scatter of about one cluster's spread, and "
+        "d_prior_share_max is the largest share of a MAP covariance's scatter "
+        "that comes from the prior rather than the data; against a component "
+        "of few points (n_k, given below wherever MAP or posterior meets EM) "
+        "it dominates. pymc: the posterior mean of the same model sampled by "
+        "NUTS (nutpie, labels resolved by Stephens' KL relabelling, never by "
+        "matching to EM). Its d_chains chains are dealt round the distinct "
+        "modes that the 20 MAP-EM restarts found (d_map_em_modes; a mode more "
+        "than 10 nats of log posterior below the best gets no chain; "
+        "d_chain_start_modes is how many the chains started in), each chain "
+        "scattered about its mode by one component standard deviation on "
+        "every mean, far wider than the posterior. So r-hat certifies that "
+        "chains from those starts sample one distribution: where "
+        "d_chain_start_modes is 1, mixing within the one mode every restart "
+        "reached, not the absence of modes no start led to. pymc-advi: the "
         "same model by mean-field ADVI. sklearn-vb: scikit-learn's variational "
         "BayesianGaussianMixture (its own priors: Dirichlet-process weights, "
         "Wishart precisions). Every log-likelihood scores all n rows at the "
         "point estimate; the Bayesian fits condition on n_conditioned rows "
         "(all of them unless max_samples was set). elpd_loo and elpd_waic are "
         "PSIS-LOO and WAIC from ArviZ on the pointwise log-likelihood of "
-        "thinned draws; a Pareto k above 0.7 makes LOO unreliable for that "
-        "point. A NUTS fit is ok only with r-hat <= 1.01, bulk ESS >= 400 and "
+        "thinned NUTS draws; a Pareto k above 0.7 makes LOO unreliable for "
+        "that point. ADVI has none: its draws come from its approximation, "
+        "not the posterior, and PSIS-LOO would treat them as posterior draws. "
+        "d_ppc_bins_outside counts the data's histogram bars outside the "
+        "simultaneous 94% band of replicated histograms (figure below), "
+        "beside d_ppc_bins_outside_expected, the number expected outside "
+        "under the model (of d_ppc_bins bars). "
+        f"A NUTS fit is ok only with r-hat <= {MAX_R_HAT}, bulk ESS >= "
+        f"{MIN_ESS_BULK:g} and "
         "no divergence after relabelling; when its first draws fail r-hat or "
         "ESS it samples afresh with twice the draws (d_sampling_attempts, "
         "d_draws per chain at the end), and if it still fails it is "
@@ -975,6 +1010,8 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             "d_n_conditioned",
             "log_likelihood",
             "d_map_log_likelihood",
+            "d_prior_points",
+            "d_prior_share_max",
             "d_elpd_loo",
             "d_elpd_loo_se",
             "d_p_loo",
@@ -983,11 +1020,14 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             "d_n_loo",
             "d_elpd_waic",
             "d_ppc_bins_outside",
+            "d_ppc_bins_outside_expected",
             "d_ppc_bins",
             "d_r_hat_max",
             "d_ess_bulk_min",
             "d_divergences",
             "d_chains",
+            "d_map_em_modes",
+            "d_chain_start_modes",
             "d_draws",
             "d_sampling_attempts",
             "d_relabelled_draws",
@@ -1052,6 +1092,19 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             "variances away from zero (d_min_variance_ratio: the smallest "
             "variance in any draw over the data's variance of that feature)."
         )
+
+    def prior_weight(points, prior_points, share) -> str:
+        # The prior's strength against each component's own points, as
+        # recorded by the fit (mixtures.backends.pymc.prior_strength).
+        if pd.isna(prior_points) or not len(points):
+            return ""
+        counts = ", ".join(f"{p:.1f}" for p in points)
+        return (
+            f"; the prior adds {prior_points:g} points to each MAP covariance "
+            f"against n_k = {counts} (components 0 to {len(points) - 1}), and up "
+            f"to {100 * share:.2g}% of a MAP covariance's scatter is the prior's"
+        )
+
     inside = _mle_in_hdi(runs, components)
     if len(inside):
         report.text(
@@ -1061,6 +1114,7 @@ def _engines(report: _Report, runs, components, predictive) -> None:
                 f"(NUTS fit {r.status}, conditioned on {int(r.n_conditioned):,} of "
                 f"{int(r.n_samples):,} rows"
                 + (f"; outside: {r.outside}" if r.outside else "")
+                + prior_weight(r.component_points, r.prior_points, r.prior_share_max)
                 + ")"
                 for r in inside.sort_values("label").itertuples()
             )
@@ -1111,6 +1165,7 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             .iterrows()
         )
         side = None
+        weight = ""
         reference = (
             components[components["run_id"] == chosen[0]["run_id"]]
             if chosen
@@ -1128,6 +1183,16 @@ def _engines(report: _Report, runs, components, predictive) -> None:
             if run["backend"] == "pymc" and "map" in rows:
                 rows[f"{run['backend']} MAP"] = rows["map"]
                 keep.append(f"{run['backend']} MAP")
+                conditioned = run.get("d_n_conditioned", np.nan)
+                weights = rows[rows["parameter"] == "weight"].sort_values("component")
+                weight = prior_weight(
+                    (
+                        weights["map"]
+                        * (run["n_samples"] if pd.isna(conditioned) else conditioned)
+                    ).tolist(),
+                    run.get("d_prior_points", np.nan),
+                    run.get("d_prior_share_max", np.nan),
+                )
             if run["backend"] == "pymc":
                 rows[f"{column} 94% HDI"] = [
                     f"[{lo:.3g}, {hi:.3g}]"
@@ -1145,6 +1210,11 @@ def _engines(report: _Report, runs, components, predictive) -> None:
         if side is not None:
             report.heading(label, level=3)
             report.table(side)
+            if weight:
+                report.text(
+                    "The prior's weight in the MAP and pymc columns, in this "
+                    "table's component order" + weight + "."
+                )
 
 
 def _predictive_figure(report: _Report, runs, predictive) -> None:
@@ -1180,7 +1250,7 @@ def _predictive_figure(report: _Report, runs, predictive) -> None:
             fill=True,
             color="#999999",
             alpha=0.45,
-            label="replicated histograms, 94%",
+            label="replicated histograms, simultaneous 94%",
         )
         ax.stairs(bars["mean"].to_numpy(), edges, color="black", lw=1.0, label="data")
         outside = (bars["mean"] < bars["low"]) | (bars["mean"] > bars["high"])
@@ -1219,7 +1289,8 @@ def _predictive_figure(report: _Report, runs, predictive) -> None:
             name = Path(name.removeprefix("file:")).name
         ax.set_title(
             f"{name}{' (' + extra + ')' if extra else ''}, "
-            f"feature {feature} ({run['status']})",
+            f"feature {feature} ({run['status']}): "
+            f"{int(outside.sum())} of {len(bars)} bars outside",
             fontsize=8,
         )
         ax.set_ylabel("density")
@@ -1228,15 +1299,32 @@ def _predictive_figure(report: _Report, runs, predictive) -> None:
     axes.ravel()[0].legend(fontsize=7)
     fig.suptitle("Posterior predictive check: each feature's marginal density")
     fig.tight_layout()
+    counts = [
+        f"{_data_label({k: run[k] for k in ['dataset', *data_columns(runs)]}, runs)}"
+        f": {int(run['d_ppc_bins_outside'])} of {int(run['d_ppc_bins'])} bars "
+        f"outside, {run['d_ppc_bins_outside_expected']:.2f} expected"
+        for _, run in nuts.drop_duplicates("run_id").iterrows()
+        if pd.notna(run.get("d_ppc_bins_outside_expected", np.nan))
+    ]
+    totals = f" Over these panels, {'; '.join(counts)}." if counts else ""
     report.figure(
         fig,
         "posterior_predictive",
         "Posterior predictive check of each feature (NUTS). Black steps: the "
-        "data's histogram; grey band: 3% to 97% of replicated histograms of n "
-        "points, one per posterior draw (so it includes the sampling noise of "
-        "n points); red marks: bars outside their band, a feature the model "
-        "does not reproduce. Line and green band: the posterior predictive "
-        "density (mean and 3%-97% over draws).",
+        "data's histogram; grey band: a simultaneous 94% band of replicated "
+        "histograms of n points drawn from the posterior (so it includes the "
+        "sampling noise of n points): 94% of replicated histograms lie inside "
+        "it at every bar at once. A pointwise 94% band would leave about 6% "
+        "of the bars outside by chance, several when a feature has dozens; "
+        "under the model, all of a feature's bars lie inside this band 94% of "
+        "the time, and the table above gives the number expected outside "
+        "(d_ppc_bins_outside_expected) beside the data's (d_ppc_bins_outside). "
+        "Red marks: bars outside the band, evidence against the model only "
+        "where they outnumber that expectation. The data were used to fit the "
+        "model, so they fall outside less often than fresh replicates would."
+        + totals
+        + " Line and green band: the posterior predictive density (mean and "
+        "3%-97% over draws).",
     )
 
 
@@ -2066,7 +2154,7 @@ def _chosen_fit(report: _Report, table: pd.DataFrame, points: pd.DataFrame) -> N
     )
     ax.set_title(
         f"chosen fit: {row['model']}, K = {params.n_components}, "
-        f"log-likelihood {row['log_likelihood']:.2f}\n({row['start']})"
+        f"log-likelihood {row['log_likelihood']:.2f}\n(start {row['start']})"
     )
     fig.tight_layout()
     report.figure(fig, f"fit_{row['dataset']}", f"{row['dataset']}: the chosen fit")

@@ -54,13 +54,11 @@ from experiments.datasets import SCALINGS, load_dataset, read_table
 from experiments.report import build_report, params_from_components
 from experiments.runner import run_sweep
 from experiments.tables import atomic_write, read_tables
-from mixtures.backends import get_backend
 from mixtures.covariance import ALIASES, mclust_name
-from mixtures.diagnostics import bic, classify, icl
+from mixtures.diagnostics import bic, icl
 from mixtures.em import e_step, score_samples
 from mixtures.params import MixtureParams
 from mixtures.select import search, top_models
-from mixtures.units import Standardization
 
 __all__ = ["ChosenFit", "adopt_cross_check", "fit_file"]
 
@@ -215,6 +213,7 @@ def fit_file(
         icl=float(best["icl"]),
         source="model search",
         start=str(best["start"]),
+        n_iter=int(best["n_iter"]),
         repairs=tuple(
             f"restart {e.restart}, iteration {e.iteration}: {e.action} of "
             f"component {e.component + 1} ({e.reason})"
@@ -241,11 +240,12 @@ def fit_file(
     probabilities = np.exp(log_resp)
     labels = probabilities.argmax(axis=1)
     cell = (table["model"] == model) & (table["n_components"] == n_components)
-    table.loc[cell, ["log_likelihood", "bic", "icl", "start"]] = [
+    table.loc[cell, ["log_likelihood", "bic", "icl", "start", "n_iter"]] = [
         chosen.log_likelihood,
         chosen.bic,
         chosen.icl,
         chosen.start,
+        chosen.n_iter,
     ]
     if data.labels is not None:
         table.loc[cell, "ari"] = adjusted_rand_score(data.labels, labels)
@@ -347,6 +347,8 @@ class ChosenFit:
     start : str
         The search's start (``hc``, ``kmeans-0``, ...) or the cross-check's
         engine, start and seed.
+    n_iter : int
+        EM iterations of that start.
     repairs : tuple of str
         Degenerate-component repairs made on the way (none in force).
     """
@@ -357,6 +359,7 @@ class ChosenFit:
     icl: float
     source: str
     start: str
+    n_iter: int
     repairs: tuple[str, ...] = ()
 
 
@@ -378,9 +381,9 @@ def adopt_cross_check(
     mapped to mclust's) and K is :func:`experiments.analysis.choose_model`'s
     choice among its eligible maximum-likelihood runs. It replaces
     ``search_fit`` when its log-likelihood on ``X``, recomputed from its
-    recorded parameters, is more than ``nats`` higher and
-    :func:`mixtures.diagnostics.classify` (with the ``reg_covar`` the run
-    used) finds it ok. Returns the fit and the sentences that say how the
+    recorded parameters, is more than ``nats`` higher; it is ok by
+    :func:`mixtures.diagnostics.classify`, the verdict the sweep recorded
+    (only eligible runs are chosen). Returns the fit and the sentences that say how the
     cross-check compares; log-likelihoods in them are shifted by
     ``-log_jacobian`` into the file's units.
     """
@@ -415,15 +418,6 @@ def adopt_cross_check(
             "below the chosen fit: none of its starts found the model search's "
             "maximum."
         ]
-    status, reason, _ = classify(
-        params,
-        X,
-        reg_covar=_reg_covar_used(run, X),
-        covariance_type=model,
-        converged=bool(run["converged"]),
-        n_iter=int(run["n_iter"]),
-        log_likelihood=log_likelihood,
-    )
     found = (
         f"The engine cross-check found a higher maximum at {cell} than the model "
         f"search: {where} reached log-likelihood "
@@ -431,10 +425,6 @@ def adopt_cross_check(
         f"search's best start ({search_fit.start}, "
         f"{search_fit.log_likelihood - log_jacobian:.3f})."
     )
-    if status != "ok":
-        return search_fit, [
-            f"{found} It is not used: gmmlab's verdict on it is {status} ({reason})."
-        ]
     events = run.get("d_degenerate_events", np.nan)
     repairs = 0 if pd.isna(events) else int(events)
     adopted = ChosenFit(
@@ -444,6 +434,7 @@ def adopt_cross_check(
         icl=icl(log_likelihood, n_parameters, X, params),
         source="engine cross-check",
         start=f"cross-check: {run['backend']}, {run['init']}, seed {int(run['seed'])}",
+        n_iter=int(run["n_iter"]),
         repairs=(f"{repairs} repair(s) in the cross-check run",) if repairs else (),
     )
     return adopted, [
@@ -452,21 +443,6 @@ def adopt_cross_check(
         "The search missed this maximum: a defect of the search, tracked "
         "separately."
     ]
-
-
-def _reg_covar_used(run: pd.Series, X: np.ndarray) -> float | np.ndarray:
-    """The regularisation a cross-check run added, per feature in ``X``'s units.
-
-    Its engine's ``reg_covar`` option (1e-6 when not set), which an engine
-    that the runner fits in standard units added in those units
-    (:func:`mixtures.backends.base.fit_in_standard_units`).
-    """
-    option = run.get(f"p_{run['backend']}_reg_covar", np.nan)
-    reg_covar = 1e-6 if pd.isna(option) else float(option)
-    if getattr(get_backend(run["engine"]), "fits_in_standard_units", False):
-        units = Standardization.for_model(X, run["covariance_type"])
-        return units.regularisation_back(reg_covar)
-    return reg_covar
 
 
 def _label_agreement(table: pd.DataFrame, best, label: str, data) -> dict:
@@ -514,8 +490,8 @@ def _describe(summary: dict, table: pd.DataFrame) -> str:
         f"best model: {summary['model']} with K = {summary['n_components']} "
         f"(log-likelihood {summary['log_likelihood']:.3f}, BIC {summary['bic']:.2f}, "
         f"ICL {summary['icl']:.2f}; mean classification uncertainty "
-        f"{summary['mean_uncertainty']:.3f}); its fit, from the "
-        f"{summary['source']} ({summary['start']}), is the one every output shows"
+        f"{summary['mean_uncertainty']:.3f}; start {summary['start']}): the fit "
+        "every output shows"
     )
     lines.extend(f"note: {note}" for note in summary["notes"])
     if "label" in summary:

