@@ -61,6 +61,7 @@ from experiments.scenario_analysis import (
 from experiments.tables import atomic_write, read_tables
 from mixtures import MixtureParams
 from mixtures.align import match_components
+from mixtures.diagnostics import MAX_R_HAT, MIN_ESS_BULK
 from mixtures.em import predict_labels, score_samples
 from mixtures.select import top_models
 
@@ -423,8 +424,8 @@ def _conclusions(runs, table, nats) -> list[str]:
     if len(bayes):
         nuts = runs[runs["backend"] == "pymc"]
         sentence = (
-            f"PyMC's NUTS passes its convergence checks (r-hat <= 1.01, bulk "
-            f"ESS >= 400, no divergence, after relabelling) in "
+            f"PyMC's NUTS passes its convergence checks (r-hat <= {MAX_R_HAT}, "
+            f"bulk ESS >= {MIN_ESS_BULK:g}, no divergence, after relabelling) in "
             f"{int(bayes['n_ok'].sum())} of {int(bayes['n_runs'].sum())} fits "
             "(Summary table, pymc rows)"
         )
@@ -946,8 +947,6 @@ def _engines(report: _Report, runs, components, predictive) -> None:
     bayes = runs[posterior_fits(runs)]
     if bayes.empty:
         return
-    from mixtures.diagnostics import MAX_R_HAT, MIN_ESS_BULK
-
     report.heading("Likelihood and Bayesian views of the same data")
     report.text(
         "Five estimates of each data set's mixture. em: the maximum of the "

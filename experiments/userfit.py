@@ -220,10 +220,11 @@ def fit_file(
             for e in searched.degenerate_events_
         ),
     )
+    notes: list[str] = []
     if prior:
         # The cross-check fits by maximum likelihood: its likelihoods are
         # higher than a MAP fit's by construction, not a better maximum.
-        chosen, notes = search_fit, []
+        chosen = search_fit
     else:
         recorded = read_tables(out / "results")
         chosen, notes = adopt_cross_check(

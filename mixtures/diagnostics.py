@@ -195,7 +195,7 @@ def degeneracy_findings(
             for cov in covariances
         ]
     )
-    reasons = []
+    reasons: list[str] = []
     if volume_is_free(covariance_type or params.covariance_type):
         reasons.extend(
             f"component {k} has effective size n*w = {size:.3g} < D + 1 = "

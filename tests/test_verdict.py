@@ -173,7 +173,8 @@ def test_old_faithful_thin_spurious_fits_are_flagged():
 def test_statuses_criteria_and_sampler_thresholds_have_one_home():
     assert STATUSES == ("ok", "unconverged", "degenerate", "failed")
     assert bic(-100.0, 5, 100) == pytest.approx(200.0 + 5 * np.log(100))
-    assert sampler_findings({"r_hat_max": MAX_R_HAT, "ess_bulk_min": MIN_ESS_BULK}) == []
+    at_thresholds = {"r_hat_max": MAX_R_HAT, "ess_bulk_min": MIN_ESS_BULK}
+    assert sampler_findings(at_thresholds) == []
     assert sampler_findings({"r_hat_max": np.nan})  # NaN is a breach
     X = _blobs(np.random.default_rng(5))
     params = GaussianMixture(2, random_state=0).fit(X)
