@@ -315,55 +315,6 @@ def bench_scaling(sizes, iterations: int, repeats: int) -> dict:
     }
 
 
-def markdown(report: dict) -> str:
-    lines = [
-        f"Measured {report['date']} on {report['machine']['cpu']} "
-        f"({report['machine']['cores']} cores); DGEMM {report['gemm_gflops']['float64']:.0f} "
-        f"GFLOP/s, SGEMM {report['gemm_gflops']['float32']:.0f} GFLOP/s.",
-        "",
-        "| case | N, D, K, type, dtype | gmmlab s/iter | scikit-learn s/iter | "
-        "ratio (target) | NumPy kernel ratio | whole fit ratio | "
-        "peak MiB gmmlab / sklearn | x GEMM floor |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in report["cases"]:
-        lines.append(
-            f"| {r['case']} | {r['n']:,}, {r['d']}, {r['k']}, {r['covariance_type']}, "
-            f"{r['dtype']} | {r['gmmlab_s_per_iter']:.4f} | {r['sklearn_s_per_iter']:.3f} "
-            f"| **{r['ratio']:.1f}x** ({r['target_ratio']:.0f}x) | "
-            f"{r['numpy_kernel_ratio']:.1f}x | {r['fit_ratio']:.1f}x | "
-            f"{r['gmmlab_peak_mib']:.0f} / {r['sklearn_peak_mib']:.0f} | "
-            f"{r['times_gemm_floor']:.1f} |"
-        )
-    s4 = report["s4"]
-    lines += [
-        "",
-        f"S4 (n = 1000, K = 2, the lecture's start and stopping rule): whole fit "
-        f"{1e3 * s4['gmmlab_fit_s']:.2f} ms in {s4['n_iter']} iterations "
-        f"(target {1e3 * s4['target_s']:.0f} ms), **{s4['ratio']:.1f}x** "
-        f"scikit-learn's {1e3 * s4['sklearn_fit_s']:.1f} ms (target "
-        f"{s4['target_ratio']:.0f}x); NumPy kernel "
-        f"{1e3 * s4['gmmlab_numpy_fit_s']:.2f} ms.",
-    ]
-    if "compile" in report:
-        cold, warm = report["compile"]["cold_s"], report["compile"]["warm_cache_s"]
-        lines.append(
-            "First use of the compiled kernel in a new process: "
-            + ", ".join(f"{k} {v:.1f} s" for k, v in cold.items())
-            + " with an empty cache; "
-            + ", ".join(f"{k} {v:.2f} s" for k, v in warm.items())
-            + " from numba's disk cache."
-        )
-    if "scaling" in report:
-        sc = report["scaling"]
-        lines.append(
-            f"Scaling of (a) over N = {sc['rows'][0]['n']:,} ... {sc['rows'][-1]['n']:,}: "
-            f"time per iteration grows as N^{sc['gmmlab_loglog_slope']:.2f} "
-            f"(scikit-learn N^{sc['sklearn_loglog_slope']:.2f})."
-        )
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -405,7 +356,9 @@ def main(argv=None) -> int:
         args.out / "latest.json",
     ):
         path.write_text(json.dumps(report, indent=2) + "\n")
-    print(markdown(report))
+    from readme_numbers import engine_table  # beside this script
+
+    print(engine_table(report))
     return 0
 
 

@@ -222,8 +222,12 @@ def bayes_status() -> str:
 # The blocks, from the benchmarks
 
 
-def engine_table() -> str:
-    report = _json("latest.json")
+def engine_table(report: dict | None = None) -> str:
+    """The speed table and its notes, from ``report`` (default: latest.json).
+
+    ``benchmarks/bench_engine.py`` prints the same text after a run.
+    """
+    report = _json("latest.json") if report is None else report
     machine = report["machine"]
     lines = [
         f"Measured {report['date']} on {machine['cpu']} ({machine['cores']} cores); "
@@ -244,7 +248,7 @@ def engine_table() -> str:
             f"{r['gmmlab_peak_mib']:.0f} / {r['sklearn_peak_mib']:.0f} | "
             f"{r['times_gemm_floor']:.1f} |"
         )
-    s4, compile_s, scaling = report["s4"], report["compile"], report["scaling"]
+    s4 = report["s4"]
     lines += [
         "",
         "S4 (n = 1000, K = 2, the lecture's start and stopping rule): whole fit "
@@ -252,18 +256,26 @@ def engine_table() -> str:
         f"(target {1e3 * s4['target_s']:.0f} ms), **{s4['ratio']:.1f}x** "
         f"scikit-learn's {1e3 * s4['sklearn_fit_s']:.1f} ms (target "
         f"{s4['target_ratio']:.0f}x); NumPy kernel {1e3 * s4['gmmlab_numpy_fit_s']:.2f} ms.",
-        "",
-        "First use of the compiled kernel in a new process: "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in compile_s["cold_s"].items())
-        + " with an empty cache; "
-        + ", ".join(f"{k} {v:.2f} s" for k, v in compile_s["warm_cache_s"].items())
-        + " from numba's disk cache.",
-        "",
-        f"Scaling of (a) over N = {scaling['rows'][0]['n']:,} ... "
-        f"{scaling['rows'][-1]['n']:,}: time per iteration grows as "
-        f"N^{scaling['gmmlab_loglog_slope']:.2f} "
-        f"(scikit-learn N^{scaling['sklearn_loglog_slope']:.2f}).",
     ]
+    if "compile" in report:  # a --quick run measures neither of these
+        compile_s = report["compile"]
+        lines += [
+            "",
+            "First use of the compiled kernel in a new process: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in compile_s["cold_s"].items())
+            + " with an empty cache; "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in compile_s["warm_cache_s"].items())
+            + " from numba's disk cache.",
+        ]
+    if "scaling" in report:
+        scaling = report["scaling"]
+        lines += [
+            "",
+            f"Scaling of (a) over N = {scaling['rows'][0]['n']:,} ... "
+            f"{scaling['rows'][-1]['n']:,}: time per iteration grows as "
+            f"N^{scaling['gmmlab_loglog_slope']:.2f} "
+            f"(scikit-learn N^{scaling['sklearn_loglog_slope']:.2f}).",
+        ]
     return "\n".join(lines)
 
 

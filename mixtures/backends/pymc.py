@@ -876,14 +876,24 @@ def _sample_pymc(X, n_components, covariance_type, settings, seed, starts):
 def _summaries(draws: dict[str, np.ndarray]) -> dict[str, Any]:
     """r_hat, bulk ESS, posterior SD and 94% HDI of (chain, draw, ...) draws."""
     _, az = _import_pymc()
-    dataset = az.convert_to_dataset(draws)
-    with warnings.catch_warnings():
-        # One chain, or a constant entry (a covariance's zeros), gives NaN r_hat.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        r_hat = az.rhat(dataset)
-        ess = az.ess(dataset, method="bulk")
-        hdi = az.hdi(dataset, hdi_prob=0.94)
+    # ArviZ logs "Shape validation failed" for ADVI's one chain of draws: a
+    # shape this function expects, whose r-hat is NaN and never judged.
+    # ArviZ keeps its own logger object, not the one logging.getLogger gives.
+    arviz_log = getattr(az, "_log", None) or logging.getLogger("arviz")
+    level = arviz_log.level
+    arviz_log.setLevel(logging.ERROR)
+    try:
+        dataset = az.convert_to_dataset(draws)
+        with warnings.catch_warnings():
+            # One chain, or a constant entry (a covariance's zeros), gives NaN
+            # r_hat.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            r_hat = az.rhat(dataset)
+            ess = az.ess(dataset, method="bulk")
+            hdi = az.hdi(dataset, hdi_prob=0.94)
+    finally:
+        arviz_log.setLevel(level)
 
     def finite(values):
         array = np.concatenate([np.ravel(v.values) for v in values.data_vars.values()])
