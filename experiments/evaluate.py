@@ -26,8 +26,8 @@ from mixtures.align import (
     match_components,
     recovery_metrics,
 )
+from mixtures.backends import is_posterior_backend
 from mixtures.backends.base import MixtureFit
-from mixtures.backends.registry import is_posterior_backend
 from mixtures.diagnostics import (
     Verdict,
     bic,

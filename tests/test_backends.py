@@ -20,6 +20,7 @@ from mixtures.backends import (
     available_backends,
     backend_statuses,
     get_backend,
+    is_posterior_backend,
     reload_backends,
     total_log_likelihood,
 )
@@ -317,6 +318,7 @@ def test_third_party_backend_registers_through_an_entry_point(
 
             class ToyBackend:
                 name = "toy"
+                is_posterior = True  # a plug-in declares what it returns
 
                 def fit(self, X, n_components, *, covariance_type="full",
                         random_state=None, **options):
@@ -344,6 +346,7 @@ def test_third_party_backend_registers_through_an_entry_point(
     try:
         assert "toy" in available_backends()
         assert backend_statuses()["toy"].detail.startswith("plug-in")
+        assert is_posterior_backend("toy")
         fit = get_backend("toy").fit(contract_data[0], 3, random_state=0)
         assert fit.backend == "toy"
         assert_allclose(
@@ -352,6 +355,22 @@ def test_third_party_backend_registers_through_an_entry_point(
     finally:
         monkeypatch.undo()
         reload_backends()
+
+
+def test_backends_declare_whether_they_summarise_a_posterior():
+    declared = {name: is_posterior_backend(name) for name in available_backends()}
+    expected = {
+        "em": False,
+        "sklearn": False,
+        "function": False,
+        "sklearn-vb": True,
+        "pymc": True,
+        "pymc-advi": True,
+    }
+    assert {name: declared[name] for name in expected if name in declared} == {
+        name: value for name, value in expected.items() if name in declared
+    }
+    assert not is_posterior_backend("no-such-backend")
 
 
 def test_pymc_subsample_is_seeded_and_bounded():

@@ -18,6 +18,7 @@ from mixtures.backends.registry import (
     available_backends,
     backend_statuses,
     get_backend,
+    is_posterior_backend,
     reload_backends,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "available_backends",
     "backend_statuses",
     "get_backend",
+    "is_posterior_backend",
     "reload_backends",
     "total_log_likelihood",
 ]

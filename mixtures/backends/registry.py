@@ -92,6 +92,7 @@ def _registry() -> dict[str, tuple[tuple[str, str] | EntryPoint, BackendStatus]]
 def reload_backends() -> None:
     """Forget the cached registry (after installing a plug-in or an extra)."""
     _registry.cache_clear()
+    is_posterior_backend.cache_clear()
 
 
 def backend_statuses() -> dict[str, BackendStatus]:
