@@ -41,9 +41,8 @@ for name in ("em", "sklearn", "sklearn-vb", "pymc-advi", "pymc"):
     notes = ""
     if name == "sklearn-vb":
         notes = f"{d['effective_components']} effective components"
-    if name.startswith("pymc"):
+    if name == "pymc":  # PSIS-LOO on NUTS draws only (ADVI's are no posterior)
         notes = f"elpd_loo {d['elpd_loo']:.1f}, Pareto k max {d['pareto_k_max']:.2f}"
-    if name == "pymc":
         notes += (
             f", r_hat max {d['r_hat_max']:.3f}, bulk ESS min {d['ess_bulk_min']:.0f}, "
             f"{d['divergences']} divergences, compile {d['compile_seconds']:.0f} s, "

@@ -215,7 +215,7 @@ def test_sweep_verdicts_do_not_depend_on_units():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["s1", "s2", "s3", "s4", "s5", "faithful"])
 def test_sweep_verdicts_do_not_depend_on_units_on_every_scenario(name):
-    _check_invariance(name, seeds=range(2), scales=[1e-6, 1e3])
+    _check_invariance(name, seeds=range(2))
 
 
 def test_z_scored_s1_best_fit_is_the_real_optimum():

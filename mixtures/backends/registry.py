@@ -149,12 +149,12 @@ def is_posterior_backend(name: str) -> bool:
     if entry is None:
         return False
     loader, _ = entry
-    if isinstance(loader, EntryPoint):
+    if isinstance(loader, tuple):
+        module, attribute = loader
+        target = getattr(importlib.import_module(module), attribute)
+    else:
         try:
             target = loader.load()
         except Exception:  # a broken plug-in is reported by get_backend
             return False
-    else:
-        module, attribute = loader
-        target = getattr(importlib.import_module(module), attribute)
     return is_posterior(target)
