@@ -167,11 +167,22 @@ def _fit(args: argparse.Namespace) -> int:
             out=out,
             seeds=args.seeds,
             jobs=args.jobs,
-            progress=not args.no_progress,
+            # A bar only where a person watches: not in logs or pipes.
+            progress=not args.no_progress and sys.stderr.isatty(),
+            verbose=args.verbose,
         )
     except ValueError as error:
         print(f"gmmlab fit: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Every file is written whole or not at all (atomic_write), and the
+        # cross-check's finished runs are kept: nothing to clean up.
+        print(
+            "gmmlab fit: interrupted; no file was left half-written (run the same "
+            "command again: the engine cross-check resumes, the search restarts).",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
@@ -322,9 +333,25 @@ def _build_parser() -> argparse.ArgumentParser:
         "(scikit-learn only for its four models)",
     )
     fit.add_argument("--seeds", type=int, default=5, help="seeds per initialisation")
-    fit.add_argument("--jobs", type=int, default=1)
+    fit.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel processes for the search and the cross-check "
+        "(default: all cores, here %(default)s)",
+    )
     fit.add_argument("--out", help="output folder (default: reports/FILE-STEM)")
-    fit.add_argument("--no-progress", action="store_true")
+    fit.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: one on a terminal)",
+    )
+    fit.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print the covariance matrices (always printed for up to "
+        "3 features; always in parameters.json)",
+    )
     fit.set_defaults(handler=_fit)
     check = commands.add_parser(
         "check", help="validate your EM implementation against the reference engine"

@@ -39,6 +39,8 @@ variances, the same as 1e-6 on data rescaled uniformly to unit size.
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,11 @@ from mixtures.select import search, top_models
 
 __all__ = ["ChosenFit", "adopt_cross_check", "fit_file"]
 
+#: Significant digits of the console's weights and means (parameters.json has all).
+SIGNIFICANT_DIGITS = 4
+#: Up to this many features, the console also prints covariance matrices.
+MAX_FEATURES_WITH_COVARIANCES = 3
+
 
 def fit_file(
     path: str | Path,
@@ -79,6 +86,7 @@ def fit_file(
     seeds: int = 5,
     jobs: int = 1,
     progress: bool = True,
+    verbose: bool = False,
     echo=print,
 ) -> dict:
     """Search ``path`` and write everything to ``out``.
@@ -86,7 +94,9 @@ def fit_file(
     The table, results, report, parameters and assignments go to ``out``.
     Returns the chosen model's summary (also written to ``parameters.json``).
     The engine cross-check resumes when the same file and options are given
-    again (a changed file is refitted).
+    again (a changed file is refitted). The console shows covariance
+    matrices only with ``verbose`` or for at most three features; they are
+    always in ``parameters.json``.
     """
     if scale not in SCALINGS:
         raise ValueError(f"scale must be one of {', '.join(SCALINGS)}; got {scale!r}.")
@@ -326,7 +336,7 @@ def fit_file(
     }
     atomic_write(json.dumps(summary, indent=2) + "\n", out / "parameters.json")
     index = build_report(out / "results", out)
-    echo(_describe(summary, table))
+    echo(_describe(summary, table, verbose=verbose))
     echo(
         f"report: {index}\nassignments: {out / 'assignments.csv'}\n"
         f"model search: {out / 'model_search.csv'}\n"
@@ -470,7 +480,22 @@ def _label_agreement(table: pd.DataFrame, best, label: str, data) -> dict:
     return agreement
 
 
-def _describe(summary: dict, table: pd.DataFrame) -> str:
+def _parameter_table(
+    weights: list[float], means: list[list[float]], columns: list[str]
+) -> str:
+    """Components as rows (1..K), weight and one mean per feature as columns."""
+    frame = pd.DataFrame(means, columns=columns, index=range(1, len(weights) + 1))
+    frame.insert(0, "weight", weights)
+    # Named in the corner, the component numbers repeat in every wrapped block.
+    frame.columns.name = "component"
+    width = shutil.get_terminal_size((100, 24)).columns
+    return frame.to_string(
+        float_format=lambda value: f"{value:.{SIGNIFICANT_DIGITS}g}",
+        line_width=width,
+    )
+
+
+def _describe(summary: dict, table: pd.DataFrame, *, verbose: bool = False) -> str:
     counts = table["status"].value_counts()
     flagged = ", ".join(
         f"{int(counts[status])} {status}" for status in counts.index if status != "ok"
@@ -521,21 +546,23 @@ def _describe(summary: dict, table: pd.DataFrame) -> str:
     )
     if len(flagged) > 5:
         lines.append(f"  ... and {len(flagged) - 5} more in model_search.csv")
-    columns = summary["columns"]
-    for k, (weight, mean, cov) in enumerate(
-        zip(summary["weights"], summary["means"], summary["covariances"], strict=True),
-        start=1,
-    ):
-        lines.append(f"component {k}: weight {weight:.4f}")
+    lines.append("weights and means of the chosen fit:")
+    lines.append(
+        _parameter_table(summary["weights"], summary["means"], summary["columns"])
+    )
+    if verbose or len(summary["columns"]) <= MAX_FEATURES_WITH_COVARIANCES:
         lines.append(
-            "  mean "
-            + ", ".join(f"{c}={m:.5g}" for c, m in zip(columns, mean, strict=True))
+            f"covariance matrices (rows and columns: {', '.join(summary['columns'])}):"
         )
+        for k, (weight, cov) in enumerate(
+            zip(summary["weights"], summary["covariances"], strict=True), start=1
+        ):
+            lines.append(f"component {k}: weight {weight:.4f}")
+            matrix = np.array2string(np.array(cov), precision=4, suppress_small=True)
+            lines.append(textwrap.indent(matrix, "  "))
+    else:
         lines.append(
-            "  covariance "
-            + np.array2string(np.array(cov), precision=5).replace(
-                "\n", "\n             "
-            )
+            "covariance matrices: in parameters.json (--verbose prints them here)"
         )
     return "\n".join(lines)
 

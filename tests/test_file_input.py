@@ -130,7 +130,8 @@ def test_fit_warns_about_a_label_like_column_and_honours_label(tmp_path, capsys)
     load_iris(as_frame=True).frame.to_csv(path, index=False)
     out = tmp_path / "out"
     args = ["fit", str(path), "--models", "VVV", "--components", "2..3",
-            "--backends", "em", "--seeds", "1", "--no-progress"]  # fmt: skip
+            "--backends", "em", "--seeds", "1", "--jobs", "1",
+            "--no-progress"]  # fmt: skip
     # As a feature, the label makes every fit a spike on its values: the
     # search refuses them all, and the warning says why.
     assert main([*args, "--out", str(out)]) == 2
@@ -169,7 +170,8 @@ def test_fit_prints_and_reports_flagged_cells(tmp_path, capsys):
     pd.DataFrame(X, columns=["u", "v"]).to_csv(path, index=False)
     out = tmp_path / "out"
     args = ["fit", str(path), "--models", "VVV,VII", "--components", "1..3",
-            "--backends", "em", "--seeds", "1", "--no-progress"]  # fmt: skip
+            "--backends", "em", "--seeds", "1", "--jobs", "1",
+            "--no-progress"]  # fmt: skip
     args += ["--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out

@@ -181,6 +181,8 @@ def test_fit_command_equals_a_direct_engine_fit(tmp_path, capsys):
         main(
             [
                 "fit",
+                "--jobs",
+                "1",
                 str(csv),
                 "--components",
                 "2..3",
@@ -268,6 +270,8 @@ def test_report_and_fit_choose_the_same_model(tmp_path, capsys, data_name):
         main(
             [
                 "fit",
+                "--jobs",
+                "1",
                 str(csv),
                 "--components",
                 components,

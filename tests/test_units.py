@@ -69,7 +69,8 @@ def _fit_cli(tmp_path, X, name, *extra):
     pd.DataFrame(X, columns=["eruptions", "waiting"]).to_csv(path, index=False)
     out = tmp_path / f"out-{name}"
     args = ["fit", str(path), "--models", "EEE,VVV,VII", "--components", "1..4",
-            "--backends", "em,sklearn", "--seeds", "1", "--no-progress"]  # fmt: skip
+            "--backends", "em,sklearn", "--seeds", "1", "--jobs", "1",
+            "--no-progress"]  # fmt: skip
     assert main([*args, "--out", str(out), *extra]) == 0
     summary = json.loads((out / "parameters.json").read_text())
     labels = pd.read_csv(out / "assignments.csv")["component"].to_numpy()

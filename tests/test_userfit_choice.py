@@ -208,7 +208,7 @@ def _fit(tmp_path, monkeypatch, capsys, *, limited: bool, label: bool = False):
     out = tmp_path / "out"
     args = ["fit", str(path), "--models", "VVV", "--components", "3",
             "--backends", "em", "--seeds", "2", "--out", str(out),
-            "--no-progress"]  # fmt: skip
+            "--jobs", "1", "--no-progress"]  # fmt: skip
     assert main(args + (["--label", "kind"] if label else [])) == 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "parameters.json").read_text())
