@@ -758,6 +758,14 @@ class Spherical(Diag):
 
 _INNER_TOL = 1e-11
 _INNER_MAX_ITER = 500
+#: Plane-rotation sweeps per M-step inside EM for a common orientation (EVE,
+#: VVE), warm-started from the previous M-step's orientation. Every sweep
+#: lowers Q, so a capped step is a generalised EM step (Dempster, Laird &
+#: Rubin 1977): the likelihood still never decreases, and the orientation goes
+#: on improving at the next iteration instead of being solved to 1e-11 each
+#: time. With components near singularity the uncapped solve ran 100-500
+#: sweeps per iteration (EVE, K = 6 on wine: 55 s a cell).
+_WARM_MAX_SWEEPS = 20
 
 
 def _geometric_mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -1020,7 +1028,8 @@ class _CommonOrientation(_Constrained):
         # D = 2 and converge from a nearby orientation; cold: the
         # majorisation step first, which moves far in one step.
         value = np.inf
-        for _ in range(_INNER_MAX_ITER):
+        sweeps = _INNER_MAX_ITER if largest is not None else _WARM_MAX_SWEEPS
+        for _ in range(sweeps):
             projected = np.einsum("ji,kjl,li->ki", orientation, scatter, orientation)
             diagonals = self._diagonals(projected, counts)
             previous_value, value = (
