@@ -17,6 +17,7 @@ the parts are consolidated into the tables, and ``manifest.json``
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from dataclasses import replace
@@ -92,23 +93,18 @@ def _fit_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     backend = get_backend(spec.engine)
     # Maximum-likelihood engines fit in standard units, so that no verdict,
     # start or optimum depends on the units the data came in.
-    if getattr(backend, "fits_in_standard_units", False):
-        fit = fit_in_standard_units(
-            backend,
-            data.X,
-            spec.n_components,
-            covariance_type=spec.covariance_type,
-            random_state=spec.fit_seed,
-            **options,
-        )
-    else:
-        fit = backend.fit(
-            data.X,
-            spec.n_components,
-            covariance_type=spec.covariance_type,
-            random_state=spec.fit_seed,
-            **options,
-        )
+    fit_fn = (
+        functools.partial(fit_in_standard_units, backend)
+        if getattr(backend, "fits_in_standard_units", False)
+        else backend.fit
+    )
+    fit = fit_fn(
+        data.X,
+        spec.n_components,
+        covariance_type=spec.covariance_type,
+        random_state=spec.fit_seed,
+        **options,
+    )
     return evaluate_fit(spec, data, fit)
 
 
