@@ -618,8 +618,11 @@ def fused_pass(
     PassResult
     """
     n_samples, n_features = X.shape
-    moment_size = factors.shape[-1] ** 2 if kind == "full" else n_features
-    tasks = n_tasks(n_samples, means.shape[0], moment_size + n_features)
+    if n_samples < MIN_TASK_ROWS:
+        tasks = 1  # what n_tasks says, without its arithmetic (small data)
+    else:
+        moment_size = factors.shape[-1] ** 2 if kind == "full" else n_features
+        tasks = n_tasks(n_samples, means.shape[0], moment_size + n_features)
     run_serial, run_parallel = _RUNNERS[kind]
     arguments = (
         X if X.flags.c_contiguous else np.ascontiguousarray(X),
@@ -633,17 +636,17 @@ def fused_pass(
     )
     small = n_samples * means.shape[0] * n_features < SERIAL_BELOW
     if small or tasks == 1:
-        return PassResult(*run_serial(*arguments))
+        return PassResult._make(run_serial(*arguments))
     if threads is None:
         threads = n_threads()
     threads = min(threads, tasks, numba.config.NUMBA_NUM_THREADS)
     if threads <= 1 or not _parallel_lock.acquire(blocking=False):
-        return PassResult(*run_serial(*arguments))
+        return PassResult._make(run_serial(*arguments))
     try:
         previous = numba.get_num_threads()
         numba.set_num_threads(threads)
         try:
-            return PassResult(*run_parallel(*arguments))
+            return PassResult._make(run_parallel(*arguments))
         finally:
             numba.set_num_threads(previous)
     finally:

@@ -398,12 +398,13 @@ def _scored_pass(
 ) -> tuple[SufficientStats, np.ndarray, float]:
     """:func:`em_pass` and the weighted mean log-likelihood, on the active kernel."""
     if active_kernel() == "numba":
-        result = _compiled_pass(X, sample_weight, params)
+        model = params.model
+        result = _compiled_pass(X, sample_weight, params, model=model)
         stats = SufficientStats(
             result.mass,
             result.centres,
             result.first,
-            params.model.moments_from_kernel(result.second),
+            model.moments_from_kernel(result.second),
             result.weight_sum,
         )
         return stats, result.log_prob, result.log_likelihood / result.weight_sum
@@ -457,17 +458,21 @@ def _compiled_pass(
     sample_weight: np.ndarray,
     params: MixtureParams,
     with_moments: bool = True,
+    model: CovarianceModel | None = None,
 ):
-    """One pass of the compiled kernel: a :class:`mixtures._kernel.PassResult`."""
-    model = params.model
-    factors = model.kernel_factors(
-        params.precisions_cholesky, params.n_components, params.n_features
-    )
+    """One pass of the compiled kernel: a :class:`mixtures._kernel.PassResult`.
+
+    ``model`` is ``params.model``, when the caller has it at hand.
+    """
+    if model is None:
+        model = params.model
+    means = params.means
+    factors = model.kernel_factors(params.precisions_cholesky, *means.shape)
     return _kernel_module().fused_pass(
         X,
         sample_weight,
         params.weights,
-        params.means,
+        means,
         factors,
         model.kernel,
         with_moments=with_moments,
@@ -489,6 +494,9 @@ def m_step(
     iterative M-steps of the constrained models.
     """
     denominators = stats.weight_sums + _MASS_EPS
+    # The weights are the masses plus _MASS_EPS, normalised: these very
+    # denominators (before a prior adds to them), one addition fewer.
+    weights = denominators / denominators.sum()
     offsets = stats.first_moments / denominators[:, np.newaxis]
     means = stats.centres + offsets
     second_moments = stats.second_moments
@@ -508,8 +516,6 @@ def m_step(
         reg_covar,
         previous,
     )
-    weights = stats.weight_sums + _MASS_EPS
-    weights = weights / weights.sum()
     return weights, means, covariances
 
 
@@ -599,6 +605,26 @@ def _count_distinct_rows(
     return int(np.unique(X, axis=0).shape[0])
 
 
+#: Two means are equal when every coordinate differs by at most this many
+#: feature scales (the one rule; ``_policy_is_idle`` applies it too).
+_SAME_MEAN_RTOL = 1e-10
+
+
+def _same_means(means: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
+    """(K, K) mask of pairs of equal means, or None when no two coincide."""
+    if means.shape[0] == 1:
+        return None
+    same_mean = np.all(
+        np.abs(means[:, np.newaxis, :] - means[np.newaxis, :, :])
+        <= _SAME_MEAN_RTOL * scale,
+        axis=2,
+    )
+    # Each component equals itself: anything beyond the diagonal is a pair.
+    if np.count_nonzero(same_mean) == means.shape[0]:
+        return None
+    return same_mean
+
+
 def _duplicate_of(
     means: np.ndarray,
     covariances: np.ndarray,
@@ -606,14 +632,8 @@ def _duplicate_of(
     scale: np.ndarray,
 ) -> dict[int, int]:
     """Map component j to an earlier component k it duplicates exactly."""
-    if means.shape[0] == 1:
-        return {}
-    same_mean = np.all(
-        np.abs(means[:, np.newaxis, :] - means[np.newaxis, :, :]) <= 1e-10 * scale,
-        axis=2,
-    )
-    # Each component equals itself: anything beyond the diagonal is a pair.
-    if np.count_nonzero(same_mean) == means.shape[0]:
+    same_mean = _same_means(means, scale)
+    if same_mean is None:
         return {}
     duplicates: dict[int, int] = {}
     for j, k in zip(*np.nonzero(np.tril(same_mean, k=-1)), strict=True):
@@ -625,6 +645,117 @@ def _duplicate_of(
         ):
             duplicates[j] = k
     return duplicates
+
+
+#: Up to this many components the fast path's test runs on Python floats
+#: (a pair of means costs a few hundred nanoseconds; most pairs differ in
+#: their first feature), beyond it as NumPy expressions.
+_PAIR_LOOP_MAX_COMPONENTS = 8
+_FLOAT64 = np.dtype(np.float64)
+#: Half the largest float64: means within it cannot overflow a difference.
+_HALF_MAX = float(np.finfo(np.float64).max) / 2
+#: Scales from which ``_SAME_MEAN_RTOL * scale`` is a normal number.
+_SMALLEST_SCALE = 1e-290
+_SMALLEST_NORMAL = float(np.finfo(np.float64).tiny)
+
+
+def _policy_is_idle(
+    weights: np.ndarray,
+    means: np.ndarray,
+    weight_sums: np.ndarray,
+    policy: DegeneracyPolicy,
+) -> bool:
+    """True when the degenerate-component policy can at most floor covariances.
+
+    That is: every weight and mean is finite, no component is empty and no
+    two means are equal, each as :func:`finalise_components` and
+    :func:`_duplicate_of` decide it; then nothing is reseeded and nothing
+    raises. False sends :func:`finalise_components` down its full path, which
+    decides every rule itself: the test may say False where the full path
+    then does nothing (costing time only), but says True only where the full
+    path would find no empty component, no pair of equal means and no NaN or
+    infinity, and where its arithmetic for those decisions would raise no
+    floating-point flag (overflow, division by zero...), so that skipping it
+    also skips no warning that NumPy's error state would have issued.
+    """
+    n_components = means.shape[0]
+    mean_sample_weight = float(policy.mean_sample_weight)
+    scales = policy.feature_scale
+    if (
+        n_components > _PAIR_LOOP_MAX_COMPONENTS
+        or not 0.0 < mean_sample_weight < math.inf
+        or not (
+            weights.dtype == _FLOAT64
+            and means.dtype == _FLOAT64
+            and weight_sums.dtype == _FLOAT64
+            and scales.dtype == _FLOAT64
+        )
+    ):
+        return _policy_is_idle_numpy(weights, means, weight_sums, policy)
+    scales = scales.tolist()
+    if not min(scales) >= _SMALLEST_SCALE:
+        return _policy_is_idle_numpy(weights, means, weight_sums, policy)
+    # The full path's float64 operations on Python floats (IEEE doubles):
+    # the same quotient and comparison for each mass, the same difference,
+    # magnitude, product and comparison for each pair of means, so the same
+    # decisions bit for bit, without a dozen NumPy calls.
+    rows = means.tolist()
+    # A sum is finite only if every term is (a NaN or infinity propagates; a
+    # sum of finite terms that overflows only takes the full path). The
+    # means' magnitudes within half the largest float: no difference of two
+    # overflows in _duplicate_of.
+    if not math.isfinite(sum(weights.tolist())):
+        return False
+    magnitude = 0.0
+    for row in rows:
+        magnitude += sum(map(abs, row))
+    if not magnitude <= _HALF_MAX:
+        return False
+    threshold = float(policy.empty_threshold)
+    for mass in weight_sums.tolist():
+        quotient = mass / mean_sample_weight
+        if quotient < threshold:
+            return False
+        if quotient == math.inf and mass != math.inf:
+            return False  # overflow: NumPy's divide would flag it
+        if 0.0 < abs(quotient) < _SMALLEST_NORMAL:
+            return False  # underflow, flagged likewise
+    for j in range(1, n_components):
+        row = rows[j]
+        for k in range(j):
+            # Most pairs differ in their first feature: one comparison each.
+            for a, b, scale in zip(row, rows[k], scales, strict=True):
+                if not abs(a - b) <= _SAME_MEAN_RTOL * scale:
+                    break
+            else:  # every feature within tolerance: equal means
+                return False
+    return True
+
+
+def _policy_is_idle_numpy(
+    weights: np.ndarray,
+    means: np.ndarray,
+    weight_sums: np.ndarray,
+    policy: DegeneracyPolicy,
+) -> bool:
+    """:func:`_policy_is_idle` as the full path's own NumPy expressions.
+
+    Any floating-point flag raised on the way (which the full path would
+    report, or not, under the caller's error state) means False: the full
+    path then runs, and reports it as it always did.
+    """
+    try:
+        with np.errstate(all="raise"):
+            return (
+                bool(np.all(np.isfinite(weights)))
+                and bool(np.all(np.isfinite(means)))
+                and not np.any(
+                    weight_sums / policy.mean_sample_weight < policy.empty_threshold
+                )
+                and _same_means(means, policy.feature_scale) is None
+            )
+    except FloatingPointError:
+        return False
 
 
 def finalise_components(
@@ -650,6 +781,21 @@ def finalise_components(
     ``rank_samples`` returns sample indices from worst to best explained; it is
     called only when a component must be reseeded.
     """
+    if _policy_is_idle(weights, means, weight_sums, policy):
+        # The fast path of the usual iteration. The test found every weight
+        # and mean finite, no component empty and no two means equal, so the
+        # full path below would find no reason to reseed (reseed == []) and
+        # pass both finiteness checks: all it would do is _floor_collapsed
+        # with nothing to skip, then build the parameters. That is what runs
+        # here, without the bookkeeping (a dozen small NumPy calls, about
+        # half of an iteration on small data).
+        prec_chol, covariances, events = _floor_collapsed(
+            covariances, model, policy, [], restart, iteration
+        )
+        params = MixtureParams._trusted(
+            weights, means, covariances, model.name, prec_chol, owned=owned
+        )
+        return params, events
     n_components = weights.shape[0]
     reasons: dict[int, str] = {}
     empty = weight_sums / policy.mean_sample_weight < policy.empty_threshold
@@ -717,9 +863,9 @@ def _floor_collapsed(
     prec_chol, collapsed = model.precision_cholesky(
         covariances, policy.covariance_floor
     )
-    if not model.shared:
+    if skip and not model.shared:  # (assigning to no element does nothing)
         collapsed[skip] = False
-    if not np.any(collapsed):
+    if not collapsed.any():  # (the method: a fraction of np.any's cost)
         return prec_chol, covariances, []
     repaired = model.add_floor(covariances, policy.covariance_floor, collapsed)
     prec_chol, _ = model.precision_cholesky(

@@ -19,6 +19,9 @@ from mixtures.covariance import CovarianceModel, get_covariance_model
 __all__ = ["MixtureParams"]
 
 
+_FLOAT64 = np.dtype(np.float64)
+
+
 def _frozen(array: ArrayLike) -> np.ndarray:
     array = np.array(array, dtype=np.float64, copy=True)
     array.flags.writeable = False
@@ -140,8 +143,11 @@ class MixtureParams:
             ("covariances", covariances),
             ("precisions_cholesky", precisions_cholesky),
         ):
-            if owned and array.dtype == np.float64:
-                array.flags.writeable = False
+            # Once per EM iteration, so written for small data: ``==`` with a
+            # dtype object and setflags cost a fraction of ``==`` with the
+            # type np.float64 and of assigning through the flags object.
+            if owned and array.dtype == _FLOAT64:
+                array.setflags(write=False)
             else:
                 array = _frozen(array)
             object.__setattr__(params, name, array)
