@@ -236,11 +236,12 @@ def degeneracy_findings(
             average = 0.5 * (covariances[j] + covariances[k])
             difference = params.means[j] - params.means[k]
             try:
-                distance = float(
-                    np.sqrt(difference @ np.linalg.solve(average, difference))
-                )
+                squared = float(difference @ np.linalg.solve(average, difference))
             except np.linalg.LinAlgError:
                 continue
+            if not squared >= 0:  # average not positive definite once reg_covar is off
+                continue
+            distance = np.sqrt(squared)
             spread = np.linalg.norm(covariances[j] - covariances[k]) / max(
                 np.linalg.norm(average), np.finfo(float).tiny
             )

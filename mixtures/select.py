@@ -7,12 +7,26 @@ log-likelihood, parameter count, BIC, ICL and a status for each *cell*
 (model, K), as R mclust's ``mclustBIC`` does (Fraley & Raftery 2002;
 Scrucca et al. 2016).
 
-Starts
-    Every cell is fitted from the K-cluster level of model-based
-    hierarchical clustering (``hc``, Fraley 1998: mclust's start, computed
-    once for the data) and from ``n_random_starts`` k-means partitions
-    (seeded, computed once per K and shared by all models, so every model
-    of a given K starts from the same partitions).
+Starts (shared by every model of a given K)
+    * ``hc``: the K-cluster level of model-based hierarchical clustering on
+      mclust's default transformation (Fraley 1998; the scaled SVD of
+      Scrucca & Raftery 2015): mclust's own start, always run to
+      convergence, so that a cell can only end above what mclust's start
+      gives;
+    * ``hc-EII-svd`` ... ``hc-VVV-none``: the other five criterion x
+      transformation pairs mclust offers (``hc(modelName=, use=)``);
+    * ``kmeans-i``: ``n_random_starts`` seeded k-means partitions;
+    * ``random-i``: ``n_soft_starts`` seeded random responsibilities.
+The em-EM scheme (Biernacki, Celeux & Govaert 2003)
+    Every start gets a short SQUAREM run (at most ``_SHORT_MAX_ITER``
+    E-steps); ``hc`` and the ``n_continue`` best others are run to
+    convergence (SQUAREM, Varadhan & Roland 2008, to ``tol``).
+Second pass (``refine``)
+    Each cell is started again from the classifications of the other
+    models' ok fits with the same K (named ``VVV-fit`` and so on): one
+    model's maximum is often a good start for its neighbours, and this is
+    what lifts gmmlab above mclust's table on Old Faithful, cell by cell
+    (``tests/test_select.py``). The cell keeps the better of its two passes.
 Statuses
     Each start's final fit is classified by
     :func:`mixtures.diagnostics.classify`, the one verdict every part of
@@ -34,16 +48,26 @@ max_k tau_nk``, Biernacki, Celeux & Govaert 2000, in mclust's form).
 
 References
 ----------
+Biernacki, C., Celeux, G. and Govaert, G. (2003). Choosing starting values
+for the EM algorithm for getting the highest likelihood in multivariate
+Gaussian mixture models. Comput. Stat. Data Anal. 41:561-575.
 Fraley, C. (1998). Algorithms for model-based Gaussian hierarchical
 clustering. SIAM J. Sci. Comput. 20:270-281.
 Fraley, C. and Raftery, A. E. (2002). Model-based clustering, discriminant
 analysis, and density estimation. JASA 97:611-631.
 Scrucca, L., Fop, M., Murphy, T. B. and Raftery, A. E. (2016). mclust 5.
 The R Journal 8(1):289-317.
+Scrucca, L. and Raftery, A. E. (2015). Improved initialisation of
+model-based clustering using Gaussian hierarchical partitions. Adv. Data
+Anal. Classif. 9:447-460.
+Varadhan, R. and Roland, C. (2008). Simple and globally convergent methods
+for accelerating the convergence of any EM algorithm. Scand. J. Stat.
+35:335-353.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -56,8 +80,15 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from mixtures.covariance import get_covariance_model, mclust_name, models_for
-from mixtures.diagnostics import STATUSES, bic, classify, icl, in_force
-from mixtures.em import score_samples
+from mixtures.diagnostics import (
+    STATUSES,
+    bic,
+    classify,
+    icl,
+    in_force,
+    volume_is_free,
+)
+from mixtures.em import EMRun, score_and_label, score_samples
 from mixtures.estimator import GaussianMixture
 from mixtures.fitting import (
     DegenerateComponentWarning,
@@ -66,7 +97,8 @@ from mixtures.fitting import (
     check_data,
     fit_validated,
 )
-from mixtures.initialization import initial_responsibilities
+from mixtures.hierarchical import HC_MODELS, HC_TRANSFORMS, hierarchical_partitions
+from mixtures.initialization import HC_MAX_SAMPLES
 from mixtures.params import MixtureParams
 from mixtures.prior import as_prior
 
@@ -79,6 +111,19 @@ __all__ = [
     "top_models",
 ]
 
+#: The short runs of the em-EM scheme stop when Aitken's estimate of their
+#: limit is within this much of the mean log-likelihood, or after
+#: ``_SHORT_MAX_ITER`` E-steps (one E-step in the second pass, whose starts
+#: are other models' maxima: one step ranks them).
+_SHORT_TOL = 1e-3
+_SHORT_MAX_ITER = 20
+#: A continued run is checked for collapse every this many E-steps.
+_CHUNK = 100
+#: The hierarchical starts: (criterion, transformation), mclust's first.
+_HC_STARTS = tuple(
+    [("VVV", "svd")]
+    + [(m, t) for m in HC_MODELS for t in HC_TRANSFORMS if (m, t) != ("VVV", "svd")]
+)
 CRITERIA = ("bic", "icl")
 _COLUMNS = [
     "model",
@@ -93,6 +138,7 @@ _COLUMNS = [
     "n_iter",
     "n_starts_ok",
     "n_starts",
+    "n_iter_all",
     "seconds",
 ]
 
@@ -106,8 +152,12 @@ class SearchResult:
     table : pandas.DataFrame
         One row per (model, K), columns ``model, n_components,
         log_likelihood, n_parameters, bic, icl, status, reason, start,
-        n_iter, n_starts_ok, n_starts, seconds``; sorted by model (mclust's order)
-        then K.
+        n_iter, n_starts_ok, n_starts, n_iter_all, seconds``; sorted by model
+        (mclust's order) then K. ``start`` names the start of the reported
+        fit, ``n_iter`` its E-steps (short run and continuation),
+        ``n_starts`` the cell's starts over both passes, ``n_starts_ok`` how
+        many of those run to convergence ended ok, ``n_iter_all`` the E-steps
+        of all of them, and ``seconds`` the cell's time in both passes.
     fits : dict of (model, K) -> GaussianMixture
         The fitted estimator of each cell that did not fail.
     X : ndarray of shape (n_samples, n_features)
@@ -212,30 +262,170 @@ def _kmeans_resp(X: np.ndarray, k: int, seed: int) -> np.ndarray:
     return resp
 
 
+def _hc_trees(X: np.ndarray, max_k: int, seed: int) -> dict[str, tuple]:
+    """The merge trees of every hierarchical start, built once per search.
+
+    ``{name: (rows, partitions)}``: ``"hc"`` is mclust's default (the
+    regularised VVV criterion on the scaled SVD of the data), the others
+    the five other criterion x transformation pairs mclust offers
+    (``hc(modelName=, use=)``). Above ``HC_MAX_SAMPLES`` rows every tree is
+    built on one seeded subsample, and the other rows start unassigned.
+    """
+    n_samples = X.shape[0]
+    rows = np.arange(n_samples)
+    if n_samples > HC_MAX_SAMPLES:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(n_samples, HC_MAX_SAMPLES, replace=False))
+    levels = min(max_k, rows.size)
+    trees = {}
+    for model, transform in _HC_STARTS:
+        name = (
+            "hc"
+            if (model, transform) == ("VVV", "svd")
+            else (f"hc-{model}-{transform}")
+        )
+        trees[name] = (
+            rows,
+            hierarchical_partitions(X[rows], levels, model=model, transform=transform),
+        )
+    return trees
+
+
 def _starts(
-    X: np.ndarray, k: int, n_random_starts: int, seeds: np.ndarray
+    X: np.ndarray,
+    k: int,
+    trees: dict[str, tuple],
+    n_random_starts: int,
+    n_soft_starts: int,
+    seeds: np.ndarray,
 ) -> tuple[list[str], list[np.ndarray]]:
-    hc = initial_responsibilities(X, k, "hc", np.random.RandomState(0))
-    names, resp = ["hc"], [hc]
-    seen = {_canonical(hc)}
+    """Every start of the cells with ``k`` components, shared by all models.
+
+    Hierarchical partitions first (mclust's own start is the first), then
+    ``n_random_starts`` k-means partitions and ``n_soft_starts`` random
+    responsibilities (each row drawn from the flat Dirichlet distribution,
+    which spreads the initial means further apart than scikit-learn's
+    uniform ``init_params='random'``); a partition equal to an earlier one
+    is dropped, since it would give the same fit.
+    """
+    n_samples = X.shape[0]
+    names, resp, seen = [], [], set()
+
+    def add(name: str, candidate: np.ndarray) -> None:
+        key = _canonical(candidate)
+        if key not in seen:  # the same partition would give the same fit
+            seen.add(key)
+            names.append(name)
+            resp.append(candidate)
+
+    for name, (rows, tree) in trees.items():
+        if k > tree.shape[0]:
+            continue
+        candidate = np.zeros((n_samples, k))
+        candidate[rows, tree[k - 1]] = 1.0
+        add(name, candidate)
     if k > 1:
         for i in range(n_random_starts):
-            candidate = _kmeans_resp(X, k, int(seeds[i]))
-            key = _canonical(candidate)
-            if key not in seen:  # the same partition would give the same fit
-                seen.add(key)
-                names.append(f"kmeans-{i}")
-                resp.append(candidate)
+            add(f"kmeans-{i}", _kmeans_resp(X, k, int(seeds[i])))
+        rng = np.random.RandomState(int(seeds[-1]))
+        for i in range(n_soft_starts):
+            names.append(f"random-{i}")  # soft: never equal to another start
+            resp.append(rng.dirichlet(np.ones(k), size=n_samples))
     return names, resp
 
 
 def _canonical(resp: np.ndarray) -> bytes:
     """A partition's labels renumbered in order of first appearance."""
-    labels = resp.argmax(axis=1)
+    return _canonical_labels(resp.argmax(axis=1))
+
+
+def _canonical_labels(labels: np.ndarray) -> bytes:
     _, first = np.unique(labels, return_index=True)
-    order = np.empty(resp.shape[1], dtype=np.intp)
+    order = np.empty(int(labels.max()) + 1, dtype=np.intp)
     order[labels[np.sort(first)]] = np.arange(first.size)
     return order[labels].tobytes()
+
+
+def _classified(X, model, run, reg_covar, resolved, *, final: bool):
+    """``(status rank, -objective, status, reason, log-likelihood)`` of a run.
+
+    ``final=False`` judges a short run as if it had converged, so that only
+    its shape (spikes, thin or duplicated components) can flag it.
+    """
+    log_likelihood = float(np.sum(score_samples(X, run.params)))
+    status, reason, _ = classify(
+        run.params,
+        X,
+        reg_covar=reg_covar,
+        covariance_type=model,
+        converged=run.converged if final else True,
+        n_iter=run.n_iter,
+        in_force=in_force(run),
+        log_likelihood=log_likelihood,
+    )
+    # What EM maximises: the log-likelihood, or with a prior the log-posterior.
+    objective = log_likelihood
+    if resolved is not None and status != "failed":
+        objective += resolved.log_density(run.params)
+    return STATUSES.index(status), -objective, status, reason, log_likelihood
+
+
+def _continued(short: EMRun, long: EMRun) -> EMRun:
+    """One run: a short run followed by its continuation."""
+    shift = short.n_iter
+    return EMRun(
+        long.params,
+        np.concatenate([short.lower_bounds, long.lower_bounds]),
+        short.n_iter + long.n_iter,
+        long.converged,
+        short.events
+        + tuple(
+            event._replace(iteration=event.iteration + shift) for event in long.events
+        ),
+    )
+
+
+def _continue(X, run: EMRun, options: EMOptions, stop_if_collapsed) -> EMRun:
+    """Run EM from the end of ``run`` to convergence, in chunks.
+
+    Between chunks of ``_CHUNK`` E-steps, ``stop_if_collapsed(run)`` may end
+    the run early (see :func:`_fit_cell`).
+    """
+    collapsed_before = False
+    while not run.converged and run.n_iter < options.max_iter:
+        chunk = dataclasses.replace(
+            options,
+            covariance_type=run.params.covariance_type,  # 'tied' for 'EEE'
+            max_iter=min(_CHUNK, options.max_iter - run.n_iter),
+        )
+        more = fit_validated(
+            X,
+            None,
+            chunk,
+            0,
+            initial_params=run.params,
+            initial_lower_bound=run.lower_bound,
+        ).restarts[0]
+        run = _continued(run, more)
+        collapsed = not run.converged and stop_if_collapsed(run)
+        if collapsed and collapsed_before:
+            break
+        collapsed_before = collapsed
+    return run
+
+
+def _best_shaped(order: list[int], is_ok, n: int) -> list[int]:
+    """The first ``n`` of ``order`` whose shape is ok, else the first flagged.
+
+    ``order`` runs from the highest objective down; ``is_ok`` (a
+    classification, the costly part) is asked only until ``n`` are found.
+    """
+    chosen, flagged = [], []
+    for i in order:
+        if len(chosen) == n:
+            break
+        (chosen if is_ok(i) else flagged).append(i)
+    return chosen + flagged[: n - len(chosen)]
 
 
 def _fit_cell(
@@ -245,22 +435,88 @@ def _fit_cell(
     names: Sequence[str],
     resp: Sequence[np.ndarray],
     options: dict,
+    always: Sequence[str] = ("hc",),
+    short_max_iter: int = _SHORT_MAX_ITER,
 ) -> tuple[dict, MixtureParams | None, object]:
-    """Fit one cell from every start; return its row and chosen parameters."""
+    """Fit one cell from its starts; return its row, parameters and run.
+
+    The em-EM scheme of Biernacki, Celeux & Govaert (2003): every start gets
+    a short run (SQUAREM, Varadhan & Roland 2008, stopped by Aitken's rule
+    at ``_SHORT_TOL`` or after ``_SHORT_MAX_ITER`` E-steps); the starts named
+    in ``always`` (mclust's own) and the ``n_continue`` best of the others
+    (ok shapes first, then the objective) are run to convergence, and the
+    cell reports the best of those.
+
+    A continued run of a model with free volumes (V**) is stopped early,
+    with the status it has, when its shape is flagged degenerate
+    (:func:`mixtures.diagnostics.classify`: a spike, a thin and small
+    component, a duplicate) at two checks ``_CHUNK`` E-steps apart. This is
+    a bound on wasted time, not a theorem: EM promises only that the
+    likelihood never falls, not that a collapsing component stays
+    collapsed. It costs nothing when the collapse persists (the run would
+    end flagged, and a cell never reports a flagged start while it has an
+    ok one). ``tests/test_select.py`` runs a start it stops on Old Faithful
+    (VEV, K = 9) on to the end and checks that it ends flagged; the same
+    check over the whole searches of Old Faithful, Iris and wine is in
+    issue 24's closing note.
+    """
     n_samples = X.shape[0]
     row = {"model": model, "n_components": k, "n_starts": len(names)}
     started = time.perf_counter()
+    common = {
+        "n_components": k,
+        "covariance_type": model,
+        "reg_covar": options["reg_covar"],
+        "reg_covar_relative": options["reg_covar_relative"],
+        "prior": options["prior"],
+        "acceleration": "squarem",
+    }
+    short_options = EMOptions(
+        max_iter=min(short_max_iter, options["max_iter"]),
+        tol=_SHORT_TOL,
+        stopping="aitken",
+        **common,
+    )
+    reg_covar = options["reg_covar"]
+    if options["reg_covar_relative"]:
+        reg_covar = reg_covar * _feature_variance(X, np.ones(n_samples))
+    prior = as_prior(options["prior"])
+    resolved = None if prior is None else prior.resolve(X, np.ones(n_samples), k)
+
+    def verdict(run: EMRun, *, final: bool):
+        return _classified(X, model, run, reg_covar, resolved, final=final)
+
+    def stop_if_collapsed(run: EMRun) -> bool:
+        return volume_is_free(model) and verdict(run, final=False)[2] == "degenerate"
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateComponentWarning)
             warnings.simplefilter("ignore", ConvergenceWarning)
-            result = fit_validated(
-                X,
-                None,
-                EMOptions(n_components=k, covariance_type=model, **options),
-                0,
-                initial_resp=resp,
+            short = fit_validated(X, None, short_options, 0, initial_resp=resp).restarts
+            first = [i for i, name in enumerate(names) if name in always]
+            others = _best_shaped(
+                sorted(
+                    (i for i in range(len(short)) if i not in first),
+                    key=lambda i: -short[i].lower_bound,
+                ),
+                lambda i: verdict(short[i], final=False)[2] == "ok",
+                options["n_continue"],
             )
+            long_options = EMOptions(
+                max_iter=options["max_iter"], tol=options["tol"], **common
+            )
+            candidates = []
+            n_iter_all = sum(run.n_iter for run in short)
+            for i in first + others:
+                run = _continue(
+                    X,
+                    dataclasses.replace(short[i], converged=False),
+                    long_options,
+                    stop_if_collapsed,
+                )
+                n_iter_all += run.n_iter - short[i].n_iter
+                candidates.append((*verdict(run, final=True), names[i], run))
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
         row.update(
             status="failed",
@@ -268,34 +524,8 @@ def _fit_cell(
             seconds=time.perf_counter() - started,
         )
         return row, None, None
-    reg_covar = options["reg_covar"]
-    if options["reg_covar_relative"]:
-        reg_covar = reg_covar * _feature_variance(X, np.ones(n_samples))
-    prior = as_prior(options["prior"])
-    resolved = None if prior is None else prior.resolve(X, np.ones(n_samples), k)
-    candidates = []
-    for name, run in zip(names, result.restarts, strict=True):
-        log_likelihood = float(np.sum(score_samples(X, run.params)))
-        status, reason, _ = classify(
-            run.params,
-            X,
-            reg_covar=reg_covar,
-            covariance_type=model,
-            converged=run.converged,
-            n_iter=run.n_iter,
-            in_force=in_force(run),
-            log_likelihood=log_likelihood,
-        )
-        # What EM maximised: the log-likelihood, or with a prior the
-        # log-posterior.
-        objective = log_likelihood
-        if resolved is not None and status != "failed":
-            objective += resolved.log_density(run.params)
-        candidates.append(
-            (STATUSES.index(status), -objective, name, run, reason, log_likelihood)
-        )
     candidates.sort(key=lambda c: (c[0], c[1]))
-    rank, _, name, run, reason, log_likelihood = candidates[0]
+    _, _, status, reason, log_likelihood, name, run = candidates[0]
     params = run.params
     n_parameters = params.n_parameters()
     row.update(
@@ -303,14 +533,76 @@ def _fit_cell(
         n_parameters=n_parameters,
         bic=bic(log_likelihood, n_parameters, n_samples),
         icl=icl(log_likelihood, n_parameters, X, params),
-        status=STATUSES[rank],
+        status=status,
         reason=reason,
         start=name,
         n_iter=run.n_iter,
         n_starts_ok=sum(c[0] == 0 for c in candidates),
+        n_iter_all=n_iter_all,
         seconds=time.perf_counter() - started,
+        _objective=-candidates[0][1],
+        # The classifications of every ok candidate: starts for other models.
+        _partitions=[
+            score_and_label(X, c[-1].params)[1] for c in candidates if c[0] == 0
+        ],
     )
     return row, params, run
+
+
+def _shared_starts(
+    X: np.ndarray, results: dict, cells: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[list[str], list[np.ndarray]]]:
+    """Second-pass starts: the classifications of the other models' fits.
+
+    For every K, the MAP partition of each ok cell's fit is a start for every
+    other model with that K (duplicates and a cell's own partition dropped).
+    Models of one K often share their clusters and differ in how they shape
+    them, so one model's maximum is a good start for its neighbours; mclust
+    starts every model from one hierarchical partition instead.
+    """
+    labels = []
+    for cell, (row, params, _) in results.items():
+        if params is not None:
+            labels.extend((cell, label) for label in row["_partitions"])
+    second = {}
+    for model, k in cells:
+        if k == 1:
+            continue
+        own = results[(model, k)][1]
+        seen = set()
+        if own is not None:
+            seen.add(_canonical_labels(score_and_label(X, own)[1]))
+        names, resp = [], []
+        for (other, k_other), label in labels:
+            key = _canonical_labels(label)
+            if k_other != k or other == model or key in seen:
+                continue
+            seen.add(key)
+            names.append(f"{other}-fit")
+            one_hot = np.zeros((X.shape[0], k))
+            one_hot[np.arange(X.shape[0]), label] = 1.0
+            resp.append(one_hot)
+        if names:
+            second[(model, k)] = (names, resp)
+    return second
+
+
+def _better(first: tuple, second: tuple) -> tuple:
+    """The better of two fits of one cell (ok first, then the objective)."""
+    row_a, row_b = first[0], second[0]
+    if second[1] is None:
+        chosen = first
+    elif first[1] is None:
+        chosen = second
+    else:
+        key_a = (STATUSES.index(row_a["status"]), -row_a["_objective"])
+        key_b = (STATUSES.index(row_b["status"]), -row_b["_objective"])
+        chosen = second if key_b < key_a else first
+    row = dict(chosen[0])
+    for column in ("n_starts", "n_iter_all", "seconds"):
+        row[column] = row_a.get(column, 0) + row_b.get(column, 0)
+    row["n_starts_ok"] = row_a.get("n_starts_ok", 0) + row_b.get("n_starts_ok", 0)
+    return row, chosen[1], chosen[2]
 
 
 def _estimator(params: MixtureParams, run, model: str, options: dict, X, feature_names):
@@ -351,6 +643,9 @@ def search(
     *,
     prior=None,
     n_random_starts: int = 2,
+    n_soft_starts: int = 6,
+    n_continue: int = 1,
+    refine: bool = True,
     random_state: int | None = None,
     n_jobs: int | None = None,
     tol: float = 1e-8,
@@ -372,10 +667,19 @@ def search(
         None: maximum likelihood, comparable with mclust's defaults.
         Otherwise MAP-EM with the prior of Fraley & Raftery (2007).
     n_random_starts : int, default=2
-        Seeded k-means starts per K in addition to the hierarchical one.
+        Seeded k-means starts per K, besides the six hierarchical ones.
+    n_soft_starts : int, default=6
+        Seeded random-responsibility starts per K (rows drawn from the flat
+        Dirichlet distribution).
+    n_continue : int, default=1
+        How many of a cell's starts, besides mclust's hierarchical one, are
+        run to convergence after the short runs (the best of them).
+    refine : bool, default=True
+        A second pass starts every cell from the classifications of the
+        other models' fits with the same K, and keeps a better maximum.
     random_state : int or None, default=None
-        Seeds the k-means starts; None means 0, so a search is reproducible
-        unless a seed is chosen.
+        Seeds the k-means and random starts; None means 0, so a search is
+        reproducible unless a seed is chosen.
     n_jobs : int or None, default=None
         Cells run in parallel in this many processes (joblib); None means 1.
     tol, max_iter, reg_covar : float, int, float
@@ -386,7 +690,7 @@ def search(
         ``reg_covar`` in units of each feature's variance, so that the search
         does not depend on the data's units (``gmmlab fit`` sets it).
     progress : bool, default=False
-        Show a tqdm progress bar over the cells.
+        Show a tqdm progress bar over the cells (both passes).
 
     Returns
     -------
@@ -411,14 +715,17 @@ def search(
         )
     names = _check_models(models, n_features)
     ks = _check_components(n_components, n_samples)
-    if isinstance(n_random_starts, bool) or not isinstance(
-        n_random_starts, int | np.integer
+    for name, value, minimum in (
+        ("n_random_starts", n_random_starts, 0),
+        ("n_soft_starts", n_soft_starts, 0),
+        ("n_continue", n_continue, 0),
     ):
-        raise ValueError(
-            f"n_random_starts must be an integer >= 0; got {n_random_starts!r}."
-        )
-    if n_random_starts < 0:
-        raise ValueError(f"n_random_starts must be >= 0; got {n_random_starts}.")
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}; got {value}.")
+    if not isinstance(refine, bool | np.bool_):
+        raise ValueError(f"refine must be True or False; got {refine!r}.")
     as_prior(prior)  # raises on a malformed prior
     options = {
         "tol": tol,
@@ -438,10 +745,14 @@ def search(
         )
     seed_sequence = np.random.SeedSequence(0 if random_state is None else random_state)
     seeds = {
-        k: child.generate_state(max(1, n_random_starts))
+        k: child.generate_state(n_random_starts + 1)
         for k, child in zip(ks, seed_sequence.spawn(len(ks)), strict=True)
     }
-    starts = {k: _starts(X, k, n_random_starts, seeds[k]) for k in ks}
+    trees = _hc_trees(X, max(ks), int(seed_sequence.generate_state(1)[0]))
+    starts = {
+        k: _starts(X, k, trees, n_random_starts, n_soft_starts, seeds[k]) for k in ks
+    }
+    options["n_continue"] = n_continue
     # Costliest cells first (large K, iterative M-steps), so that processes
     # finish together; the table is put back in model-then-K order below.
     cells = sorted(
@@ -451,14 +762,43 @@ def search(
             names.index(cell[0]),
         ),
     )
-    jobs = (delayed(_fit_cell)(X, model, k, *starts[k], options) for model, k in cells)
-    outputs = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        outputs = tqdm(outputs, total=len(cells), desc="model search")
+        bar = tqdm(total=len(cells) * (2 if refine else 1), desc="model search")
+    with Parallel(n_jobs=n_jobs, return_as="generator") as parallel:
+        jobs = (
+            delayed(_fit_cell)(X, model, k, *starts[k], options) for model, k in cells
+        )
+        results = {}
+        for cell, output in zip(cells, parallel(jobs), strict=True):
+            results[cell] = output
+            if bar is not None:
+                bar.update()
+        if refine:
+            second = _shared_starts(X, results, cells)
+            jobs = (
+                delayed(_fit_cell)(
+                    X, *cell, *second[cell], options, always=(), short_max_iter=1
+                )
+                for cell in cells
+                if cell in second
+            )
+            done = [cell for cell in cells if cell in second]
+            if bar is not None:
+                bar.update(len(cells) - len(done))
+            for cell, output in zip(done, parallel(jobs), strict=True):
+                results[cell] = _better(results[cell], output)
+                if bar is not None:
+                    bar.update()
+    if bar is not None:
+        bar.close()
     rows, fits = [], {}
-    for (model, k), (row, params, run) in zip(cells, outputs, strict=True):
+    for model, k in cells:
+        row, params, run = results[(model, k)]
+        row.pop("_objective", None)
+        row.pop("_partitions", None)
         rows.append(row)
         if params is not None:
             fits[(model, k)] = _estimator(params, run, model, options, X, feature_names)
@@ -485,7 +825,8 @@ def bic_table(
     """The BIC/ICL table of :func:`search`: one row per model and K.
 
     Columns ``model, n_components, log_likelihood, n_parameters, bic, icl,
-    status`` (and ``reason, start, n_iter, n_starts_ok, n_starts``); ``bic``
+    status`` (and ``reason, start, n_iter, n_starts_ok, n_starts,
+    n_iter_all, seconds``); ``bic``
     and ``icl`` lower is better. Other keyword arguments go to
     :func:`search`.
 
