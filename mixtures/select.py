@@ -23,9 +23,11 @@ The em-EM scheme (Biernacki, Celeux & Govaert 2003)
     convergence (SQUAREM, Varadhan & Roland 2008, to ``tol``).
 Second pass (``refine``)
     Each cell is started again from the classifications of the other
-    models' ok fits with the same K (named ``VVV-fit`` and so on): one
-    model's maximum is often a good start for its neighbours, and this is
-    what lifts gmmlab above mclust's table on Old Faithful, cell by cell
+    models' ok fits with the same K (named ``VVV-fit`` and so on), and from
+    its own model's fits with K - 1 and K + 1 components after a split or
+    merge move (``split``, ``merge``; Ueda et al. 2000): one maximum is
+    often a good start for its neighbours, and this is what lifts gmmlab
+    above mclust's table on Old Faithful, cell by cell
     (``tests/test_select.py``). The cell keeps the better of its two passes.
 Statuses
     Each start's final fit is classified by
@@ -48,6 +50,8 @@ max_k tau_nk``, Biernacki, Celeux & Govaert 2000, in mclust's form).
 
 References
 ----------
+Ueda, N., Nakano, R., Ghahramani, Z. and Hinton, G. E. (2000). SMEM
+algorithm for mixture models. Neural Comput. 12:2109-2128.
 Biernacki, C., Celeux, G. and Govaert, G. (2003). Choosing starting values
 for the EM algorithm for getting the highest likelihood in multivariate
 Gaussian mixture models. Comput. Stat. Data Anal. 41:561-575.
@@ -88,7 +92,7 @@ from mixtures.diagnostics import (
     in_force,
     volume_is_free,
 )
-from mixtures.em import EMRun, score_and_label, score_samples
+from mixtures.em import EMRun, e_step, score_and_label, score_samples
 from mixtures.estimator import GaussianMixture
 from mixtures.fitting import (
     DegenerateComponentWarning,
@@ -549,16 +553,60 @@ def _fit_cell(
     return row, params, run
 
 
+def _split_largest(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+    """K + 1 labels: the fit's largest cluster cut in two along its major axis.
+
+    The split move of split-and-merge EM (Ueda, Nakano, Ghahramani & Hinton
+    2000): the rows of the largest cluster go to one side or the other of
+    its mean along the leading eigenvector of its fitted covariance.
+    """
+    labels = score_and_label(X, params)[1]
+    largest = int(np.argmax(np.bincount(labels, minlength=params.n_components)))
+    axis = np.linalg.eigh(params.full_covariances()[largest])[1][:, -1]
+    rows = np.flatnonzero(labels == largest)
+    side = (X[rows] - params.means[largest]) @ axis > 0
+    labels = labels.copy()
+    labels[rows[side]] = params.n_components
+    return labels
+
+
+def _merge_closest(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+    """K - 1 labels: the fit's two most overlapping components merged.
+
+    The merge move of split-and-merge EM (Ueda et al. 2000), with the
+    overlap of components i and j measured as ``sum_n min(tau_ni, tau_nj)``.
+    """
+    resp = np.exp(e_step(X, params)[1])
+    k = params.n_components
+    overlap = np.array(
+        [[np.minimum(resp[:, i], resp[:, j]).sum() for j in range(k)] for i in range(k)]
+    )
+    np.fill_diagonal(overlap, -np.inf)
+    i, j = sorted(np.unravel_index(np.argmax(overlap), overlap.shape))
+    labels = resp.argmax(axis=1)
+    labels[labels == j] = i
+    labels[labels > j] -= 1
+    return labels
+
+
 def _shared_starts(
     X: np.ndarray, results: dict, cells: Sequence[tuple[str, int]]
 ) -> dict[tuple[str, int], tuple[list[str], list[np.ndarray]]]:
-    """Second-pass starts: the classifications of the other models' fits.
+    """Second-pass starts, from the maxima the first pass found.
 
-    For every K, the MAP partition of each ok cell's fit is a start for every
-    other model with that K (duplicates and a cell's own partition dropped).
-    Models of one K often share their clusters and differ in how they shape
-    them, so one model's maximum is a good start for its neighbours; mclust
-    starts every model from one hierarchical partition instead.
+    For a cell (model, K):
+
+    * the MAP partition of every ok start run to convergence in the other
+      models' cells with the same K (``VVV-fit`` ...): models of one K often
+      share their clusters and differ in how they shape them, so one
+      model's maximum is a good start for its neighbours;
+    * the same model's fit with K - 1 components, its largest cluster split
+      (``split``), and with K + 1, its two closest components merged
+      (``merge``): the moves of split-and-merge EM (Ueda et al. 2000), which
+      reach what mclust's nested hierarchical partitions reach.
+
+    Duplicates and the cell's own partition are dropped. mclust starts every
+    model from one hierarchical partition instead.
     """
     labels = []
     for cell, (row, params, _) in results.items():
@@ -572,13 +620,25 @@ def _shared_starts(
         seen = set()
         if own is not None:
             seen.add(_canonical_labels(score_and_label(X, own)[1]))
+        candidates = [
+            (f"{other}-fit", label)
+            for (other, k_other), label in labels
+            if k_other == k and other != model
+        ]
+        for neighbour, move, name in (
+            (k - 1, _split_largest, "split"),
+            (k + 1, _merge_closest, "merge"),
+        ):
+            row, params, _ = results.get((model, neighbour), ({}, None, None))
+            if params is not None and row["status"] == "ok":
+                candidates.append((name, move(X, params)))
         names, resp = [], []
-        for (other, k_other), label in labels:
+        for name, label in candidates:
             key = _canonical_labels(label)
-            if k_other != k or other == model or key in seen:
+            if key in seen or np.unique(label).size != k:
                 continue
             seen.add(key)
-            names.append(f"{other}-fit")
+            names.append(name)
             one_hot = np.zeros((X.shape[0], k))
             one_hot[np.arange(X.shape[0]), label] = 1.0
             resp.append(one_hot)
@@ -780,7 +840,12 @@ def search(
             second = _shared_starts(X, results, cells)
             jobs = (
                 delayed(_fit_cell)(
-                    X, *cell, *second[cell], options, always=(), short_max_iter=1
+                    X,
+                    *cell,
+                    *second[cell],
+                    options,
+                    always=("split", "merge"),
+                    short_max_iter=1,
                 )
                 for cell in cells
                 if cell in second
