@@ -195,20 +195,51 @@ class CovarianceModel(Protocol):
 # Helpers shared by the matrix models (full, tied)
 
 
+def _lapack(name: str, matrix: np.ndarray) -> Callable:
+    """LAPACK's ``?<name>`` for ``matrix``'s type, looked up once per type.
+
+    ``get_lapack_funcs`` costs about as much as a small factorisation, and
+    scipy.linalg's wrappers (checks, batching) several times more: these are
+    the very routines they call, with the same arguments.
+    """
+    key = (name, matrix.dtype.char)
+    function = _LAPACK_FUNCTIONS.get(key)
+    if function is None:
+        (function,) = linalg.lapack.get_lapack_funcs((name,), (matrix,))
+        _LAPACK_FUNCTIONS[key] = function
+    return function
+
+
+_LAPACK_FUNCTIONS: dict[tuple[str, str], Callable] = {}
+
+
 def _cholesky_lower(matrix: np.ndarray, floor: np.ndarray) -> np.ndarray | None:
     """Lower Cholesky factor, or None if ``matrix`` is collapsed.
 
     Collapsed means not positive definite or a squared pivot (the variance of
     one feature given the preceding ones) below ``floor`` for that feature.
+    The factor is LAPACK ``?potrf``'s, as ``scipy.linalg.cholesky(matrix,
+    lower=True)`` computes it (the same call, without its overhead).
     """
-    if not np.all(np.isfinite(matrix)):
-        return None
-    try:
-        lower = linalg.cholesky(matrix, lower=True, check_finite=False)
-    except linalg.LinAlgError:
-        return None
-    pivots = np.diagonal(lower) ** 2
-    if np.any(pivots < floor) or not np.all(np.isfinite(lower)):
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not matrix.size:
+        # Not what the models pass; scipy's checks and messages.
+        if not np.all(np.isfinite(matrix)):
+            return None
+        try:
+            lower = linalg.cholesky(matrix, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            return None
+    else:
+        if not np.isfinite(matrix).all():
+            return None
+        lower, info = _lapack("potrf", matrix)(matrix, lower=1, clean=1)
+        if info > 0:  # not positive definite
+            return None
+        if info < 0:  # pragma: no cover - a square matrix is a legal argument
+            raise ValueError(f"LAPACK potrf: illegal argument {-info}.")
+    pivots = lower.diagonal() ** 2
+    if (pivots < floor).any() or not np.isfinite(lower).all():
         return None
     return lower
 
@@ -221,8 +252,7 @@ def _triangular_inverse(matrix: np.ndarray, *, lower: bool) -> np.ndarray:
     process keeps the CPUs busy (its threading), against a microsecond here:
     an EM iteration on 272 rows calls it once per component.
     """
-    (trtri,) = linalg.lapack.get_lapack_funcs(("trtri",), (matrix,))
-    inverse, info = trtri(matrix, lower=int(lower))
+    inverse, info = _lapack("trtri", matrix)(matrix, lower=int(lower))
     if info != 0:
         raise np.linalg.LinAlgError(f"singular triangular matrix (LAPACK info {info}).")
     return np.tril(inverse) if lower else np.triu(inverse)
@@ -282,6 +312,149 @@ def _scatter(weight_sums, first_moments, offsets, second_moments) -> np.ndarray:
     return 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
 
 
+def _regularised_scatter(
+    weight_sums, first_moments, offsets, second_moments, denominators, reg, per_mass
+):
+    """:func:`_scatter` and the ``reg_covar`` rule of an M-step, compiled.
+
+    Element by element the same operations in the same order as the NumPy
+    expressions they replace, so the same numbers to the last bit: with
+    ``per_mass`` False (:meth:`Full.covariances_from_moments`) the scatter
+    over ``denominators`` plus ``reg`` (D,) on the diagonal; with it True
+    (:meth:`_Constrained.covariances_from_moments`) the scatter plus
+    ``denominators[k] * reg`` on the diagonal.
+    """
+    n_components, n_features = first_moments.shape
+    out = np.empty((n_components, n_features, n_features))
+    for k in range(n_components):
+        mass = weight_sums[k]
+        for i in range(n_features):
+            first_i = first_moments[k, i]
+            offset_i = offsets[k, i]
+            for j in range(i, n_features):
+                first_j = first_moments[k, j]
+                offset_j = offsets[k, j]
+                cross = mass * (offset_i * offset_j)
+                upper = second_moments[k, i, j] - first_i * offset_j
+                upper = upper - first_j * offset_i
+                upper = upper + cross
+                lower = second_moments[k, j, i] - first_j * offset_i
+                lower = lower - first_i * offset_j
+                lower = lower + cross
+                value = 0.5 * (upper + lower)
+                if not per_mass:
+                    value = value / denominators[k]
+                out[k, i, j] = value
+                out[k, j, i] = value
+            if per_mass:
+                out[k, i, i] += denominators[k] * reg[i]
+            else:
+                out[k, i, i] += reg[i]
+    return out
+
+
+def _symmetrised(matrices):
+    """``0.5 * (M + M^T)`` of each (D, D) matrix, compiled (the same numbers)."""
+    n_components, n_features, _ = matrices.shape
+    out = np.empty((n_components, n_features, n_features))
+    for k in range(n_components):
+        for i in range(n_features):
+            for j in range(i, n_features):
+                value = 0.5 * (matrices[k, i, j] + matrices[k, j, i])
+                out[k, i, j] = value
+                out[k, j, i] = value
+    return out
+
+
+def _diagonal_factors(variances, floor):
+    """:meth:`Diag.precision_cholesky` compiled: ``(1 / sqrt(variances), mask)``.
+
+    A row is collapsed when a variance is not finite or is below the floor
+    (D,); its factors are then 1. The same numbers as the NumPy expressions.
+    """
+    n_components, n_features = variances.shape
+    factors = np.empty((n_components, n_features))
+    collapsed = np.zeros(n_components, dtype=np.bool_)
+    for k in range(n_components):
+        for d in range(n_features):
+            variance = variances[k, d]
+            if not (math.isfinite(variance) and variance >= floor[d]):
+                collapsed[k] = True
+            factors[k, d] = 1.0 / np.sqrt(variance)
+        if collapsed[k]:
+            for d in range(n_features):
+                factors[k, d] = 1.0
+    return factors, collapsed
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
+def _compiled_steps() -> bool:
+    """True when the compiled helpers of this module's M-steps run.
+
+    With the compiled pass (``kernel="numba"``, the default) only: with
+    ``kernel="numpy"`` every model but EVE and VVE (whose orientation step is
+    compiled only) runs its NumPy code, as it did before these helpers, and
+    needs no numba. The helpers give that code's numbers to the last bit,
+    except VEI's and VEV's inner iteration (:func:`_common_shape_iterations`),
+    whose sums and logarithms round differently (~1e-15 relative).
+    """
+    return active_kernel() == "numba"
+
+
+def _is_float64(*arrays) -> bool:
+    """True when every argument is a float64 ndarray (the compiled paths' input)."""
+    for array in arrays:
+        if type(array) is not np.ndarray or array.dtype != _FLOAT64:
+            return False
+    return True
+
+
+def _feature_vector(value, n_features: int) -> np.ndarray:
+    """``value`` (a scalar or (D,)) as a contiguous float64 (D,) array."""
+    if (
+        type(value) is np.ndarray
+        and value.shape == (n_features,)
+        and value.dtype == _FLOAT64
+        and value.flags.c_contiguous
+    ):
+        return value
+    if isinstance(value, float):  # (np.float64 included)
+        return np.full(n_features, value)
+    return np.ascontiguousarray(
+        np.broadcast_to(np.asarray(value, dtype=np.float64), (n_features,))
+    )
+
+
+def _compiled_moments(
+    weight_sums, first_moments, offsets, second_moments, denominators, reg_covar
+) -> np.ndarray | None:
+    """``reg_covar`` as (D,) when :func:`_regularised_scatter` takes these.
+
+    None (the NumPy expressions then run) unless the compiled helpers are on
+    (:func:`_compiled_steps`), every array is float64 with the protocol's
+    shapes, (K,), (K, D), (K, D), (K, D, D), (K,), and ``reg_covar`` is a
+    scalar or (D,): the compiled loops index without broadcasting or bounds
+    checks.
+    """
+    if not _compiled_steps() or not _is_float64(
+        weight_sums, first_moments, offsets, second_moments, denominators
+    ):
+        return None
+    shape = first_moments.shape
+    if (
+        len(shape) != 2
+        or offsets.shape != shape
+        or second_moments.shape != (*shape, shape[1])
+        or weight_sums.shape != shape[:1]
+        or denominators.shape != shape[:1]
+        or (not isinstance(reg_covar, float) and np.ndim(reg_covar) > 1)
+    ):
+        return None
+    return _feature_vector(reg_covar, shape[1])
+
+
 #: Up to this many features the compiled factorisation is used (beyond it
 #: LAPACK's blocked one is faster).
 _COMPILED_FACTOR_MAX_D = 32
@@ -337,9 +510,7 @@ class Full:
 
             factors, ok = precision_factors(
                 np.ascontiguousarray(covariances, dtype=np.float64),
-                np.ascontiguousarray(
-                    np.broadcast_to(np.asarray(floor, dtype=np.float64), n_features)
-                ),
+                _feature_vector(floor, n_features),
             )
             if ok:
                 return factors, np.zeros(covariances.shape[0], dtype=bool)
@@ -418,6 +589,19 @@ class Full:
         reg_covar,
         previous=None,
     ):
+        reg = _compiled_moments(
+            weight_sums, first_moments, offsets, second_moments, denominators, reg_covar
+        )
+        if reg is not None:
+            return _kernels()["_regularised_scatter"](
+                weight_sums,
+                first_moments,
+                offsets,
+                second_moments,
+                denominators,
+                reg,
+                False,
+            )
         covariances = (
             _scatter(weight_sums, first_moments, offsets, second_moments)
             / denominators[:, None, None]
@@ -478,7 +662,15 @@ class Tied(Full):
         lower = _cholesky_lower(covariances, floor)
         if lower is None:
             return np.eye(covariances.shape[0]), np.ones(1, dtype=bool)
-        return _precision_cholesky_from_lower(lower), np.zeros(1, dtype=bool)
+        inverse, info = _lapack("trtri", lower)(lower, lower=1)
+        if info != 0:  # pragma: no cover - the factor's pivots are positive
+            raise np.linalg.LinAlgError(
+                f"singular triangular matrix (LAPACK info {info})."
+            )
+        # _precision_cholesky_from_lower without np.tril (a third of the
+        # cost): ?trtri writes the lower triangle only, and the strict upper
+        # one is the clean factor's zeros. The copy keeps its layout.
+        return np.ascontiguousarray(inverse).T, np.zeros(1, dtype=bool)
 
     def add_floor(self, covariances, floor, mask):
         if not np.any(mask):
@@ -510,7 +702,8 @@ class Tied(Full):
             + np.einsum("k,ki,kj->ij", weight_sums, offsets, offsets)
         ) / denominators.sum()
         covariance = 0.5 * (covariance + covariance.T)
-        covariance[np.diag_indices_from(covariance)] += reg_covar
+        # (the diagonal through .flat: np.diag_indices_from costs 7 us)
+        covariance.flat[:: covariance.shape[0] + 1] += reg_covar
         return covariance
 
     def precisions_from_cholesky(self, precisions_cholesky):
@@ -560,6 +753,15 @@ class Diag:
         return n_components * n_features
 
     def precision_cholesky(self, covariances, floor):
+        if (
+            _is_float64(covariances)
+            and covariances.ndim == 2
+            and covariances.flags.writeable  # (a read-only one: another compile)
+            and _compiled_steps()
+        ):
+            return _kernels()["_diagonal_factors"](
+                covariances, _feature_vector(floor, covariances.shape[1])
+            )
         collapsed = ~np.all(np.isfinite(covariances) & (covariances >= floor), axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             prec_chol = 1.0 / np.sqrt(covariances)
@@ -673,8 +875,13 @@ class Spherical(Diag):
 
     def precision_cholesky(self, covariances, floor):
         # The floor of a spherical variance is the mean per-feature floor.
+        if _is_float64(floor) and floor.ndim == 1 and floor.size:
+            # np.mean's own arithmetic (a pairwise sum over the count).
+            mean_floor = np.full(1, np.add.reduce(floor) / floor.size)
+        else:
+            mean_floor = np.atleast_1d(np.mean(floor))
         prec_chol, collapsed = super().precision_cholesky(
-            covariances[:, np.newaxis], np.atleast_1d(np.mean(floor))
+            covariances[:, np.newaxis], mean_floor
         )
         return prec_chol[:, 0], collapsed
 
@@ -715,11 +922,13 @@ class Spherical(Diag):
         n_features = offsets.shape[1]
         variances = (
             second_moments
-            - 2.0 * np.sum(first_moments * offsets, axis=1)
-            + weight_sums * np.sum(offsets**2, axis=1)
+            - 2.0 * (first_moments * offsets).sum(axis=1)
+            + weight_sums * (offsets**2).sum(axis=1)
         ) / (denominators * n_features)
         # A per-feature reg_covar (relative mode) enters through its mean.
-        return variances + np.mean(reg_covar)
+        if not isinstance(reg_covar, float):  # (np.mean of a float is itself)
+            reg_covar = np.mean(reg_covar)
+        return variances + reg_covar
 
     def to_full(self, covariances, n_components, n_features):
         return np.asarray(covariances, dtype=float)[:, None, None] * np.eye(n_features)
@@ -836,8 +1045,33 @@ def _volumes_and_common_shape(values, counts, shape):
     Minimises ``sum_k [n_k D log lambda_k + sum_d values_kd / (lambda_k A_d)]``
     by Celeux & Govaert's (1995) alternation, from ``shape``: ``values`` are
     the scatters' variances along each component's axes (the diagonals for
-    VEI, the eigenvalues for VEV), shape (K, D).
+    VEI, the eigenvalues for VEV), shape (K, D). The iteration is
+    :func:`_common_shape_iterations`, compiled, or with the compiled helpers
+    off (:func:`_compiled_steps`) the same in NumPy.
     """
+    if not _compiled_steps():
+        return _volumes_and_common_shape_numpy(values, counts, shape)
+    # Fresh C-ordered copies: one compiled signature (not one more for a
+    # read-only or strided view of the caller's arrays).
+    values = np.array(values, dtype=np.float64, order="C")
+    counts = np.array(counts, dtype=np.float64, order="C")
+    shape = np.array(shape, dtype=np.float64, order="C")
+    if (
+        values.ndim != 2
+        or counts.shape != values.shape[:1]
+        or shape.shape != values.shape[1:]
+    ):
+        raise ValueError(
+            f"values (K, D), counts (K,) and shape (D,) expected; got shapes "
+            f"{values.shape}, {counts.shape} and {shape.shape}."
+        )
+    return _kernels()["_common_shape_iterations"](
+        values, counts, shape, _INNER_MAX_ITER, _INNER_TOL
+    )
+
+
+def _volumes_and_common_shape_numpy(values, counts, shape):
+    """:func:`_volumes_and_common_shape` in NumPy (``kernel="numpy"``)."""
     n_features = values.shape[1]
     shape = shape / _geometric_mean(shape)
     value = np.inf
@@ -855,6 +1089,78 @@ def _volumes_and_common_shape(values, counts, shape):
         if _converged(previous_value, value):
             break
     return (values / shape).sum(axis=1) / (n_features * counts), shape
+
+
+def _scaled_diagonals(volumes, shape):
+    """``_diagonal_matrices(volumes[:, None] * shape)``, compiled: VEI's output."""
+    n_components = volumes.shape[0]
+    n_features = shape.shape[0]
+    out = np.zeros((n_components, n_features, n_features))
+    for k in range(n_components):
+        for d in range(n_features):
+            out[k, d, d] = volumes[k] * shape[d]
+    return out
+
+
+def _unit_determinant(shape, out):
+    """``out = shape / exp(mean(log(shape)))``: the shape scaled to det 1."""
+    n_features = shape.shape[0]
+    log_sum = 0.0
+    for d in range(n_features):
+        log_sum += np.log(shape[d])
+    scale = np.exp(log_sum / n_features)
+    for d in range(n_features):
+        out[d] = shape[d] / scale
+
+
+def _volumes_given_shape(values, counts, shape, out):
+    """``out[k] = sum_d values_kd / shape_d / (D n_k)``: the best volumes."""
+    n_components, n_features = values.shape
+    for k in range(n_components):
+        total = 0.0
+        for d in range(n_features):
+            total += values[k, d] / shape[d]
+        out[k] = total / (n_features * counts[k])
+
+
+def _common_shape_iterations(values, counts, start, max_iter, tol):
+    """Celeux & Govaert's alternation for VEI and VEV: ``(volumes, shape)``.
+
+    From ``start`` scaled to det 1, alternates the volumes given the shape
+    (:func:`_volumes_given_shape`) and the shape given the volumes,
+    ``A ∝ sum_k values_k / lambda_k`` scaled to det 1, until the objective
+    ``sum_k n_k D log lambda_k + sum_kd values_kd / (lambda_k A_d)`` changes
+    by at most ``tol * max(1, |Q|)`` (:func:`_converged`) or after
+    ``max_iter`` steps; then returns the volumes for the final shape. The
+    loops are NumPy's expressions element by element (sums in index order),
+    written out so that numba compiles them in a fraction of a second.
+    """
+    n_components, n_features = values.shape
+    shape = np.empty(n_features)
+    volumes = np.empty(n_components)
+    _unit_determinant(start, shape)
+    value = np.inf
+    for _ in range(max_iter):
+        _volumes_given_shape(values, counts, shape, volumes)
+        for d in range(n_features):
+            total = 0.0
+            for k in range(n_components):
+                total += values[k, d] / volumes[k]
+            shape[d] = total
+        _unit_determinant(shape, shape)
+        log_part = 0.0
+        for k in range(n_components):
+            log_part += counts[k] * n_features * np.log(volumes[k])
+        trace_part = 0.0
+        for k in range(n_components):
+            for d in range(n_features):
+                trace_part += values[k, d] / (volumes[k] * shape[d])
+        previous_value = value
+        value = log_part + trace_part
+        if abs(previous_value - value) <= tol * max(1.0, abs(value)):
+            break
+    _volumes_given_shape(values, counts, shape, volumes)
+    return volumes, shape
 
 
 class _Constrained(Full):
@@ -882,11 +1188,31 @@ class _Constrained(Full):
         reg_covar,
         previous=None,
     ):
-        scatter = _scatter(weight_sums, first_moments, offsets, second_moments)
-        diagonal = np.arange(scatter.shape[-1])
-        scatter[:, diagonal, diagonal] += denominators[:, None] * reg_covar
+        reg = _compiled_moments(
+            weight_sums, first_moments, offsets, second_moments, denominators, reg_covar
+        )
+        if reg is not None:
+            scatter = _kernels()["_regularised_scatter"](
+                weight_sums,
+                first_moments,
+                offsets,
+                second_moments,
+                denominators,
+                reg,
+                True,
+            )
+        else:
+            scatter = _scatter(weight_sums, first_moments, offsets, second_moments)
+            diagonal = np.arange(scatter.shape[-1])
+            scatter[:, diagonal, diagonal] += denominators[:, None] * reg_covar
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             covariances = self.constrained_step(scatter, denominators, previous)
+        if (
+            reg is not None  # (compiled helpers on, float64 moments)
+            and _is_float64(covariances)
+            and covariances.shape == scatter.shape
+        ):
+            return _kernels()["_symmetrised"](covariances)
         return 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
 
     def from_full(self, full_covariances):
@@ -934,11 +1260,13 @@ class VEI(_Constrained):
 
     def constrained_step(self, scatter, counts, previous=None):
         diagonals = np.diagonal(scatter, axis1=1, axis2=2)  # (K, D)
-        if previous is not None and np.all(np.isfinite(previous)):
+        if previous is not None and np.isfinite(previous).all():
             shape = np.diagonal(previous, axis1=1, axis2=2)[0]
         else:
             shape = diagonals.sum(axis=0)
         volumes, shape = _volumes_and_common_shape(diagonals, counts, shape)
+        if _compiled_steps():
+            return _kernels()["_scaled_diagonals"](volumes, shape)
         return _diagonal_matrices(volumes[:, None] * shape)
 
 
@@ -968,7 +1296,7 @@ class VEE(_Constrained):
 
     def constrained_step(self, scatter, counts, previous=None):
         n_features = scatter.shape[-1]
-        if previous is not None and np.all(np.isfinite(previous)):
+        if previous is not None and np.isfinite(previous).all():
             common = previous[0]
         else:
             common = scatter.sum(axis=0)
@@ -1234,27 +1562,47 @@ _ORIENTATION_KERNELS = (
     "_rotation_sweep",
     "_orientation_iterations",
 )
+#: The same for the small loops of the other M-steps and factorisations.
+_STEP_KERNELS = (
+    "_regularised_scatter",
+    "_symmetrised",
+    "_diagonal_factors",
+    "_unit_determinant",
+    "_volumes_given_shape",
+    "_common_shape_iterations",
+    "_scaled_diagonals",
+)
 _orientation_lock = threading.Lock()
 _compiled_kernels: dict[str, Callable] = {}
+_kernels_ready = False
 
 
-def _orientation_kernels() -> dict[str, Callable]:
-    """The orientation kernels compiled by numba, by name.
+def _kernels() -> dict[str, Callable]:
+    """The compiled kernels of this module, by name.
 
     On first call each is wrapped in ``numba.njit(cache=True)`` and rebound
     under its name in this module, so that they call one another compiled;
-    numba compiles them at their first call and keeps the machine code in
-    ``__pycache__``, so a later process only loads it.
+    numba compiles each at its first call and keeps the machine code in
+    ``__pycache__``, so a later process only loads it. Later calls cost one
+    global lookup (they run once or twice per EM iteration).
     """
+    global _kernels_ready
+    if _kernels_ready:
+        return _compiled_kernels
     with _orientation_lock:
         if not _compiled_kernels:
             import numba
 
             jit = numba.njit(cache=True, nogil=True, error_model="numpy")
             namespace = globals()
-            for name in _ORIENTATION_KERNELS:
+            for name in _ORIENTATION_KERNELS + _STEP_KERNELS:
                 _compiled_kernels[name] = namespace[name] = jit(namespace[name])
+            _kernels_ready = True
         return _compiled_kernels
+
+
+#: (the name the orientation step and its tests know)
+_orientation_kernels = _kernels
 
 
 class _CommonOrientation(_Constrained):
@@ -1287,7 +1635,7 @@ class _CommonOrientation(_Constrained):
         )
 
     def constrained_step(self, scatter, counts, previous=None):
-        if previous is not None and np.all(np.isfinite(previous)):
+        if previous is not None and np.isfinite(previous).all():
             starts = [_sorted_eigh(previous.sum(axis=0))[1]]
             largest = None
         else:
@@ -1353,7 +1701,7 @@ class VEV(_Constrained):
     def constrained_step(self, scatter, counts, previous=None):
         values, vectors = _sorted_eigh(scatter)
         values = np.maximum(values, 0.0)
-        if previous is not None and np.all(np.isfinite(previous)):
+        if previous is not None and np.isfinite(previous).all():
             shape = np.linalg.eigvalsh(previous[0])[::-1]  # lambda_0 A, descending
         else:
             shape = values.sum(axis=0)
