@@ -62,10 +62,10 @@ def _reference_diagonals(equal_volume, projected, counts):
     return projected / counts[:, None]
 
 
-def _reference_solve(self, scatter, counts, orientation, largest):
+def _reference_solve(self, scatter, counts, orientation, largest, max_iter=None):
     """The NumPy ``_CommonOrientation._solve`` the kernels replaced."""
     value = np.inf
-    sweeps = (
+    sweeps = max_iter or (
         covariance._INNER_MAX_ITER
         if largest is not None
         else covariance._WARM_MAX_SWEEPS
