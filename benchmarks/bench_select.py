@@ -158,6 +158,7 @@ def _eee4_climb(X: np.ndarray) -> dict:
         "loose_tol": LOOSE_TOL,
         "loose_log_likelihood": float(loose.score(X) * X.shape[0]),
         "loose_n_iter": int(loose.n_iter_),
+        "loose_bic": float(loose.bic(X)),
         "converged_log_likelihood": float(trace[-1]),
         "converged_n_iter": int(fitted.n_iter_),
     }
