@@ -528,8 +528,14 @@ def _fit_cell(
             seconds=time.perf_counter() - started,
         )
         return row, None, None
-    candidates.sort(key=lambda c: (c[0], c[1]))
-    _, _, status, reason, log_likelihood, name, run = candidates[0]
+    tie = _tie(options, n_samples)
+    rank, objective = min((c[0], c[1]) for c in candidates)
+    # The first start (hc before the others) within EM's own accuracy of the
+    # best: the same maximum reached from two starts differs in rounding, and
+    # rounding must not choose the start (and the components' order).
+    _, _, status, reason, log_likelihood, name, run = next(
+        c for c in candidates if c[0] == rank and c[1] <= objective + tie
+    )
     params = run.params
     n_parameters = params.n_parameters()
     row.update(
@@ -647,7 +653,12 @@ def _shared_starts(
     return second
 
 
-def _better(first: tuple, second: tuple) -> tuple:
+def _tie(options: dict, n_samples: int) -> float:
+    """Objectives closer than this are one maximum: EM's tolerance, in total."""
+    return options["tol"] * n_samples
+
+
+def _better(first: tuple, second: tuple, tie: float) -> tuple:
     """The better of two fits of one cell (ok first, then the objective)."""
     row_a, row_b = first[0], second[0]
     if second[1] is None:
@@ -655,9 +666,10 @@ def _better(first: tuple, second: tuple) -> tuple:
     elif first[1] is None:
         chosen = second
     else:
-        key_a = (STATUSES.index(row_a["status"]), -row_a["_objective"])
-        key_b = (STATUSES.index(row_b["status"]), -row_b["_objective"])
-        chosen = second if key_b < key_a else first
+        rank_a, rank_b = (STATUSES.index(r["status"]) for r in (row_a, row_b))
+        gain = row_b["_objective"] - row_a["_objective"]
+        # The second pass wins only with a better maximum, not a rounding.
+        chosen = second if (rank_b, -gain) < (rank_a, -tie) else first
     row = dict(chosen[0])
     for column in ("n_starts", "n_iter_all", "seconds"):
         row[column] = row_a.get(column, 0) + row_b.get(column, 0)
@@ -854,7 +866,9 @@ def search(
             if bar is not None:
                 bar.update(len(cells) - len(done))
             for cell, output in zip(done, parallel(jobs), strict=True):
-                results[cell] = _better(results[cell], output)
+                results[cell] = _better(
+                    results[cell], output, _tie(options, X.shape[0])
+                )
                 if bar is not None:
                     bar.update()
     if bar is not None:
