@@ -533,7 +533,7 @@ def _fit_cell(
     # The first start (hc before the others) within EM's own accuracy of the
     # best: the same maximum reached from two starts differs in rounding, and
     # rounding must not choose the start (and the components' order).
-    _, _, status, reason, log_likelihood, name, run = next(
+    _, negative, status, reason, log_likelihood, name, run = next(
         c for c in candidates if c[0] == rank and c[1] <= objective + tie
     )
     params = run.params
@@ -550,7 +550,7 @@ def _fit_cell(
         n_starts_ok=sum(c[0] == 0 for c in candidates),
         n_iter_all=n_iter_all,
         seconds=time.perf_counter() - started,
-        _objective=-candidates[0][1],
+        _objective=-negative,
         # The classifications of every ok candidate: starts for other models.
         _partitions=[
             score_and_label(X, c[-1].params)[1] for c in candidates if c[0] == 0

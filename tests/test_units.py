@@ -118,8 +118,11 @@ def test_gmmlab_fit_scale_reports_in_the_files_units(tmp_path):
     )
     np.testing.assert_array_equal(standard_labels, raw_labels)
     assert standard["log_likelihood"] == pytest.approx(raw["log_likelihood"], abs=1e-4)
-    np.testing.assert_allclose(standard["means"], raw["means"], rtol=1e-5)
-    np.testing.assert_allclose(standard["covariances"], raw["covariances"], rtol=1e-4)
+    # The same maximum, reached from starts that differ between the units
+    # (k-means is not equivariant), agrees to EM's accuracy: tol = 1e-8 on
+    # the mean log-likelihood leaves flat directions good to about 1e-4.
+    np.testing.assert_allclose(standard["means"], raw["means"], rtol=1e-4)
+    np.testing.assert_allclose(standard["covariances"], raw["covariances"], rtol=1e-3)
     assert standard["bic"] == pytest.approx(raw["bic"], abs=1e-3)
     # min-max scaling too; its BIC table is in the file's units as well.
     minmax, _, _ = _fit_cli(tmp_path, X, "mm", "--scale", "minmax")
