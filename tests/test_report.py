@@ -215,7 +215,14 @@ def test_fit_command_equals_a_direct_engine_fit(tmp_path, capsys):
     )
     assert parameters["log_likelihood"] >= direct.log_likelihood - 1e-6
     if parameters["start"] == "hc":
-        assert_allclose(parameters["means"], direct.params.means, rtol=1e-8)
+        # The search runs the hc start with SQUAREM (a different path to the
+        # same maximum), so the means agree to EM's accuracy, not to the bit.
+        assert parameters["log_likelihood"] == pytest.approx(
+            direct.log_likelihood, abs=1e-5
+        )
+        assert_allclose(
+            parameters["means"], direct.params.means, atol=1e-3 * data.X.std()
+        )
     # Assignments against Bayes' rule with scipy's densities.
     weights = np.array(parameters["weights"])
     densities = np.column_stack(
