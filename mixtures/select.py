@@ -424,7 +424,8 @@ def _best_shaped(order: list[int], is_ok, n: int) -> list[int]:
     ``order`` runs from the highest objective down; ``is_ok`` (a
     classification, the costly part) is asked only until ``n`` are found.
     """
-    chosen, flagged = [], []
+    chosen: list[int] = []
+    flagged: list[int] = []
     for i in order:
         if len(chosen) == n:
             break
@@ -614,7 +615,7 @@ def _shared_starts(
     Duplicates and the cell's own partition are dropped. mclust starts every
     model from one hierarchical partition instead.
     """
-    labels = []
+    labels: list[tuple[tuple[str, int], np.ndarray]] = []
     for cell, (row, params, _) in results.items():
         if params is not None:
             labels.extend((cell, label) for label in row["_partitions"])
