@@ -297,7 +297,11 @@ def test_component_numbers_agree_between_console_files_and_report(
     _, out, printed, summary = _fit(
         tmp_path, monkeypatch, capsys, limited=False, label=True
     )
-    assert summary["source"] == "model search"
+    # Either fit may be the chosen one here (the cross-check's best run and
+    # the search's cell are within a few hundredths of a nat, and which one
+    # is higher has differed between runs of the whole suite): the numbering
+    # must agree in both cases.
+    assert summary["source"] in ("model search", "engine cross-check")
     weights = np.array(summary["weights"])
     # Console: components 1..3, none numbered 0.
     found = re.findall(r"^component (\d+): weight ([0-9.]+)$", printed, flags=re.M)
