@@ -418,6 +418,38 @@ def _continue(X, run: EMRun, options: EMOptions, stop_if_collapsed) -> EMRun:
     return run
 
 
+#: What a start can raise when EM fails on it (the cell reports the others).
+_FAILURES = (ValueError, FloatingPointError, np.linalg.LinAlgError)
+
+
+def _short_runs(X, options: EMOptions, names, resp) -> tuple[list[str], list[EMRun]]:
+    """A short run from every start; a start that fails is dropped, not the cell.
+
+    All starts go through one call; only when it raises are they run one by
+    one, to keep those that do not fail (the error is raised when none is
+    left).
+    """
+    try:
+        return list(names), list(
+            fit_validated(X, None, options, 0, initial_resp=resp).restarts
+        )
+    except _FAILURES as error:
+        failure = error
+    kept, runs = [], []
+    for name, start in zip(names, resp, strict=True):
+        try:
+            runs.append(
+                fit_validated(X, None, options, 0, initial_resp=[start]).restarts[0]
+            )
+        except _FAILURES as error:
+            failure = error
+            continue
+        kept.append(name)
+    if not runs:
+        raise failure
+    return kept, runs
+
+
 def _best_shaped(order: list[int], is_ok, n: int) -> list[int]:
     """The first ``n`` of ``order`` whose shape is ok, else the first flagged.
 
@@ -498,7 +530,7 @@ def _fit_cell(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateComponentWarning)
             warnings.simplefilter("ignore", ConvergenceWarning)
-            short = fit_validated(X, None, short_options, 0, initial_resp=resp).restarts
+            names, short = _short_runs(X, short_options, names, resp)
             first = [i for i, name in enumerate(names) if name in always]
             others = _best_shaped(
                 sorted(
@@ -513,16 +545,24 @@ def _fit_cell(
             )
             candidates = []
             n_iter_all = sum(run.n_iter for run in short)
+            failure: Exception | None = None
             for i in first + others:
-                run = _continue(
-                    X,
-                    dataclasses.replace(short[i], converged=False),
-                    long_options,
-                    stop_if_collapsed,
-                )
+                try:
+                    run = _continue(
+                        X,
+                        dataclasses.replace(short[i], converged=False),
+                        long_options,
+                        stop_if_collapsed,
+                    )
+                except _FAILURES as error:  # this start only
+                    failure = error
+                    continue
                 n_iter_all += run.n_iter - short[i].n_iter
                 candidates.append((*verdict(run, final=True), names[i], run))
-    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
+            if not candidates:
+                assert failure is not None
+                raise failure
+    except _FAILURES as error:
         row.update(
             status="failed",
             reason=f"{type(error).__name__}: {error}",

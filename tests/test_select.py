@@ -422,3 +422,32 @@ def test_a_cells_trace_joins_its_short_and_long_runs():
         assert fitted.n_iter_ == row["n_iter"]
         assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
         assert trace[-1] * 272 == pytest.approx(row["log_likelihood"], abs=1e-4)
+
+
+def test_a_failing_start_does_not_fail_its_cell():
+    from mixtures import select
+
+    X = load_faithful()
+    rng = np.random.default_rng(0)
+    good = [rng.dirichlet(np.ones(3), size=len(X)) for _ in range(2)]
+    bad = np.full((len(X), 3), np.nan)  # EM cannot start from this
+    options = {
+        "tol": 1e-8,
+        "max_iter": 2000,
+        "reg_covar": 1e-6,
+        "reg_covar_relative": False,
+        "prior": None,
+        "n_continue": 1,
+    }
+    row, params, _ = select._fit_cell(
+        X, "VVV", 3, ["a", "bad", "b"], [good[0], bad, good[1]], options, always=()
+    )
+    assert row["status"] == "ok" and params is not None
+    assert row["start"] in ("a", "b")
+    with pytest.raises(ValueError):
+        select._short_runs(
+            X,
+            select.EMOptions(n_components=3, covariance_type="VVV", max_iter=5),
+            ["bad"],
+            [bad],
+        )
