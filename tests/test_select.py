@@ -442,7 +442,8 @@ def test_a_failing_start_does_not_fail_its_cell():
     row, params, _ = select._fit_cell(
         X, "VVV", 3, ["a", "bad", "b"], [good[0], bad, good[1]], options, always=()
     )
-    assert row["status"] == "ok" and params is not None
+    assert row["status"] == "ok"
+    assert params is not None
     assert row["start"] in ("a", "b")
     with pytest.raises(ValueError):
         select._short_runs(
