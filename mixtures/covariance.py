@@ -312,6 +312,47 @@ def _scatter(weight_sums, first_moments, offsets, second_moments) -> np.ndarray:
     return 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
 
 
+def _moments_scatter(
+    weight_sums,
+    first_moments,
+    offsets,
+    second_moments,
+    denominators,
+    reg_covar,
+    *,
+    per_mass: bool,
+) -> np.ndarray:
+    """The scatter with an M-step's ``reg_covar``: compiled where it can be.
+
+    ``per_mass`` False: the covariances ``scatter / denominators + reg``
+    (:meth:`Full.covariances_from_moments`); True: the scatter plus
+    ``denominators * reg`` on its diagonal (the constrained models). The
+    compiled :func:`_regularised_scatter` when :func:`_compiled_moments`
+    accepts the arrays, else the same NumPy expressions.
+    """
+    reg = _compiled_moments(
+        weight_sums, first_moments, offsets, second_moments, denominators, reg_covar
+    )
+    if reg is not None:
+        return _kernels()["_regularised_scatter"](
+            weight_sums,
+            first_moments,
+            offsets,
+            second_moments,
+            denominators,
+            reg,
+            per_mass,
+        )
+    scatter = _scatter(weight_sums, first_moments, offsets, second_moments)
+    diagonal = np.arange(scatter.shape[-1])
+    if per_mass:
+        scatter[:, diagonal, diagonal] += denominators[:, None] * reg_covar
+        return scatter
+    covariances = scatter / denominators[:, None, None]
+    covariances[:, diagonal, diagonal] += reg_covar
+    return covariances
+
+
 def _regularised_scatter(
     weight_sums, first_moments, offsets, second_moments, denominators, reg, per_mass
 ):
@@ -589,26 +630,15 @@ class Full:
         reg_covar,
         previous=None,
     ):
-        reg = _compiled_moments(
-            weight_sums, first_moments, offsets, second_moments, denominators, reg_covar
+        return _moments_scatter(
+            weight_sums,
+            first_moments,
+            offsets,
+            second_moments,
+            denominators,
+            reg_covar,
+            per_mass=False,
         )
-        if reg is not None:
-            return _kernels()["_regularised_scatter"](
-                weight_sums,
-                first_moments,
-                offsets,
-                second_moments,
-                denominators,
-                reg,
-                False,
-            )
-        covariances = (
-            _scatter(weight_sums, first_moments, offsets, second_moments)
-            / denominators[:, None, None]
-        )
-        diagonal = np.arange(covariances.shape[-1])
-        covariances[:, diagonal, diagonal] += reg_covar
-        return covariances
 
     def precisions_from_cholesky(self, precisions_cholesky):
         return precisions_cholesky @ np.swapaxes(precisions_cholesky, 1, 2)
@@ -1195,28 +1225,20 @@ class _Constrained(Full):
         reg_covar,
         previous=None,
     ):
-        reg = _compiled_moments(
-            weight_sums, first_moments, offsets, second_moments, denominators, reg_covar
+        scatter = _moments_scatter(
+            weight_sums,
+            first_moments,
+            offsets,
+            second_moments,
+            denominators,
+            reg_covar,
+            per_mass=True,
         )
-        if reg is not None:
-            scatter = _kernels()["_regularised_scatter"](
-                weight_sums,
-                first_moments,
-                offsets,
-                second_moments,
-                denominators,
-                reg,
-                True,
-            )
-        else:
-            scatter = _scatter(weight_sums, first_moments, offsets, second_moments)
-            diagonal = np.arange(scatter.shape[-1])
-            scatter[:, diagonal, diagonal] += denominators[:, None] * reg_covar
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             covariances = self.constrained_step(scatter, denominators, previous)
         if (
-            reg is not None  # (compiled helpers on, float64 moments)
-            and _is_float64(covariances)
+            _compiled_steps()  # bit-identical to the NumPy line below
+            and _is_float64(scatter, covariances)
             and covariances.shape == scatter.shape
         ):
             return _kernels()["_symmetrised"](covariances)
