@@ -175,11 +175,11 @@ def _fit(args: argparse.Namespace) -> int:
         print(f"gmmlab fit: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # Every file is written whole or not at all (atomic_write), and the
-        # cross-check's finished runs are kept: nothing to clean up.
+        # Every file is written whole or not at all, and the search's
+        # finished cells and the cross-check's finished runs are kept.
         print(
             "gmmlab fit: interrupted; no file was left half-written (run the same "
-            "command again: the engine cross-check resumes, the search restarts).",
+            "command again: it resumes from the cells and runs already done).",
             file=sys.stderr,
         )
         return 130

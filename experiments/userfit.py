@@ -66,6 +66,8 @@ __all__ = ["ChosenFit", "adopt_cross_check", "fit_file"]
 
 #: Significant digits of the console's weights and means (parameters.json has all).
 SIGNIFICANT_DIGITS = 4
+#: The search's finished cells, inside the results folder (see fit_file).
+CHECKPOINT = "search-cells"
 #: Up to this many features, the console also prints covariance matrices.
 MAX_FEATURES_WITH_COVARIANCES = 3
 
@@ -93,8 +95,10 @@ def fit_file(
 
     The table, results, report, parameters and assignments go to ``out``.
     Returns the chosen model's summary (also written to ``parameters.json``).
-    The engine cross-check resumes when the same file and options are given
-    again (a changed file is refitted). The console shows covariance
+    Given the same file and options again, the search resumes cell by cell
+    from ``out/search-cells`` (:data:`CHECKPOINT`; pickles, so only read
+    from a folder gmmlab wrote) and the engine cross-check from its saved
+    runs; a changed file or option is fitted afresh. The console shows covariance
     matrices only with ``verbose`` or for at most three features; they are
     always in ``parameters.json``.
     """
@@ -137,16 +141,29 @@ def fit_file(
             "are different models than on the raw columns."
         )
     out = Path(out)
-    result = search(
-        data.X,
-        models,
-        components,
-        prior="default" if prior else None,
-        # Units must not matter: regularisation relative to each feature.
-        reg_covar_relative=True,
-        n_jobs=jobs,
-        progress=progress,
-    )
+    existed = out.exists()
+    cells = out / CHECKPOINT
+    try:
+        result = search(
+            data.X,
+            models,
+            components,
+            prior="default" if prior else None,
+            # Units must not matter: regularisation relative to each feature.
+            reg_covar_relative=True,
+            n_jobs=jobs,
+            progress=progress,
+            # Every finished cell is kept: after Ctrl-C the same command
+            # fits only the cells it had not finished.
+            checkpoint=cells,
+        )
+        searched = result.best("bic")
+    except ValueError as error:
+        # Nothing to show for it: a search without a model leaves no folder.
+        shutil.rmtree(cells, ignore_errors=True)
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise ValueError(f"{path.name}: {error}") from None
     table = result.table.copy()
     if data.labels is not None:
         # Agreement of every fitted cell's clustering with the known classes.
@@ -156,10 +173,6 @@ def fit_file(
             else np.nan
             for row in table.itertuples()
         ]
-    try:
-        searched = result.best("bic")
-    except ValueError as error:
-        raise ValueError(f"{path.name}: {error}") from None
     best = top_models(table, 1, "bic").iloc[0]
     model, n_components = str(best["model"]), int(best["n_components"])
 

@@ -72,6 +72,7 @@ for accelerating the convergence of any EM algorithm. Scand. J. Stat.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -83,6 +84,8 @@ from joblib import Parallel, delayed
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
+from mixtures._version import installed_version
+from mixtures.checkpoint import CellStore, fingerprint
 from mixtures.covariance import get_covariance_model, mclust_name, models_for
 from mixtures.diagnostics import (
     STATUSES,
@@ -749,6 +752,25 @@ def _estimator(params: MixtureParams, run, model: str, options: dict, X, feature
     return fitted
 
 
+def _all_starts(
+    X: np.ndarray,
+    ks: Sequence[int],
+    n_random_starts: int,
+    n_soft_starts: int,
+    random_state: int | None,
+) -> dict[int, tuple[list[str], list[np.ndarray]]]:
+    """The first pass's starts of every K (:func:`_starts`), seeded."""
+    seed_sequence = np.random.SeedSequence(0 if random_state is None else random_state)
+    seeds = {
+        k: child.generate_state(n_random_starts + 1)
+        for k, child in zip(ks, seed_sequence.spawn(len(ks)), strict=True)
+    }
+    trees = _hc_trees(X, max(ks), int(seed_sequence.generate_state(1)[0]))
+    return {
+        k: _starts(X, k, trees, n_random_starts, n_soft_starts, seeds[k]) for k in ks
+    }
+
+
 def search(
     X,
     models: Iterable[str] | str | None = None,
@@ -766,6 +788,7 @@ def search(
     reg_covar: float = 1e-6,
     reg_covar_relative: bool = False,
     progress: bool = False,
+    checkpoint: str | os.PathLike | None = None,
 ) -> SearchResult:
     """Fit every model x K and classify every fit (see the module docstring).
 
@@ -804,6 +827,12 @@ def search(
         does not depend on the data's units (``gmmlab fit`` sets it).
     progress : bool, default=False
         Show a tqdm progress bar over the cells (both passes).
+    checkpoint : str, path-like or None, default=None
+        A folder where every finished cell is written at once, and from
+        which the same search (same data and options) reads back the cells
+        it already has: interrupted and started again, it fits only the
+        rest, and returns the same table. See :mod:`mixtures.checkpoint`
+        (cells are pickles: use only a folder you trust).
 
     Returns
     -------
@@ -856,16 +885,23 @@ def search(
         raise ValueError(
             f"random_state must be None or an integer >= 0; got {random_state!r}."
         )
-    seed_sequence = np.random.SeedSequence(0 if random_state is None else random_state)
-    seeds = {
-        k: child.generate_state(n_random_starts + 1)
-        for k, child in zip(ks, seed_sequence.spawn(len(ks)), strict=True)
-    }
-    trees = _hc_trees(X, max(ks), int(seed_sequence.generate_state(1)[0]))
-    starts = {
-        k: _starts(X, k, trees, n_random_starts, n_soft_starts, seeds[k]) for k in ks
-    }
     options["n_continue"] = n_continue
+    store = None
+    if checkpoint is not None:
+        store = CellStore(
+            checkpoint,
+            fingerprint(
+                installed_version(),
+                X,
+                names,
+                ks,
+                options,
+                n_random_starts,
+                n_soft_starts,
+                refine,
+                random_state,
+            ),
+        )
     # Costliest cells first (large K, iterative M-steps), so that processes
     # finish together; the table is put back in model-then-K order below.
     cells = sorted(
@@ -880,17 +916,41 @@ def search(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(cells) * (2 if refine else 1), desc="model search")
+    results = {}
+    if store is not None:
+        for cell in cells:
+            if (saved := store.load(1, cell)) is not None:
+                results[cell] = saved
+    todo = [cell for cell in cells if cell not in results]
+    if bar is not None:
+        bar.update(len(results))
     with Parallel(n_jobs=n_jobs, return_as="generator") as parallel:
-        jobs = (
-            delayed(_fit_cell)(X, model, k, *starts[k], options) for model, k in cells
-        )
-        results = {}
-        for cell, output in zip(cells, parallel(jobs), strict=True):
-            results[cell] = output
-            if bar is not None:
-                bar.update()
+        if todo:
+            starts = _all_starts(X, ks, n_random_starts, n_soft_starts, random_state)
+            jobs = (
+                delayed(_fit_cell)(X, model, k, *starts[k], options)
+                for model, k in todo
+            )
+            for cell, output in zip(todo, parallel(jobs), strict=True):
+                results[cell] = output
+                if store is not None:
+                    store.save(1, cell, output)
+                if bar is not None:
+                    bar.update()
+        # In the cells' order, however many were read back: the second
+        # pass's starts (and so its ties) must not depend on a resume.
+        results = {cell: results[cell] for cell in cells}
         if refine:
             second = _shared_starts(X, results, cells)
+            done = [cell for cell in cells if cell in second]
+            refined = {}
+            if store is not None:
+                for cell in done:
+                    if (saved := store.load(2, cell)) is not None:
+                        refined[cell] = saved
+            todo = [cell for cell in done if cell not in refined]
+            if bar is not None:
+                bar.update(len(cells) - len(todo))
             jobs = (
                 delayed(_fit_cell)(
                     X,
@@ -900,18 +960,17 @@ def search(
                     always=("split", "merge"),
                     short_max_iter=1,
                 )
-                for cell in cells
-                if cell in second
+                for cell in todo
             )
-            done = [cell for cell in cells if cell in second]
-            if bar is not None:
-                bar.update(len(cells) - len(done))
-            for cell, output in zip(done, parallel(jobs), strict=True):
-                results[cell] = _better(
-                    results[cell], output, _tie(options, X.shape[0])
-                )
+            for cell, output in zip(todo, parallel(jobs), strict=True):
+                refined[cell] = output
+                if store is not None:
+                    store.save(2, cell, output)
                 if bar is not None:
                     bar.update()
+            tie = _tie(options, X.shape[0])
+            for cell in done:
+                results[cell] = _better(results[cell], refined[cell], tie)
     if bar is not None:
         bar.close()
     rows, fits = [], {}

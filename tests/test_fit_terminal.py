@@ -124,3 +124,50 @@ def test_ctrl_c_in_the_cross_check_keeps_whole_runs_and_resumes(
     assert main(_args(path, out)) == 0
     assert "1 already done" in capsys.readouterr().out
     assert _no_partial_files(out) == []
+
+
+def test_ctrl_c_mid_search_keeps_the_cells_done_and_the_rerun_fits_only_the_rest(
+    tmp_path, monkeypatch, capsys
+):
+    from mixtures import select
+
+    fit_cell, calls = select._fit_cell, []
+
+    def counted(*args, **kwargs):
+        calls.append((*args[1:3], "second" if "always" in kwargs else "first"))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return fit_cell(*args, **kwargs)
+
+    monkeypatch.setattr(select, "_fit_cell", counted)
+    path, out = _five_features(tmp_path), tmp_path / "out"
+    args = _args(path, out)
+    args[args.index("2")] = "1..3"  # three cells, two of them with a second pass
+    assert main(args) == 130
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "resumes" in captured.err
+    assert "Traceback" not in captured.err
+    kept = sorted(p.name for p in (out / userfit.CHECKPOINT).glob("*.cell"))
+    assert len(kept) == 2  # the two cells finished before the interruption
+    assert not (out / "parameters.json").exists()
+    calls.clear()
+    assert main(args) == 0
+    # Only the first-pass cell not finished is fitted again; then the
+    # second pass, which had not begun.
+    assert [c for c in calls if c[2] == "first"] == [("VVV", 1, "first")]
+    assert all(k > 1 for _, k, _ in calls[1:])
+    assert (out / "parameters.json").exists()
+    assert _no_partial_files(out) == []
+
+
+def test_a_search_without_a_model_leaves_no_folder(tmp_path, monkeypatch):
+    from mixtures.select import SearchResult
+
+    def no_model(self, criterion="bic"):
+        raise ValueError("no cell ended ok")
+
+    monkeypatch.setattr(SearchResult, "best", no_model)
+    out = tmp_path / "out"
+    assert main(_args(_five_features(tmp_path), out)) == 2
+    assert not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from mixtures import diagnostics
+from mixtures._version import installed_version
 from mixtures.backends.base import (
     MixtureFit,
     Stopwatch,
@@ -55,17 +56,11 @@ class EMBackend:
                 random_state=seed_from(random_state),
                 **options,
             )
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            gmmlab_version = version("gmmlab")
-        except PackageNotFoundError:  # pragma: no cover - running from a checkout
-            gmmlab_version = "unknown"
         best = result.restarts[result.best_restart]
         in_force = diagnostics.in_force(best)
         return MixtureFit(
             backend=self.name,
-            version=gmmlab_version,
+            version=installed_version(),
             params=result.params,
             log_likelihood=total_log_likelihood(data, result.params),
             loglik_trace=result.lower_bounds,
