@@ -164,6 +164,11 @@ def fit_file(
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise ValueError(f"{path.name}: {error}") from None
+    if result.n_resumed:
+        echo(
+            f"resumed: {result.n_resumed} finished cell fits read back from "
+            f"{cells} (same data and options), the others fitted now."
+        )
     table = result.table.copy()
     if data.labels is not None:
         # Agreement of every fitted cell's clustering with the known classes.

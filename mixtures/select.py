@@ -169,11 +169,15 @@ class SearchResult:
         The fitted estimator of each cell that did not fail.
     X : ndarray of shape (n_samples, n_features)
         The data searched.
+    n_resumed : int
+        How many cell fits (of both passes) were read back from the
+        ``checkpoint`` folder instead of fitted.
     """
 
     table: pd.DataFrame
     fits: dict[tuple[str, int], GaussianMixture] = field(repr=False)
     X: np.ndarray = field(repr=False)
+    n_resumed: int = 0
 
     def top(self, n: int = 3, criterion: str = "bic") -> pd.DataFrame:
         """The ``n`` best ``ok`` cells by ``criterion`` (lower is better)."""
@@ -921,6 +925,7 @@ def search(
         for cell in cells:
             if (saved := store.load(1, cell)) is not None:
                 results[cell] = saved
+    n_resumed = len(results)
     todo = [cell for cell in cells if cell not in results]
     if bar is not None:
         bar.update(len(results))
@@ -949,6 +954,7 @@ def search(
                     if (saved := store.load(2, cell)) is not None:
                         refined[cell] = saved
             todo = [cell for cell in done if cell not in refined]
+            n_resumed += len(refined)
             if bar is not None:
                 bar.update(len(cells) - len(todo))
             jobs = (
@@ -989,7 +995,7 @@ def search(
         .drop(columns="_order")
         .reset_index(drop=True)
     )
-    return SearchResult(table, fits, X)
+    return SearchResult(table, fits, X, n_resumed)
 
 
 def bic_table(

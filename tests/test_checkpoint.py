@@ -65,6 +65,8 @@ def test_an_interrupted_search_resumes_and_gives_the_same_table(
     calls.clear()
     again = select.search(load_faithful(), checkpoint=folder, **SMALL)
     assert calls == []  # a finished search is read back whole
+    assert again.n_resumed == len(list(folder.glob("*.cell")))
+    assert uninterrupted.n_resumed == 0
     pd.testing.assert_frame_equal(again.table, resumed.table)
 
 

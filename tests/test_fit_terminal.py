@@ -153,6 +153,7 @@ def test_ctrl_c_mid_search_keeps_the_cells_done_and_the_rerun_fits_only_the_rest
     assert not (out / "parameters.json").exists()
     calls.clear()
     assert main(args) == 0
+    assert "resumed: 2 finished cell fits" in capsys.readouterr().out
     # Only the first-pass cell not finished is fitted again; then the
     # second pass, which had not begun.
     assert [c for c in calls if c[2] == "first"] == [("VVV", 1, "first")]
