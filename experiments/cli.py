@@ -1,8 +1,20 @@
-"""The ``gmmlab`` command line.
+"""The ``gmmlab`` command line (``gmmlab --help`` lists the same).
 
-``gmmlab run [CONFIG]`` runs (or resumes) a sweep into Parquet tables; with no
-CONFIG, the bundled default sweep. ``gmmlab demo`` fits the engine to Iris and
-prints the learned parameters next to scikit-learn's.
+``gmmlab run [CONFIG]``
+    Run (or resume) a sweep of data sets x engines x seeds into Parquet
+    tables and build its report; with no CONFIG, the bundled default sweep.
+``gmmlab report RESULTS``
+    Build the HTML and Markdown report of a results folder.
+``gmmlab fit FILE``
+    Search covariance models x K on a CSV or Parquet file (BIC/ICL, as
+    mclust does), cross-check the chosen model, write parameters,
+    assignments and a report.
+``gmmlab check MODULE:FUNCTION``
+    Validate your own EM function against the reference engine.
+``gmmlab demo``
+    Fit the engine to Iris and print its parameters beside scikit-learn's.
+``gmmlab --version``
+    The installed gmmlab version.
 """
 
 from __future__ import annotations
@@ -32,6 +44,13 @@ def _demo(args: argparse.Namespace) -> int:
 
     iris = load_iris()
     X = iris.data
+    if not 1 <= args.components <= X.shape[0]:
+        print(
+            f"gmmlab demo: error: --components must be between 1 and "
+            f"{X.shape[0]} (Iris has {X.shape[0]} flowers); got {args.components}.",
+            file=sys.stderr,
+        )
+        return 2
     options = dict(
         n_components=args.components,
         covariance_type=args.covariance_type,
@@ -97,6 +116,9 @@ def _run(args: argparse.Namespace) -> int:
 
     config_path = Path(args.config) if args.config else DEFAULT_CONFIG
     out = Path(args.out) if args.out else Path("results") / config_path.stem
+    if not args.config:
+        # The installed copy: editing a checkout's file changes nothing here.
+        print(f"config: the bundled default sweep, {config_path}")
     try:
         config = load_config(config_path)
         if args.jobs < 1:
@@ -219,12 +241,34 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if all(r.passed is not False for r in results) else 1
 
 
+_CHECK_CONVENTIONS = """\
+how your function is called (--convention):
+  standard   fn(X, n_components, weights, means, covariances, max_iter)
+             X (n, d), weights (K,), means (K, d), covariances (K, d, d)
+  1d         fn(x, n_components, weights, means, variances, max_iter)
+             x (n,), means (K,), variances (K,)
+  column     as 1d, with means and variances as (K, 1) columns
+  self-init  fn(X, n_components, max_iter): it initialises itself
+  auto       self-init for at most three parameters, else standard,
+             falling back to 1d (the default)
+it returns (weights, means, covariances) in the same layout, optionally
+followed by its log-likelihood trace.
+"""
+
+
 def _build_parser() -> argparse.ArgumentParser:
+    from mixtures._version import installed_version
+
     parser = argparse.ArgumentParser(
         prog="gmmlab",
-        description="Gaussian mixtures by EM: fit, compare and validate.",
+        description="Gaussian mixtures by EM: fit, compare and validate. "
+        "In Python: mixtures.GaussianMixture, fit_em, search, bootstrap, "
+        "check_em; experiments.run_sweep, build_report, fit_file.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", action="version", version=f"gmmlab {installed_version()}"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run", help="run or resume a sweep (default: the bundled default sweep)"
     )
@@ -264,7 +308,8 @@ def _build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
     fit = commands.add_parser(
         "fit",
-        help="fit a CSV or Parquet file and write parameters, assignments, report",
+        help="search models x K on a CSV or Parquet file (BIC, as mclust) and "
+        "write parameters, assignments, report",
     )
     fit.add_argument(
         "file",
@@ -354,9 +399,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     fit.set_defaults(handler=_fit)
     check = commands.add_parser(
-        "check", help="validate your EM implementation against the reference engine"
+        "check",
+        help="validate your EM implementation against the reference engine",
+        description="Run a battery of checks on your EM function and name the "
+        "likely bug of every failure.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_CHECK_CONVENTIONS,
     )
-    check.add_argument("target", help="MODULE:FUNCTION or FILE.py:FUNCTION")
+    check.add_argument(
+        "target",
+        help="MODULE:FUNCTION or FILE.py:FUNCTION, e.g. my_em.py:em",
+    )
     check.add_argument(
         "--convention",
         default="auto",
@@ -375,13 +428,25 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="fit the engine to Iris and print the learned parameters"
     )
-    demo.add_argument("--components", type=int, default=3, metavar="K")
+    demo.add_argument(
+        "--components",
+        type=int,
+        default=3,
+        metavar="K",
+        help="number of components, 1 to 150 (default 3: Iris's three species)",
+    )
     demo.add_argument(
         "--covariance-type",
         default="full",
         choices=["full", "tied", "diag", "spherical"],
+        help="scikit-learn's covariance type (default full)",
     )
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random_state of both fits, so they start alike (default 0)",
+    )
     demo.set_defaults(handler=_demo)
     return parser
 

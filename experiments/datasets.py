@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,12 +386,47 @@ def read_table(
         engine="python" if sep == r"\s+" else "c",
         skipinitialspace=True,
     )
+    if sep != "," and _decimal_comma_columns(frame):
+        # Spreadsheets in much of Europe write 3,6 for 3.6 (and separate
+        # fields by semicolons): read such numbers as numbers, not text.
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            header=0 if header else None,
+            engine="python" if sep == r"\s+" else "c",
+            skipinitialspace=True,
+            decimal=",",
+        )
+        frame.attrs["decimal"] = ","
     if not header:
         frame.columns = [f"x{j + 1}" for j in range(frame.shape[1])]
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.shape[0] == 0:
         raise ValueError(f"data file {str(path)!r} has a header but no rows.")
     return frame
+
+
+#: A number written with a decimal comma: 3,6  -0,25  1,5e-3  ,5
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d+,\d*|,\d+)([eE][-+]?\d+)?\s*$")
+_PLAIN_NUMBER = re.compile(r"^\s*[-+]?\d+([eE][-+]?\d+)?\s*$")
+
+
+def _decimal_comma_columns(frame: pd.DataFrame) -> list[str]:
+    """Text columns whose every value is a number with a decimal comma.
+
+    Whole numbers (no comma) may be mixed in; one other value, and the
+    column is text as it stands.
+    """
+    found = []
+    for column in frame.columns:
+        values = frame[column].dropna()
+        if values.empty or pd.api.types.is_numeric_dtype(values):
+            continue
+        text = values.astype(str)
+        comma = text.str.match(_DECIMAL_COMMA)
+        if comma.any() and (comma | text.str.match(_PLAIN_NUMBER)).all():
+            found.append(str(column))
+    return found
 
 
 def _feature_column(frame: pd.DataFrame, column: str, path: Path, header: int):
@@ -509,6 +545,8 @@ def file(
         notes.update(scale=scale, center=center.tolist(), spread=spread.tolist())
     if left_out:
         notes["left_out"] = left_out
+    if frame.attrs.get("decimal") == ",":
+        notes["decimal"] = ","
     notes["label_like"] = [
         name
         for name in chosen

@@ -286,9 +286,23 @@ def run_sweep(
     if timeout is not None:
         specs = [replace(spec, timeout=timeout) for spec in specs]
     with folder_lock(out, echo=echo):
+        manifest_path = out / "manifest.json"
+        previous = (
+            json.loads(manifest_path.read_text())
+            if manifest_path.is_file() and not force
+            else None
+        )
         manifest = _prepare_folder(out, config, force)
         done = completed_run_ids(out)
         pending = [spec for spec in specs if spec.run_id not in done]
+        # A finished sweep run again runs nothing: no new session, and the
+        # record of when it ran (which the report prints) stays as it was.
+        nothing_ran = (
+            not pending and previous is not None and bool(previous.get("finished_at"))
+        )
+        if nothing_ran and previous is not None:
+            manifest = previous
+            atomic_write(json.dumps(manifest, indent=2, default=str), manifest_path)
         echo(
             f"{len(specs)} runs in {config.source}: {len(specs) - len(pending)} "
             f"already done, {len(pending)} to run, {jobs} job(s)"
@@ -324,8 +338,9 @@ def run_sweep(
             tables["checks"] = checks
         runs = tables["runs"]
         statuses = runs["status"].value_counts() if len(runs) else pd.Series()
+        if not nothing_ran:
+            manifest["finished_at"] = now()
         manifest.update(
-            finished_at=now(),
             n_runs=len(runs),
             n_by_status={k: int(v) for k, v in statuses.items()},
         )

@@ -124,6 +124,8 @@ def fit_file(
             f"note: columns {data.notes['left_out']} hold no numbers and are not "
             "features (choose features with --columns)."
         )
+    if data.notes.get("decimal") == ",":
+        echo("note: numbers are written with a decimal comma (3,6 = 3.6); read so.")
     for name in data.notes.get("label_like", []):
         echo(
             f"warning: column {name!r} holds few distinct whole numbers and looks "

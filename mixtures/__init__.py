@@ -1,18 +1,46 @@
-"""gmmlab's mixture engines.
+"""gmmlab's mixture engines: everything a user needs, from one import.
 
-``GaussianMixture`` is the from-scratch EM engine as a scikit-learn
-estimator, ``fit_em`` its functional entry point, and ``MixtureParams`` the
-parameter object every engine returns. ``check_em`` (the checker of other
-people's EM functions, :mod:`mixtures.check`) is imported on first use, so
-importing the engine does not import the checker.
+Fitting
+    ``GaussianMixture`` (the from-scratch EM engine as a scikit-learn
+    estimator), ``fit_em`` (its functional entry point), ``MixtureParams``
+    (the parameter object every engine returns), ``EMResult``.
+Model-based clustering (mclust's model family)
+    ``search`` (covariance models x K by BIC/ICL), ``best_model``,
+    ``bic_table``, ``models_for``; ``bootstrap`` (standard errors and
+    intervals of a fitted mixture).
+Validating other people's EM
+    ``check_em``.
+Data
+    ``load_faithful`` (Old Faithful, as R distributes it).
+Events and warnings
+    ``DegenerateEvent``, ``DegenerateComponentWarning``.
+
+Every name is imported on first use (PEP 562), so ``import mixtures`` (and
+any of its submodules, e.g. in a worker process) does not import
+scikit-learn, numba or the checker until they are needed.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from mixtures.em import DegenerateEvent
-from mixtures.estimator import GaussianMixture
-from mixtures.fitting import DegenerateComponentWarning, EMResult, fit_em
-from mixtures.params import MixtureParams
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "GaussianMixture": "mixtures.estimator",
+    "fit_em": "mixtures.fitting",
+    "EMResult": "mixtures.fitting",
+    "DegenerateComponentWarning": "mixtures.fitting",
+    "MixtureParams": "mixtures.params",
+    "DegenerateEvent": "mixtures.em",
+    "search": "mixtures.select",
+    "best_model": "mixtures.select",
+    "bic_table": "mixtures.select",
+    "models_for": "mixtures.covariance",
+    "bootstrap": "mixtures.bootstrapping",
+    "check_em": "mixtures.check",
+    "load_faithful": "mixtures.data",
+}
 
 __all__ = [
     "DegenerateComponentWarning",
@@ -20,15 +48,37 @@ __all__ = [
     "EMResult",
     "GaussianMixture",
     "MixtureParams",
+    "best_model",
+    "bic_table",
+    "bootstrap",
     "check_em",
     "fit_em",
+    "load_faithful",
+    "models_for",
+    "search",
 ]
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from mixtures.bootstrapping import bootstrap
+    from mixtures.check import check_em
+    from mixtures.covariance import models_for
+    from mixtures.data import load_faithful
+    from mixtures.em import DegenerateEvent
+    from mixtures.estimator import GaussianMixture
+    from mixtures.fitting import DegenerateComponentWarning, EMResult, fit_em
+    from mixtures.params import MixtureParams
+    from mixtures.select import best_model, bic_table, search
 
 
 def __getattr__(name: str) -> Any:
-    """``mixtures.check_em``, imported from :mod:`mixtures.check` on first use."""
-    if name == "check_em":
-        from mixtures.check import check_em
+    """Import a public name from its module on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mixtures' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return check_em
-    raise AttributeError(f"module 'mixtures' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

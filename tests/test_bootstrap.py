@@ -1,4 +1,4 @@
-"""Bootstrap standard errors and intervals (mixtures.bootstrap)."""
+"""Bootstrap standard errors and intervals (mixtures.bootstrapping)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from joblib import parallel_config
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-import mixtures.bootstrap as bootstrap_module
+import mixtures.bootstrapping as bootstrap_module
 from mixtures import GaussianMixture
-from mixtures.bootstrap import BootstrapResult, bootstrap
+from mixtures.bootstrapping import BootstrapResult, bootstrap
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 

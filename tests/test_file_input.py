@@ -178,3 +178,40 @@ def test_fit_prints_and_reports_flagged_cells(tmp_path, capsys):
     assert "never chosen:" in printed
     assert "flagged VVV," in printed
     assert "Flagged cells" in (out / "index.html").read_text()
+
+
+@pytest.mark.parametrize(("sep", "suffix"), [(";", ".csv"), ("\t", ".tsv")])
+def test_decimal_commas_are_read_as_numbers(tmp_path, faithful_frame, sep, suffix):
+    # As spreadsheets in much of Europe save a table: 3,6;79
+    path = tmp_path / f"faithful{suffix}"
+    faithful_frame.to_csv(path, index=False, sep=sep, decimal=",")
+    assert "3,6" in path.read_text()
+    data = load_dataset(f"file:{path}")
+    assert data.notes["columns"] == ["eruptions", "waiting"]  # none dropped
+    assert data.notes["decimal"] == ","
+    np.testing.assert_allclose(data.X, faithful_frame.to_numpy(), rtol=1e-12)
+
+
+def test_a_comma_in_text_is_not_taken_for_a_decimal(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text("name;x\nSmith, J;1,5\nDoe, A;2\nRoe;2,25\n")
+    frame = read_table(path)
+    assert frame["x"].tolist() == [1.5, 2.0, 2.25]
+    assert frame["name"].tolist() == ["Smith, J", "Doe, A", "Roe"]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("a;b\nx,1;2\ny;3\n")  # one text column: no decimal commas
+    assert read_table(plain)["a"].tolist() == ["x,1", "y"]
+    assert "decimal" not in read_table(plain).attrs
+
+
+def test_fit_says_it_read_decimal_commas(tmp_path, faithful_frame, capsys):
+    path = tmp_path / "faithful.csv"
+    faithful_frame.to_csv(path, index=False, sep=";", decimal=",")
+    out = tmp_path / "out"
+    args = ["fit", str(path), "--models", "EEE", "--components", "2",
+            "--backends", "em", "--seeds", "1", "--jobs", "1", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "decimal comma" in printed
+    assert "hold no numbers" not in printed

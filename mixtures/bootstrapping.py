@@ -508,7 +508,7 @@ def bootstrap(
     --------
     >>> import numpy as np
     >>> from mixtures import GaussianMixture
-    >>> from mixtures.bootstrap import bootstrap
+    >>> from mixtures.bootstrapping import bootstrap
     >>> X = np.random.default_rng(0).normal(size=(200, 2))
     >>> gm = GaussianMixture(random_state=0).fit(X)
     >>> result = bootstrap(gm, X, n_bootstrap=50, random_state=0)
