@@ -188,7 +188,7 @@ def answers(faithful: SearchResult | None = None, searched: dict | None = None) 
         faithful = search(X, n_jobs=N_JOBS)
     ok = faithful.table[faithful.table["status"] == "ok"]
     smallest = min(
-        degeneracy_findings(faithful.fits[(row.model, row.n_components)]._params(), X)[
+        degeneracy_findings(faithful.fits[(row.model, row.n_components)].params_, X)[
             "min_relative_variance"
         ]
         for row in ok.itertuples()

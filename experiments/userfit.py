@@ -237,7 +237,7 @@ def fit_file(
     )
 
     search_fit = ChosenFit(
-        params=searched._params(),
+        params=searched.params_,
         log_likelihood=float(best["log_likelihood"]),
         bic=float(best["bic"]),
         icl=float(best["icl"]),

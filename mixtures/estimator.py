@@ -10,7 +10,7 @@ policy for degenerate components instead of an exception.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+import inspect
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
@@ -19,42 +19,25 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from mixtures import em
 from mixtures._arrays import array_kind, to_numpy
 from mixtures._parallel import use_kernel
-from mixtures.covariance import COVARIANCE_MODELS, Diag
+from mixtures.covariance import Diag
 from mixtures.diagnostics import bic
-from mixtures.fitting import EMOptions, as_random_state, fit_validated
-from mixtures.initialization import INIT_METHODS
+from mixtures.fitting import as_random_state, fit_validated
+from mixtures.options import (
+    EMOptions,
+    estimator_parameters,
+    reject_unknown,
+    sklearn_constraints,
+)
 from mixtures.params import MixtureParams
-from mixtures.prior import ConjugatePrior
 
 try:  # scikit-learn's parameter validation (a private module of it)
-    from sklearn.utils._param_validation import Interval, StrOptions
-except ImportError:  # pragma: no cover - a future scikit-learn moved it
-    _PARAMETER_CONSTRAINTS: dict = {}
-else:
     #: Declared as scikit-learn declares its own estimators' parameters, so
     #: an invalid one raises its ``InvalidParameterError`` (a ValueError and
-    #: a TypeError) with its wording; the fit's own checks follow.
-    _PARAMETER_CONSTRAINTS = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions(set(COVARIANCE_MODELS))],
-        "tol": [Interval(Real, 0.0, None, closed="left")],
-        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions(set(INIT_METHODS))],
-        "weights_init": ["array-like", None],
-        "means_init": ["array-like", None],
-        "precisions_init": ["array-like", None],
-        "random_state": ["random_state", np.random.Generator],
-        "warm_start": ["boolean"],
-        "verbose": ["verbose"],
-        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
-        "prior": [None, StrOptions({"default"}), dict, ConjugatePrior],
-        "reg_covar_relative": ["boolean"],
-        "acceleration": [None, StrOptions({"squarem"})],
-        "stopping": [StrOptions({"change", "aitken"})],
-        "kernel": [StrOptions({"auto", "numba", "numpy"})],
-    }
+    #: a TypeError) with its wording; the fit's own checks follow. Derived
+    #: from the one declaration of the options (:mod:`mixtures.options`).
+    _PARAMETER_CONSTRAINTS: dict = sklearn_constraints()
+except ImportError:  # pragma: no cover - a future scikit-learn moved it
+    _PARAMETER_CONSTRAINTS = {}
 
 #: The fitted arrays that follow the input's array-API namespace.
 _ARRAY_ATTRIBUTES = (
@@ -169,6 +152,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         issued when it is not empty.
     best_init_ : int
         Index of the kept initialisation.
+    params_ : MixtureParams
+        All of the above as one parameter object (what every engine
+        returns); :meth:`from_result` builds a fitted estimator from one.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when ``X`` has string feature names.
@@ -186,48 +172,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     array([1, 0])
     """
 
-    def __init__(
-        self,
-        n_components=1,
-        *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weights_init=None,
-        means_init=None,
-        precisions_init=None,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        verbose_interval=10,
-        prior=None,
-        reg_covar_relative=False,
-        acceleration=None,
-        stopping="change",
-        kernel="auto",
-    ):
+    def __init__(self, n_components=1, **params):
+        # The signature (below the class) is derived from EMOptions, the one
+        # declaration of every option: scikit-learn reads it for
+        # get_params/set_params/clone, and unknown names are refused here as
+        # Python refuses an unknown keyword.
+        reject_unknown("GaussianMixture.__init__", params, _PARAMETER_NAMES)
         self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.means_init = means_init
-        self.precisions_init = precisions_init
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
-        self.prior = prior
-        self.reg_covar_relative = reg_covar_relative
-        self.acceleration = acceleration
-        self.stopping = stopping
-        self.kernel = kernel
+        for parameter in _SIGNATURE.parameters.values():
+            if parameter.name not in ("self", "n_components"):
+                setattr(
+                    self, parameter.name, params.get(parameter.name, parameter.default)
+                )
 
     _parameter_constraints: dict = _PARAMETER_CONSTRAINTS
 
@@ -299,30 +255,69 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             sample_weight,
             options,
             self.random_state,
-            initial_params=self._params() if warm else None,
+            initial_params=self.params_ if warm else None,
             initial_lower_bound=self.lower_bound_ if warm else -np.inf,
         )
-        arrays = result.params.astype_arrays(X.dtype)
-        self.weights_ = arrays["weights"]
-        self.means_ = arrays["means"]
-        self.covariances_ = arrays["covariances"]
-        self.precisions_ = arrays["precisions"]
-        self.precisions_cholesky_ = arrays["precisions_cholesky"]
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.lower_bound_ = result.lower_bound
-        self.lower_bounds_ = result.lower_bounds.copy()
-        self.init_lower_bounds_ = result.init_lower_bounds
-        self.init_traces_ = [trace.copy() for trace in result.init_traces]
-        self.degenerate_events_ = list(result.events)
-        self.best_init_ = result.best_restart
+        self._store(result, X.dtype)
         for name in _ARRAY_ATTRIBUTES:
             setattr(self, name, kind(getattr(self, name)))
         return kind(result.labels)
 
     # -- prediction ----------------------------------------------------------
 
-    def _params(self) -> MixtureParams:
+    def _store(self, result, dtype) -> None:
+        """Set every fitted attribute from an EMResult or one EMRun."""
+        runs = getattr(result, "restarts", None) or (result,)
+        best = getattr(result, "best_restart", 0)
+        arrays = result.params.astype_arrays(np.dtype(dtype))
+        self.weights_ = arrays["weights"]
+        self.means_ = arrays["means"]
+        self.covariances_ = arrays["covariances"]
+        self.precisions_ = arrays["precisions"]
+        self.precisions_cholesky_ = arrays["precisions_cholesky"]
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.lower_bound_ = float(result.lower_bound)
+        self.lower_bounds_ = np.array(result.lower_bounds, copy=True)
+        self.init_lower_bounds_ = np.array([run.lower_bound for run in runs])
+        self.init_traces_ = [np.array(run.lower_bounds, copy=True) for run in runs]
+        self.degenerate_events_ = [event for run in runs for event in run.events]
+        self.best_init_ = int(best)
+
+    @classmethod
+    def from_result(cls, result, *, feature_names_in=None, **params) -> GaussianMixture:
+        """A fitted estimator holding ``result``'s parameters, without refitting.
+
+        Parameters
+        ----------
+        result : EMResult or EMRun
+            :func:`mixtures.fit_em`'s result, or one run of it (a model
+            search's cell, :attr:`mixtures.select.SearchResult.fits` holds
+            these estimators).
+        feature_names_in : array-like of str, optional
+            The data's column names, as ``fit`` would record them.
+        **params
+            Constructor parameters (``covariance_type`` defaults to the
+            result's), recorded as the estimator's settings.
+
+        Returns
+        -------
+        GaussianMixture
+            Fitted: ``predict``, ``score``, ``bic`` ... work at once, and
+            ``params_`` is ``result.params``.
+        """
+        params.setdefault("covariance_type", result.params.covariance_type)
+        fitted = cls(result.params.n_components, **params)
+        fitted._store(result, np.float64)
+        fitted.n_features_in_ = result.params.n_features
+        if feature_names_in is not None:
+            fitted.feature_names_in_ = np.asarray(feature_names_in, dtype=object)
+        return fitted
+
+    @property
+    def params_(self) -> MixtureParams:
+        """The fitted parameters as one :class:`mixtures.MixtureParams`."""
+        check_is_fitted(self)
         return MixtureParams(
             to_numpy(self.weights_),
             to_numpy(self.means_),
@@ -347,26 +342,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         kind = array_kind(X)
         X = self._validate_predict(X)
         with use_kernel(self.kernel):
-            return kind(em.score_samples(X, self._params()))
+            return kind(em.score_samples(X, self.params_))
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` under the model (a float)."""
         X = self._validate_predict(X)
         with use_kernel(self.kernel):
-            return float(np.mean(em.score_samples(X, self._params())))
+            return float(np.mean(em.score_samples(X, self.params_)))
 
     def predict(self, X):
         """Most probable component of each sample, shape (n_samples,)."""
         kind = array_kind(X)
         X = self._validate_predict(X)
         with use_kernel(self.kernel):
-            return kind(em.predict_labels(X, self._params()))
+            return kind(em.predict_labels(X, self.params_))
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)."""
         kind = array_kind(X)
         X = self._validate_predict(X)
-        _, log_resp = em.e_step(X, self._params())
+        _, log_resp = em.e_step(X, self.params_)
         return kind(np.exp(log_resp))
 
     def sample(self, n_samples=1):
@@ -387,7 +382,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "requires at least one sample: n_samples must be an integer >= 1."
             )
         rng = as_random_state(self.random_state)
-        params = self._params()
+        params = self.params_
         counts = rng.multinomial(n_samples, params.weights)
         full = params.full_covariances()
         # scikit-learn draws diagonal models feature by feature; the same
@@ -414,7 +409,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # -- model selection -----------------------------------------------------
 
     def _n_parameters(self) -> int:
-        return self._params().n_parameters()
+        return self.params_.n_parameters()
 
     def bic(self, X):
         """Bayesian information criterion on ``X``; lower is better."""
@@ -425,3 +420,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Akaike information criterion on ``X``; lower is better."""
         X = self._validate_predict(X)
         return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())
+
+
+_SIGNATURE = inspect.Signature(
+    [
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *estimator_parameters(),
+    ]
+)
+_PARAMETER_NAMES = frozenset(_SIGNATURE.parameters) - {"self", "n_components"}
+GaussianMixture.__init__.__signature__ = _SIGNATURE  # type: ignore[attr-defined]

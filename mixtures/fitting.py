@@ -9,22 +9,20 @@ selects it, while keeping the trace of every restart. The estimator in
 
 from __future__ import annotations
 
+import inspect
 import logging
-import math
-import numbers
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
-from mixtures._parallel import resolve_kernel, use_kernel
-from mixtures.accelerate import ACCELERATIONS, STOPPING_RULES
-from mixtures.covariance import COVARIANCE_MODELS, get_covariance_model
+from mixtures._parallel import use_kernel
+from mixtures.covariance import get_covariance_model
 from mixtures.em import (
     DegeneracyPolicy,
     DegenerateEvent,
@@ -35,7 +33,13 @@ from mixtures.em import (
     run_em,
     score_and_label,
 )
-from mixtures.initialization import INIT_METHODS, initial_responsibilities
+from mixtures.initialization import initial_responsibilities
+from mixtures.options import (
+    EMOptions,
+    _as_float_array,
+    fit_em_signature,
+    reject_unknown,
+)
 from mixtures.params import MixtureParams
 from mixtures.prior import as_prior
 
@@ -60,149 +64,6 @@ class DegenerateComponentWarning(UserWarning):
 
 # ---------------------------------------------------------------------------
 # Validation
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
-    return int(value)
-
-
-def _check_real(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a non-negative number; got {value!r}.")
-    if not math.isfinite(float(value)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative finite number; got {value}.")
-    return float(value)
-
-
-def _as_float_array(value, name: str) -> np.ndarray:
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numeric; got {value!r}.") from None
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinity.")
-    return array
-
-
-def _check_shape(
-    array: np.ndarray, shape: tuple[int, ...], name: str, sklearn_name: str
-) -> None:
-    # scikit-learn's sentence first, so code matching its message keeps working.
-    if array.shape != shape:
-        raise ValueError(
-            f"The parameter '{sklearn_name}' should have the shape of {shape}, but "
-            f"got {array.shape}: {name} must have one entry per component "
-            "(and feature)."
-        )
-
-
-@dataclass(frozen=True, eq=False)
-class EMOptions:
-    """Validated hyper-parameters of an EM fit (scikit-learn's meanings).
-
-    Scalar options are checked on construction; ``*_init`` arrays are checked
-    against the data by :meth:`initial_arrays`.
-    """
-
-    n_components: int = 1
-    covariance_type: str = "full"
-    tol: float = 1e-3
-    reg_covar: float = 1e-6
-    max_iter: int = 100
-    n_init: int = 1
-    init_params: str = "kmeans"
-    weights_init: object = field(default=None, repr=False)
-    means_init: object = field(default=None, repr=False)
-    precisions_init: object = field(default=None, repr=False)
-    verbose: int = 0
-    verbose_interval: int = 10
-    prior: object = field(default=None, repr=False)
-    reg_covar_relative: bool = False
-    acceleration: str | None = None
-    stopping: str = "change"
-    kernel: str = "auto"
-
-    def __post_init__(self) -> None:
-        as_prior(self.prior)  # raises on a malformed prior
-        resolve_kernel(self.kernel)  # raises on an unknown kernel
-        if self.acceleration not in ACCELERATIONS:
-            raise ValueError(
-                "acceleration must be None (plain EM) or 'squarem'; got "
-                f"{self.acceleration!r}."
-            )
-        if self.stopping not in STOPPING_RULES:
-            raise ValueError(
-                "stopping must be 'change' (stop when the mean log-likelihood "
-                "changes by less than tol) or 'aitken' (stop when Aitken's "
-                f"estimate of its limit is within tol); got {self.stopping!r}."
-            )
-        if not isinstance(self.reg_covar_relative, bool | np.bool_):
-            raise ValueError(
-                f"reg_covar_relative must be a bool; got {self.reg_covar_relative!r}."
-            )
-        _check_int(self.n_components, "n_components", 1)
-        _check_int(self.max_iter, "max_iter", 0)
-        _check_int(self.n_init, "n_init", 1)
-        _check_int(self.verbose, "verbose", 0)
-        _check_int(self.verbose_interval, "verbose_interval", 1)
-        _check_real(self.tol, "tol")
-        _check_real(self.reg_covar, "reg_covar")
-        if self.covariance_type not in COVARIANCE_MODELS:
-            get_covariance_model(self.covariance_type)  # raises with the choices
-        if (
-            not isinstance(self.init_params, str)
-            or self.init_params not in INIT_METHODS
-        ):
-            allowed = ", ".join(repr(m) for m in INIT_METHODS)
-            raise ValueError(
-                f"init_params must be one of {allowed}; got {self.init_params!r}."
-            )
-
-    def initial_arrays(
-        self, n_features: int
-    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-        """Validated copies of ``weights_init``, ``means_init``, ``precisions_init``."""
-        k = self.n_components
-        weights = means = precisions = None
-        if self.weights_init is not None:
-            weights = _as_float_array(self.weights_init, "weights_init")
-            _check_shape(weights, (k,), "weights_init", "weights")
-            if np.any(weights < 0) or np.any(weights > 1):
-                # scikit-learn's sentence verbatim (it prints the minimum as
-                # "max value" and the maximum as "min value"), then the truth.
-                raise ValueError(
-                    "The parameter 'weights' should be in the range [0, 1], but "
-                    f"got max value {weights.min():.5f}, min value "
-                    f"{weights.max():.5f}: weights_init are proportions; they "
-                    f"range from {weights.min():.5g} to {weights.max():.5g}."
-                )
-            # Weights given in float32 sum to one only to float32 rounding.
-            given = np.asarray(self.weights_init)
-            eps = np.finfo(given.dtype).eps if given.dtype.kind == "f" else 0.0
-            if not np.isclose(weights.sum(), 1.0, rtol=0, atol=max(1e-8, 8 * eps)):
-                raise ValueError(
-                    "The parameter 'weights' should be normalized, but got "
-                    f"sum(weights) = {weights.sum():.5f}: divide weights_init "
-                    "by its sum."
-                )
-        if self.means_init is not None:
-            means = _as_float_array(self.means_init, "means_init")
-            _check_shape(means, (k, n_features), "means_init", "means")
-        if self.precisions_init is not None:
-            model = get_covariance_model(self.covariance_type)
-            precisions = _as_float_array(self.precisions_init, "precisions_init")
-            _check_shape(
-                precisions,
-                model.shape(k, n_features),
-                f"precisions_init for {self.covariance_type!r}",
-                f"{self.covariance_type} precision",
-            )
-            model.check_precisions(precisions)
-        return weights, means, precisions
 
 
 def check_data(X, *, allow_1d: bool) -> np.ndarray:
@@ -697,24 +558,9 @@ def fit_em(
     n_components: int = 1,
     *,
     sample_weight=None,
-    covariance_type: str = "full",
-    tol: float = 1e-3,
-    reg_covar: float = 1e-6,
-    max_iter: int = 100,
-    n_init: int = 1,
-    init_params: str = "kmeans",
-    weights_init=None,
-    means_init=None,
-    precisions_init=None,
     random_state=None,
     initial_params: MixtureParams | None = None,
-    verbose: int = 0,
-    verbose_interval: int = 10,
-    prior=None,
-    reg_covar_relative: bool = False,
-    acceleration: str | None = None,
-    stopping: str = "change",
-    kernel: str = "auto",
+    **options,
 ) -> EMResult:
     """Fit a Gaussian mixture by EM and return an :class:`EMResult`.
 
@@ -725,11 +571,14 @@ def fit_em(
     n_components : int, default=1
     sample_weight : array-like of shape (n_samples,), optional
         Non-negative weights; integer weights fit like repeated rows.
-    covariance_type, tol, reg_covar, max_iter, n_init, init_params, \
-weights_init, means_init, precisions_init, random_state, verbose, \
-verbose_interval, prior, reg_covar_relative, acceleration, stopping, kernel
-        As in :class:`mixtures.GaussianMixture` (scikit-learn's meanings).
-        ``random_state`` may also be a ``numpy.random.Generator``.
+    random_state : int, RandomState, Generator or None, default=None
+    **options
+        Every option of :class:`mixtures.options.EMOptions` (the one
+        declaration; the signature lists them): ``covariance_type, tol,
+        reg_covar, max_iter, n_init, init_params, weights_init, means_init,
+        precisions_init, verbose, verbose_interval, prior,
+        reg_covar_relative, acceleration, stopping, kernel``, as in
+        :class:`mixtures.GaussianMixture` (scikit-learn's meanings).
     initial_params : MixtureParams, optional
         Start EM from these parameters (one restart, no initialisation).
 
@@ -746,26 +595,21 @@ verbose_interval, prior, reg_covar_relative, acceleration, stopping, kernel
     >>> np.round(np.sort(result.params.means[:, 0]), 2)
     array([0.25, 5.75])
     """
-    options = EMOptions(
-        n_components=n_components,
-        covariance_type=covariance_type,
-        tol=tol,
-        reg_covar=reg_covar,
-        max_iter=max_iter,
-        n_init=n_init,
-        init_params=init_params,
-        weights_init=weights_init,
-        means_init=means_init,
-        precisions_init=precisions_init,
-        verbose=verbose,
-        verbose_interval=verbose_interval,
-        prior=prior,
-        reg_covar_relative=reg_covar_relative,
-        acceleration=acceleration,
-        stopping=stopping,
-        kernel=kernel,
-    )
+    reject_unknown("fit_em", options, _FIT_EM_OPTIONS)
+    validated = EMOptions(n_components=n_components, **options)
     data = check_data(X, allow_1d=True)
     return fit_validated(
-        data, sample_weight, options, random_state, initial_params=initial_params
+        data, sample_weight, validated, random_state, initial_params=initial_params
     )
+
+
+fit_em.__signature__ = fit_em_signature(  # type: ignore[attr-defined]
+    list(inspect.signature(fit_em).parameters.values())[:-1]  # all but **options
+)
+_FIT_EM_OPTIONS = frozenset(inspect.signature(fit_em).parameters) - {
+    "X",
+    "n_components",
+    "sample_weight",
+    "random_state",
+    "initial_params",
+}

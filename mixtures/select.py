@@ -725,10 +725,11 @@ def _better(first: tuple, second: tuple, tie: float) -> tuple:
     return row, chosen[1], chosen[2]
 
 
-def _estimator(params: MixtureParams, run, model: str, options: dict, X, feature_names):
-    """A fitted GaussianMixture holding ``params`` (no refit)."""
-    fitted = GaussianMixture(
-        params.n_components,
+def _estimator(run, model: str, options: dict, feature_names) -> GaussianMixture:
+    """A fitted GaussianMixture holding the run's parameters (no refit)."""
+    return GaussianMixture.from_result(
+        run,
+        feature_names_in=feature_names,
         covariance_type=model,
         tol=options["tol"],
         reg_covar=options["reg_covar"],
@@ -736,24 +737,6 @@ def _estimator(params: MixtureParams, run, model: str, options: dict, X, feature
         prior=options["prior"],
         reg_covar_relative=options["reg_covar_relative"],
     )
-    arrays = params.astype_arrays(np.dtype(np.float64))
-    fitted.weights_ = arrays["weights"]
-    fitted.means_ = arrays["means"]
-    fitted.covariances_ = arrays["covariances"]
-    fitted.precisions_ = arrays["precisions"]
-    fitted.precisions_cholesky_ = arrays["precisions_cholesky"]
-    fitted.converged_ = bool(run.converged)
-    fitted.n_iter_ = int(run.n_iter)
-    fitted.lower_bounds_ = run.lower_bounds.copy()
-    fitted.lower_bound_ = run.lower_bound
-    fitted.degenerate_events_ = list(run.events)
-    fitted.init_lower_bounds_ = np.array([run.lower_bound])
-    fitted.init_traces_ = [run.lower_bounds.copy()]
-    fitted.best_init_ = 0
-    fitted.n_features_in_ = X.shape[1]
-    if feature_names is not None:
-        fitted.feature_names_in_ = np.asarray(feature_names, dtype=object)
-    return fitted
 
 
 def _all_starts(
@@ -986,7 +969,7 @@ def search(
         row.pop("_partitions", None)
         rows.append(row)
         if params is not None:
-            fits[(model, k)] = _estimator(params, run, model, options, X, feature_names)
+            fits[(model, k)] = _estimator(run, model, options, feature_names)
     table = pd.DataFrame(rows).reindex(columns=_COLUMNS)
     table["n_components"] = table["n_components"].astype(int)
     table["_order"] = table["model"].map(names.index)

@@ -321,7 +321,7 @@ def test_every_covariance_type_gives_full_covariances(covariance_type, kind):
     assert np.all(result.std_errors["weights"] > 0)
     assert np.all(result.std_errors["means"] > 0)
     np.testing.assert_allclose(
-        result.estimates["covariances"], gm._params().full_covariances()
+        result.estimates["covariances"], gm.params_.full_covariances()
     )
     covs = result.covariances
     np.testing.assert_allclose(covs, np.swapaxes(covs, -1, -2))

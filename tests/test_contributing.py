@@ -20,8 +20,8 @@ def _examples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.S)
 
 
-def test_the_page_has_its_three_worked_examples():
-    assert len(_examples()) == 3
+def test_the_page_has_its_four_worked_examples():
+    assert len(_examples()) == 4
 
 
 def test_backend_example_fits_and_is_found_by_the_contract():
@@ -62,3 +62,20 @@ def test_covariance_model_example_fits_its_constraint(monkeypatch):
         covariances, np.broadcast_to(covariances[0, 0, 0] * np.eye(2), (2, 2, 2))
     )
     assert result.converged
+
+
+def test_option_example_reaches_every_derived_surface():
+    from mixtures import options
+
+    namespace: dict = {}
+    exec(_examples()[3], namespace)
+    schema = namespace["WithMinIter"]
+    parameters = {p.name: p for p in options.estimator_parameters(schema)}
+    assert parameters["min_iter"].default == 0
+    assert parameters["min_iter"].kind is parameters["min_iter"].KEYWORD_ONLY
+    assert "min_iter" in options.sklearn_constraints(schema)
+    assert "min_iter" in options.sweep_options(schema)
+    assert "min_iter" in options.fit_em_signature([], schema).parameters
+    assert schema(min_iter=5).min_iter == 5
+    with pytest.raises(ValueError, match="min_iter must be an integer >= 0"):
+        schema(min_iter=-1)

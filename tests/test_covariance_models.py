@@ -221,7 +221,7 @@ def test_parameters_are_recovered_from_data_drawn_from_the_model(name):
     truth = _truth(name, rng)
     X, _ = truth.sample(4000, rng)
     fit = GaussianMixture(3, covariance_type=name, random_state=0, n_init=2).fit(X)
-    fitted = fit._params()
+    fitted = fit.params_
     order = match_components(fitted, truth)
     fitted = fitted.permute(order)
     np.testing.assert_allclose(fitted.weights, truth.weights, atol=0.03)

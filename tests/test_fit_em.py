@@ -63,3 +63,35 @@ def test_cli_demo_prints_learned_parameters(capsys):
     assert "converged" in out
     assert out.count("component ") == 3
     assert "largest difference in the means" in out
+
+
+def test_from_result_gives_the_estimator_fit_would_give():
+    from mixtures import GaussianMixture
+
+    X = np.random.default_rng(3).normal(size=(300, 2)) + np.repeat([[0], [4]], 150, 0)
+    options = {"covariance_type": "diag", "n_init": 3, "random_state": 1}
+    result = fit_em(X, 2, **options)
+    built = GaussianMixture.from_result(result, covariance_type="diag")
+    fitted = GaussianMixture(2, **options).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(built, name), getattr(fitted, name))
+    for name in ("n_iter_", "converged_", "lower_bound_", "best_init_"):
+        assert getattr(built, name) == getattr(fitted, name)
+    np.testing.assert_array_equal(built.init_lower_bounds_, fitted.init_lower_bounds_)
+    np.testing.assert_array_equal(built.predict(X), fitted.predict(X))
+    assert built.score(X) == fitted.score(X)
+    assert built.params_.n_parameters() == fitted.params_.n_parameters()
+    one = GaussianMixture.from_result(result.restarts[0], feature_names_in=["a", "b"])
+    assert one.covariance_type == "diag"
+    assert one.n_iter_ == result.restarts[0].n_iter
+    assert list(one.feature_names_in_) == ["a", "b"]
+
+
+def test_params_before_fit_says_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    from mixtures import GaussianMixture
+
+    with pytest.raises(NotFittedError):
+        GaussianMixture().params_
+    assert not hasattr(GaussianMixture(), "params_")

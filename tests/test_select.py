@@ -62,7 +62,7 @@ def test_no_ok_cell_on_old_faithful_is_a_spike(faithful_search):
     ok = faithful_search.table[faithful_search.table["status"] == "ok"]
     assert len(ok) > 100
     for row in ok.itertuples():
-        params = faithful_search.fits[(row.model, row.n_components)]._params()
+        params = faithful_search.fits[(row.model, row.n_components)].params_
         findings = degeneracy_findings(params, X)
         assert not findings["reasons"]
         assert findings["min_relative_variance"] > 1e-4
@@ -127,7 +127,7 @@ def test_a_spike_is_flagged_and_never_chosen():
     best = result.top(1).iloc[0]
     assert best["status"] == "ok"
     chosen = result.best()
-    smallest = np.linalg.eigvalsh(chosen._params().full_covariances())[:, 0]
+    smallest = np.linalg.eigvalsh(chosen.params_.full_covariances())[:, 0]
     assert smallest.min() > 1e-3
 
 

@@ -249,7 +249,9 @@ class Stopwatch:
 
 
 def reject_unknown_options(
-    backend: str, options: dict[str, Any], allowed: Callable[[str], bool] | set[str]
+    backend: str,
+    options: dict[str, Any],
+    allowed: Callable[[str], bool] | set[str] | frozenset[str],
 ) -> None:
     """ValueError naming options a backend does not understand."""
     check = allowed if callable(allowed) else allowed.__contains__

@@ -15,20 +15,13 @@ from mixtures.backends.base import (
     total_log_likelihood,
 )
 from mixtures.fitting import fit_em
+from mixtures.options import SWEEP_OPTIONS
 
 __all__ = ["EMBackend"]
 
-_OPTIONS = {
-    "tol",
-    "reg_covar",
-    "max_iter",
-    "n_init",
-    "init_params",
-    "weights_init",
-    "means_init",
-    "precisions_init",
-    "sample_weight",
-}
+#: Every option a sweep may set (the one declaration, mixtures.options),
+#: and the sample weights.
+_OPTIONS = SWEEP_OPTIONS | {"sample_weight"}
 
 
 class EMBackend:
