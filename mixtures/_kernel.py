@@ -138,7 +138,7 @@ def _exp_array(x):
 
 @numba.njit(**_JIT)
 def _setup(X, weights, means, factors, log_det):
-    """Parameters in the pass's frame, mirroring em._prepare.
+    """Parameters in the pass's frame, mirroring passes._prepare.
 
     Returns ``(origin, local_means, centres, log_norm, local_factors)``: the
     mixture's mean and the means relative to it in X's dtype, the centres

@@ -1,8 +1,8 @@
 """The fast path of the degenerate-component policy changes no fit.
 
-:func:`mixtures.em.finalise_components` skips its full logic (empty
+:func:`mixtures.degenerate.finalise_components` skips its full logic (empty
 components, duplicates, reseeding, finiteness checks) when one cheap test,
-``mixtures.em._policy_is_idle``, finds every weight and mean finite, no
+``mixtures.degenerate._policy_is_idle``, finds every weight and mean finite, no
 component empty and no two means equal; then only the covariance floor can
 act, and it is applied (with its events) as the full path applies it. These
 tests fit each case twice, once as shipped and once with that test forced to
@@ -21,7 +21,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mixtures import MixtureParams, em, fit_em
+from mixtures import MixtureParams, fit_em
+from mixtures import degenerate as em
 from mixtures.covariance import get_covariance_model
 from mixtures.data import load_faithful
 
