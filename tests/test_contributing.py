@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mixtures import fit_em
-from mixtures.covariance import COVARIANCE_MODELS
+from mixtures.covariance import COVARIANCE_MODELS, ConstrainedModel
 
 PAGE = Path(__file__).resolve().parent.parent / "CONTRIBUTING.md"
 
@@ -49,9 +49,7 @@ def test_dataset_example_is_reproducible(monkeypatch):
 
 
 def test_covariance_model_example_fits_its_constraint(monkeypatch):
-    from mixtures import covariance
-
-    namespace = {"np": np, "_Constrained": covariance._Constrained}
+    namespace = {"np": np, "ConstrainedModel": ConstrainedModel}
     exec(_examples()[2], namespace)
     monkeypatch.setitem(COVARIANCE_MODELS, "EIIscaled", namespace["EIIScaled"]())
     X = np.random.default_rng(0).normal(size=(300, 2)) * [1.0, 3.0]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from scipy import linalg, optimize
 
+import mixtures._covariance_mclust as covariance_mclust
 from mixtures import GaussianMixture
 from mixtures.align import match_components
 from mixtures.covariance import (
@@ -371,12 +372,12 @@ def test_capped_orientation_sweeps_reach_the_same_maximum(name, monkeypatch):
     maximum, only more slowly."""
     from sklearn.datasets import load_wine
 
-    import mixtures.covariance as covariance
-
     X = load_wine().data[:, :6]
     options = dict(covariance_type=name, tol=1e-10, max_iter=3000, random_state=0)
     capped = GaussianMixture(3, **options).fit(X)
-    monkeypatch.setattr(covariance, "_WARM_MAX_SWEEPS", covariance._INNER_MAX_ITER)
+    monkeypatch.setattr(
+        covariance_mclust, "_WARM_MAX_SWEEPS", covariance_mclust._INNER_MAX_ITER
+    )
     solved = GaussianMixture(3, **options).fit(X)
     assert np.all(np.diff(capped.lower_bounds_) >= -1e-12)  # never decreases
     assert capped.score(X) == pytest.approx(solved.score(X), abs=1e-6)

@@ -30,6 +30,9 @@ import numpy as np
 import pytest
 from scipy import linalg
 
+import mixtures._covariance_kernels as covariance_kernels
+import mixtures._covariance_linalg as covariance_linalg
+import mixtures._covariance_mclust as covariance_mclust
 import mixtures.covariance as covariance
 from mixtures import fit_em
 from mixtures.covariance import MCLUST_MODELS, get_covariance_model
@@ -40,7 +43,7 @@ FAITHFUL = np.asarray(load_faithful(), dtype=float)
 CONSTRAINED = [
     name
     for name in MCLUST_MODELS
-    if isinstance(get_covariance_model(name), covariance._Constrained)
+    if isinstance(get_covariance_model(name), covariance_mclust._Constrained)
 ]
 SIZES = [(1, 1), (1, 3), (2, 2), (3, 2), (3, 5), (4, 9), (6, 13)]
 
@@ -90,8 +93,8 @@ def _reference_regularised_scatter(
 
 def _reference_common_shape(values, counts, shape, max_iter=None, tol=None):
     """Celeux & Govaert's alternation as NumPy expressions (the old code)."""
-    max_iter = covariance._INNER_MAX_ITER if max_iter is None else max_iter
-    tol = covariance._INNER_TOL if tol is None else tol
+    max_iter = covariance_mclust._INNER_MAX_ITER if max_iter is None else max_iter
+    tol = covariance_mclust._INNER_TOL if tol is None else tol
     n_features = values.shape[1]
 
     def geometric_mean(x):
@@ -117,12 +120,12 @@ def _reference_common_shape(values, counts, shape, max_iter=None, tol=None):
 
 def _compiled_common_shape(values, counts, shape):
     """The compiled inner iteration of VEI and VEV, called directly."""
-    return covariance._kernels()["_common_shape_iterations"](
+    return covariance_kernels._kernels()["_common_shape_iterations"](
         np.array(values, dtype=np.float64, order="C"),
         np.array(counts, dtype=np.float64, order="C"),
         np.array(shape, dtype=np.float64, order="C"),
-        covariance._INNER_MAX_ITER,
-        covariance._INNER_TOL,
+        covariance_mclust._INNER_MAX_ITER,
+        covariance_mclust._INNER_TOL,
     )
 
 
@@ -185,11 +188,13 @@ def _reg_values(n_features):
 
 
 def test_step_kernels_are_compiled_and_rebound():
-    kernels = covariance._kernels()
-    for name in covariance._STEP_KERNELS + covariance._ORIENTATION_KERNELS:
+    kernels = covariance_kernels._kernels()
+    for name in (
+        covariance_kernels._STEP_KERNELS + covariance_kernels._ORIENTATION_KERNELS
+    ):
         assert hasattr(kernels[name], "py_func")  # a numba dispatcher
-        assert getattr(covariance, name) is kernels[name]
-    assert covariance._orientation_kernels() is kernels
+        assert getattr(covariance_kernels, name) is kernels[name]
+    assert covariance_kernels._orientation_kernels() is kernels
 
 
 @pytest.mark.parametrize("near_singular", [False, True])
@@ -214,9 +219,9 @@ def test_regularised_scatter_is_the_numpy_scatter(
 ):
     rng = np.random.default_rng([n_components, n_features, near_singular, 1])
     moments = _moments(rng, n_components, n_features, near_singular)
-    kernel = covariance._kernels()["_regularised_scatter"]
+    kernel = covariance_kernels._kernels()["_regularised_scatter"]
     for reg_covar in _reg_values(n_features):
-        reg = covariance._feature_vector(reg_covar, n_features)
+        reg = covariance_linalg._feature_vector(reg_covar, n_features)
         np.testing.assert_array_equal(
             kernel(*moments, reg, True),
             _reference_regularised_scatter(*moments, reg_covar),
@@ -239,11 +244,13 @@ def test_constrained_m_steps_match_their_numpy_fallback(
     for reg_covar in (1e-6, np.linspace(1e-7, 1e-5, n_features)):
         ours = model.covariances_from_moments(*moments, reg_covar)
         with monkeypatch.context() as patch:
-            patch.setattr(covariance, "_compiled_steps", lambda: False)
+            patch.setattr(covariance_linalg, "_compiled_steps", lambda: False)
             # VEI and VEV: the compiled inner iteration in both (it is
             # compared with the NumPy one below).
             patch.setattr(
-                covariance, "_volumes_and_common_shape_numpy", _compiled_common_shape
+                covariance_mclust,
+                "_volumes_and_common_shape_numpy",
+                _compiled_common_shape,
             )
             reference = model.covariances_from_moments(*moments, reg_covar)
         np.testing.assert_array_equal(ours, reference, err_msg=name)
@@ -255,7 +262,7 @@ def test_symmetrised_is_half_the_sum_with_the_transpose():
         matrices = rng.normal(size=(n_components, n_features, n_features))
         matrices[0, 0, -1] = np.inf  # inf and NaN propagate as in NumPy
         np.testing.assert_array_equal(
-            covariance._kernels()["_symmetrised"](matrices),
+            covariance_kernels._kernels()["_symmetrised"](matrices),
             0.5 * (matrices + np.swapaxes(matrices, 1, 2)),
         )
 
@@ -275,21 +282,21 @@ def test_unusual_inputs_take_the_numpy_path():
         ),
     )
     assert (
-        covariance._compiled_moments(
+        covariance_linalg._compiled_moments(
             weight_sums, first, offsets, second, denominators, per_component
         )
         is None
     )
     as_float32 = [a.astype(np.float32) for a in (first, offsets, second)]
     assert (
-        covariance._compiled_moments(
+        covariance_linalg._compiled_moments(
             weight_sums, *as_float32, denominators, per_component
         )
         is None
     )
     # second moments of another shape (a broadcasting NumPy expression)
     assert (
-        covariance._compiled_moments(
+        covariance_linalg._compiled_moments(
             weight_sums, first, offsets, second[0], denominators, 1e-6
         )
         is None
@@ -436,7 +443,7 @@ def _shape_problem(seed):
 @pytest.mark.parametrize("seed", range(60))
 def test_common_shape_reaches_the_numpy_solution(seed):
     values, counts, start = _shape_problem(seed)
-    volumes, shape = covariance._volumes_and_common_shape(values, counts, start)
+    volumes, shape = covariance_mclust._volumes_and_common_shape(values, counts, start)
     expected_volumes, expected_shape = _reference_common_shape(values, counts, start)
     np.testing.assert_allclose(volumes, expected_volumes, rtol=1e-12, atol=0)
     np.testing.assert_allclose(shape, expected_shape, rtol=1e-12, atol=0)
@@ -446,8 +453,8 @@ def test_common_shape_reaches_the_numpy_solution(seed):
 @pytest.mark.parametrize("seed", range(0, 60, 7))
 def test_common_shape_numpy_fallback_is_the_numpy_iteration(monkeypatch, seed):
     values, counts, start = _shape_problem(seed)
-    monkeypatch.setattr(covariance, "_compiled_steps", lambda: False)
-    ours = covariance._volumes_and_common_shape(values, counts, start)
+    monkeypatch.setattr(covariance_linalg, "_compiled_steps", lambda: False)
+    ours = covariance_mclust._volumes_and_common_shape(values, counts, start)
     for got, want in zip(
         ours, _reference_common_shape(values, counts, start), strict=True
     ):
@@ -458,7 +465,7 @@ def test_common_shape_numpy_fallback_is_the_numpy_iteration(monkeypatch, seed):
 def test_common_shape_steps_are_the_numpy_steps(seed):
     """A fixed number of steps (no stopping rule): step for step the same."""
     values, counts, start = _shape_problem(seed)
-    kernel = covariance._kernels()["_common_shape_iterations"]
+    kernel = covariance_kernels._kernels()["_common_shape_iterations"]
     for steps in (1, 2, 7):
         volumes, shape = kernel(values, counts, start, steps, 0.0)
         expected = _reference_common_shape(values, counts, start, steps, 0.0)
@@ -475,7 +482,7 @@ def test_common_shape_degenerate_values_behave_as_numpy():
         values[1, 2] = bad
         start = values.sum(axis=0)
         with np.errstate(all="ignore"):
-            ours = covariance._volumes_and_common_shape(values, counts, start)
+            ours = covariance_mclust._volumes_and_common_shape(values, counts, start)
             expected = _reference_common_shape(values, counts, start)
         for got, want in zip(ours, expected, strict=True):
             np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
@@ -484,7 +491,9 @@ def test_common_shape_degenerate_values_behave_as_numpy():
 
 def test_common_shape_checks_shapes():
     with pytest.raises(ValueError, match="shape"):
-        covariance._volumes_and_common_shape(np.ones((3, 2)), np.ones(2), np.ones(2))
+        covariance_mclust._volumes_and_common_shape(
+            np.ones((3, 2)), np.ones(2), np.ones(2)
+        )
 
 
 @pytest.mark.parametrize("name", ["VEI", "VEV"])
@@ -500,7 +509,7 @@ def test_vei_vev_m_steps_reach_the_numpy_m_step(
         warm = model.covariances_from_moments(*moments, 1e-6, cold * 1.1)
         with monkeypatch.context() as patch:
             patch.setattr(
-                covariance, "_volumes_and_common_shape", _reference_common_shape
+                covariance_mclust, "_volumes_and_common_shape", _reference_common_shape
             )
             expected_cold = model.covariances_from_moments(*moments, 1e-6)
             expected_warm = model.covariances_from_moments(*moments, 1e-6, cold * 1.1)
@@ -522,8 +531,10 @@ def _fit(X, name, **options):
 
 def _reference_code(patch):
     """Every fast path of this module replaced by the NumPy code."""
-    patch.setattr(covariance, "_compiled_steps", lambda: False)
-    patch.setattr(covariance, "_volumes_and_common_shape", _reference_common_shape)
+    patch.setattr(covariance_linalg, "_compiled_steps", lambda: False)
+    patch.setattr(
+        covariance_mclust, "_volumes_and_common_shape", _reference_common_shape
+    )
     patch.setattr(
         covariance.Tied,
         "precision_cholesky",
@@ -583,6 +594,6 @@ def test_numpy_kernel_runs_no_compiled_step(monkeypatch, name):
     def refuse():
         raise AssertionError("a compiled step ran under kernel='numpy'")
 
-    monkeypatch.setattr(covariance, "_kernels", refuse)
+    monkeypatch.setattr(covariance_kernels, "_kernels", refuse)
     result, _ = _fit(FAITHFUL, name, max_iter=5, kernel="numpy")
     assert result.n_iter == 5

@@ -18,12 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import mixtures._covariance_kernels as covariance_kernels
+import mixtures._covariance_mclust as covariance_mclust
 import mixtures.covariance as covariance
 from mixtures import fit_em
 
 
 def _kernels():
-    return covariance._orientation_kernels()
+    return covariance_kernels._orientation_kernels()
 
 
 def _reference_sweep(scatter, orientation, inverse_diagonals):
@@ -66,9 +68,9 @@ def _reference_solve(self, scatter, counts, orientation, largest, max_iter=None)
     """The NumPy ``_CommonOrientation._solve`` the kernels replaced."""
     value = np.inf
     sweeps = max_iter or (
-        covariance._INNER_MAX_ITER
+        covariance_mclust._INNER_MAX_ITER
         if largest is not None
-        else covariance._WARM_MAX_SWEEPS
+        else covariance_mclust._WARM_MAX_SWEEPS
     )
     for _ in range(sweeps):
         projected = np.einsum("ji,kjl,li->ki", orientation, scatter, orientation)
@@ -77,7 +79,9 @@ def _reference_solve(self, scatter, counts, orientation, largest, max_iter=None)
             value,
             float(np.sum(counts[:, None] * np.log(diagonals) + projected / diagonals)),
         )
-        if covariance._converged(previous_value, value) or not np.isfinite(value):
+        if covariance_mclust._converged(previous_value, value) or not np.isfinite(
+            value
+        ):
             break
         if largest is not None:
             orientation = _reference_majorisation(
@@ -114,9 +118,9 @@ def _q_value(scatter, counts, orientation, equal_volume):
 
 def test_kernels_are_compiled_and_rebound():
     kernels = _kernels()
-    for name in covariance._ORIENTATION_KERNELS:
+    for name in covariance_kernels._ORIENTATION_KERNELS:
         assert hasattr(kernels[name], "py_func")  # a numba dispatcher
-        assert getattr(covariance, name) is kernels[name]
+        assert getattr(covariance_kernels, name) is kernels[name]
 
 
 @settings(max_examples=40)
@@ -223,8 +227,8 @@ def test_iteration_follows_the_numpy_path(
         assert value <= start_value
         # The NumPy solve capped one step later reports Q after ``steps``
         # steps (it evaluates Q before each step).
-        monkeypatch.setattr(covariance, "_INNER_MAX_ITER", steps + 1)
-        monkeypatch.setattr(covariance, "_WARM_MAX_SWEEPS", steps + 1)
+        monkeypatch.setattr(covariance_mclust, "_INNER_MAX_ITER", steps + 1)
+        monkeypatch.setattr(covariance_mclust, "_WARM_MAX_SWEEPS", steps + 1)
         reference, _, _ = _reference_solve(
             model, scatter, counts, start, largest if cold else None
         )
@@ -253,7 +257,9 @@ def test_fits_reach_the_numpy_maximum(name, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         compiled = fit_em(X, 3, **options)
-        monkeypatch.setattr(covariance._CommonOrientation, "_solve", _reference_solve)
+        monkeypatch.setattr(
+            covariance_mclust._CommonOrientation, "_solve", _reference_solve
+        )
         reference = fit_em(X, 3, **options)
     assert np.all(np.diff(compiled.lower_bounds) >= -1e-12)  # never decreases
     assert compiled.log_likelihood == pytest.approx(reference.log_likelihood, rel=1e-6)
