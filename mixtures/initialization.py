@@ -23,6 +23,19 @@ INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
 HC_MAX_SAMPLES = 2000
 
 
+def hc_rows(n_samples: int, random_state) -> np.ndarray:
+    """The rows hierarchical clustering runs on: all of them, or a subsample.
+
+    Above ``HC_MAX_SAMPLES`` rows, a sorted subsample of that size drawn
+    from ``random_state`` (a ``RandomState`` or a ``Generator``); the rows
+    left out start unassigned. The one rule for 'hc' starts and the model
+    search's hierarchical starts.
+    """
+    if n_samples <= HC_MAX_SAMPLES:
+        return np.arange(n_samples)
+    return np.sort(random_state.choice(n_samples, HC_MAX_SAMPLES, replace=False))
+
+
 def _one_hot_columns(n_samples: int, indices: np.ndarray) -> np.ndarray:
     resp = np.zeros((n_samples, indices.shape[0]))
     resp[indices, np.arange(indices.shape[0])] = 1.0
@@ -117,16 +130,12 @@ def initial_responsibilities(
         )
         return _one_hot_columns(n_samples, indices)
     if method == "hc":
-        rows = np.arange(n_samples)
         if n_components > HC_MAX_SAMPLES:
             raise ValueError(
                 f"init_params='hc' clusters at most {HC_MAX_SAMPLES} samples, "
                 f"fewer than n_components={n_components}; use another init_params."
             )
-        if n_samples > HC_MAX_SAMPLES:
-            rows = np.sort(
-                random_state.choice(n_samples, HC_MAX_SAMPLES, replace=False)
-            )
+        rows = hc_rows(n_samples, random_state)
         labels = _hc_tree(X[rows], n_components)[n_components - 1]
         resp = np.zeros((n_samples, n_components))
         resp[rows, labels] = 1.0

@@ -385,10 +385,10 @@ def test_chosen_cell_is_never_below_its_cross_check(data):
 
 def test_a_stopped_collapsing_start_would_have_ended_flagged(monkeypatch):
     """The early stop of a collapsing start, checked against running it on."""
-    from mixtures import select
+    from mixtures import search_cell
 
     stopped = []
-    original = select._continue
+    original = search_cell._continue
 
     def recording(X, run, options, stop_if_collapsed):
         final = original(X, run, options, stop_if_collapsed)
@@ -396,7 +396,7 @@ def test_a_stopped_collapsing_start_would_have_ended_flagged(monkeypatch):
             stopped.append((X, final, options))
         return final
 
-    monkeypatch.setattr(select, "_continue", recording)
+    monkeypatch.setattr(search_cell, "_continue", recording)
     X = load_faithful()
     result = search(X, ["VEV"], [9], reg_covar_relative=True, refine=False)
     assert stopped, "no start was stopped early: the test tests nothing"
@@ -407,7 +407,7 @@ def test_a_stopped_collapsing_start_would_have_ended_flagged(monkeypatch):
             warnings.simplefilter("ignore")
             finished = original(data, run, options, lambda run: False)
         assert finished.n_iter > run.n_iter
-        status = select._classified(
+        status = search_cell._classified(
             data, options.covariance_type, finished, reg_covar, None, final=True
         )[2]
         assert status == "degenerate", (status, finished.n_iter)
@@ -425,7 +425,7 @@ def test_a_cells_trace_joins_its_short_and_long_runs():
 
 
 def test_a_failing_start_does_not_fail_its_cell():
-    from mixtures import select
+    from mixtures import search_cell
 
     X = load_faithful()
     rng = np.random.default_rng(0)
@@ -439,16 +439,16 @@ def test_a_failing_start_does_not_fail_its_cell():
         "prior": None,
         "n_continue": 1,
     }
-    row, params, _ = select._fit_cell(
+    row, params, _ = search_cell._fit_cell(
         X, "VVV", 3, ["a", "bad", "b"], [good[0], bad, good[1]], options, always=()
     )
     assert row["status"] == "ok"
     assert params is not None
     assert row["start"] in ("a", "b")
     with pytest.raises(ValueError):
-        select._short_runs(
+        search_cell._short_runs(
             X,
-            select.EMOptions(n_components=3, covariance_type="VVV", max_iter=5),
+            search_cell.EMOptions(n_components=3, covariance_type="VVV", max_iter=5),
             ["bad"],
             [bad],
         )
