@@ -256,19 +256,8 @@ followed by its log-likelihood trace.
 """
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    from mixtures._version import installed_version
-
-    parser = argparse.ArgumentParser(
-        prog="gmmlab",
-        description="Gaussian mixtures by EM: fit, compare and validate. "
-        "In Python: mixtures.GaussianMixture, fit_em, search, bootstrap, "
-        "check_em; experiments.run_sweep, build_report, fit_file.",
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"gmmlab {installed_version()}"
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_run(commands) -> None:
+    """``gmmlab run``'s arguments."""
     run = commands.add_parser(
         "run", help="run or resume a sweep (default: the bundled default sweep)"
     )
@@ -302,10 +291,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help="do not build the report at the end",
     )
     run.set_defaults(handler=_run)
+
+
+def _add_report(commands) -> None:
+    """``gmmlab report``'s arguments."""
     report = commands.add_parser("report", help="build the report of a results folder")
     report.add_argument("results", help="results folder of a sweep")
     report.add_argument("--out", help="report folder (default: reports/NAME)")
     report.set_defaults(handler=_report)
+
+
+def _add_fit(commands) -> None:
+    """``gmmlab fit``'s arguments."""
     fit = commands.add_parser(
         "fit",
         help="search models x K on a CSV or Parquet file (BIC, as mclust) and "
@@ -398,6 +395,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "3 features; always in parameters.json)",
     )
     fit.set_defaults(handler=_fit)
+
+
+def _add_check(commands) -> None:
+    """``gmmlab check``'s arguments."""
     check = commands.add_parser(
         "check",
         help="validate your EM implementation against the reference engine",
@@ -425,6 +426,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "in a separate process, so a hang or sys.exit cannot stop gmmlab",
     )
     check.set_defaults(handler=_check)
+
+
+def _add_demo(commands) -> None:
+    """``gmmlab demo``'s arguments."""
     demo = commands.add_parser(
         "demo", help="fit the engine to Iris and print the learned parameters"
     )
@@ -448,6 +453,26 @@ def _build_parser() -> argparse.ArgumentParser:
         help="random_state of both fits, so they start alike (default 0)",
     )
     demo.set_defaults(handler=_demo)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from mixtures._version import installed_version
+
+    parser = argparse.ArgumentParser(
+        prog="gmmlab",
+        description="Gaussian mixtures by EM: fit, compare and validate. "
+        "In Python: mixtures.GaussianMixture, fit_em, search, bootstrap, "
+        "check_em; experiments.run_sweep, build_report, fit_file.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"gmmlab {installed_version()}"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(commands)
+    _add_report(commands)
+    _add_fit(commands)
+    _add_check(commands)
+    _add_demo(commands)
     return parser
 
 

@@ -8,7 +8,8 @@ Every data set is loaded by name with keyword parameters and a seed:
 * ``s1`` ... ``s5``: the five seed scenarios (``experiments.scenarios``);
 * ``iris`` and ``wine``: real data shipped with scikit-learn (labels, no truth);
 * ``faithful``: Old Faithful, shipped with gmmlab (no labels, no truth);
-* ``file``: a user's CSV or Parquet file, named ``file:PATH`` in configs.
+* ``file``: a user's CSV or Parquet file, named ``file:PATH`` in configs
+  (read by :mod:`experiments.files`).
 
 c-separation (Dasgupta, 1999): components i and j are c-separated when
 ``|mu_i - mu_j| >= c * sqrt(D * max(lambda_max(Sigma_i), lambda_max(Sigma_j)))``.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import scenarios
+from experiments.files import SEPARATORS, TEXT_SUFFIXES, read_table, sniff_table
 from mixtures import MixtureParams
 from mixtures.data import DATA_FOLDER as _MIXTURES_DATA
 from mixtures.data import load_faithful
@@ -38,10 +39,14 @@ __all__ = [
     "DATASETS",
     "SAME_DRAW_PARAMETERS",
     "SCALINGS",
+    "SEPARATORS",
+    "TEXT_SUFFIXES",
     "Dataset",
     "dataset_fingerprint",
     "dataset_parameters",
     "load_dataset",
+    "read_table",
+    "sniff_table",
 ]
 
 
@@ -284,151 +289,6 @@ def faithful(*, seed: int) -> Dataset:
     )
 
 
-#: Text tables gmmlab reads; anything else must be Parquet.
-TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".data", ".dat")
-SEPARATORS = {"comma": ",", "semicolon": ";", "tab": "\t", "whitespace": r"\s+"}
-_SNIFF_LINES = 50
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _split(line: str, sep: str) -> list[str]:
-    if sep == r"\s+":
-        return line.split()
-    return [field.strip().strip('"') for field in line.split(sep)]
-
-
-def sniff_table(path: Path) -> tuple[str, bool]:
-    """The separator and whether the first line is a header, from the file's start.
-
-    The separator is the candidate (tab, semicolon, comma, then whitespace)
-    that splits every sampled line into the same number (> 1) of fields; a
-    header is a first line with a non-numeric field where the next lines
-    have numbers. One-column files use ``,``.
-    """
-    with path.open("r", encoding="utf-8", errors="strict") as handle:
-        lines = []
-        for line in handle:
-            if line.strip():
-                lines.append(line.rstrip("\n\r"))
-            if len(lines) >= _SNIFF_LINES:
-                break
-    sep = ","
-    for candidate in ("\t", ";", ",", r"\s+"):
-        counts = {len(_split(line, candidate)) for line in lines}
-        if len(counts) == 1 and counts.pop() > 1:
-            sep = candidate
-            break
-    first = _split(lines[0], sep)
-    rest = [_split(line, sep) for line in lines[1:]]
-    header = any(not _is_number(field) for field in first) and (
-        not rest or any(_is_number(field) for row in rest for field in row)
-    )
-    return sep, header
-
-
-def read_table(
-    path: str | Path, *, sep: str | None = None, header: bool | None = None
-) -> pd.DataFrame:
-    """A data file as a DataFrame, with a clear error for anything unreadable.
-
-    Parquet (``.parquet``, ``.pq``) or a text table (``.csv``, ``.tsv``,
-    ``.txt``, ``.data``, ``.dat``). For text, the separator (comma,
-    semicolon, tab or whitespace) and the presence of a header are detected
-    unless given: ``sep`` is one of those names or a literal separator,
-    ``header`` True or False. Without a header, columns are named ``x1``,
-    ``x2``, ... and no row is lost.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{str(path)!r} is a directory; give a data file inside it.")
-    if not path.is_file():
-        raise ValueError(f"data file {str(path)!r} does not exist.")
-    if path.stat().st_size == 0:
-        raise ValueError(f"data file {str(path)!r} is empty.")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix not in TEXT_SUFFIXES:
-        raise ValueError(
-            f"data file {str(path)!r} must be a text table "
-            f"({', '.join(TEXT_SUFFIXES)}) or Parquet (.parquet); got {suffix!r}."
-        )
-    with path.open("rb") as handle:
-        start = handle.read(1 << 16)
-    try:
-        start.decode("utf-8")
-    except UnicodeDecodeError as error:
-        if error.start < len(start) - 4:  # not just a character cut at the end
-            raise ValueError(
-                f"data file {str(path)!r} is not UTF-8 text (binary content at "
-                f"byte {error.start}); gmmlab reads text tables and Parquet."
-            ) from None
-    if b"\x00" in start:
-        raise ValueError(
-            f"data file {str(path)!r} contains NUL bytes: it is binary, not a "
-            "text table; gmmlab reads text tables and Parquet."
-        )
-    detected_sep, detected_header = sniff_table(path)
-    sep = detected_sep if sep is None else SEPARATORS.get(sep, sep)
-    if header is None:
-        header = detected_header
-    frame = pd.read_csv(
-        path,
-        sep=sep,
-        header=0 if header else None,
-        engine="python" if sep == r"\s+" else "c",
-        skipinitialspace=True,
-    )
-    if sep != "," and _decimal_comma_columns(frame):
-        # Spreadsheets in much of Europe write 3,6 for 3.6 (and separate
-        # fields by semicolons): read such numbers as numbers, not text.
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            header=0 if header else None,
-            engine="python" if sep == r"\s+" else "c",
-            skipinitialspace=True,
-            decimal=",",
-        )
-        frame.attrs["decimal"] = ","
-    if not header:
-        frame.columns = [f"x{j + 1}" for j in range(frame.shape[1])]
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.shape[0] == 0:
-        raise ValueError(f"data file {str(path)!r} has a header but no rows.")
-    return frame
-
-
-#: A number written with a decimal comma: 3,6  -0,25  1,5e-3  ,5
-_DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d+,\d*|,\d+)([eE][-+]?\d+)?\s*$")
-_PLAIN_NUMBER = re.compile(r"^\s*[-+]?\d+([eE][-+]?\d+)?\s*$")
-
-
-def _decimal_comma_columns(frame: pd.DataFrame) -> list[str]:
-    """Text columns whose every value is a number with a decimal comma.
-
-    Whole numbers (no comma) may be mixed in; one other value, and the
-    column is text as it stands.
-    """
-    found = []
-    for column in frame.columns:
-        values = frame[column].dropna()
-        if values.empty or pd.api.types.is_numeric_dtype(values):
-            continue
-        text = values.astype(str)
-        comma = text.str.match(_DECIMAL_COMMA)
-        if comma.any() and (comma | text.str.match(_PLAIN_NUMBER)).all():
-            found.append(str(column))
-    return found
-
-
 def _feature_column(frame: pd.DataFrame, column: str, path: Path, header: int):
     """A column as float, or a ValueError naming the first non-numeric cell."""
     values = pd.to_numeric(frame[column], errors="coerce")
@@ -453,7 +313,7 @@ def file(
     header: bool | None = None,
     scale: str = "none",
 ) -> Dataset:
-    """A user's data file (see :func:`read_table`).
+    """A user's data file (see :func:`experiments.files.read_table`).
 
     ``columns`` chooses the features; by default every column but
     ``label_column`` that holds numbers (a column of text is left out, and
@@ -477,61 +337,11 @@ def file(
         if header is not None
         else path_.suffix.lower() in TEXT_SUFFIXES and sniff_table(path_)[1]
     )
+    chosen, left_out = _choose_features(frame, path, columns, label_column)
     labels = None
-    names = [str(c) for c in frame.columns]
-    for wanted in [*(columns or []), *([label_column] if label_column else [])]:
-        if wanted not in names:
-            raise ValueError(
-                f"column {wanted!r} not in {str(path)!r}; columns: {', '.join(names)}."
-            )
     if label_column is not None:
         labels = pd.factorize(frame[label_column])[0]
-    left_out: list[str] = []
-    if columns:
-        chosen = list(columns)
-        if label_column in chosen:
-            raise ValueError(
-                f"column {label_column!r} cannot be both label and feature."
-            )
-    else:
-        chosen = []
-        for name in names:
-            if name == label_column:
-                continue
-            numeric = pd.to_numeric(frame[name], errors="coerce")
-            # A column with no number at all is text (a name, a tag): left
-            # out, and said so; one with some numbers is a feature, checked.
-            if numeric.notna().any():
-                chosen.append(name)
-            else:
-                left_out.append(name)
-    if not chosen:
-        raise ValueError(f"data file {str(path)!r} has no numeric columns.")
-    features = pd.DataFrame(
-        {name: _feature_column(frame, name, path_, int(has_header)) for name in chosen}
-    )
-    missing = features.columns[features.isna().any()].tolist()
-    if missing:
-        raise ValueError(
-            f"data file {str(path)!r} has missing values in columns "
-            f"{', '.join(missing)}; drop or fill them."
-        )
-    X = features.to_numpy(dtype=float)
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"data file {str(path)!r} contains infinite values.")
-    spread = np.max(np.abs(X - X.mean(axis=0)), axis=0)
-    with np.errstate(over="ignore"):
-        overflowing = [
-            c
-            for c, v in zip(chosen, spread, strict=True)
-            if not np.isfinite(v * v * X.shape[0])
-        ]
-    if overflowing:
-        raise ValueError(
-            f"data file {str(path)!r}: columns {overflowing} hold values so large "
-            "that their squares overflow (about 1e154 or more); rescale them "
-            "(divide by a power of ten)."
-        )
+    features, X = _feature_matrix(frame, chosen, path, int(has_header))
     notes: dict[str, Any] = {"path": str(path), "columns": chosen}
     if scale != "none":
         center, spread = feature_scaling(X, scale)
@@ -556,6 +366,75 @@ def file(
     ]
     n_classes = None if labels is None else int(np.unique(labels).size)
     return Dataset(path_.stem, X, labels, None, n_classes, notes)
+
+
+def _choose_features(
+    frame: pd.DataFrame,
+    path: str,
+    columns: list[str] | None,
+    label_column: str | None,
+) -> tuple[list[str], list[str]]:
+    """The feature columns, and the text columns left out (see :func:`file`)."""
+    names = [str(c) for c in frame.columns]
+    for wanted in [*(columns or []), *([label_column] if label_column else [])]:
+        if wanted not in names:
+            raise ValueError(
+                f"column {wanted!r} not in {str(path)!r}; columns: {', '.join(names)}."
+            )
+    left_out: list[str] = []
+    if columns:
+        chosen = list(columns)
+        if label_column in chosen:
+            raise ValueError(
+                f"column {label_column!r} cannot be both label and feature."
+            )
+        return chosen, left_out
+    chosen = []
+    for name in names:
+        if name == label_column:
+            continue
+        numeric = pd.to_numeric(frame[name], errors="coerce")
+        # A column with no number at all is text (a name, a tag): left
+        # out, and said so; one with some numbers is a feature, checked.
+        if numeric.notna().any():
+            chosen.append(name)
+        else:
+            left_out.append(name)
+    return chosen, left_out
+
+
+def _feature_matrix(
+    frame: pd.DataFrame, chosen: list[str], path: str, header: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The features as floats, and as an array; ValueError for a bad value."""
+    if not chosen:
+        raise ValueError(f"data file {str(path)!r} has no numeric columns.")
+    features = pd.DataFrame(
+        {name: _feature_column(frame, name, Path(path), header) for name in chosen}
+    )
+    missing = features.columns[features.isna().any()].tolist()
+    if missing:
+        raise ValueError(
+            f"data file {str(path)!r} has missing values in columns "
+            f"{', '.join(missing)}; drop or fill them."
+        )
+    X = features.to_numpy(dtype=float)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"data file {str(path)!r} contains infinite values.")
+    spread = np.max(np.abs(X - X.mean(axis=0)), axis=0)
+    with np.errstate(over="ignore"):
+        overflowing = [
+            c
+            for c, v in zip(chosen, spread, strict=True)
+            if not np.isfinite(v * v * X.shape[0])
+        ]
+    if overflowing:
+        raise ValueError(
+            f"data file {str(path)!r}: columns {overflowing} hold values so large "
+            "that their squares overflow (about 1e154 or more); rescale them "
+            "(divide by a power of ten)."
+        )
+    return features, X
 
 
 #: Per-feature scalings of a data file (see :func:`file`).

@@ -44,6 +44,31 @@ Tables (tidy, one row per observation):
 ``checks`` (when the sweep has ``[[checks]]``)
     ``target, convention, check, result, evidence, diagnosis``: the output
     of ``gmmlab check`` on each target, ``result`` in pass/fail/n/a/error.
+
+``gmmlab fit FILE --out OUT`` (:mod:`experiments.userfit`) writes::
+
+    OUT/model_search.csv    every cell of the model search, in the file's units
+    OUT/parameters.json     the chosen fit's summary and parameters
+    OUT/assignments.csv     the file's rows, their component and probabilities
+    OUT/search-cells/       the search's finished cells, for a resumed search
+    OUT/results/            the engine cross-check's results folder (above),
+                            with two more tables:
+
+``model_search``
+    The search's table (:class:`mixtures.select.SearchResult`: ``model,
+    n_components, log_likelihood, n_parameters, bic, icl, status, reason,
+    start, n_iter, n_starts_ok, n_starts, n_iter_all, seconds``) in the
+    file's units, ``ari`` where the file has a label column, ``chosen``
+    (True on the chosen cell), and ``file, dataset, prior, scale,
+    chosen_note, chosen_params`` (the chosen fit's notes and its weights,
+    means and covariances as JSON, on the chosen row only).
+``uncertainty``
+    One row per data row: its first two feature columns (in the file's
+    units), ``component`` (1..K), ``uncertainty`` (``1 - max_k tau_nk``)
+    and, where the file has one, ``label``.
+
+The file and folder names are the constants below; every writer and reader
+uses them.
 """
 
 from __future__ import annotations
@@ -62,18 +87,49 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
+    "ASSIGNMENTS_CSV",
+    "CHECKS",
+    "CONVERGENCE",
+    "MANIFEST",
+    "MODEL_SEARCH",
+    "MODEL_SEARCH_CSV",
+    "PARAMETERS_JSON",
+    "RESULTS",
+    "SEARCH_CELLS",
     "TABLES",
+    "UNCERTAINTY",
     "FolderLockedError",
     "atomic_write",
     "completed_run_ids",
     "consolidate",
     "folder_lock",
     "read_tables",
+    "table_path",
     "write_run",
 ]
 
 #: The per-run tables, in the order their parts are written (runs last).
 TABLES = ("traces", "components", "predictive", "runs")
+#: The tables of a results folder besides :data:`TABLES`.
+CONVERGENCE = "convergence"
+CHECKS = "checks"
+MODEL_SEARCH = "model_search"
+UNCERTAINTY = "uncertainty"
+#: A results folder's record of its configuration, versions and times.
+MANIFEST = "manifest.json"
+
+# What ``gmmlab fit`` writes in its output folder (see the module docstring).
+#: The search's table, in the file's units.
+MODEL_SEARCH_CSV = "model_search.csv"
+#: The chosen fit's summary and parameters.
+PARAMETERS_JSON = "parameters.json"
+#: Every row's component, the probability of each, and its uncertainty.
+ASSIGNMENTS_CSV = "assignments.csv"
+#: The search's finished cells, read back when the same search is rerun.
+SEARCH_CELLS = "search-cells"
+#: The engine cross-check's results folder.
+RESULTS = "results"
+
 _SORT_KEYS = (
     "run_id",
     "restart",
@@ -107,6 +163,11 @@ def atomic_write(content: str | bytes | pd.DataFrame, path: str | Path) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def table_path(out: str | Path, table: str) -> Path:
+    """Where a results folder ``out`` keeps the consolidated ``table``."""
+    return Path(out) / f"{table}.parquet"
 
 
 def write_run(out: Path, result: dict[str, Any]) -> None:
@@ -157,19 +218,18 @@ def consolidate(out: Path, run_ids: list[str], summarise) -> dict[str, pd.DataFr
     """
     ordered = sorted(run_ids)
     tables = {table: _read_parts(out, table, ordered) for table in TABLES}
-    tables["convergence"] = summarise(tables["runs"])
+    tables[CONVERGENCE] = summarise(tables["runs"])
     for name, frame in tables.items():
-        atomic_write(frame, out / f"{name}.parquet")
+        atomic_write(frame, table_path(out, name))
     return tables
 
 
 def read_tables(out: str | Path) -> dict[str, pd.DataFrame]:
     """The consolidated tables of a results folder, by name."""
-    out = Path(out)
     return {
-        name: pd.read_parquet(out / f"{name}.parquet")
-        for name in (*TABLES, "convergence", "checks", "model_search", "uncertainty")
-        if (out / f"{name}.parquet").is_file()
+        name: pd.read_parquet(table_path(out, name))
+        for name in (*TABLES, CONVERGENCE, CHECKS, MODEL_SEARCH, UNCERTAINTY)
+        if table_path(out, name).is_file()
     }
 
 

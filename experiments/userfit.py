@@ -34,13 +34,25 @@ constraint is not preserved: with ``scale`` those fit a different model.
 The cross-check's engines take one absolute ``reg_covar`` (scikit-learn has
 no relative one): 1e-6 times the geometric mean of the fitted columns'
 variances, the same as 1e-6 on data rescaled uniformly to unit size.
+
+**Steps.** :func:`fit_file` is the command; each step is a function of its
+own. :func:`load_file` reads and checks the file (:class:`FileData`, with
+the notes to print); :func:`search_file` runs the model search
+(:class:`FileSearch`: the table with label agreement, the chosen cell and
+its fit; it prints nothing and writes nothing but its resume cells);
+:func:`cross_check_config` and :func:`run_cross_check` plan and run the
+engine cross-check; :func:`choose_fit` picks the fit every output shows;
+:func:`~experiments.userfit_outputs.file_outputs` builds every table and
+the summary in the file's units (no files) and
+:func:`~experiments.userfit_outputs.write_outputs` writes them and the
+report; :func:`~experiments.userfit_console.echo_summary` prints the
+summary. The names of what is written are :mod:`experiments.tables`'s.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,25 +63,52 @@ from sklearn.metrics import adjusted_rand_score
 
 from experiments import config
 from experiments.analysis import SAME_OPTIMUM_NATS, choose_model
-from experiments.config import parse_config
-from experiments.datasets import SCALINGS, load_dataset, read_table
-from experiments.report import build_report, params_from_components
+from experiments.config import SweepConfig, parse_config
+from experiments.datasets import SCALINGS, Dataset, load_dataset
+from experiments.report import params_from_components
 from experiments.runner import run_sweep
-from experiments.tables import atomic_write, read_tables
+from experiments.tables import (
+    ASSIGNMENTS_CSV,
+    MANIFEST,
+    PARAMETERS_JSON,
+    RESULTS,
+    SEARCH_CELLS,
+    read_tables,
+)
+from experiments.userfit_console import (
+    MAX_FEATURES_WITH_COVARIANCES as MAX_FEATURES_WITH_COVARIANCES,
+)
+from experiments.userfit_console import SIGNIFICANT_DIGITS as SIGNIFICANT_DIGITS
+from experiments.userfit_console import _describe as _describe
+from experiments.userfit_console import _parameter_table as _parameter_table
+from experiments.userfit_console import echo_summary
+from experiments.userfit_outputs import FitOutputs, file_outputs, write_outputs
+from experiments.userfit_outputs import _label_agreement as _label_agreement
 from mixtures.covariance import ALIASES, mclust_name
 from mixtures.diagnostics import bic, icl
-from mixtures.em import e_step, score_samples
+from mixtures.em import score_samples
+from mixtures.estimator import GaussianMixture
 from mixtures.params import MixtureParams
-from mixtures.select import search, top_models
+from mixtures.select import SearchResult, search, top_models
 
-__all__ = ["ChosenFit", "adopt_cross_check", "fit_file"]
+__all__ = [
+    "ChosenFit",
+    "FileData",
+    "FileSearch",
+    "FitOutputs",
+    "adopt_cross_check",
+    "choose_fit",
+    "cross_check_config",
+    "file_outputs",
+    "fit_file",
+    "load_file",
+    "run_cross_check",
+    "search_file",
+    "write_outputs",
+]
 
-#: Significant digits of the console's weights and means (parameters.json has all).
-SIGNIFICANT_DIGITS = 4
 #: The search's finished cells, inside the results folder (see fit_file).
-CHECKPOINT = "search-cells"
-#: Up to this many features, the console also prints covariance matrices.
-MAX_FEATURES_WITH_COVARIANCES = 3
+CHECKPOINT = SEARCH_CELLS
 
 
 def fit_file(
@@ -102,6 +141,103 @@ def fit_file(
     matrices only with ``verbose`` or for at most three features; they are
     always in ``parameters.json``.
     """
+    # Every check of the file happens here, before anything is planned or
+    # written: a file that cannot be fitted leaves no results folder.
+    file = load_file(
+        path, columns=columns, label=label, sep=sep, header=header, scale=scale
+    )
+    for note in file.notes:
+        echo(note)
+    out = Path(out)
+    existed = out.exists()
+    cells = out / CHECKPOINT
+    try:
+        found = search_file(
+            file,
+            components=components,
+            models=models,
+            prior=prior,
+            jobs=jobs,
+            progress=progress,
+            # Every finished cell is kept: after Ctrl-C the same command
+            # fits only the cells it had not finished.
+            checkpoint=cells,
+        )
+    except ValueError as error:
+        # Nothing to show for it: a search without a model leaves no folder.
+        shutil.rmtree(cells, ignore_errors=True)
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise ValueError(f"{file.path.name}: {error}") from None
+    if found.result.n_resumed:
+        echo(
+            f"resumed: {found.result.n_resumed} finished cell fits read back from "
+            f"{cells} (same data and options), the others fitted now."
+        )
+    # Only now, with a chosen model, does anything go to disk.
+    results = out / RESULTS
+    results.mkdir(parents=True, exist_ok=True)
+    sweep = cross_check_config(file, found, backends=backends, seeds=seeds)
+    run_cross_check(sweep, results, jobs=jobs, progress=progress, echo=echo)
+    chosen, notes = choose_fit(file, found, results, prior=prior)
+    outputs = file_outputs(file, found, chosen, notes, prior=prior)
+    index = write_outputs(outputs, out)
+    echo_summary(outputs.summary, outputs.table, index, out, verbose=verbose, echo=echo)
+    return outputs.summary
+
+
+# ---------------------------------------------------------------------------
+# The file and its search (nothing printed, no output written)
+
+
+@dataclass(frozen=True)
+class FileData:
+    """A data file read and checked for ``gmmlab fit``.
+
+    Attributes
+    ----------
+    path : Path
+        The file, resolved.
+    data : Dataset
+        Its ``file`` data set: the features as fitted (scaled with ``scale``).
+    table_options : dict
+        ``sep`` and ``header``, as :func:`~experiments.files.read_table` takes them.
+    file_params : dict
+        The ``file`` data set's parameters that were given.
+    label : str or None
+        The column of known classes.
+    scale : str
+    center, spread : ndarray of shape (n_features,)
+        The file's units are ``center + spread * x`` of the fitted ``x``.
+    log_jacobian : float
+        ``n * sum(log spread)``: a log-likelihood of the fitted data minus
+        this is one in the file's units.
+    notes : tuple of str
+        What the console says about how the file was read.
+    """
+
+    path: Path
+    data: Dataset
+    table_options: dict[str, Any]
+    file_params: dict[str, Any]
+    label: str | None
+    scale: str
+    center: np.ndarray
+    spread: np.ndarray
+    log_jacobian: float
+    notes: tuple[str, ...]
+
+
+def load_file(
+    path: str | Path,
+    *,
+    columns: list[str] | None = None,
+    label: str | None = None,
+    sep: str | None = None,
+    header: bool | None = None,
+    scale: str = "none",
+) -> FileData:
+    """Read and check ``path`` as :func:`fit_file` fits it; ValueError if it cannot."""
     if scale not in SCALINGS:
         raise ValueError(f"scale must be one of {', '.join(SCALINGS)}; got {scale!r}.")
     path = Path(path).resolve()
@@ -116,62 +252,103 @@ def fit_file(
         }.items()
         if value is not None
     }
-    # Every check of the file happens here, before anything is planned or
-    # written: a file that cannot be fitted leaves no results folder.
     data = load_dataset(f"file:{path}", **file_params)
+    notes = []
     if data.notes.get("left_out"):
-        echo(
+        notes.append(
             f"note: columns {data.notes['left_out']} hold no numbers and are not "
             "features (choose features with --columns)."
         )
     if data.notes.get("decimal") == ",":
-        echo("note: numbers are written with a decimal comma (3,6 = 3.6); read so.")
-    for name in data.notes.get("label_like", []):
-        echo(
-            f"warning: column {name!r} holds few distinct whole numbers and looks "
-            f"like a class label; if it is one, pass --label {name} to exclude it."
+        notes.append(
+            "note: numbers are written with a decimal comma (3,6 = 3.6); read so."
         )
+    notes.extend(
+        f"warning: column {name!r} holds few distinct whole numbers and looks "
+        f"like a class label; if it is one, pass --label {name} to exclude it."
+        for name in data.notes.get("label_like", [])
+    )
     center = np.asarray(data.notes.get("center", np.zeros(data.X.shape[1])))
     spread = np.asarray(data.notes.get("spread", np.ones(data.X.shape[1])))
     # Log-likelihoods in the file's units: log p(x) = log p(x') - sum log spread.
     log_jacobian = data.X.shape[0] * float(np.sum(np.log(spread)))
     if scale != "none":
-        echo(
+        notes.append(
             f"note: columns {scale}-scaled for fitting; log-likelihood, BIC, ICL "
             "and parameters are in the file's units. EII, VII, EEV, VEV, EVE "
             "and VVE are not invariant to rescaling columns: with --scale they "
             "are different models than on the raw columns."
         )
-    out = Path(out)
-    existed = out.exists()
-    cells = out / CHECKPOINT
-    try:
-        result = search(
-            data.X,
-            models,
-            components,
-            prior="default" if prior else None,
-            # Units must not matter: regularisation relative to each feature.
-            reg_covar_relative=True,
-            n_jobs=jobs,
-            progress=progress,
-            # Every finished cell is kept: after Ctrl-C the same command
-            # fits only the cells it had not finished.
-            checkpoint=cells,
-        )
-        searched = result.best("bic")
-    except ValueError as error:
-        # Nothing to show for it: a search without a model leaves no folder.
-        shutil.rmtree(cells, ignore_errors=True)
-        if not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise ValueError(f"{path.name}: {error}") from None
-    if result.n_resumed:
-        echo(
-            f"resumed: {result.n_resumed} finished cell fits read back from "
-            f"{cells} (same data and options), the others fitted now."
-        )
+    return FileData(
+        path,
+        data,
+        table_options,
+        file_params,
+        label,
+        scale,
+        center,
+        spread,
+        log_jacobian,
+        tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class FileSearch:
+    """A file's model search and the cell it chose (in the fitted units).
+
+    Attributes
+    ----------
+    result : SearchResult
+    table : DataFrame
+        The search's table, with ``ari`` (each cell's agreement with the
+        label column) where the file has one.
+    searched : GaussianMixture
+        The search's fit of the chosen cell.
+    best : Series
+        The chosen cell's row of ``table``: the lowest BIC among ok cells.
+    model : str
+    n_components : int
+    """
+
+    result: SearchResult
+    table: pd.DataFrame
+    searched: GaussianMixture
+    best: pd.Series
+    model: str
+    n_components: int
+
+
+def search_file(
+    file: FileData,
+    *,
+    components: list[int],
+    models: list[str] | None = None,
+    prior: bool = False,
+    jobs: int = 1,
+    progress: bool = True,
+    checkpoint: Path | None = None,
+) -> FileSearch:
+    """Search every model x K on ``file``; ValueError when no cell is ok.
+
+    Prints nothing (``progress`` is the search's progress bar) and writes
+    nothing but the finished cells in ``checkpoint`` (see
+    :func:`mixtures.select.search`), from which the same search resumes.
+    """
+    result = search(
+        file.data.X,
+        models,
+        components,
+        prior="default" if prior else None,
+        # Units must not matter: regularisation relative to each feature.
+        reg_covar_relative=True,
+        n_jobs=jobs,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
+    searched = result.best("bic")
     table = result.table.copy()
+    data = file.data
     if data.labels is not None:
         # Agreement of every fitted cell's clustering with the known classes.
         table["ari"] = [
@@ -181,188 +358,13 @@ def fit_file(
             for row in table.itertuples()
         ]
     best = top_models(table, 1, "bic").iloc[0]
-    model, n_components = str(best["model"]), int(best["n_components"])
-
-    # Only now, with a chosen model, does anything go to disk.
-    (out / "results").mkdir(parents=True, exist_ok=True)
-    # The engine cross-check at the chosen model: scikit-learn only has four.
-    sklearn_name = ALIASES.get(model)
-    engines = tuple(
-        b for b in backends if b != "sklearn" or sklearn_name is not None
-    ) or ("em",)
-    # One absolute reg_covar for every engine of the cross-check (scikit-learn
-    # has no relative one): 1e-6 of the geometric mean of the columns'
-    # variances, as 1e-6 would be after rescaling the data to unit size.
-    reg_covar = 1e-6 * float(np.exp(np.mean(np.log(data.X.var(axis=0)))))
-    backend_tables = {
-        name: (
-            {"seeds": 1}
-            if name.startswith("pymc")
-            else {"reg_covar": reg_covar}
-            if name in ("em", "sklearn")
-            else {}
-        )
-        for name in engines
-    }
-    config = parse_config(
-        {
-            "sweep": {"root_seed": 0, "seeds": seeds},
-            "datasets": [
-                {
-                    "name": f"file:{path}",
-                    "n_components": [n_components],
-                    **({"params": file_params} if file_params else {}),
-                }
-            ],
-            "backends": backend_tables,
-            "grid": {
-                "covariance_type": [sklearn_name or model],
-                "init_params": ["kmeans", "random_from_data"],
-            },
-        },
-        source=f"gmmlab fit {path.name}",
-    )
-    manifest = out / "results" / "manifest.json"
-    replace = (
-        manifest.is_file()
-        and json.loads(manifest.read_text()).get("config_hash") != config.config_hash
-    )
-    run_sweep(
-        config,
-        out / "results",
-        jobs=jobs,
-        force=replace,
-        progress=progress,
-        echo=echo,
+    return FileSearch(
+        result, table, searched, best, str(best["model"]), int(best["n_components"])
     )
 
-    search_fit = ChosenFit(
-        params=searched.params_,
-        log_likelihood=float(best["log_likelihood"]),
-        bic=float(best["bic"]),
-        icl=float(best["icl"]),
-        source="model search",
-        start=str(best["start"]),
-        n_iter=int(best["n_iter"]),
-        repairs=tuple(
-            f"restart {e.restart}, iteration {e.iteration}: {e.action} of "
-            f"component {e.component + 1} ({e.reason})"
-            for e in searched.degenerate_events_
-        ),
-    )
-    notes: list[str] = []
-    if prior:
-        # The cross-check fits by maximum likelihood: its likelihoods are
-        # higher than a MAP fit's by construction, not a better maximum.
-        chosen = search_fit
-    else:
-        recorded = read_tables(out / "results")
-        chosen, notes = adopt_cross_check(
-            search_fit,
-            recorded["runs"],
-            recorded.get("components", pd.DataFrame()),
-            data.X,
-            model=model,
-            n_components=n_components,
-            n_parameters=int(best["n_parameters"]),
-            log_jacobian=log_jacobian,
-        )
-    _, log_resp = e_step(data.X, chosen.params)
-    probabilities = np.exp(log_resp)
-    labels = probabilities.argmax(axis=1)
-    cell = (table["model"] == model) & (table["n_components"] == n_components)
-    table.loc[cell, ["log_likelihood", "bic", "icl", "start", "n_iter"]] = [
-        chosen.log_likelihood,
-        chosen.bic,
-        chosen.icl,
-        chosen.start,
-        chosen.n_iter,
-    ]
-    if data.labels is not None:
-        table.loc[cell, "ari"] = adjusted_rand_score(data.labels, labels)
-    # In the file's units from here on.
-    table["log_likelihood"] -= log_jacobian
-    table["bic"] += 2 * log_jacobian
-    table["icl"] += 2 * log_jacobian
-    table["chosen"] = cell
-    # An adopted maximum only lowers the chosen cell's BIC: it stays first.
-    top = top_models(table, 3, "bic")
-    best = top.iloc[0]
-    uncertainty = 1.0 - probabilities.max(axis=1)
-    frame = read_table(path, **table_options)
-    assignments = frame.copy()
-    # Components are numbered 1..K in every output, as in mclust.
-    assignments["component"] = labels + 1
-    for k in range(n_components):
-        assignments[f"p_component_{k + 1}"] = probabilities[:, k]
-    assignments["uncertainty"] = uncertainty
-    atomic_write(assignments.to_csv(index=False), out / "assignments.csv")
-    atomic_write(table.to_csv(index=False), out / "model_search.csv")
-    columns = list(data.notes["columns"])
-    original = data.X * spread + center
-    points = pd.DataFrame(original[:, :2], columns=columns[:2])
-    points["component"] = assignments["component"].to_numpy()
-    points["uncertainty"] = uncertainty
-    if label is not None:
-        points["label"] = frame[label].astype(str).to_numpy()
-    atomic_write(points, out / "results" / "uncertainty.parquet")
-    # Parameters in the file's units: x = center + spread * x'.
-    means = center + spread * chosen.params.means
-    covariances = chosen.params.full_covariances() * np.outer(spread, spread)
-    parameters = {
-        "weights": chosen.params.weights.tolist(),
-        "means": means.tolist(),
-        "covariances": covariances.tolist(),
-    }
-    # The report draws the chosen fit from this record, never from a refit.
-    record = table.assign(
-        file=path.name,
-        dataset=f"file:{path}",
-        prior=bool(prior),
-        scale=scale,
-        chosen_note=np.where(cell, " ".join(notes), ""),
-        chosen_params=np.where(cell, json.dumps(parameters), ""),
-    )
-    atomic_write(record, out / "results" / "model_search.parquet")
-    summary = {
-        "file": str(path),
-        "columns": columns,
-        "model": model,
-        "n_components": n_components,
-        "covariance_type": model,
-        "prior": bool(prior),
-        "scale": scale,
-        "source": chosen.source,
-        "start": chosen.start,
-        "log_likelihood": float(best["log_likelihood"]),
-        "bic": float(best["bic"]),
-        "icl": float(best["icl"]),
-        "n_parameters": int(best["n_parameters"]),
-        "mean_uncertainty": float(uncertainty.mean()),
-        "notes": notes,
-        **parameters,
-        "top3": [
-            {
-                "model": str(row["model"]),
-                "n_components": int(row["n_components"]),
-                "bic": float(row["bic"]),
-                "log_likelihood": float(row["log_likelihood"]),
-            }
-            for _, row in top.iterrows()
-        ],
-        "flagged_cells": int((table["status"] != "ok").sum()),
-        **(_label_agreement(table, best, label, data) if label is not None else {}),
-        "degenerate_events": list(chosen.repairs),
-    }
-    atomic_write(json.dumps(summary, indent=2) + "\n", out / "parameters.json")
-    index = build_report(out / "results", out)
-    echo(_describe(summary, table, verbose=verbose))
-    echo(
-        f"report: {index}\nassignments: {out / 'assignments.csv'}\n"
-        f"model search: {out / 'model_search.csv'}\n"
-        f"parameters: {out / 'parameters.json'}"
-    )
-    return summary
+
+# ---------------------------------------------------------------------------
+# The engine cross-check and the chosen fit
 
 
 @dataclass(frozen=True)
@@ -470,121 +472,113 @@ def adopt_cross_check(
     )
     return adopted, [
         f"{found} That fit (status ok, BIC and ICL recomputed) is the chosen "
-        "fit everywhere: console, parameters.json, assignments.csv and report. "
+        f"fit everywhere: console, {PARAMETERS_JSON}, {ASSIGNMENTS_CSV} and report. "
         "The search missed this maximum: a defect of the search, tracked "
         "separately."
     ]
 
 
-def _label_agreement(table: pd.DataFrame, best, label: str, data) -> dict:
-    """ARI of the chosen model, and of the best cell with K = classes.
-
-    Both against the label column; the second cell is the best ok one with
-    as many components as there are classes.
-    """
-    n_classes = int(np.unique(data.labels).size)
-    at_classes = top_models(table[table["n_components"] == n_classes], 1, "bic")
-    agreement = {
-        "label": label,
-        "n_classes": n_classes,
-        "ari": float(best["ari"]),
+def cross_check_config(
+    file: FileData, found: FileSearch, *, backends: tuple[str, ...], seeds: int
+) -> SweepConfig:
+    """The sweep that fits the chosen model and K with every engine of ``backends``."""
+    # The engine cross-check at the chosen model: scikit-learn only has four.
+    sklearn_name = ALIASES.get(found.model)
+    engines = tuple(
+        b for b in backends if b != "sklearn" or sklearn_name is not None
+    ) or ("em",)
+    # One absolute reg_covar for every engine of the cross-check (scikit-learn
+    # has no relative one): 1e-6 of the geometric mean of the columns'
+    # variances, as 1e-6 would be after rescaling the data to unit size.
+    reg_covar = 1e-6 * float(np.exp(np.mean(np.log(file.data.X.var(axis=0)))))
+    backend_tables = {
+        name: (
+            {"seeds": 1}
+            if name.startswith("pymc")
+            else {"reg_covar": reg_covar}
+            if name in ("em", "sklearn")
+            else {}
+        )
+        for name in engines
     }
-    if not at_classes.empty:
-        row = at_classes.iloc[0]
-        agreement["best_at_n_classes"] = {
-            "model": str(row["model"]),
-            "n_components": n_classes,
-            "bic": float(row["bic"]),
-            "ari": float(row["ari"]),
-        }
-    return agreement
-
-
-def _parameter_table(
-    weights: list[float], means: list[list[float]], columns: list[str]
-) -> str:
-    """Components as rows (1..K), weight and one mean per feature as columns."""
-    frame = pd.DataFrame(means, columns=columns, index=range(1, len(weights) + 1))
-    frame.insert(0, "weight", weights)
-    # Named in the corner, the component numbers repeat in every wrapped block.
-    frame.columns.name = "component"
-    width = shutil.get_terminal_size((100, 24)).columns
-    return frame.to_string(
-        float_format=lambda value: f"{value:.{SIGNIFICANT_DIGITS}g}",
-        line_width=width,
+    return parse_config(
+        {
+            "sweep": {"root_seed": 0, "seeds": seeds},
+            "datasets": [
+                {
+                    "name": f"file:{file.path}",
+                    "n_components": [found.n_components],
+                    **({"params": file.file_params} if file.file_params else {}),
+                }
+            ],
+            "backends": backend_tables,
+            "grid": {
+                "covariance_type": [sklearn_name or found.model],
+                "init_params": ["kmeans", "random_from_data"],
+            },
+        },
+        source=f"gmmlab fit {file.path.name}",
     )
 
 
-def _describe(summary: dict, table: pd.DataFrame, *, verbose: bool = False) -> str:
-    counts = table["status"].value_counts()
-    flagged = ", ".join(
-        f"{int(counts[status])} {status}" for status in counts.index if status != "ok"
+def run_cross_check(
+    sweep: SweepConfig, results: Path, *, jobs: int, progress: bool, echo=print
+) -> None:
+    """Run the cross-check into ``results``, afresh if its configuration changed."""
+    manifest = results / MANIFEST
+    replace = (
+        manifest.is_file()
+        and json.loads(manifest.read_text()).get("config_hash") != sweep.config_hash
     )
-    lines = [
-        f"model search on {Path(summary['file']).name}: {len(table)} cells "
-        f"({table['model'].nunique()} models x K = "
-        f"{table['n_components'].min()}..{table['n_components'].max()})"
-        + (f"; never chosen: {flagged}" if flagged else "; every cell ok"),
-        "top models by BIC (lower is better; mclust prints minus these):",
-    ]
-    for rank, row in enumerate(summary["top3"], start=1):
-        lines.append(
-            f"  {rank}. {row['model']},{row['n_components']}  BIC {row['bic']:.2f}  "
-            f"log-likelihood {row['log_likelihood']:.3f}"
-        )
-    lines.append(
-        f"best model: {summary['model']} with K = {summary['n_components']} "
-        f"(log-likelihood {summary['log_likelihood']:.3f}, BIC {summary['bic']:.2f}, "
-        f"ICL {summary['icl']:.2f}; mean classification uncertainty "
-        f"{summary['mean_uncertainty']:.3f}; start {summary['start']}): the fit "
-        "every output shows"
+    run_sweep(
+        sweep,
+        results,
+        jobs=jobs,
+        force=replace,
+        progress=progress,
+        echo=echo,
     )
-    lines.extend(f"note: {note}" for note in summary["notes"])
-    if "label" in summary:
-        line = (
-            f"agreement with column {summary['label']!r} ({summary['n_classes']} "
-            f"classes): adjusted Rand index {summary['ari']:.3f}"
-        )
-        other = summary.get("best_at_n_classes")
-        if other and summary["n_components"] != summary["n_classes"]:
-            line += (
-                f"; the best ok fit with K = {summary['n_classes']} is "
-                f"{other['model']} (BIC {other['bic']:.2f}, ARI {other['ari']:.3f})"
-            )
-        lines.append(line)
-    events = summary["degenerate_events"]
-    if events:
-        lines.append(
-            f"the chosen fit needed {len(events)} repair(s) of the degenerate-"
-            "component policy on its way (none in force at the end, or it would "
-            "not be ok): " + "; ".join(events[:3]) + (" ..." if len(events) > 3 else "")
-        )
-    flagged = table[table["status"] != "ok"]
-    lines.extend(
-        f"  flagged {row.model},{row.n_components} ({row.status}): {row.reason}"
-        for row in flagged.head(5).itertuples()
+
+
+def choose_fit(
+    file: FileData, found: FileSearch, results: Path, *, prior: bool
+) -> tuple[ChosenFit, list[str]]:
+    """The fit every output shows, and the notes on how it was chosen.
+
+    The search's fit, or a higher maximum of the cross-check recorded in
+    ``results`` (:func:`adopt_cross_check`); always the search's with
+    ``prior``.
+    """
+    best, searched = found.best, found.searched
+    search_fit = ChosenFit(
+        params=searched.params_,
+        log_likelihood=float(best["log_likelihood"]),
+        bic=float(best["bic"]),
+        icl=float(best["icl"]),
+        source="model search",
+        start=str(best["start"]),
+        n_iter=int(best["n_iter"]),
+        repairs=tuple(
+            f"restart {e.restart}, iteration {e.iteration}: {e.action} of "
+            f"component {e.component + 1} ({e.reason})"
+            for e in searched.degenerate_events_
+        ),
     )
-    if len(flagged) > 5:
-        lines.append(f"  ... and {len(flagged) - 5} more in model_search.csv")
-    lines.append("weights and means of the chosen fit:")
-    lines.append(
-        _parameter_table(summary["weights"], summary["means"], summary["columns"])
+    if prior:
+        # The cross-check fits by maximum likelihood: its likelihoods are
+        # higher than a MAP fit's by construction, not a better maximum.
+        return search_fit, []
+    recorded = read_tables(results)
+    return adopt_cross_check(
+        search_fit,
+        recorded["runs"],
+        recorded.get("components", pd.DataFrame()),
+        file.data.X,
+        model=found.model,
+        n_components=found.n_components,
+        n_parameters=int(best["n_parameters"]),
+        log_jacobian=file.log_jacobian,
     )
-    if verbose or len(summary["columns"]) <= MAX_FEATURES_WITH_COVARIANCES:
-        lines.append(
-            f"covariance matrices (rows and columns: {', '.join(summary['columns'])}):"
-        )
-        for k, (weight, cov) in enumerate(
-            zip(summary["weights"], summary["covariances"], strict=True), start=1
-        ):
-            lines.append(f"component {k}: weight {weight:.4f}")
-            matrix = np.array2string(np.array(cov), precision=4, suppress_small=True)
-            lines.append(textwrap.indent(matrix, "  "))
-    else:
-        lines.append(
-            "covariance matrices: in parameters.json (--verbose prints them here)"
-        )
-    return "\n".join(lines)
 
 
 def parse_components(text: str) -> list[int]:

@@ -188,6 +188,52 @@ def top_models(table: pd.DataFrame, n: int = 3, criterion: str = "bic") -> pd.Da
     return ok.sort_values([criterion, "n_parameters"], kind="stable").head(n)
 
 
+def _checked_data(X) -> tuple[np.ndarray, object]:
+    """The data as float64 (n_samples, n_features), and its string column names."""
+    feature_names = getattr(X, "columns", None)
+    if feature_names is not None and not all(isinstance(c, str) for c in feature_names):
+        feature_names = None  # scikit-learn records only string names
+    # float64 always: the default tolerance is below float32's rounding.
+    X = check_data(X, allow_1d=True).astype(np.float64, copy=False)
+    constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
+    if constant.size:
+        which = (
+            [str(feature_names[j]) for j in constant]
+            if feature_names is not None
+            else constant.tolist()
+        )
+        raise ValueError(
+            f"column(s) {which} are constant: no mixture can model a feature "
+            "without spread (every covariance would be singular). Remove them."
+        )
+    return X, feature_names
+
+
+def _check_search_settings(
+    n_random_starts, n_soft_starts, n_continue, refine, random_state
+) -> None:
+    """ValueError for a start count, ``refine`` or seed a search cannot use."""
+    for name, value, minimum in (
+        ("n_random_starts", n_random_starts, 0),
+        ("n_soft_starts", n_soft_starts, 0),
+        ("n_continue", n_continue, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}; got {value}.")
+    if not isinstance(refine, bool | np.bool_):
+        raise ValueError(f"refine must be True or False; got {refine!r}.")
+    if random_state is not None and (
+        isinstance(random_state, bool)
+        or not isinstance(random_state, int | np.integer)
+        or random_state < 0
+    ):
+        raise ValueError(
+            f"random_state must be None or an integer >= 0; got {random_state!r}."
+        )
+
+
 def _check_criterion(criterion: str) -> None:
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}.")
@@ -319,36 +365,12 @@ def search(
     -------
     SearchResult
     """
-    feature_names = getattr(X, "columns", None)
-    if feature_names is not None and not all(isinstance(c, str) for c in feature_names):
-        feature_names = None  # scikit-learn records only string names
-    # float64 always: the default tolerance is below float32's rounding.
-    X = check_data(X, allow_1d=True).astype(np.float64, copy=False)
-    n_samples, n_features = X.shape
-    constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
-    if constant.size:
-        which = (
-            [str(feature_names[j]) for j in constant]
-            if feature_names is not None
-            else constant.tolist()
-        )
-        raise ValueError(
-            f"column(s) {which} are constant: no mixture can model a feature "
-            "without spread (every covariance would be singular). Remove them."
-        )
-    names = _check_models(models, n_features)
-    ks = _check_components(n_components, n_samples)
-    for name, value, minimum in (
-        ("n_random_starts", n_random_starts, 0),
-        ("n_soft_starts", n_soft_starts, 0),
-        ("n_continue", n_continue, 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-        if value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}; got {value}.")
-    if not isinstance(refine, bool | np.bool_):
-        raise ValueError(f"refine must be True or False; got {refine!r}.")
+    X, feature_names = _checked_data(X)
+    names = _check_models(models, X.shape[1])
+    ks = _check_components(n_components, X.shape[0])
+    _check_search_settings(
+        n_random_starts, n_soft_starts, n_continue, refine, random_state
+    )
     as_prior(prior)  # raises on a malformed prior
     options = {
         "tol": tol,
@@ -358,14 +380,6 @@ def search(
         "prior": prior,
     }
     EMOptions(**options)  # validates the scalar options once, up front
-    if random_state is not None and (
-        isinstance(random_state, bool)
-        or not isinstance(random_state, int | np.integer)
-        or random_state < 0
-    ):
-        raise ValueError(
-            f"random_state must be None or an integer >= 0; got {random_state!r}."
-        )
     options["n_continue"] = n_continue
     store = None
     if checkpoint is not None:
@@ -397,65 +411,75 @@ def search(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(cells) * (2 if refine else 1), desc="model search")
-    results = {}
-    if store is not None:
-        for cell in cells:
-            if (saved := store.load(1, cell)) is not None:
-                results[cell] = saved
-    n_resumed = len(results)
-    todo = [cell for cell in cells if cell not in results]
-    if bar is not None:
-        bar.update(len(results))
     with Parallel(n_jobs=n_jobs, return_as="generator") as parallel:
-        if todo:
+
+        def first(todo):
             starts = _all_starts(X, ks, n_random_starts, n_soft_starts, random_state)
-            jobs = (
-                delayed(_fit_cell)(X, model, k, *starts[k], options)
-                for model, k in todo
+            return (
+                delayed(_fit_cell)(X, *cell, *starts[cell[1]], options) for cell in todo
             )
-            for cell, output in zip(todo, parallel(jobs), strict=True):
-                results[cell] = output
-                if store is not None:
-                    store.save(1, cell, output)
-                if bar is not None:
-                    bar.update()
+
+        results, n_resumed = _run_pass(parallel, first, cells, store, 1, bar)
         # In the cells' order, however many were read back: the second
         # pass's starts (and so its ties) must not depend on a resume.
         results = {cell: results[cell] for cell in cells}
         if refine:
             second = _shared_starts(X, results, cells)
             done = [cell for cell in cells if cell in second]
-            refined = {}
-            if store is not None:
-                for cell in done:
-                    if (saved := store.load(2, cell)) is not None:
-                        refined[cell] = saved
-            todo = [cell for cell in done if cell not in refined]
-            n_resumed += len(refined)
             if bar is not None:
-                bar.update(len(cells) - len(todo))
-            jobs = (
-                delayed(_fit_cell)(
-                    X,
-                    *cell,
-                    *second[cell],
-                    options,
-                    always=("split", "merge"),
-                    short_max_iter=1,
+                bar.update(len(cells) - len(done))
+
+            def again(todo):
+                return (
+                    delayed(_fit_cell)(
+                        X,
+                        *cell,
+                        *second[cell],
+                        options,
+                        always=("split", "merge"),
+                        short_max_iter=1,
+                    )
+                    for cell in todo
                 )
-                for cell in todo
-            )
-            for cell, output in zip(todo, parallel(jobs), strict=True):
-                refined[cell] = output
-                if store is not None:
-                    store.save(2, cell, output)
-                if bar is not None:
-                    bar.update()
+
+            refined, n_read = _run_pass(parallel, again, done, store, 2, bar)
+            n_resumed += n_read
             tie = _tie(options, X.shape[0])
             for cell in done:
                 results[cell] = _better(results[cell], refined[cell], tie)
     if bar is not None:
         bar.close()
+    table, fits = _assembled(results, cells, names, options, feature_names)
+    return SearchResult(table, fits, X, n_resumed)
+
+
+def _run_pass(parallel, jobs_for, cells, store, stage: int, bar):
+    """One pass over ``cells``: read back the saved ones, fit the rest.
+
+    ``jobs_for(todo)`` gives the delayed fits of the cells not read back;
+    each finished cell is saved at once. Returns ``(results, n_read)``.
+    """
+    results = {}
+    if store is not None:
+        for cell in cells:
+            if (saved := store.load(stage, cell)) is not None:
+                results[cell] = saved
+    n_read = len(results)
+    todo = [cell for cell in cells if cell not in results]
+    if bar is not None:
+        bar.update(n_read)
+    if todo:
+        for cell, output in zip(todo, parallel(jobs_for(todo)), strict=True):
+            results[cell] = output
+            if store is not None:
+                store.save(stage, cell, output)
+            if bar is not None:
+                bar.update()
+    return results, n_read
+
+
+def _assembled(results, cells, names, options, feature_names):
+    """The search's table (model, then K) and the fitted estimator of each cell."""
     rows, fits = [], {}
     for model, k in cells:
         row, params, run = results[(model, k)]
@@ -472,7 +496,7 @@ def search(
         .drop(columns="_order")
         .reset_index(drop=True)
     )
-    return SearchResult(table, fits, X, n_resumed)
+    return table, fits
 
 
 def bic_table(

@@ -235,7 +235,7 @@ def _fit(run_id, replicate, n, log_likelihood, rmse, **extra):
 
 
 def test_recovery_is_measured_on_the_data_maximum_over_every_start_and_engine():
-    from experiments.analysis import (
+    from experiments.recovery import (
         MAXIMUM_LIKELIHOOD,
         recovery_fits,
         recovery_summary,
@@ -283,7 +283,7 @@ def _power_law_series(exponents, factors, sizes=(250, 1000, 4000, 16000)):
 
 
 def test_recovery_slope_and_its_bootstrap_interval_in_closed_form():
-    from experiments.analysis import recovery_slope
+    from experiments.recovery import recovery_slope
 
     # Every replicate falls as n^-0.5 (at its own level): so does the median
     # of any resample, and the interval is the point.
@@ -307,7 +307,7 @@ def test_recovery_slope_and_its_bootstrap_interval_in_closed_form():
 
 
 def test_recovery_slope_interval_is_a_seeded_bootstrap_over_replicates():
-    from experiments.analysis import recovery_slope
+    from experiments.recovery import recovery_slope
 
     rng = np.random.default_rng(3)
     exponents = rng.uniform(-0.8, -0.3, size=5)

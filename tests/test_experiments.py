@@ -173,7 +173,7 @@ GOOD = """
         (
             GOOD.replace("[backends.em]", "[backends.em]\nbanana = 1"),
             "backends.em",
-            "n_init, precisions_init, reg_covar",
+            "n_init, precisions_init, prior, reg_covar",
         ),
         (GOOD.replace("seeds = 2", 'seeds = "two"'), "sweep.seeds", "integer >= 1"),
         (

@@ -125,7 +125,7 @@ def _section(markdown: str, heading: str) -> str:
 def test_convergence_and_recovery_sections_name_the_model_and_the_data_maximum(
     report, recorded
 ):
-    from experiments.analysis import recovery_slope
+    from experiments.recovery import recovery_slope
 
     out, _ = report
     markdown = (out / "report.md").read_text()

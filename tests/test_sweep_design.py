@@ -28,7 +28,6 @@ from experiments.analysis import (
     convergence_summary,
     count_optima,
     engine_pairs,
-    recovery_summary,
     same_optimum,
 )
 from experiments.config import (
@@ -42,6 +41,7 @@ from experiments.config import (
 from experiments.datasets import load_dataset
 from experiments.evaluate import classify_fit
 from experiments.executors import RunTimeoutError, call_with_time_limit
+from experiments.recovery import recovery_summary
 from experiments.runner import execute_run, run_sweep
 from experiments.tables import FolderLockedError, folder_lock
 from mixtures import MixtureParams, fit_em

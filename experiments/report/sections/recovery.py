@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from experiments.analysis import (
-    data_columns,
-    recovery_fits,
-    recovery_slope,
-    recovery_summary,
-)
+from experiments.analysis import data_columns
+from experiments.recovery import recovery_fits, recovery_slope, recovery_summary
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
 from experiments.report.figures.runs import recovery_figure
