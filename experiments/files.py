@@ -70,8 +70,15 @@ def sniff_table(path: Path) -> tuple[str, bool]:
             break
     first = _split(lines[0], sep)
     rest = [_split(line, sep) for line in lines[1:]]
-    header = any(not _is_number(field) for field in first) and (
-        not rest or any(_is_number(field) for row in rest for field in row)
+
+    def number(field: str) -> bool:
+        # 3,6 is a number where commas do not separate fields.
+        return _is_number(field) or (
+            sep != "," and _DECIMAL_COMMA.match(field) is not None
+        )
+
+    header = any(not number(field) for field in first) and (
+        not rest or any(number(field) for row in rest for field in row)
     )
     return sep, header
 

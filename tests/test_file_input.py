@@ -215,3 +215,11 @@ def test_fit_says_it_read_decimal_commas(tmp_path, faithful_frame, capsys):
     printed = capsys.readouterr().out
     assert "decimal comma" in printed
     assert "hold no numbers" not in printed
+
+
+def test_a_header_is_found_when_every_column_has_decimal_commas(tmp_path):
+    path = tmp_path / "all_commas.csv"
+    path.write_text("x;y\n0,126;-0,132\n1,5;2,25\n-3,0;4,75\n")
+    data = load_dataset(f"file:{path}")
+    assert data.notes["columns"] == ["x", "y"]
+    np.testing.assert_allclose(data.X, [[0.126, -0.132], [1.5, 2.25], [-3.0, 4.75]])
