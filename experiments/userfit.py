@@ -508,7 +508,18 @@ def cross_check_config(
                 {
                     "name": f"file:{file.path}",
                     "n_components": [found.n_components],
-                    **({"params": file.file_params} if file.file_params else {}),
+                    # One value per parameter: a list (the columns) is
+                    # wrapped, since a sweep reads a bare list as a grid.
+                    **(
+                        {
+                            "params": {
+                                key: [value] if isinstance(value, list) else value
+                                for key, value in file.file_params.items()
+                            }
+                        }
+                        if file.file_params
+                        else {}
+                    ),
                 }
             ],
             "backends": backend_tables,

@@ -223,3 +223,20 @@ def test_a_header_is_found_when_every_column_has_decimal_commas(tmp_path):
     data = load_dataset(f"file:{path}")
     assert data.notes["columns"] == ["x", "y"]
     np.testing.assert_allclose(data.X, [[0.126, -0.132], [1.5, 2.25], [-3.0, 4.75]])
+
+
+def test_fit_cross_checks_the_chosen_columns_together(tmp_path, faithful_frame):
+    import pandas as pd
+
+    frame = faithful_frame.assign(noise=np.arange(len(faithful_frame)) % 7)
+    path = tmp_path / "three.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "out"
+    args = ["fit", str(path), "--columns", "eruptions,waiting", "--models", "EEE",
+            "--components", "2", "--backends", "em", "--seeds", "1", "--jobs", "1",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    runs = pd.read_parquet(out / "results" / "runs.parquet")
+    # One data set of both columns (2 starts x 1 seed), not one per column.
+    assert runs["data_hash"].nunique() == 1
+    assert len(runs) == 2
