@@ -6,7 +6,6 @@ A results folder holds::
     .lock                   who is writing (pid, host, start), while they are
     parts/TABLE/RUN_ID.parquet   one file per finished run and table
     runs.parquet  traces.parquet  components.parquet  predictive.parquet
-    convergence.parquet
 
 Every file is written by :func:`atomic_write` (a temporary file in the same
 folder, then ``os.replace``), so a reader never sees half a file, and a
@@ -39,8 +38,10 @@ Tables (tidy, one row per observation):
     (``kind = "histogram"``: the bin from ``x`` to ``right``, the data's
     density ``mean``, and the 94% band ``low``-``high`` of replicated
     histograms of n points).
-``convergence``
-    :func:`experiments.analysis.convergence_summary` of ``runs``.
+``convergence`` (returned, never stored)
+    :func:`experiments.analysis.convergence_summary` of ``runs``: derived,
+    so it is computed from ``runs`` wherever it is needed (the sweep's
+    return value, the report) and can never go stale on disk.
 ``checks`` (when the sweep has ``[[checks]]``)
     ``target, convention, check, result, evidence, diagnosis``: the output
     of ``gmmlab check`` on each target, ``result`` in pass/fail/n/a/error.
@@ -213,14 +214,17 @@ def _read_parts(out: Path, table: str, run_ids: list[str]) -> pd.DataFrame:
 def consolidate(out: Path, run_ids: list[str], summarise) -> dict[str, pd.DataFrame]:
     """Gather the parts of ``run_ids`` into the consolidated tables.
 
-    ``summarise(runs) -> DataFrame`` gives the ``convergence`` table. Every
-    table is replaced atomically; the dict of all four is returned.
+    Every recorded table is replaced atomically; the returned dict adds
+    ``summarise(runs)`` as ``convergence``, which is derived and not stored
+    (a ``convergence.parquet`` left by an older gmmlab is removed, so that
+    nothing can read a stale one).
     """
     ordered = sorted(run_ids)
     tables = {table: _read_parts(out, table, ordered) for table in TABLES}
-    tables[CONVERGENCE] = summarise(tables["runs"])
     for name, frame in tables.items():
         atomic_write(frame, table_path(out, name))
+    table_path(out, CONVERGENCE).unlink(missing_ok=True)
+    tables[CONVERGENCE] = summarise(tables["runs"])
     return tables
 
 
@@ -228,7 +232,7 @@ def read_tables(out: str | Path) -> dict[str, pd.DataFrame]:
     """The consolidated tables of a results folder, by name."""
     return {
         name: pd.read_parquet(table_path(out, name))
-        for name in (*TABLES, CONVERGENCE, CHECKS, MODEL_SEARCH, UNCERTAINTY)
+        for name in (*TABLES, CHECKS, MODEL_SEARCH, UNCERTAINTY)
         if table_path(out, name).is_file()
     }
 

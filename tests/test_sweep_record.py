@@ -43,3 +43,21 @@ def test_a_resume_that_runs_something_is_a_new_session(tmp_path):
     again = _manifest(out)
     assert again["started_at"] > first["started_at"]
     assert again["earlier_sessions"][-1]["started_at"] == first["started_at"]
+
+
+def test_derived_tables_are_returned_not_stored(tmp_path):
+    out = tmp_path / "tiny"
+    stale = tmp_path / "tiny" / "convergence.parquet"
+    run_sweep(load_config(TINY), out, progress=False, echo=lambda *_: None)
+    assert not stale.exists()  # nothing on disk can go stale
+    stale.write_bytes(b"left by an older gmmlab")
+    tables = run_sweep(load_config(TINY), out, progress=False, echo=lambda *_: None)
+    assert not stale.exists()
+    assert len(tables["convergence"]) > 0
+    from experiments.analysis import convergence_summary
+    from experiments.report.context import read_results
+
+    # The report derives it from the runs, as the sweep did.
+    derived = read_results(out).convergence
+    expected = convergence_summary(tables["runs"])
+    assert derived.equals(expected)

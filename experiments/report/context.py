@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from experiments.analysis import SAME_OPTIMUM_NATS, data_columns
+from experiments.analysis import SAME_OPTIMUM_NATS, convergence_summary, data_columns
 from experiments.datasets import load_dataset
 from experiments.report_stats import params_from_components
 from experiments.tables import read_tables
@@ -85,7 +85,11 @@ def read_results(results: Path) -> ReportData:
         runs=tables["runs"],
         traces=tables.get("traces", pd.DataFrame()),
         components=tables.get("components", pd.DataFrame()),
-        convergence=tables.get("convergence", pd.DataFrame()),
+        # Derived from the runs here, never read from a stored copy.
+        convergence=convergence_summary(
+            tables["runs"],
+            float(manifest.get("same_optimum_nats", SAME_OPTIMUM_NATS)),
+        ),
         checks=tables.get("checks"),
         predictive=tables.get("predictive"),
         model_search=tables.get("model_search"),
