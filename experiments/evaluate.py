@@ -14,6 +14,7 @@ Every run gets a ``status`` and a ``status_reason`` from
 
 from __future__ import annotations
 
+import json
 import traceback as traceback_module
 from typing import Any
 
@@ -109,7 +110,12 @@ def identity_row(spec: RunSpec) -> dict[str, Any]:
             np.nan if spec.stopping is None else float(spec.stopping.max_iter)
         ),
     }
-    row.update({f"p_{key}": value for key, value in spec.dataset_params.items()})
+    row.update(
+        {
+            f"p_{key}": recorded_param(value)
+            for key, value in spec.dataset_params.items()
+        }
+    )
     row.update(
         {
             f"p_{spec.backend}_{key}": value
@@ -117,6 +123,22 @@ def identity_row(spec: RunSpec) -> dict[str, Any]:
         }
     )
     return row
+
+
+def recorded_param(value):
+    """A data set parameter as the runs table records it.
+
+    A list (a file's columns) becomes its JSON text: one hashable value, so
+    that runs group by their data set. :func:`param_from_record` undoes it.
+    """
+    return json.dumps(list(value)) if isinstance(value, list | tuple) else value
+
+
+def param_from_record(value):
+    """A data set parameter back from the runs table (see :func:`recorded_param`)."""
+    if isinstance(value, str) and value.startswith("["):
+        return json.loads(value)
+    return value
 
 
 def failed_result(spec: RunSpec, error: BaseException) -> dict[str, Any]:

@@ -240,3 +240,8 @@ def test_fit_cross_checks_the_chosen_columns_together(tmp_path, faithful_frame):
     # One data set of both columns (2 starts x 1 seed), not one per column.
     assert runs["data_hash"].nunique() == 1
     assert len(runs) == 2
+    from experiments.report.context import run_data
+
+    # The record gives the same data back (the report's figures use it).
+    again = run_data(runs.iloc[0], runs)
+    np.testing.assert_array_equal(again.X, faithful_frame.to_numpy())

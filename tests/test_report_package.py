@@ -52,10 +52,11 @@ def test_sections_lists_every_section_module_once():
         module = importlib.import_module(f"{sections_package.__name__}.{name}")
         assert module.SECTION in SECTIONS
         assert module.SECTION.name == name
-    # The page begins with the setup and ends with the fits not eligible;
-    # the five write-ups follow their introduction, in order.
-    assert listed[0] == "setup"
-    assert listed[-1] == "not_eligible"
+    # The page begins with the summary and ends with the fits not eligible,
+    # then the setup and versions; the five write-ups follow their
+    # introduction, in order.
+    assert listed[0] == "summary"
+    assert listed[-2:] == ["not_eligible", "setup"]
     start = listed.index("writeups")
     assert listed[start : start + 6] == ["writeups", "s1", "s2", "s3", "s4", "s5"]
 

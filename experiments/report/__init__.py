@@ -7,10 +7,18 @@ components with the recorded parameters. Figures are PNG files (matplotlib,
 Agg backend) written next to ``index.html``; one colour per engine
 throughout. Building the same report twice gives byte-identical files.
 
+The page opens with what the sweep shows (a few findings the sections
+register, each linking to the section that supports it) and a table of
+contents; the setup and versions come last. Every number in a table is
+rounded by one rule per kind of number (:mod:`.formatting`), and every
+figure is drawn at the width of the page's content column, so the page
+shows it at its natural size.
+
 The package: :mod:`.context` reads the results folder, :mod:`.document`
-writes HTML and Markdown, :mod:`.figures` draws, :mod:`.views` names and
-lays out rows, and :mod:`.sections` holds one module per section, in page
-order in :data:`~experiments.report.sections.SECTIONS`. The statistics the
+writes HTML and Markdown, :mod:`.formatting` prints numbers,
+:mod:`.figures` draws, :mod:`.views` names and lays out rows, and
+:mod:`.sections` holds one module per section, in page order in
+:data:`~experiments.report.sections.SECTIONS`. The statistics the
 sections state live in :mod:`experiments.analysis`,
 :mod:`experiments.report_stats` and :mod:`experiments.scenario_analysis`.
 """

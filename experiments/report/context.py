@@ -19,6 +19,7 @@ import pandas as pd
 
 from experiments.analysis import SAME_OPTIMUM_NATS, convergence_summary, data_columns
 from experiments.datasets import load_dataset
+from experiments.evaluate import param_from_record
 from experiments.report_stats import params_from_components
 from experiments.tables import read_tables
 from mixtures import MixtureParams
@@ -110,7 +111,7 @@ def run_data(run: pd.Series, runs: pd.DataFrame):
         if c != "p_path" and pd.notna(run[c])
     }
     values = {
-        k: (int(v) if isinstance(v, float) and v.is_integer() else v)
+        k: (int(v) if isinstance(v, float) and v.is_integer() else param_from_record(v))
         for k, v in values.items()
     }
     return load_dataset(run["dataset"], seed=int(run["data_seed"]), **values)

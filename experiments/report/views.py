@@ -1,25 +1,51 @@
 """How recorded rows are named and laid out for a reader.
 
 Labels of data sets ('synthetic n=250': a data set and the parameters that
-vary in its series), the outcome table with readable column names, and a
-fitted mixture's parameters as one row per component. Shared by the
+vary in its series; a user's file by its name, never its folder), the
+outcome table with readable column names, and a fitted mixture's
+parameters in tables whose rows each fit on one line. Shared by the
 sections and the figures; no statistic is computed here.
 """
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import numpy as np
 import pandas as pd
 
 from experiments.analysis import STATUSES, data_columns
+from experiments.report.formatting import matrix_text, significant, vector_text
 from mixtures import MixtureParams
 
-__all__ = ["data_label", "outcome_table", "parameter_table", "summary_label"]
+__all__ = [
+    "data_label",
+    "dataset_name",
+    "outcome_table",
+    "parameter_tables",
+    "summary_label",
+]
+
+#: Up to this many features, a component's mean and covariance fit in one
+#: row of one table; beyond, each feature has its row.
+_FEATURES_IN_ONE_ROW = 3
+
+
+def dataset_name(dataset: object) -> str:
+    """A data set as the report names it: a ``file:PATH`` by its file's stem.
+
+    ``file:/tmp/x/penguins.csv`` is ``penguins``: titles and figure file
+    names never carry the folder the file was read from.
+    """
+    name = str(dataset)
+    if name.startswith("file:"):
+        return PurePath(name.removeprefix("file:")).stem or name
+    return name
 
 
 def data_label(values: dict, runs: pd.DataFrame) -> str:
     """'synthetic n=250': a data set and the parameters that vary in its series."""
-    parts = [str(values["dataset"])]
+    parts = [dataset_name(values["dataset"])]
     mine = runs[runs["dataset"] == values["dataset"]]
     for column, value in values.items():
         varies = column in mine and mine[column].nunique(dropna=False) > 1
@@ -53,18 +79,83 @@ def outcome_table(outcomes: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def parameter_table(params: MixtureParams) -> pd.DataFrame:
-    """One row per component (numbered 1..K): weight, mean and covariance, as text."""
-    return pd.DataFrame(
-        {
-            "component": np.arange(1, params.n_components + 1),
-            "weight": params.weights,
-            "mean": [
-                np.array2string(m, precision=5, separator=", ") for m in params.means
-            ],
-            "covariance": [
-                np.array2string(c, precision=5, separator=", ").replace("\n", "")
-                for c in params.covariances
-            ],
-        }
-    )
+def _is_diagonal(covariances: np.ndarray) -> bool:
+    """Whether every covariance matrix has zeros off its diagonal."""
+    d = covariances.shape[-1]
+    return d > 1 and not np.any(covariances[:, ~np.eye(d, dtype=bool)])
+
+
+def parameter_tables(
+    params: MixtureParams, names: list[str] | None = None
+) -> list[tuple[str, pd.DataFrame]]:
+    """A fitted mixture's parameters as (caption, table) pairs, components 1..K.
+
+    A diagonal model (every covariance zero off its diagonal) shows its
+    variances only. Up to three features, one table with a row per
+    component; beyond, the weights, then a row per feature (its mean and
+    variance in each component), then, unless diagonal, each component's
+    covariance matrix as its own table: no row is longer than a few
+    numbers per component, so each fits on one line.
+    """
+    weights, means = params.weights, params.means
+    covariances = params.full_covariances()
+    k, d = means.shape
+    # Named as given; features beyond the names given by their position.
+    given = list(names or [])[:d]
+    names = given + [f"feature {i + 1}" for i in range(len(given), d)]
+    diagonal = _is_diagonal(covariances)
+    variances = np.diagonal(covariances, axis1=1, axis2=2)
+    components = np.arange(1, k + 1)
+    if d <= _FEATURES_IN_ONE_ROW:
+        spread: dict[str, object] = (
+            {"variances (diagonal model)": [vector_text(v) for v in variances]}
+            if diagonal
+            else {"covariance": [matrix_text(c) for c in covariances]}
+        )
+        shown_means: object = [vector_text(m) for m in means]
+        if d == 1:
+            shown_means, spread = means[:, 0], {"variance": variances[:, 0]}
+        table = pd.DataFrame(
+            {
+                "component": components,
+                "weight": weights,
+                "mean": shown_means,
+                **spread,
+            }
+        )
+        return [("", table)]
+    tables = [
+        ("", pd.DataFrame({"component": components, "weight": weights})),
+        (
+            "Means and variances, one row per feature"
+            + (" (a diagonal model: no covariances)" if diagonal else "")
+            + ":",
+            pd.DataFrame(
+                {
+                    "feature": names,
+                    **{f"mean {j}": means[j - 1] for j in components},
+                    **{f"variance {j}": variances[j - 1] for j in components},
+                }
+            ),
+        ),
+    ]
+    if not diagonal:
+        tables += [
+            (
+                f"Covariance matrix of component {j}:",
+                # Printed here: a feature's name says nothing of the digits.
+                pd.DataFrame(
+                    {
+                        "feature": names,
+                        **{
+                            name: [significant(float(v)) for v in column]
+                            for name, column in zip(
+                                names, covariances[j - 1].T, strict=True
+                            )
+                        },
+                    }
+                ),
+            )
+            for j in components
+        ]
+    return tables

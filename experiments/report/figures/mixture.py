@@ -22,7 +22,7 @@ __all__ = ["draw_mixture", "mixture_figure"]
 
 def mixture_figure(X, labels, params: MixtureParams, names, title: str) -> Figure:
     """One fitted mixture over its data (:func:`draw_mixture`) under ``title``."""
-    fig, ax = subplots(figsize=(5, 4))
+    fig, ax = subplots(height=4.2)
     draw_mixture(ax, X, labels, params, names)
     ax.set_title(title)
     fig.tight_layout()
@@ -66,9 +66,9 @@ def draw_mixture(ax, X, labels, params: MixtureParams, names) -> None:
             )
             for k in range(params.n_components)
         ],
-        fontsize=7,
         title="ellipses: 1 and 2 sd",
-        title_fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
     )
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
@@ -101,7 +101,7 @@ def _draw_density(ax, X, params: MixtureParams, name: str) -> None:
         )
     ax.set_xlabel(name)
     ax.set_ylabel("density (per unit of x)")
-    ax.legend(fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _ellipse(ax, mean, cov, scale, colour) -> None:

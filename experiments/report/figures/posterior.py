@@ -8,13 +8,14 @@ predictive density with its 94% band, all read from the recorded
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from experiments.report.figures.style import colour, subplots
+from experiments.report.figures.style import SMALL_TYPE, colour, subplots
 
 __all__ = ["predictive_figure"]
 
@@ -33,9 +34,8 @@ def predictive_figure(
     """
     ncols = min(3, len(panels))
     nrows = int(np.ceil(len(panels) / ncols))
-    fig, axes = subplots(
-        nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False
-    )
+    height = 1.1 + 2.8 * nrows
+    fig, axes = subplots(nrows, ncols, height=height, squeeze=False)
     for ax, (run, feature) in zip(axes.ravel(), panels, strict=False):
         here = predictive[
             (predictive["run_id"] == run["run_id"]) & (predictive["feature"] == feature)
@@ -47,17 +47,27 @@ def predictive_figure(
         if name.startswith("file:"):
             name = Path(name.removeprefix("file:")).name
         ax.set_title(
-            f"{name}{' (' + extra + ')' if extra else ''}, "
-            f"feature {feature} ({run['status']}): "
-            f"{int(outside.sum())} of {int(outside.size)} bars outside",
-            fontsize=8,
+            textwrap.fill(
+                f"{name}{' (' + extra + ')' if extra else ''}, "
+                f"feature {feature} ({run['status']}): "
+                f"{int(outside.sum())} of {int(outside.size)} bars outside",
+                38,
+            ),
+            fontsize=SMALL_TYPE,
         )
         ax.set_ylabel("density")
     for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
-    axes.ravel()[0].legend(fontsize=7)
+    # One legend for every panel, under them: inside a panel it hid the data.
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    for ax in axes.ravel()[1 : len(panels)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="lower center", ncol=3)
     fig.suptitle("Posterior predictive check: each feature's marginal density")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.55 / height, 1.0, 1.0))
     return fig
 
 

@@ -100,9 +100,7 @@ def _trace_panel(ax, runs_e, traces, best_ids, engine_colour) -> None:
                 trace["iteration"],
                 shown,
                 INIT_STYLES.get(run.init, "-"),
-                color=CHAIN_COLOURS[restart % len(CHAIN_COLOURS)]
-                if sampled
-                else shade,
+                color=CHAIN_COLOURS[restart % len(CHAIN_COLOURS)] if sampled else shade,
                 alpha=0.8 if sampled or is_best else 0.3,
                 linewidth=1.6 if is_best and not sampled else 0.8,
                 label=f"chain {restart + 1}" if sampled else None,

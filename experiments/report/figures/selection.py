@@ -8,10 +8,14 @@ returns a :class:`~matplotlib.figure.Figure`.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from experiments.report.figures.style import subplots
 
@@ -24,20 +28,28 @@ def selection_figure(table: pd.DataFrame, label: str) -> Figure:
     ``table`` is :func:`experiments.analysis.selection_table` of one data
     set. Circles mark the chosen cells; on the BIC panel a cross marks an
     excluded fit's BIC where it is below the cell's eligible ones. Each axis
-    zooms on the neighbourhood of its minimum.
+    zooms on the neighbourhood of its minimum; a covariance type whose every
+    value lies above the axis is not drawn, and the legend says so.
     """
     markers = "os^Dv<>p*h"
-    fig, axes = subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = subplots(1, 2, height=3.6)
     for ax, criterion in zip(axes, ("bic", "icl"), strict=True):
+        top_of_axis = _zoom_on_minimum(ax, table, criterion)
+        above = []
         for index, (covariance_type, cell) in enumerate(
             table.groupby("covariance_type", sort=True)
         ):
-            ax.plot(
-                cell["n_components"],
-                cell[criterion],
-                marker=markers[index % len(markers)],
-                label=covariance_type,
-            )
+            values = cell[criterion].to_numpy(dtype=float)
+            if (values[np.isfinite(values)] <= top_of_axis).any():
+                ax.plot(
+                    cell["n_components"],
+                    cell[criterion],
+                    color=matplotlib.colormaps["tab10"](index % 10),
+                    marker=markers[index % len(markers)],
+                    label=covariance_type,
+                )
+            else:
+                above.append(covariance_type)
             if criterion == "bic":
                 fooled = cell[cell["excluded_bic"] < cell["bic"].fillna(np.inf)]
                 ax.scatter(
@@ -58,19 +70,24 @@ def selection_figure(table: pd.DataFrame, label: str) -> Figure:
             label="chosen",
             zorder=4,
         )
-        _zoom_on_minimum(ax, table, criterion)
         ax.set_xlabel("number of components K")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{criterion.upper()} (lower is better)")
-        ax.legend(fontsize=7, title="covariance", title_fontsize=7)
+        handles, names = ax.get_legend_handles_labels()
+        if above:  # named, with no line: drawn nowhere on this axis
+            handles.append(Line2D([], [], linestyle="", marker=""))
+            names.append(f"above the top: {', '.join(above)}")
+        ax.legend(handles, names, title="covariance")
     fig.suptitle(f"{label}: model selection (x: lowest BIC of an excluded fit)")
     fig.tight_layout()
     return fig
 
 
-def _zoom_on_minimum(ax, table: pd.DataFrame, criterion: str) -> None:
+def _zoom_on_minimum(ax, table: pd.DataFrame, criterion: str) -> float:
     """Zoom on the neighbourhood of the minimum (crosses included).
 
-    Far worse models leave the top of the axis.
+    Far worse models leave the top of the axis; returns the top (infinite
+    when the axis is left to matplotlib).
     """
     shown = [table[criterion].min()]
     if criterion == "bic":
@@ -82,6 +99,8 @@ def _zoom_on_minimum(ax, table: pd.DataFrame, criterion: str) -> None:
         span = min(max(highs) - low, 0.1 * abs(low) + 50.0)
         if span > 0:
             ax.set_ylim(low - 0.08 * span, low + span)
+            return low + span
+    return np.inf
 
 
 def model_search_figure(
@@ -94,10 +113,15 @@ def model_search_figure(
     cells; the axis keeps the competitive models: three in four models'
     best K are on it.
     """
-    fig, ax = subplots(1, 1, figsize=(9, 4.6))
+    fig, ax = subplots(1, 1, height=4.6)
     markers = "os^Dv<>p*hH8dP"
+    top_of_axis = _zoom_on_competitive(ax, table, top)
+    above = []
     for index, (model, cells) in enumerate(table.groupby("model", sort=False)):
         ok = cells[cells["status"] == "ok"]
+        if not (ok["bic"] <= top_of_axis).any():
+            above.append(str(model))
+            continue
         ax.plot(
             ok["n_components"],
             ok["bic"],
@@ -127,18 +151,32 @@ def model_search_figure(
             zorder=4,
             label="chosen",
         )
-        # Zoom on the competitive models: three in four models' best K are
-        # on the plot; models far worse leave it at the top.
-        low = float(top["bic"].iloc[0])
-        ok_cells = table[(table["status"] == "ok") & np.isfinite(table["bic"])]
-        best_per_model = ok_cells.groupby("model")["bic"].min()
-        span = 1.5 * (float(best_per_model.quantile(0.75)) - low) + 10.0
-        ax.set_ylim(low - 0.05 * span, low + span)
     ax.set_xlabel("number of components K")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("BIC (lower is better)")
-    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    handles, names = ax.get_legend_handles_labels()
+    if above:  # named, with no line: drawn nowhere on this axis
+        handles.append(Line2D([], [], linestyle="", marker=""))
+        names.append("above the top:\n" + textwrap.fill(", ".join(above), 24))
+    ax.legend(handles, names, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
+
+
+def _zoom_on_competitive(ax, table: pd.DataFrame, top: pd.DataFrame) -> float:
+    """Zoom on the competitive models; return the top of the axis.
+
+    Three in four models' best K are on the plot; models far worse leave it
+    at the top. Infinite (the axis left to matplotlib) without a best cell.
+    """
+    if top.empty:
+        return np.inf
+    low = float(top["bic"].iloc[0])
+    ok_cells = table[(table["status"] == "ok") & np.isfinite(table["bic"])]
+    best_per_model = ok_cells.groupby("model")["bic"].min()
+    span = 1.5 * (float(best_per_model.quantile(0.75)) - low) + 10.0
+    ax.set_ylim(low - 0.05 * span, low + span)
+    return low + span
 
 
 def uncertainty_figure(points: pd.DataFrame, columns: list[str]) -> Figure:
@@ -150,7 +188,7 @@ def uncertainty_figure(points: pd.DataFrame, columns: list[str]) -> Figure:
     sorted, most uncertain first.
     """
     uncertainty = points["uncertainty"].to_numpy()
-    fig, axes = subplots(1, 2, figsize=(10, 4))
+    fig, axes = subplots(1, 2, height=4.0)
     if len(columns) >= 2:
         ax = axes[0]
         # mclust's uncertainty plot: larger, darker points are less certain.

@@ -1,6 +1,7 @@
 """The report's sections, one module each, and their order on the page.
 
-:data:`SECTIONS` lists every section in page order; :func:`build_report
+:data:`SECTIONS` lists every section in page order (what the sweep shows
+first, its setup and versions last); :func:`build_report
 <experiments.report.build_report>` writes each one whose condition holds.
 Each module defines one :class:`~experiments.report.context.Section`
 named ``SECTION``.
@@ -33,7 +34,6 @@ __all__ = ["SECTIONS"]
 
 #: Every section of the report, in page order.
 SECTIONS: tuple[Section, ...] = (
-    setup.SECTION,
     summary.SECTION,
     writeups.SECTION,
     s1.SECTION,
@@ -50,4 +50,5 @@ SECTIONS: tuple[Section, ...] = (
     selection.SECTION,
     fitted.SECTION,
     not_eligible.SECTION,
+    setup.SECTION,
 )

@@ -16,7 +16,7 @@ from experiments.analysis import posterior as posterior_fits
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
 from experiments.report.figures.posterior import predictive_figure
-from experiments.report.views import data_label
+from experiments.report.views import data_label, dataset_name
 from experiments.report_stats import matched_to, mle_in_hdi, same_cell
 from mixtures.diagnostics import MAX_R_HAT, MIN_ESS_BULK
 
@@ -156,6 +156,7 @@ def _fits_table(runs: pd.DataFrame, bayes: pd.DataFrame) -> pd.DataFrame:
             row["fits_ok"] = f"{int((fits['status'] == 'ok').sum())}/{len(fits)}"
             views.append(row)
     frame = pd.DataFrame(views)
+    frame["dataset"] = frame["dataset"].map(dataset_name)
     columns = [c for c in columns if c in frame.columns]
     columns.insert(columns.index("status") + 1, "fits_ok")
     return frame[columns].dropna(axis=1, how="all")
@@ -170,7 +171,8 @@ def _ties(doc: Document, bayes: pd.DataFrame) -> None:
     doc.text(
         "Posterior predictive check on tied values: "
         + "; ".join(
-            f"{r.dataset} has {int(r.d_ppc_ties_observed)} rows equal to "
+            f"{dataset_name(r.dataset)} has {int(r.d_ppc_ties_observed)} rows "
+            "equal to "
             "an earlier row; data sets replicated from the posterior"
             + (
                 f", rounded to the data's recording step {r.d_ppc_resolution:g},"
@@ -218,6 +220,12 @@ def _inside_hdi(doc: Document, runs: pd.DataFrame, components) -> None:
         data_label({key: row[key] for key in keys}, runs)
         for _, row in inside.iterrows()
     ]
+    doc.finding(
+        f"EM's maximum-likelihood estimate lies inside PyMC's 94% HDI for "
+        f"{int(inside['em_inside_hdi'].sum())} of "
+        f"{int(inside['parameters'].sum())} parameters over {len(inside)} "
+        "NUTS fits."
+    )
     doc.text(
         "Is EM's maximum-likelihood estimate inside PyMC's 94% HDI? "
         + "; ".join(

@@ -6,7 +6,7 @@ from experiments.analysis import choose_model, data_columns, reference_log_likel
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
 from experiments.report.figures.runs import convergence_figure
-from experiments.report.views import data_label
+from experiments.report.views import data_label, dataset_name
 from experiments.report_stats import cell_share_at_best
 
 __all__ = ["SECTION"]
@@ -37,8 +37,9 @@ def render(doc: Document, data: ReportData) -> None:
         "Final total log-likelihood of every seed on the first data replicate, "
         "per engine and initialisation, relative to the best eligible fit of "
         "that data (any engine or initialisation; 0 = best). Circles are ok "
-        "fits, crosses degenerate, triangles unconverged. The share printed "
-        f"above each group is of its seeds that are ok and within {nats:g} "
+        "fits, crosses degenerate, triangles unconverged; one row per engine "
+        "and initialisation. The share in each row's name is of its seeds "
+        f"that are ok and within {nats:g} "
         "nats of the best: the same number as the table below, which gives "
         "it for every data replicate."
     )
@@ -65,7 +66,9 @@ def render(doc: Document, data: ReportData) -> None:
         "its engine's own stopping rule (sklearn-defaults: where it stops "
         "early is not an optimum) and for posterior summaries."
     )
-    doc.table(convergence[columns])
+    shown = convergence[columns].copy()
+    shown["dataset"] = shown["dataset"].map(dataset_name)
+    doc.table(shown)
 
 
 def _figures(doc: Document, data: ReportData) -> None:
@@ -106,12 +109,8 @@ def _figures(doc: Document, data: ReportData) -> None:
                     "covariance_type": cell["covariance_type"].iloc[0],
                 },
             )
-            at_best = (
-                f"\n{share:.0%} at best"
-                if share == share
-                else "\n(posterior: no optimum)"
-            )
-            names.append(f"{engine}\n{init}{at_best}")
+            at_best = f"{share:.0%} at best" if share == share else "no optimum"
+            names.append(f"{engine}, {init.replace('_', ' ')}: {at_best}")
         fig = convergence_figure(group, cells, names, data.nats, label)
         doc.figure(fig, f"convergence_{label}", f"{label}: seeds' optima")
 

@@ -6,7 +6,7 @@ from experiments.analysis import choose_model, data_columns, eligible
 from experiments.report.context import ReportData, Section, run_data, run_params
 from experiments.report.document import Document
 from experiments.report.figures.mixture import mixture_figure
-from experiments.report.views import data_label, parameter_table
+from experiments.report.views import data_label, parameter_tables
 from mixtures.em import predict_labels
 
 __all__ = ["SECTION"]
@@ -62,7 +62,10 @@ def render(doc: Document, data: ReportData) -> None:
             f"{int(run['seed'])}, log-likelihood {run['log_likelihood']:.2f}, "
             f"status {run['status']})."
         )
-        doc.table(parameter_table(params))
+        for caption, frame in parameter_tables(params, names):
+            if caption:
+                doc.text(caption)
+            doc.table(frame)
 
 
 SECTION = Section("fitted", lambda data: data.fitted, render)

@@ -19,7 +19,7 @@ from experiments.report.figures.selection import (
     model_search_figure,
     uncertainty_figure,
 )
-from experiments.report.views import parameter_table
+from experiments.report.views import dataset_name, parameter_tables
 from mixtures import MixtureParams
 from mixtures.select import top_models
 
@@ -55,10 +55,7 @@ def render(doc: Document, data: ReportData) -> None:
     _search_text(doc, table, top)
     if not flagged.empty:
         doc.text("Flagged cells (never chosen), with the reason of their best start:")
-        doc.table(
-            flagged[_FLAGGED_COLUMNS].rename(columns={"n_components": "K"}),
-            digits=6,
-        )
+        doc.table(flagged[_FLAGGED_COLUMNS].rename(columns={"n_components": "K"}))
     doc.figure(
         model_search_figure(table, flagged, top),
         "model_search_bic",
@@ -102,17 +99,23 @@ def _search_text(doc: Document, table: pd.DataFrame, top: pd.DataFrame) -> None:
             "no prior, so their log-likelihoods are slightly higher than "
             "the MAP fit's below."
         )
-    doc.text(
+    chosen = (
         f"Chosen: {best['model']} with K = {int(best['n_components'])}, BIC "
         f"{best['bic']:.2f}, log-likelihood {best['log_likelihood']:.3f}, ICL "
         f"{best['icl']:.2f}."
+    )
+    doc.text(chosen)
+    doc.finding(
+        f"BIC chooses {best['model']} with K = {int(best['n_components'])} "
+        f"among {len(table)} cells (covariance models x K): BIC "
+        f"{best['bic']:.2f}, log-likelihood {best['log_likelihood']:.2f}."
     )
     # How the engine cross-check compares, and whether its higher maximum
     # was adopted: gmmlab fit's own sentences, as printed.
     note = best.get("chosen_note")
     if isinstance(note, str) and note:
         doc.text(note)
-    doc.table(top[_TOP_COLUMNS].rename(columns={"n_components": "K"}), digits=6)
+    doc.table(top[_TOP_COLUMNS].rename(columns={"n_components": "K"}))
 
 
 def _feature_columns(points: pd.DataFrame) -> list[str]:
@@ -165,7 +168,8 @@ def _chosen_fit(doc: Document, table: pd.DataFrame, points: pd.DataFrame) -> Non
         f"chosen fit: {row['model']}, K = {params.n_components}, "
         f"log-likelihood {row['log_likelihood']:.2f}\n(start {row['start']})",
     )
-    doc.figure(fig, f"fit_{row['dataset']}", f"{row['dataset']}: the chosen fit")
+    name = dataset_name(row["dataset"])
+    doc.figure(fig, f"fit_{name}", f"{name}: the chosen fit")
     doc.text(
         f"The chosen fit, {row['model']} with K = {params.n_components} (start "
         f"{row['start']}; log-likelihood {row['log_likelihood']:.3f}, BIC "
@@ -174,7 +178,10 @@ def _chosen_fit(doc: Document, table: pd.DataFrame, points: pd.DataFrame) -> Non
         "by their most probable component, with 1- and 2-sigma ellipses; its "
         "parameters in the file's units:"
     )
-    doc.table(parameter_table(params))
+    for caption, frame in parameter_tables(params, names):
+        if caption:
+            doc.text(caption)
+        doc.table(frame)
 
 
 def _label_agreement(doc: Document, table: pd.DataFrame, points) -> None:

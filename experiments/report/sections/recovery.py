@@ -62,6 +62,15 @@ def render(doc: Document, data: ReportData) -> None:
     slopes = pd.concat(slopes, ignore_index=True) if slopes else pd.DataFrame()
     if not slopes.empty:
         doc.text(" ".join(_slope_sentences(slopes, runs)))
+        first = slopes.iloc[0]
+        keys = ["dataset", *[c for c in data_columns(runs) if c in slopes]]
+        doc.finding(
+            f"On {data_label({k: first[k] for k in keys}, runs)}, the "
+            f"{_METRIC_NAMES.get(first['metric'], first['metric'])} of the "
+            f"data's maximum scales as n^{first['slope']:.2f} "
+            f"[{first['slope_low']:.2f}, {first['slope_high']:.2f}] "
+            "(1/sqrt(n) is n^-0.50)."
+        )
     _figure(doc, runs)
 
 

@@ -79,7 +79,7 @@ def render(doc: Document, data: ReportData) -> None:
         "variance of reg_covar: its first E-step underflows to 0/0 for every "
         "point not next to a start mean, and every fit ends in NaN."
     )
-    doc.table(outcome_table(arm_outcomes(s1)), digits=6)
+    doc.table(outcome_table(arm_outcomes(s1)))
     reference = reference_log_likelihood(s1)
     facts = _Facts(
         s1=s1,
@@ -306,7 +306,16 @@ def _reported(doc: Document, runs: pd.DataFrame, components: pd.DataFrame) -> No
         "was still present, or the numbers were taken before convergence."
     )
     doc.text(text)
-    doc.table(beside, digits=5)
+    doc.finding(
+        "S1: the write-up's answer is not a maximum of the likelihood: with "
+        "its means and variances the best any weights reach is "
+        f"{theirs['log_likelihood']:.1f}, "
+        f"{chosen['log_likelihood'] - theirs['log_likelihood']:.0f} nats below "
+        f"the best fit; random-point starts draw one value twice with "
+        f"probability {duplicate_start_probability(series, scenarios.S1_K):.1%}, "
+        "which EM can never separate."
+    )
+    doc.table(beside)
 
 
 SECTION = Section("s1", lambda data: has_write_up(data, "s1"), render)

@@ -12,6 +12,7 @@ import pandas as pd
 from experiments.analysis import arm_outcomes
 from experiments.report.context import ReportData, Section, run_data
 from experiments.report.document import Document
+from experiments.report.formatting import vector_text
 from experiments.report.sections.writeups import has_write_up
 from experiments.report.views import outcome_table
 from experiments.report_stats import (
@@ -50,9 +51,7 @@ def render(doc: Document, data: ReportData) -> None:
         f"full, log-likelihood {chosen['log_likelihood']:.2f}), beside the "
         "homework's, which generated our data:"
     )
-    doc.table(
-        _parameters(components[components["run_id"] == chosen["run_id"]]), digits=5
-    )
+    doc.table(_parameters(components[components["run_id"] == chosen["run_id"]]))
     doc.text(
         "(3) 500 points coloured by assigned component, with 1- and 2-sigma "
         "ellipses: the 's2' figure under The fitted mixtures."
@@ -75,10 +74,17 @@ def render(doc: Document, data: ReportData) -> None:
         "log-likelihood| < 0.01 after at least 5 iterations):"
     )
     outcomes = arm_outcomes(s2[s2["backend"].isin(["em", "sklearn", "homework"])])
-    doc.table(outcome_table(outcomes), digits=7)
+    doc.table(outcome_table(outcomes))
     _homework_outcome(doc, outcomes, chosen)
     regenerated = run_data(chosen, runs)
     spread = sampling_spread(regenerated.X, regenerated.truth)
+    if len(optima):
+        doc.finding(
+            f"S2: the homework's -1946 and our {chosen['log_likelihood']:.0f} "
+            "are the same answer on different samples: a total log-likelihood "
+            f"varies by about {spread['spread']:.0f} nats from sample to "
+            "sample at this n."
+        )
     doc.text(
         "(5) What -1946 means: the homework's best run reached a total "
         "log-likelihood of about -1946 on its own 5,000 points, which are "
@@ -104,18 +110,15 @@ def _parameters(rows: pd.DataFrame) -> pd.DataFrame:
     def entries(kind, parameter, indices):
         """One text cell per component: the given entries of a parameter."""
         columns = [table[(kind, parameter, i, j)] for i, j in indices]
-        return [
-            ", ".join(f"{v:.5f}" for v in values)
-            for values in zip(*columns, strict=True)
-        ]
+        return [vector_text(values) for values in zip(*columns, strict=True)]
 
     mean, covariance = [(0, 0), (1, 0)], [(0, 0), (0, 1), (1, 1)]
     return pd.DataFrame(
         {
             "weight": table[("estimate", "weight", 0, 0)],
             "homework weight": table[("truth", "weight", 0, 0)],
-            "mean": [f"({v})" for v in entries("estimate", "mean", mean)],
-            "homework mean": [f"({v})" for v in entries("truth", "mean", mean)],
+            "mean": entries("estimate", "mean", mean),
+            "homework mean": entries("truth", "mean", mean),
             "covariance (xx, xy, yy)": entries("estimate", "covariance", covariance),
             "homework covariance": entries("truth", "covariance", covariance),
         }

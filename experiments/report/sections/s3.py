@@ -38,6 +38,11 @@ def render(doc: Document, data: ReportData) -> None:
     low, high = S3_INTERVAL
     probability = interval_probability(params, low, high)
     asker = unnormalised_curve_at(params, x)
+    doc.finding(
+        f"S3: score_samples returns a log density, not a probability: at x = "
+        f"{x:g} the density is {at['density']:.4f} per unit of x, while "
+        f"P({low:g} < X <= {high:g}) = {probability:.4f}."
+    )
     doc.text(
         f"score_samples returns the log of a density, not a probability: at "
         f"the new point x = {x:g} the chosen fit ({chosen['backend']}, "
@@ -60,8 +65,7 @@ def render(doc: Document, data: ReportData) -> None:
                 f"contribution at x = {x:g}": at["contributions"][order],
                 "membership probability": at["membership"][order],
             }
-        ),
-        digits=5,
+        )
     )
     doc.text(
         "Why each component's curve is normalised on its own: the asker "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from experiments.analysis import data_columns, selection_table
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
@@ -26,17 +28,23 @@ _COLUMNS = [
 ]
 
 
-def render(doc: Document, data: ReportData) -> None:
-    """Per data set searched: BIC and ICL over K, the choices, the table."""
-    runs = data.runs
-    doc.heading("Model selection: BIC and ICL")
+def _searched(runs: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    """The data sets (first replicate) fitted with more than one K or model."""
     first = runs[runs["data_replicate"] == runs["data_replicate"].min()]
     keys = ["dataset", *data_columns(runs)]
-    searched = [
+    return [
         (key, group)
         for key, group in first.groupby(keys, dropna=False, sort=True)
         if group["n_components"].nunique() > 1 or group["covariance_type"].nunique() > 1
     ]
+
+
+def render(doc: Document, data: ReportData) -> None:
+    """Per data set searched: BIC and ICL over K, the choices, the table."""
+    runs = data.runs
+    doc.heading("Model selection: BIC and ICL")
+    keys = ["dataset", *data_columns(runs)]
+    searched = _searched(runs)
     if not searched:
         doc.text(
             "Every data set was fitted with one K and one covariance type "
@@ -76,7 +84,21 @@ def render(doc: Document, data: ReportData) -> None:
                 f"{worst['excluded_bic']:.2f}: a degenerate or unconverged fit."
             )
         doc.text(" ".join(sentences))
-        doc.table(table[_COLUMNS], digits=7)
+        if sentences:
+            doc.finding(sentences[0])
+        doc.table(table[_COLUMNS])
 
 
-SECTION = Section("selection", lambda data: data.fitted, render)
+def _applies(data: ReportData) -> bool:
+    """Whenever fits ran, but not after ``gmmlab fit``'s model search.
+
+    There the search chose the model (section "Model search") and the
+    engine cross-check fits only that one, so there is nothing more to
+    select, and saying so would contradict the search above.
+    """
+    if not data.fitted:
+        return False
+    return data.model_search is None or bool(_searched(data.runs))
+
+
+SECTION = Section("selection", _applies, render)

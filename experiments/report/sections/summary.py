@@ -38,8 +38,24 @@ def render(doc: Document, data: ReportData) -> None:
         "stopping rule (tol = 1e-3 on the mean log-likelihood): shown, never "
         "compared."
     )
-    doc.table(_shown(runs, table), digits=6)
-    doc.text(" ".join(_conclusions(runs, table, nats)))
+    doc.table(_shown(runs, table))
+    counts = _count_sentence(table)
+    agreement = _agreement_sentences(runs, nats)
+    doc.text(
+        " ".join(
+            [
+                counts,
+                *agreement,
+                *_share_sentences(runs, table),
+                *_defaults_sentences(runs, table),
+                *_nuts_sentences(runs, table),
+            ]
+        )
+    )
+    # How many fits are ok, and whether the engines agree, open the page.
+    doc.finding(counts)
+    if agreement:
+        doc.finding(agreement[0])
 
 
 def _shown(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -78,20 +94,18 @@ def _shown(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _conclusions(runs, table, nats) -> list[str]:
-    """Sentences stating what the summary table shows, every number from it."""
+def _count_sentence(table) -> str:
+    """How many fits are ok, and where the others are listed."""
     total = int(table["n_runs"].sum())
     ok = int(table["n_ok"].sum())
-    sentences = [
-        f"{ok} of {total} fits are ok; the other {total - ok} are listed with "
-        "their reasons under 'Fits not eligible' (Summary table, status "
-        "columns)."
-    ]
-    sentences += _agreement_sentences(runs, nats)
-    sentences += _share_sentences(runs, table)
-    sentences += _defaults_sentences(runs, table)
-    sentences += _nuts_sentences(runs, table)
-    return sentences
+    if ok == total:
+        return f"All {total} fits are ok (Summary table, status columns)."
+    return (
+        f"{ok} of {total} fits are ok; the other "
+        + ("one is" if total - ok == 1 else f"{total - ok} are")
+        + " listed with their reasons under 'Fits not eligible' (Summary "
+        "table, status columns)."
+    )
 
 
 def _agreement_sentences(runs, nats) -> list[str]:
@@ -162,13 +176,27 @@ def _share_sentences(runs, table) -> list[str]:
     compared = table["backend"].isin(["em", "sklearn"])
     for init, values in shares.items():
         values = values[compared.loc[values.index]]
-        if len(values):
-            worst = summary_label(table.loc[values.idxmin()], runs)
-            sentences.append(
-                f"{init.replace('_', ' ')} starts put between {values.min():.0%} "
-                f"({worst}) and {values.max():.0%} of seeds at the "
-                f"best optimum (Summary table, 'at best, {init.replace('_', ' ')}')."
+        if not len(values):
+            continue
+        starts, column = init.replace("_", " "), f"'at best, {init.replace('_', ' ')}'"
+        low, high = f"{values.min():.0%}", f"{values.max():.0%}"
+        if low == high:  # one row, or every row the same: no range to give
+            rows = table.loc[values.index]
+            where = (
+                f"{summary_label(rows.iloc[0], runs)}, {rows.iloc[0]['backend']}"
+                if len(rows) == 1
+                else f"each of its {len(rows)} rows"
             )
+            sentences.append(
+                f"{starts} starts put {low} of seeds at the best optimum "
+                f"(Summary table, {column}, {where})."
+            )
+            continue
+        worst = summary_label(table.loc[values.idxmin()], runs)
+        sentences.append(
+            f"{starts} starts put between {low} ({worst}) and {high} of seeds "
+            f"at the best optimum (Summary table, {column})."
+        )
     return sentences
 
 
@@ -178,15 +206,18 @@ def _defaults_sentences(runs, table) -> list[str]:
     if not (len(defaults) and "share_at_best_kmeans" in defaults):
         return []
     never = defaults[defaults["share_at_best_kmeans"] == 0]
+    where = (
+        f"never reach the best optimum on {len(never)} of {len(defaults)} data "
+        f"sets ({', '.join(summary_label(r, runs) for _, r in never.iterrows())}; "
+        if len(never)
+        else f"reach the best optimum from some seeds on each of the {len(defaults)} "
+        "data sets ("
+    )
     return [
         f"scikit-learn's default tolerance stops after a median of "
         f"{defaults['median_iterations'].median():g} iterations, and its "
-        f"k-means fits never reach the best optimum on {len(never)} of "
-        f"{len(defaults)} data sets "
-        f"({', '.join(summary_label(r, runs) for _, r in never.iterrows())}; "
-        "Summary "
-        "table, sklearn-defaults): the sweep's own rule is the basis of "
-        "every comparison."
+        f"k-means fits {where}Summary table, sklearn-defaults): the sweep's own "
+        "rule is the basis of every comparison."
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
 from experiments.report.figures.runs import timing_figure
+from experiments.report.views import dataset_name
 
 __all__ = ["SECTION"]
 
@@ -28,6 +29,7 @@ def render(doc: Document, data: ReportData) -> None:
         )
         .reset_index()
     )
+    table["dataset"] = table["dataset"].map(dataset_name)
     doc.table(table)
     doc.figure(timing_figure(table), "timing", "Median fit time per engine (log scale)")
 
