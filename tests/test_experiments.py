@@ -402,10 +402,20 @@ def _wait_for_parts(process, parts: Path, count: int, limit: float = 120) -> Non
         time.sleep(0.02)
 
 
+@pytest.fixture(scope="module")
+def slowish_clean(tmp_path_factory):
+    """SLOWISH run start to finish in one go: the same for every ``jobs``."""
+    folder = tmp_path_factory.mktemp("slowish")
+    config = _write(folder, SLOWISH)
+    return run_sweep(
+        load_config(config), folder / "clean", progress=False, echo=lambda *_: None
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_killed_sweep_keeps_finished_runs_and_resumes_to_the_clean_result(
-    tmp_path, jobs
+    tmp_path, jobs, slowish_clean
 ):
     config = _write(tmp_path, SLOWISH)
     out = tmp_path / "killed"
@@ -426,10 +436,7 @@ def test_killed_sweep_keeps_finished_runs_and_resumes_to_the_clean_result(
     assert any(f"{done} already done" in m for m in messages)
     # The dead writer's lock was taken over, and said so.
     assert any("stale lock" in m for m in messages)
-    clean = run_sweep(
-        load_config(config), tmp_path / "clean", progress=False, echo=lambda *_: None
-    )
-    _assert_same_tables(resumed, clean)
+    _assert_same_tables(resumed, slowish_clean)
 
 
 def test_ctrl_c_keeps_finished_runs(tmp_path):

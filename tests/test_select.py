@@ -35,6 +35,12 @@ def faithful_search():
     return search(load_faithful(), n_jobs=2)
 
 
+@pytest.fixture(scope="module")
+def faithful_relative_search():
+    """The search ``gmmlab fit`` runs (``reg_covar_relative``), made once."""
+    return search(load_faithful(), reg_covar_relative=True, n_jobs=2)
+
+
 @pytest.mark.slow
 def test_old_faithful_chooses_mclusts_model(faithful_search):
     table = faithful_search.table
@@ -283,9 +289,7 @@ def _published_gaps(table: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("relative", [False, True])
-def test_no_cell_on_old_faithful_is_below_mclusts_published_table(
-    faithful_search, relative
-):
+def test_no_cell_on_old_faithful_is_below_mclusts_published_table(request, relative):
     """All 126 cells of ``mclustBIC(faithful)``, to its printed precision.
 
     mclust's own start (hc on the scaled SVD) alone ends below mclust's
@@ -294,10 +298,8 @@ def test_no_cell_on_old_faithful_is_below_mclusts_published_table(
     above. Both with the search's defaults and with ``reg_covar_relative``
     (what ``gmmlab fit`` runs).
     """
-    result = (
-        search(load_faithful(), reg_covar_relative=True, n_jobs=2)
-        if relative
-        else faithful_search
+    result = request.getfixturevalue(
+        "faithful_relative_search" if relative else "faithful_search"
     )
     merged = _published_gaps(result.table)
     below = merged.loc[merged["gap"] < -0.1, ["model", "n_components", "gap"]]
@@ -368,12 +370,16 @@ def _cross_check_best(X, model, k, reg_covar):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("data", ["faithful", "wine"])
-def test_chosen_cell_is_never_below_its_cross_check(data):
+def test_chosen_cell_is_never_below_its_cross_check(request, data):
     """The three best cells against ``gmmlab fit``'s engine cross-check."""
     from sklearn.datasets import load_wine
 
-    X = load_faithful() if data == "faithful" else load_wine().data
-    result = search(X, reg_covar_relative=True, n_jobs=2)
+    if data == "faithful":
+        X = load_faithful()
+        result = request.getfixturevalue("faithful_relative_search")
+    else:
+        X = load_wine().data
+        result = search(X, reg_covar_relative=True, n_jobs=2)
     for row in result.top(3).itertuples():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
