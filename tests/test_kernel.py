@@ -299,7 +299,10 @@ def test_engine_suite_passes_on_the_numpy_kernel():
     completed = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
          "-m", "not slow", *modules],
-        env={**os.environ, "GMMLAB_KERNEL": "numpy"},
+        # BLAS on one thread: the NumPy kernel's many small matrix products
+        # only wait on a second thread (on a busy machine, ten times slower).
+        env={**os.environ, "GMMLAB_KERNEL": "numpy", "OPENBLAS_NUM_THREADS": "1",
+             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=900,
