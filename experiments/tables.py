@@ -87,6 +87,8 @@ from typing import Any
 
 import pandas as pd
 
+from mixtures.checkpoint import write_whole
+
 __all__ = [
     "ASSIGNMENTS_CSV",
     "CHECKS",
@@ -152,18 +154,13 @@ def atomic_write(content: str | bytes | pd.DataFrame, path: str | Path) -> None:
     replaces ``path`` in one ``os.replace``; on error the temporary is removed
     and ``path`` is untouched.
     """
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if isinstance(content, pd.DataFrame):
-            content.to_parquet(temporary, index=False)
-        elif isinstance(content, bytes):
-            temporary.write_bytes(content)
-        else:
-            temporary.write_text(content)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    if isinstance(content, pd.DataFrame):
+        data = content.to_parquet(None, index=False)
+    elif isinstance(content, bytes):
+        data = content
+    else:
+        data = content.encode("utf-8")
+    write_whole(Path(path), data)
 
 
 def table_path(out: str | Path, table: str) -> Path:

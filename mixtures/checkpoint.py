@@ -30,7 +30,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CellStore", "fingerprint"]
+__all__ = ["CellStore", "fingerprint", "write_whole"]
 
 #: Bumped whenever what a cell's file holds changes meaning.
 FORMAT = 1
@@ -50,8 +50,12 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()
 
 
-def _write_whole(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` through a temporary file and one ``os.replace``."""
+def write_whole(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` through a temporary file and one ``os.replace``.
+
+    The one home of the rule (``experiments.tables.atomic_write`` uses it):
+    a reader sees the old file or the new one, never half of one.
+    """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         temporary.write_bytes(data)
@@ -110,9 +114,9 @@ class CellStore:
             self.folder.mkdir(parents=True, exist_ok=True)
             for stale in self.folder.glob(f"pass*{_SUFFIX}"):
                 stale.unlink()  # another search's cells: never mixed with ours
-            _write_whole(self.folder / _FINGERPRINT_FILE, (self.key + "\n").encode())
+            write_whole(self.folder / _FINGERPRINT_FILE, (self.key + "\n").encode())
             self._claimed = True
-        _write_whole(self._path(stage, cell), pickle.dumps(value, protocol=5))
+        write_whole(self._path(stage, cell), pickle.dumps(value, protocol=5))
 
     def __len__(self) -> int:
         """How many cells (of both passes) the folder holds for this search."""

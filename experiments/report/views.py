@@ -14,7 +14,7 @@ from pathlib import PurePath
 import numpy as np
 import pandas as pd
 
-from experiments.analysis import STATUSES, data_columns
+from experiments.analysis import STATUSES, choose_model, data_columns
 from experiments.report.formatting import matrix_text, significant, vector_text
 from mixtures import MixtureParams
 
@@ -159,3 +159,19 @@ def parameter_tables(
             for j in components
         ]
     return tables
+
+
+def chosen_cell(group: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """The model a data set's runs choose (BIC), and that model's runs.
+
+    Where no run can be chosen (none eligible), the first run's model.
+    """
+    try:
+        chosen = choose_model(group)
+    except ValueError:
+        chosen = group.iloc[0]
+    cell = group[
+        (group["n_components"] == chosen["n_components"])
+        & (group["covariance_type"] == chosen["covariance_type"])
+    ]
+    return chosen, cell

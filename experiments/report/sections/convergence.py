@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from experiments.analysis import choose_model, data_columns, reference_log_likelihood
+from experiments.analysis import data_columns, reference_log_likelihood
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
 from experiments.report.figures.runs import convergence_figure
-from experiments.report.views import data_label, dataset_name
+from experiments.report.views import chosen_cell, data_label, dataset_name
 from experiments.report_stats import cell_share_at_best
 
 __all__ = ["SECTION"]
@@ -82,14 +82,7 @@ def _figures(doc: Document, data: ReportData) -> None:
         values = dict(zip(keys, key, strict=True))
         label = data_label(values, runs)
         if group[["n_components", "covariance_type"]].drop_duplicates().shape[0] > 1:
-            try:  # a model search: the chosen model's cell
-                chosen = choose_model(group)
-            except ValueError:
-                chosen = group.iloc[0]
-            group = group[
-                (group["n_components"] == chosen["n_components"])
-                & (group["covariance_type"] == chosen["covariance_type"])
-            ]
+            chosen, group = chosen_cell(group)  # a model search: its cell
             label = (
                 f"{label} (K = {int(chosen['n_components'])}, "
                 f"{chosen['covariance_type']})"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from experiments.analysis import (
     best_eligible,
-    choose_model,
     data_columns,
     reference_log_likelihood,
 )
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
 from experiments.report.figures.runs import traces_figure
-from experiments.report.views import data_label
+from experiments.report.views import chosen_cell, data_label
 
 __all__ = ["SECTION"]
 
@@ -39,14 +38,7 @@ def render(doc: Document, data: ReportData) -> None:
     keys = ["dataset", *data_columns(runs)]
     for key, group in first.groupby(keys, dropna=False, sort=True):
         label = data_label(dict(zip(keys, key, strict=True)), runs)
-        try:
-            chosen = choose_model(group)
-        except ValueError:
-            chosen = group.iloc[0]
-        group = group[
-            (group["n_components"] == chosen["n_components"])
-            & (group["covariance_type"] == chosen["covariance_type"])
-        ]
+        chosen, group = chosen_cell(group)
         title = (
             f"{label} (K = {int(chosen['n_components'])}, "
             f"{chosen['covariance_type']}): distance to the best optimum"
