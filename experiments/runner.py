@@ -52,6 +52,7 @@ from experiments.tables import (
     consolidate,
     folder_lock,
     read_tables,
+    table_path,
     write_run,
 )
 from mixtures.backends import get_backend
@@ -346,5 +347,6 @@ def run_sweep(
         )
         atomic_write(json.dumps(manifest, indent=2, default=str), out / "manifest.json")
     echo(_summary_table(runs, config.same_optimum_nats))
-    echo(f"tables in {out}: {', '.join(f'{t}.parquet' for t in tables)}")
+    stored = [name for name in tables if table_path(out, name).is_file()]
+    echo(f"tables in {out}: {', '.join(f'{t}.parquet' for t in stored)}")
     return tables

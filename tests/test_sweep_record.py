@@ -53,8 +53,12 @@ def test_derived_tables_are_returned_not_stored(tmp_path):
     run_sweep(load_config(TINY), out, progress=False, echo=lambda *_: None)
     assert not stale.exists()  # nothing on disk can go stale
     stale.write_bytes(b"left by an older gmmlab")
-    tables = run_sweep(load_config(TINY), out, progress=False, echo=lambda *_: None)
+    said: list[str] = []
+    tables = run_sweep(load_config(TINY), out, progress=False, echo=said.append)
     assert not stale.exists()
+    listed = next(line for line in said if line.startswith("tables in"))
+    assert "runs.parquet" in listed
+    assert "convergence" not in listed  # only files that are there
     assert len(tables["convergence"]) > 0
     from experiments.analysis import convergence_summary
     from experiments.report.context import read_results
