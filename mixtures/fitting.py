@@ -9,6 +9,7 @@ selects it, while keeping the trace of every restart. The estimator in
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import sys
@@ -606,10 +607,7 @@ def fit_em(
 fit_em.__signature__ = fit_em_signature(  # type: ignore[attr-defined]
     list(inspect.signature(fit_em).parameters.values())[:-1]  # all but **options
 )
-_FIT_EM_OPTIONS = frozenset(inspect.signature(fit_em).parameters) - {
-    "X",
-    "n_components",
-    "sample_weight",
-    "random_state",
-    "initial_params",
-}
+#: The keywords fit_em passes on to EMOptions (K is its own argument).
+_FIT_EM_OPTIONS = frozenset(
+    spec.name for spec in dataclasses.fields(EMOptions) if spec.name != "n_components"
+)
