@@ -23,7 +23,7 @@ import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ __all__ = [
     "TEXT_SUFFIXES",
     "Dataset",
     "dataset_fingerprint",
+    "dataset_name",
     "dataset_parameters",
     "load_dataset",
     "read_table",
@@ -531,3 +532,15 @@ def load_dataset(name: str, *, seed: int = 0, **params) -> Dataset:
             f"allowed: {', '.join(allowed) or 'none'}."
         )
     return DATASETS[name](seed=seed, **params)
+
+
+def dataset_name(dataset: object) -> str:
+    """A data set as gmmlab shows it: a ``file:PATH`` by its file's stem.
+
+    ``file:/tmp/x/penguins.csv`` is ``penguins``: titles and figure file
+    names never carry the folder the file was read from.
+    """
+    name = str(dataset)
+    if name.startswith("file:"):
+        return PurePath(name.removeprefix("file:")).stem or name
+    return name

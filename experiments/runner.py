@@ -40,7 +40,7 @@ from experiments.config import (
     engine_stopping_options,
     plan_runs,
 )
-from experiments.datasets import load_dataset
+from experiments.datasets import dataset_name, load_dataset
 from experiments.evaluate import evaluate_fit, failed_result
 from experiments.executors import call_with_time_limit, map_as_completed
 from experiments.provenance import new_manifest, now
@@ -215,7 +215,7 @@ def _summary_table(runs: pd.DataFrame, nats: float = SAME_OPTIMUM_NATS) -> str:
     varying = [c for c in params if runs.groupby("dataset")[c].nunique().max() > 1]
     labels = [
         " ".join(
-            [str(row["dataset"])]
+            [dataset_name(row["dataset"])]
             + [
                 f"{c.removeprefix('p_')}={_plain(row[c])}"
                 for c in varying

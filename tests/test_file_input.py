@@ -215,6 +215,7 @@ def test_fit_says_it_read_decimal_commas(tmp_path, faithful_frame, capsys):
     printed = capsys.readouterr().out
     assert "decimal comma" in printed
     assert "hold no numbers" not in printed
+    assert "file:" not in printed  # the file by its name, not file:/abs/path
 
 
 def test_a_header_is_found_when_every_column_has_decimal_commas(tmp_path):

@@ -9,12 +9,11 @@ sections and the figures; no statistic is computed here.
 
 from __future__ import annotations
 
-from pathlib import PurePath
-
 import numpy as np
 import pandas as pd
 
 from experiments.analysis import STATUSES, choose_model, data_columns
+from experiments.datasets import dataset_name
 from experiments.report.formatting import matrix_text, significant, vector_text
 from mixtures import MixtureParams
 
@@ -29,18 +28,6 @@ __all__ = [
 #: Up to this many features, a component's mean and covariance fit in one
 #: row of one table; beyond, each feature has its row.
 _FEATURES_IN_ONE_ROW = 3
-
-
-def dataset_name(dataset: object) -> str:
-    """A data set as the report names it: a ``file:PATH`` by its file's stem.
-
-    ``file:/tmp/x/penguins.csv`` is ``penguins``: titles and figure file
-    names never carry the folder the file was read from.
-    """
-    name = str(dataset)
-    if name.startswith("file:"):
-        return PurePath(name.removeprefix("file:")).stem or name
-    return name
 
 
 def data_label(values: dict, runs: pd.DataFrame) -> str:
