@@ -260,6 +260,11 @@ def _plain(value) -> str:
     return str(value)
 
 
+def _stored(out: Path, tables) -> list[str]:
+    """The files of ``tables`` that ``out`` holds (derived ones are not stored)."""
+    return [f"{name}.parquet" for name in tables if table_path(out, name).is_file()]
+
+
 def run_sweep(
     config: SweepConfig,
     out: str | Path,
@@ -347,6 +352,5 @@ def run_sweep(
         )
         atomic_write(json.dumps(manifest, indent=2, default=str), out / "manifest.json")
     echo(_summary_table(runs, config.same_optimum_nats))
-    stored = [name for name in tables if table_path(out, name).is_file()]
-    echo(f"tables in {out}: {', '.join(f'{t}.parquet' for t in stored)}")
+    echo(f"tables in {out}: {', '.join(_stored(out, tables))}")
     return tables
