@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -190,7 +190,49 @@ def _sample_checked(
 # Backends
 
 
-class PyMCBackend:
+class _PyMCBase:
+    """What the two PyMC backends share: :meth:`fit`'s checks and set-up.
+
+    A subclass names its ``_defaults`` (its options are their keys) and fits
+    in ``_fit``, given all rows, the rows conditioned on, the merged
+    options and the int seed that :func:`_begin` returns.
+    """
+
+    name: ClassVar[str]
+    is_posterior = True
+    #: Default options; the keys are the options :meth:`fit` accepts.
+    _defaults: ClassVar[dict[str, Any]]
+    #: Options :meth:`fit` accepts, for configuration checks.
+    options: ClassVar[frozenset[str]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.options = frozenset(cls._defaults)
+
+    def fit(
+        self, X, n_components, *, covariance_type="full", random_state=None, **options
+    ) -> MixtureFit:
+        """Fit the Bayesian mixture (the class's docstring); see ``Backend.fit``."""
+        data, settings, seed, sample = _begin(
+            self.name,
+            X,
+            n_components,
+            covariance_type,
+            random_state,
+            options,
+            self._defaults,
+        )
+        _import_pymc()  # without PyMC, fail before any costly work
+        return self._fit(data, sample, n_components, covariance_type, settings, seed)
+
+    def _fit(
+        self, data, sample, n_components, covariance_type, settings, seed
+    ) -> MixtureFit:
+        """The backend's own fitting, on the checked input and options."""
+        raise NotImplementedError
+
+
+class PyMCBackend(_PyMCBase):
     """Bayesian mixture sampled with NUTS (module docstring).
 
     Options: ``draws`` (1000 per chain), ``tune`` (1000), ``chains`` (4),
@@ -228,24 +270,12 @@ class PyMCBackend:
     """
 
     name = "pymc"
-    is_posterior = True
-    #: Options :meth:`fit` accepts, for configuration checks.
-    options = frozenset(_NUTS_DEFAULTS)
+    _defaults = _NUTS_DEFAULTS
 
-    def fit(
-        self, X, n_components, *, covariance_type="full", random_state=None, **options
+    def _fit(
+        self, data, sample, n_components, covariance_type, settings, seed
     ) -> MixtureFit:
-        """Fit the Bayesian mixture by NUTS on all the data; see ``Backend.fit``."""
-        data, settings, seed, sample = _begin(
-            self.name,
-            X,
-            n_components,
-            covariance_type,
-            random_state,
-            options,
-            _NUTS_DEFAULTS,
-        )
-        pm, _ = _import_pymc()
+        """Sample by NUTS, after :meth:`fit`'s checks and set-up."""
         _nuts_settings(settings)
         sampler = (
             _sample_nutpie if settings["nuts_sampler"] == "nutpie" else _sample_pymc
@@ -266,7 +296,6 @@ class PyMCBackend:
             settings = drawn.settings
             fit = _posterior_fit(
                 self.name,
-                pm.__version__,
                 data,
                 sample,
                 covariance_type,
@@ -306,7 +335,7 @@ class PyMCBackend:
         )
 
 
-class PyMCAdviBackend:
+class PyMCAdviBackend(_PyMCBase):
     """The same Bayesian mixture fitted by mean-field ADVI.
 
     Options: ``n_iter`` (10,000 at most), ``learning_rate`` (0.01, Adam),
@@ -326,23 +355,12 @@ class PyMCAdviBackend:
     """
 
     name = "pymc-advi"
-    is_posterior = True
-    #: Options :meth:`fit` accepts, for configuration checks.
-    options = frozenset(_ADVI_DEFAULTS)
+    _defaults = _ADVI_DEFAULTS
 
-    def fit(
-        self, X, n_components, *, covariance_type="full", random_state=None, **options
+    def _fit(
+        self, data, sample, n_components, covariance_type, settings, seed
     ) -> MixtureFit:
-        """Fit the Bayesian mixture by ADVI; see :meth:`Backend.fit`."""
-        data, settings, seed, sample = _begin(
-            self.name,
-            X,
-            n_components,
-            covariance_type,
-            random_state,
-            options,
-            _ADVI_DEFAULTS,
-        )
+        """Fit ADVI, after :meth:`fit`'s checks and set-up."""
         pm, _ = _import_pymc()
         with Stopwatch() as clock:
             model = build_model(sample, n_components, covariance_type)
@@ -376,7 +394,6 @@ class PyMCAdviBackend:
             losses = np.asarray(approximation.hist, dtype=np.float64)
             fit = _posterior_fit(
                 self.name,
-                pm.__version__,
                 data,
                 sample,
                 covariance_type,

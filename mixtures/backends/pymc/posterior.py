@@ -134,7 +134,6 @@ def _chain_traces(X, weights, means, covariances, max_draws) -> tuple[np.ndarray
 
 def _posterior_fit(
     backend: str,
-    version: str,
     data: np.ndarray,
     sample: np.ndarray,
     covariance_type: str,
@@ -162,6 +161,7 @@ def _posterior_fit(
     ``summary`` is their :func:`_summaries` when already computed; ``modes``
     are MAP-EM's (:func:`_map_em_modes`), the best of which becomes the MAP;
     ``loo=False`` leaves PSIS-LOO and WAIC out (draws not from the posterior).
+    The fit is ``backend``'s, its ``version`` PyMC's.
     """
     draws = {"weights": weights, "means": means, "covariances": covariances}
     if summary is None:
@@ -198,7 +198,7 @@ def _posterior_fit(
         diagnostics.update(_loo_diagnostics(criticism))
     return MixtureFit(
         backend=backend,
-        version=version,
+        version=_import_pymc()[0].__version__,
         params=point,
         log_likelihood=total_log_likelihood(data, point),
         loglik_trace=trace,

@@ -105,6 +105,18 @@ def _nutpie_chain_seeds(compiled, chains: int, seed: int, point) -> list[int]:
     return seen
 
 
+def _sampled(idata, shapes, compile_seconds, start):
+    """What a sampler returns, given its ``idata`` and when sampling ``start``-ed.
+
+    ``(idata, draws, divergences, compile_seconds, sampling_seconds)``, the
+    draws of each free variable in ``shapes`` of shape (chain, draw, ...).
+    """
+    sampling_seconds = time.perf_counter() - start
+    draws = {name: np.asarray(idata.posterior[name].values) for name in shapes}
+    divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    return idata, draws, divergences, compile_seconds, sampling_seconds
+
+
 def _sample_nutpie(X, n_components, covariance_type, settings, seed, starts):
     import nutpie
 
@@ -162,10 +174,7 @@ def _sample_nutpie(X, n_components, covariance_type, settings, seed, starts):
             progress_bar=False,
             save_warmup=False,
         )
-    sampling_seconds = time.perf_counter() - start
-    draws = {name: np.asarray(idata.posterior[name].values) for name in shapes}
-    divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
-    return idata, draws, divergences, compile_seconds, sampling_seconds
+    return _sampled(idata, shapes, compile_seconds, start)
 
 
 def _sample_pymc(X, n_components, covariance_type, settings, seed, starts):
@@ -191,7 +200,4 @@ def _sample_pymc(X, n_components, covariance_type, settings, seed, starts):
             progressbar=False,
             compute_convergence_checks=False,
         )
-    sampling_seconds = time.perf_counter() - start
-    draws = {name: np.asarray(idata.posterior[name].values) for name in shapes}
-    divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
-    return idata, draws, divergences, compile_seconds, sampling_seconds
+    return _sampled(idata, shapes, compile_seconds, start)
