@@ -94,6 +94,7 @@ def identity_row(spec: RunSpec) -> dict[str, Any]:
         "run_id": spec.run_id,
         "dataset": spec.dataset,
         "data_hash": spec.data_hash,
+        "data_key": spec.data_key,
         "backend": spec.backend,
         "engine": spec.engine,
         "n_components": spec.n_components,

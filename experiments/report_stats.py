@@ -25,6 +25,8 @@ __all__ = [
     "WEIGHTS_NOT_A_DISTRIBUTION",
     "cell_share_at_best",
     "chosen_on_first_replicate",
+    "degenerate_actions",
+    "map_component_points",
     "matched_to",
     "median_share_at_best",
     "mle_in_hdi",
@@ -244,11 +246,7 @@ def mle_in_hdi(runs: pd.DataFrame, components: pd.DataFrame) -> pd.DataFrame:
             continue
         theirs = components[components["run_id"] == em.iloc[0]["run_id"]]
         mine = matched_to(components[components["run_id"] == run["run_id"]], theirs)
-        weights = mine[mine["parameter"] == "weight"].sort_values("component")
-        conditioned = run.get("d_n_conditioned", np.nan)
-        if pd.isna(conditioned):
-            conditioned = run["n_samples"]
-        component_points = (weights["map"] * conditioned).tolist()
+        component_points = map_component_points(mine, run)
         mine = mine[mine["hdi_high"] > mine["hdi_low"]]
         if mine.empty:
             continue
@@ -280,3 +278,30 @@ def mle_in_hdi(runs: pd.DataFrame, components: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def degenerate_actions(runs: pd.DataFrame) -> int:
+    """How many re-seeding and flooring actions gmmlab took over ``runs``.
+
+    The sum of ``d_degenerate_events`` (what gmmlab's EM records each time it
+    re-seeds a duplicate or empty component or floors a collapsing one); 0
+    when the column is missing, and a missing value counts 0.
+    """
+    if "d_degenerate_events" not in runs:
+        return 0
+    return int(runs["d_degenerate_events"].fillna(0).sum())
+
+
+def map_component_points(rows: pd.DataFrame, run: pd.Series) -> list[float]:
+    """n_k of a Bayesian fit's MAP: each MAP weight times the rows it conditioned on.
+
+    ``rows`` are the fit's components-table rows (with a ``map`` column), in
+    the component order wanted; ``run`` its runs-table row, whose
+    ``d_n_conditioned`` (all ``n_samples`` rows when missing) is the number
+    of rows the fit conditioned on. One value per component, in order.
+    """
+    weights = rows[rows["parameter"] == "weight"].sort_values("component")
+    conditioned = run.get("d_n_conditioned", np.nan)
+    if pd.isna(conditioned):
+        conditioned = run["n_samples"]
+    return (weights["map"] * conditioned).tolist()

@@ -40,12 +40,15 @@ from experiments.config import (
     engine_stopping_options,
     plan_runs,
 )
+from experiments.data_facts import record_data
 from experiments.datasets import dataset_name, load_dataset
 from experiments.evaluate import evaluate_fit, failed_result
 from experiments.executors import call_with_time_limit, map_as_completed
 from experiments.provenance import new_manifest, now
 from experiments.starts import START_RECIPES, fair_start, starting_parameters
 from experiments.tables import (
+    DATA_SETS,
+    SAMPLES,
     TABLES,
     atomic_write,
     completed_run_ids,
@@ -151,9 +154,10 @@ def run_check(entry: CheckEntry) -> list[dict[str, Any]]:
     ]
 
 
-def _run_checks(config: SweepConfig, out: Path) -> pd.DataFrame | None:
+def _run_checks(config: SweepConfig, out: Path, tables) -> None:
+    """Run the sweep's ``[[checks]]``; write and add the ``checks`` table."""
     if not config.checks:
-        return None
+        return
     rows = []
     for entry in config.checks:
         try:
@@ -162,7 +166,7 @@ def _run_checks(config: SweepConfig, out: Path) -> pd.DataFrame | None:
             rows.append(_check_error(entry, error))
     frame = pd.DataFrame(rows)
     atomic_write(frame, out / "checks.parquet")
-    return frame
+    tables["checks"] = frame
 
 
 def _prepare_folder(out: Path, config: SweepConfig, force: bool) -> dict[str, Any]:
@@ -188,7 +192,7 @@ def _prepare_folder(out: Path, config: SweepConfig, force: bool) -> dict[str, An
             },
         ]
     if force:
-        tables = (*TABLES, "convergence", "checks")
+        tables = (*TABLES, "convergence", "checks", DATA_SETS, SAMPLES)
         for name in ("parts", *(f"{t}.parquet" for t in tables)):
             target = out / name
             if target.is_dir():
@@ -258,6 +262,22 @@ def _plain(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _record_data(out: Path, specs: list[RunSpec], tables) -> None:
+    """Write (or keep) the ``data_sets`` and ``samples`` tables; add them to ``tables``.
+
+    The report draws the data from these, never by loading a data set.
+    """
+    path = table_path(out, DATA_SETS)
+    known = pd.read_parquet(path) if path.is_file() else None
+    recorded = record_data(specs, known)
+    if recorded is not None:
+        for name, frame in zip((DATA_SETS, SAMPLES), recorded, strict=True):
+            atomic_write(frame, table_path(out, name))
+    for name in (DATA_SETS, SAMPLES):
+        if table_path(out, name).is_file():
+            tables[name] = pd.read_parquet(table_path(out, name))
 
 
 def _stored(out: Path, tables) -> list[str]:
@@ -339,9 +359,8 @@ def run_sweep(
             [spec.run_id for spec in specs],
             lambda runs: convergence_summary(runs, config.same_optimum_nats),
         )
-        checks = _run_checks(config, out)
-        if checks is not None:
-            tables["checks"] = checks
+        _record_data(out, specs, tables)
+        _run_checks(config, out, tables)
         runs = tables["runs"]
         statuses = runs["status"].value_counts() if len(runs) else pd.Series()
         if not nothing_ran:

@@ -8,32 +8,51 @@ data set. None of them fits a model.
 from __future__ import annotations
 
 import math
+from typing import TypedDict, cast
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from experiments import scenarios
+from experiments.analysis import SAME_OPTIMUM_NATS
+from experiments.report_stats import degenerate_actions, params_from_components
 from mixtures.em import score_samples
 from mixtures.params import MixtureParams
 
 __all__ = [
+    "MEANS_AGREE_WITHIN",
     "S3_INTERVAL",
     "S3_NEW_POINT",
+    "UNEXPLAINED_DENSITY",
+    "ReportedScore",
     "affine_check",
     "best_log_likelihood_over_weights",
+    "coinciding_means",
+    "components_at",
     "distinct_corner_probability",
     "duplicate_start_probability",
     "interval_probability",
+    "lower_optima",
+    "means_agree",
+    "most_repeated",
+    "peak_density",
     "point_density",
+    "reported_answer_score",
     "reported_beside_ours",
     "sampling_spread",
+    "twins_rescued",
     "unnormalised_curve_at",
 ]
 
 #: The new point and the interval the S3 section evaluates (inside the data).
 S3_NEW_POINT = 0.0
 S3_INTERVAL = (-0.2, 0.0)
+#: A point is unexplained by a mixture whose density there is below this.
+UNEXPLAINED_DENSITY = 1e-10
+#: A fitted mean agrees with a write-up's reported one within this distance
+#: (S1's reported means have two decimals; its components lie 9 or more apart).
+MEANS_AGREE_WITHIN = 0.1
 
 
 def duplicate_start_probability(values: np.ndarray, n_components: int) -> float:
@@ -179,7 +198,11 @@ def affine_check(
 
 
 def best_log_likelihood_over_weights(
-    x: np.ndarray, means, variances, n_steps: int = 10_000
+    x: np.ndarray,
+    means,
+    variances,
+    n_steps: int = 10_000,
+    floor: float = UNEXPLAINED_DENSITY,
 ) -> dict[str, object]:
     """Score a write-up's reported 1-D answer whose weights it did not report.
 
@@ -187,7 +210,8 @@ def best_log_likelihood_over_weights(
     weights; the fixed-point iteration ``w <- mean of responsibilities``
     (EM on the weights alone) climbs to its maximum. Returns
     ``log_likelihood`` (the best any weights can do), ``weights`` and
-    ``n_unexplained`` (points whose density is below 1e-10 there).
+    ``n_unexplained`` (points whose density is below ``floor`` there) and
+    ``unexplained`` (those points' values, sorted).
     """
     x = np.asarray(x, dtype=float)
     density = stats.norm(np.asarray(means), np.sqrt(np.asarray(variances))).pdf(
@@ -201,7 +225,8 @@ def best_log_likelihood_over_weights(
     return {
         "log_likelihood": float(np.sum(np.log(mixture))),
         "weights": weights,
-        "n_unexplained": int(np.sum(mixture < 1e-10)),
+        "n_unexplained": int(np.sum(mixture < floor)),
+        "unexplained": np.sort(x[mixture < floor]),
     }
 
 
@@ -223,3 +248,163 @@ def reported_beside_ours(
         by_mean = dict(zip(reported_means, reported_variances, strict=True))
         frame["reported variance"] = [by_mean[m] for m in reported]
     return frame
+
+
+class ReportedScore(TypedDict):
+    """What :func:`reported_answer_score` returns."""
+
+    log_likelihood: float
+    below_best: float
+    n_unexplained: int
+    unexplained_between: tuple[int, int] | None
+
+
+def reported_answer_score(
+    x: np.ndarray, means, variances, best_log_likelihood: float
+) -> ReportedScore:
+    """A write-up's reported 1-D answer scored on the data, against the best fit.
+
+    :func:`best_log_likelihood_over_weights`'s ``log_likelihood`` and
+    ``n_unexplained``, with ``below_best`` (nats from ``best_log_likelihood``
+    down to it) and ``unexplained_between`` (the unexplained values' range
+    rounded outwards to whole numbers; None when every value is explained).
+    """
+    scored = best_log_likelihood_over_weights(x, means, variances)
+    log_likelihood = cast(float, scored["log_likelihood"])
+    unexplained = np.asarray(scored["unexplained"])
+    return {
+        "log_likelihood": log_likelihood,
+        "below_best": float(best_log_likelihood - log_likelihood),
+        "n_unexplained": cast(int, scored["n_unexplained"]),
+        "unexplained_between": (
+            (math.floor(unexplained.min()), math.ceil(unexplained.max()))
+            if unexplained.size
+            else None
+        ),
+    }
+
+
+def means_agree(beside: pd.DataFrame, within: float = MEANS_AGREE_WITHIN) -> pd.Series:
+    """Mask of the rows of :func:`reported_beside_ours` whose means agree."""
+    return (beside["mean"] - beside["reported mean"]).abs() <= within
+
+
+def most_repeated(values: np.ndarray) -> tuple[float, int]:
+    """The value repeated most often in ``values``, and how many times."""
+    distinct, counts = np.unique(np.asarray(values), return_counts=True)
+    return float(distinct[counts.argmax()]), int(counts.max())
+
+
+def coinciding_means(
+    fits: pd.DataFrame, components: pd.DataFrame, decimals: int = 2
+) -> list[float]:
+    """The 1-D means that two components of one fit share, over ``fits``.
+
+    Each fit's means (from the components table) rounded to ``decimals``;
+    the values held by more than one component of a fit, sorted, each once.
+    """
+    shared: set[float] = set()
+    for run_id in fits["run_id"]:
+        params = params_from_components(components[components["run_id"] == run_id])
+        values, counts = np.unique(
+            np.round(params.means[:, 0], decimals), return_counts=True
+        )
+        shared.update(float(v) for v in values[counts > 1])
+    return sorted(shared)
+
+
+def lower_optima(
+    fits: pd.DataFrame,
+    engines: pd.DataFrame,
+    components: pd.DataFrame,
+    best: float,
+    nats: float = SAME_OPTIMUM_NATS,
+) -> pd.DataFrame:
+    """The distinct optima that ``fits`` stop at, highest first.
+
+    Fits within ``nats`` of the highest remaining one are one optimum. One
+    row each: ``log_likelihood`` (its highest fit's), ``n_fits``,
+    ``below_best`` (nats below ``best``), ``means`` (its highest fit's
+    sorted 1-D means) and ``engines_there`` (whether a fit in ``engines``,
+    the eligible engine fits, ends within ``nats`` of it too).
+    """
+    rows = []
+    rest = fits.sort_values("log_likelihood", ascending=False)
+    while len(rest):
+        top = rest.iloc[0]
+        value = float(top["log_likelihood"])
+        same = (rest["log_likelihood"] - value).abs() <= nats
+        params = params_from_components(
+            components[components["run_id"] == top["run_id"]]
+        )
+        rows.append(
+            {
+                "log_likelihood": value,
+                "n_fits": int(same.sum()),
+                "below_best": best - value,
+                "means": tuple(np.sort(params.means[:, 0]).tolist()),
+                "engines_there": bool(
+                    ((engines["log_likelihood"] - value).abs() <= nats).any()
+                ),
+            }
+        )
+        rest = rest[~same]
+    columns = ["log_likelihood", "n_fits", "below_best", "means", "engines_there"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def twins_rescued(
+    twins: pd.DataFrame,
+    runs: pd.DataFrame,
+    best: float,
+    engine: str = "em",
+    nats: float = SAME_OPTIMUM_NATS,
+) -> dict[str, int]:
+    """What ``engine`` did from the seeds where ``twins`` kept identical components.
+
+    ``twins`` are fits that ended with two identical components; ``runs``
+    holds ``engine``'s fits of the same data, paired by ``init`` and
+    ``fit_seed`` (the same start). Returns ``seeds`` (pairs found),
+    ``at_best`` (of them, ``engine``'s fit is ok and within ``nats`` of
+    ``best``) and ``actions`` (its re-seeding or flooring actions on those
+    fits, :func:`experiments.report_stats.degenerate_actions`).
+    """
+    pairs = runs[runs["backend"] == engine].merge(
+        twins[["init", "fit_seed"]], on=["init", "fit_seed"]
+    )
+    at_best = (pairs["status"] == "ok") & (
+        (pairs["log_likelihood"] - best).abs() <= nats
+    )
+    return {
+        "seeds": len(pairs),
+        "at_best": int(at_best.sum()),
+        "actions": degenerate_actions(pairs),
+    }
+
+
+def peak_density(params: MixtureParams, grid=scenarios.S3_GRID) -> float:
+    """The highest density of a 1-D mixture on S3's evaluation grid."""
+    low, high, count = grid
+    points = np.linspace(low, high, int(count))[:, None]
+    return float(np.exp(score_samples(points, params)).max())
+
+
+def components_at(params: MixtureParams, x: float) -> pd.DataFrame:
+    """A 1-D mixture's components sorted by mean, and their share at ``x``.
+
+    Columns ``component (by mean)``, ``weight``, ``mean``, ``sd``,
+    ``contribution at x = {x:g}`` and ``membership probability`` (from
+    :func:`point_density`).
+    """
+    at = point_density(params, x)
+    order = np.argsort(params.means[:, 0])
+    return pd.DataFrame(
+        {
+            "component (by mean)": np.arange(params.n_components),
+            "weight": params.weights[order],
+            "mean": params.means[order, 0],
+            "sd": np.sqrt(params.full_covariances()[order, 0, 0]),
+            f"contribution at x = {x:g}": np.asarray(at["contributions"])[order],
+            "membership probability": np.asarray(at["membership"])[order],
+        }
+    )

@@ -42,6 +42,12 @@ Tables (tidy, one row per observation):
     :func:`experiments.analysis.convergence_summary` of ``runs``: derived,
     so it is computed from ``runs`` wherever it is needed (the sweep's
     return value, the report) and can never go stale on disk.
+``data_sets`` and ``samples``
+    What the report needs to know about each data set variant of the first
+    data replicate, recorded by the runner while the data are in memory
+    (:mod:`experiments.data_facts`: sizes, feature names and ranges, the
+    truth's log-likelihood, and the rows the report draws), so that the
+    report never loads a data set.
 ``checks`` (when the sweep has ``[[checks]]``)
     ``target, convention, check, result, evidence, diagnosis``: the output
     of ``gmmlab check`` on each target, ``result`` in pass/fail/n/a/error.
@@ -64,9 +70,9 @@ Tables (tidy, one row per observation):
     chosen_note, chosen_params`` (the chosen fit's notes and its weights,
     means and covariances as JSON, on the chosen row only).
 ``uncertainty``
-    One row per data row: its first two feature columns (in the file's
-    units), ``component`` (1..K), ``uncertainty`` (``1 - max_k tau_nk``)
-    and, where the file has one, ``label``.
+    One row per data row: its feature columns (in the file's units),
+    ``component`` (1..K), ``uncertainty`` (``1 - max_k tau_nk``) and, where
+    the file has one, ``label``.
 
 The file and folder names are the constants below; every writer and reader
 uses them.
@@ -93,11 +99,13 @@ __all__ = [
     "ASSIGNMENTS_CSV",
     "CHECKS",
     "CONVERGENCE",
+    "DATA_SETS",
     "MANIFEST",
     "MODEL_SEARCH",
     "MODEL_SEARCH_CSV",
     "PARAMETERS_JSON",
     "RESULTS",
+    "SAMPLES",
     "SEARCH_CELLS",
     "TABLES",
     "UNCERTAINTY",
@@ -116,6 +124,9 @@ TABLES = ("traces", "components", "predictive", "runs")
 #: The tables of a results folder besides :data:`TABLES`.
 CONVERGENCE = "convergence"
 CHECKS = "checks"
+#: What the report needs of the data (:mod:`experiments.data_facts`).
+DATA_SETS = "data_sets"
+SAMPLES = "samples"
 MODEL_SEARCH = "model_search"
 UNCERTAINTY = "uncertainty"
 #: A results folder's record of its configuration, versions and times.
@@ -229,7 +240,7 @@ def read_tables(out: str | Path) -> dict[str, pd.DataFrame]:
     """The consolidated tables of a results folder, by name."""
     return {
         name: pd.read_parquet(table_path(out, name))
-        for name in (*TABLES, CHECKS, MODEL_SEARCH, UNCERTAINTY)
+        for name in (*TABLES, DATA_SETS, SAMPLES, CHECKS, MODEL_SEARCH, UNCERTAINTY)
         if table_path(out, name).is_file()
     }
 

@@ -106,7 +106,7 @@ def file_outputs(
     assignments["uncertainty"] = uncertainty
     columns = list(data.notes["columns"])
     original = data.X * file.spread + file.center
-    points = pd.DataFrame(original[:, :2], columns=columns[:2])
+    points = pd.DataFrame(original, columns=columns)
     points["component"] = assignments["component"].to_numpy()
     points["uncertainty"] = uncertainty
     if file.label is not None:

@@ -21,38 +21,21 @@ import os
 import re
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from experiments.cli import main
-from experiments.config import load_config
 from experiments.report import build_report
 from experiments.report.figures.style import FIGURE_WIDTH_PX
-from experiments.runner import run_sweep
+
+from gmm_helpers import record_sweep, report_sweep
 
 pytestmark = pytest.mark.slow
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
-SWEEP = """
-    [sweep]
-    root_seed = 7
-    seeds = 2
-    [[datasets]]
-    name = "s1"
-    [[datasets]]
-    name = "synthetic"
-    params = { n = [200, 800], n_components = 2, separation = 2.0 }
-    [[datasets]]
-    name = "s5"
-    n_components = [2, 3, 500]
-    [backends.em]
-    [backends.sklearn]
-    [grid]
-    init_params = ["kmeans", "random_from_data"]
-"""
+SWEEP = report_sweep(root_seed=7)
 
 #: Added before ``</body>``: the page's own record of what loaded and fits.
 _CHECK_SCRIPT = """
@@ -159,10 +142,8 @@ def pages(browser, tmp_path_factory) -> dict[str, Path]:
     from sklearn.datasets import load_wine
 
     folder = tmp_path_factory.mktemp("browser")
-    config = folder / "sweep.toml"
-    config.write_text(textwrap.dedent(SWEEP))
-    run_sweep(load_config(config), folder / "results", progress=False, echo=print)
-    sweep = build_report(folder / "results", folder / "sweep")
+    results = record_sweep(folder, SWEEP, echo=print)
+    sweep = build_report(results, folder / "sweep")
     wine = load_wine(as_frame=True).frame
     csv = folder / "wine.csv"
     wine.assign(target=wine["target"].astype(str)).to_csv(csv, index=False)

@@ -16,6 +16,8 @@ from experiments.report_stats import (
     WEIGHTS_NOT_A_DISTRIBUTION,
     cell_share_at_best,
     chosen_on_first_replicate,
+    degenerate_actions,
+    map_component_points,
     matched_to,
     median_share_at_best,
     mle_in_hdi,
@@ -26,20 +28,7 @@ from experiments.report_stats import (
     same_params,
 )
 
-
-def _component_rows(run_id, weights, means, variances, **extra):
-    """A 1-D fit's components-table rows; ``extra`` maps a column to K*3 values."""
-    rows = []
-    for k, (w, m, v) in enumerate(zip(weights, means, variances, strict=True)):
-        rows += [
-            {"component": k, "parameter": "weight", "i": 0, "j": 0, "estimate": w},
-            {"component": k, "parameter": "mean", "i": 0, "j": 0, "estimate": m},
-            {"component": k, "parameter": "covariance", "i": 0, "j": 0, "estimate": v},
-        ]
-    frame = pd.DataFrame(rows).assign(run_id=run_id, truth=np.nan)
-    for column, values in extra.items():
-        frame[column] = values
-    return frame
+from gmm_helpers import component_rows
 
 
 def test_params_from_components_fills_both_triangles_and_renormalises():
@@ -67,8 +56,8 @@ def test_params_from_components_fills_both_triangles_and_renormalises():
 
 
 def test_matched_to_renumbers_a_swapped_fit_and_keeps_a_truth_aligned_one():
-    reference = _component_rows("a", [0.3, 0.7], [0.0, 5.0], [1.0, 1.0])
-    swapped = _component_rows("b", [0.7, 0.3], [5.0, 0.0], [1.0, 1.0])
+    reference = component_rows("a", [0.3, 0.7], [0.0, 5.0], [1.0, 1.0])
+    swapped = component_rows("b", [0.7, 0.3], [5.0, 0.0], [1.0, 1.0])
     matched = matched_to(swapped, reference)
     means = matched[matched["parameter"] == "mean"].set_index("component")
     assert means.loc[0, "estimate"] == 0.0
@@ -249,10 +238,10 @@ def test_mle_in_hdi_counts_em_estimates_inside_the_intervals():
             ),
         ]
     )
-    em1 = _component_rows("em1", [0.4, 0.6], [-1.0, 2.0], [0.5, 1.0])
-    em2 = _component_rows("em2", [0.5, 0.5], [-1.0, 2.3], [0.6, 1.0])
-    em3 = _component_rows("em3", [0.5, 0.5], [9.0, 9.0], [9.0, 9.0])
-    nuts = _component_rows(
+    em1 = component_rows("em1", [0.4, 0.6], [-1.0, 2.0], [0.5, 1.0])
+    em2 = component_rows("em2", [0.5, 0.5], [-1.0, 2.3], [0.6, 1.0])
+    em3 = component_rows("em3", [0.5, 0.5], [9.0, 9.0], [9.0, 9.0])
+    nuts = component_rows(
         "nuts",
         [0.45, 0.55],
         [-1.05, 2.3],
@@ -287,3 +276,29 @@ def test_mle_in_hdi_counts_em_estimates_inside_the_intervals():
     # Without an eligible EM k-means fit of the same cell, no row.
     no_em = runs[~runs["run_id"].isin(["em1", "em2"])]
     assert mle_in_hdi(no_em, components).empty
+
+
+def test_degenerate_actions_sum_the_recorded_events():
+    runs = pd.DataFrame({"d_degenerate_events": [2.0, np.nan, 0.0, 3.0]})
+    assert degenerate_actions(runs) == 5
+    assert degenerate_actions(runs.iloc[[1]]) == 0
+    # A table without the column (no gmmlab EM fit recorded it): none.
+    assert degenerate_actions(pd.DataFrame({"status": ["ok"]})) == 0
+
+
+def test_map_component_points_weights_times_the_conditioned_rows():
+    rows = component_rows(
+        "nuts",
+        [0.5, 0.5],
+        [0.0, 1.0],
+        [1.0, 1.0],
+        map=[0.2, 0.0, 1.0, 0.8, 1.0, 1.0],
+    )
+    # Component 1's rows first: the points still come in component order.
+    rows = rows.iloc[::-1]
+    conditioned = pd.Series({"n_samples": 300, "d_n_conditioned": 250.0})
+    assert map_component_points(rows, conditioned) == [50.0, 200.0]
+    # Conditioned on every row when d_n_conditioned is missing.
+    everything = pd.Series({"n_samples": 300, "d_n_conditioned": np.nan})
+    assert map_component_points(rows, everything) == [60.0, 240.0]
+    assert map_component_points(rows, pd.Series({"n_samples": 10})) == [2.0, 8.0]

@@ -152,6 +152,17 @@ class RunSpec:
     stopping: Stopping | None
 
     @property
+    def data_key(self) -> str:
+        """What identifies the rows this run was fitted to.
+
+        The data set, its parameters, the file's hash (``file:`` data sets)
+        and the data seed: runs with the same key fitted the same rows.
+        """
+        payload = [self.dataset, self.dataset_params, self.data_hash, self.data_seed]
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
     def comparable(self) -> bool:
         """False for an arm run with its own stopping rule, or own EM code."""
         if self.engine in NEVER_COMPARED:

@@ -3,8 +3,9 @@
 :func:`read_results` reads a results folder's ``manifest.json`` and tables
 into one :class:`ReportData`; a :class:`Section` is a report section's
 heading-and-content function with the condition under which it appears.
-:func:`run_data` regenerates the data a recorded run was fitted to, and
-:func:`run_params` rebuilds its point estimate.
+:func:`run_points` and :func:`run_data_set` give what the runner recorded
+of the data a run was fitted to (:mod:`experiments.data_facts`; the report
+never loads a data set), and :func:`run_params` rebuilds its point estimate.
 """
 
 from __future__ import annotations
@@ -15,19 +16,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from experiments.analysis import SAME_OPTIMUM_NATS, convergence_summary, data_columns
-from experiments.datasets import load_dataset
-from experiments.evaluate import param_from_record
+from experiments.analysis import SAME_OPTIMUM_NATS, convergence_summary
 from experiments.report_stats import params_from_components
-from experiments.tables import read_tables
+from experiments.tables import DATA_SETS, SAMPLES, read_tables
 from mixtures import MixtureParams
 
 if TYPE_CHECKING:
     from experiments.report.document import Document
 
-__all__ = ["ReportData", "Section", "read_results", "run_data", "run_params"]
+__all__ = [
+    "MISSING_DATA_NOTE",
+    "ReportData",
+    "Section",
+    "read_results",
+    "run_data_set",
+    "run_params",
+    "run_points",
+]
+
+#: What a section says where a results folder holds no record of its data.
+MISSING_DATA_NOTE = (
+    "This results folder holds no record of the data (it was made by an older "
+    "gmmlab); run its sweep again with gmmlab run --force to record it."
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +50,8 @@ class ReportData:
 
     Tables the sweep did not write are empty frames (``traces``,
     ``components``, ``convergence``) or None (``checks``, ``predictive``,
-    ``model_search``, ``uncertainty``). ``nats`` is the sweep's
-    same-optimum threshold.
+    ``model_search``, ``uncertainty``, ``data_sets``, ``samples``). ``nats``
+    is the sweep's same-optimum threshold.
     """
 
     manifest: dict[str, Any]
@@ -50,6 +64,8 @@ class ReportData:
     model_search: pd.DataFrame | None
     uncertainty: pd.DataFrame | None
     nats: float
+    data_sets: pd.DataFrame | None = None
+    samples: pd.DataFrame | None = None
 
     @property
     def fitted(self) -> bool:
@@ -96,25 +112,35 @@ def read_results(results: Path) -> ReportData:
         model_search=tables.get("model_search"),
         uncertainty=tables.get("uncertainty"),
         nats=float(manifest.get("same_optimum_nats", SAME_OPTIMUM_NATS)),
+        data_sets=tables.get(DATA_SETS),
+        samples=tables.get(SAMPLES),
     )
 
 
-def run_data(run: pd.Series, runs: pd.DataFrame):
-    """Regenerate the data a recorded run was fitted to.
+def run_data_set(run: pd.Series, data: ReportData) -> pd.Series | None:
+    """The ``data_sets`` row of the data a run was fitted to, or None.
 
-    From the recorded data set name, parameters (``p_*``, but the file path
-    of a ``file:`` data set, which is in its name) and data seed.
+    None when the folder has no such record (an older folder, or a data set
+    not on the first data replicate).
     """
-    values = {
-        c.removeprefix("p_"): run[c]
-        for c in data_columns(runs)
-        if c != "p_path" and pd.notna(run[c])
-    }
-    values = {
-        k: (int(v) if isinstance(v, float) and v.is_integer() else param_from_record(v))
-        for k, v in values.items()
-    }
-    return load_dataset(run["dataset"], seed=int(run["data_seed"]), **values)
+    if data.data_sets is None or "data_key" not in run:
+        return None
+    rows = data.data_sets[data.data_sets["data_key"] == run["data_key"]]
+    return rows.iloc[0] if len(rows) else None
+
+
+def run_points(run: pd.Series, data: ReportData) -> tuple[np.ndarray, list[str]] | None:
+    """The recorded rows of a run's data, shape (n_shown, n_features), and names.
+
+    The rows :mod:`experiments.data_facts` keeps for drawing; None where the
+    folder has no record of them.
+    """
+    facts = run_data_set(run, data)
+    if facts is None or data.samples is None:
+        return None
+    rows = data.samples[data.samples["data_key"] == run["data_key"]]
+    X = rows.pivot(index="row", columns="feature", values="value").to_numpy(float)
+    return X, list(json.loads(facts["features"]))
 
 
 def run_params(run: pd.Series, components: pd.DataFrame) -> MixtureParams:

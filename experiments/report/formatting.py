@@ -34,7 +34,14 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["cell_text", "column_format", "matrix_text", "significant", "vector_text"]
+__all__ = [
+    "cell_text",
+    "column_format",
+    "matrix_text",
+    "scientific",
+    "significant",
+    "vector_text",
+]
 
 #: Significant digits of a number whose column names no kind.
 DEFAULT_DIGITS = 4
@@ -57,6 +64,11 @@ def significant(value: float, digits: int = DEFAULT_DIGITS) -> str:
     if "." in text:  # 11.5, not 11.50: trailing zeros claim digits not known
         text = text.rstrip("0").rstrip(".")
     return "0" if float(text) == 0 else text
+
+
+def scientific(value: float) -> str:
+    """A threshold such as 1e-6 in the shortest scientific form (not 1e-06)."""
+    return np.format_float_scientific(value, trim="-", exp_digits=1)
 
 
 def _percent(value: float) -> str:

@@ -13,9 +13,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 
+from experiments.fit_views import component_densities, mixture_density
 from experiments.report.figures.style import subplots
 from mixtures import MixtureParams
-from mixtures.em import score_samples
 
 __all__ = ["draw_mixture", "mixture_figure"]
 
@@ -79,19 +79,8 @@ def _draw_density(ax, X, params: MixtureParams, name: str) -> None:
     cmap = matplotlib.colormaps["tab10"]
     grid = np.linspace(X.min() - 0.1 * np.ptp(X), X.max() + 0.1 * np.ptp(X), 400)
     ax.hist(X[:, 0], bins=60, density=True, color="#cccccc", label="data")
-    ax.plot(
-        grid,
-        np.exp(score_samples(grid[:, None], params)),
-        "k-",
-        label="mixture density",
-    )
-    for k in range(params.n_components):
-        sd = np.sqrt(params.full_covariances()[k, 0, 0])
-        density = (
-            params.weights[k]
-            * np.exp(-0.5 * ((grid - params.means[k, 0]) / sd) ** 2)
-            / (sd * np.sqrt(2 * np.pi))
-        )
+    ax.plot(grid, mixture_density(grid, params), "k-", label="mixture density")
+    for k, density in enumerate(component_densities(grid, params)):
         ax.plot(
             grid,
             density,

@@ -17,7 +17,12 @@ from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
 from experiments.report.figures.posterior import predictive_figure
 from experiments.report.views import data_label, dataset_name
-from experiments.report_stats import matched_to, mle_in_hdi, same_cell
+from experiments.report_stats import (
+    map_component_points,
+    matched_to,
+    mle_in_hdi,
+    same_cell,
+)
 from mixtures.diagnostics import MAX_R_HAT, MIN_ESS_BULK
 
 __all__ = ["SECTION"]
@@ -367,13 +372,8 @@ def _side_table(chosen: list[pd.Series], components) -> tuple[pd.DataFrame | Non
         if run["backend"] == "pymc" and "map" in rows:
             rows[f"{run['backend']} MAP"] = rows["map"]
             keep.append(f"{run['backend']} MAP")
-            conditioned = run.get("d_n_conditioned", np.nan)
-            weights = rows[rows["parameter"] == "weight"].sort_values("component")
             weight = _prior_weight(
-                (
-                    weights["map"]
-                    * (run["n_samples"] if pd.isna(conditioned) else conditioned)
-                ).tolist(),
+                map_component_points(rows, run),
                 run.get("d_prior_points", np.nan),
                 run.get("d_prior_share_max", np.nan),
             )

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from experiments.analysis import choose_model, data_columns, eligible
-from experiments.report.context import ReportData, Section, run_data, run_params
+from experiments.fit_views import assign_components
+from experiments.report.context import (
+    MISSING_DATA_NOTE,
+    ReportData,
+    Section,
+    run_params,
+    run_points,
+)
 from experiments.report.document import Document
 from experiments.report.figures.mixture import mixture_figure
 from experiments.report.views import data_label, parameter_tables
-from mixtures.em import predict_labels
 
 __all__ = ["SECTION"]
 
@@ -41,15 +47,13 @@ def render(doc: Document, data: ReportData) -> None:
             run = choose_model(group)
         except ValueError:  # only posterior summaries are eligible here
             continue
-        regenerated = run_data(run, runs)
+        recorded = run_points(run, data)
+        if recorded is None:
+            doc.text(f"{label}: {MISSING_DATA_NOTE}")
+            continue
+        X, names = recorded
         params = run_params(run, data.components)
-        X = regenerated.X
-        names = list(
-            regenerated.notes.get("columns")
-            or regenerated.notes.get("features")
-            or (["x"] if X.shape[1] == 1 else [f"x{i + 1}" for i in range(X.shape[1])])
-        )
-        labels = predict_labels(X, params) if X.shape[1] > 1 else None
+        labels = assign_components(X, params) if X.shape[1] > 1 else None
         title = (
             f"{label}: lowest-BIC fit\n{run['backend']}, K = "
             f"{params.n_components}, log-likelihood {run['log_likelihood']:.2f}"

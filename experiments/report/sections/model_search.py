@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from experiments.fit_views import confusion_table
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
 from experiments.report.figures.mixture import mixture_figure
@@ -185,20 +186,23 @@ def _chosen_fit(doc: Document, table: pd.DataFrame, points: pd.DataFrame) -> Non
 
 
 def _label_agreement(doc: Document, table: pd.DataFrame, points) -> None:
-    """ARI and confusion table of the chosen clustering against known classes."""
-    from sklearn.metrics import adjusted_rand_score
+    """ARI and confusion table of the chosen clustering against known classes.
 
+    The ARI is the one ``gmmlab fit`` recorded in the table (its ``ari``
+    column), computed on the fit it keeps.
+    """
     doc.heading("Agreement with the known classes")
-    labels = points["label"].astype(str)
-    n_classes = labels.nunique()
-    ari = adjusted_rand_score(labels, points["component"])
+    n_classes = points["label"].astype(str).nunique()
     chosen = top_models(table, 1, "bic").iloc[0]
     text = (
         f"The label column has {n_classes} classes; the chosen model "
         f"{chosen['model']} has K = {int(chosen['n_components'])} components. "
-        f"Adjusted Rand index {ari:.3f} (1: the same partition; 0: what "
-        "random assignments give). "
     )
+    if "ari" in table and pd.notna(chosen.get("ari")):
+        text += (
+            f"Adjusted Rand index {chosen['ari']:.3f} (1: the same partition; "
+            "0: what random assignments give). "
+        )
     at_classes = top_models(table[table["n_components"] == n_classes], 1, "bic")
     if (
         "ari" in table
@@ -218,11 +222,7 @@ def _label_agreement(doc: Document, table: pd.DataFrame, points) -> None:
         "a finding about the data, not an error of the fit."
     )
     doc.text(text)
-    confusion = pd.crosstab(
-        labels.rename("class"), points["component"].rename("component")
-    )
-    confusion.columns = [f"component {c}" for c in confusion.columns]
-    doc.table(confusion.reset_index())
+    doc.table(confusion_table(points["label"], points["component"]))
 
 
 def _applies(data: ReportData) -> bool:

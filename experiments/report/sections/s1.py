@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 
 from experiments import scenarios
@@ -21,6 +20,7 @@ from experiments.analysis import (
 )
 from experiments.report.context import ReportData, Section, run_params
 from experiments.report.document import Document
+from experiments.report.formatting import scientific
 from experiments.report.sections.writeups import has_write_up
 from experiments.report.views import outcome_table
 from experiments.report_stats import (
@@ -28,15 +28,24 @@ from experiments.report_stats import (
     IDENTICAL_COMPONENTS,
     WEIGHTS_NOT_A_DISTRIBUTION,
     chosen_on_first_replicate,
+    degenerate_actions,
     median_share_at_best,
     reason_count,
     reason_mentions,
 )
 from experiments.scenario_analysis import (
-    best_log_likelihood_over_weights,
+    MEANS_AGREE_WITHIN,
+    UNEXPLAINED_DENSITY,
+    coinciding_means,
     duplicate_start_probability,
+    lower_optima,
+    means_agree,
+    most_repeated,
+    reported_answer_score,
     reported_beside_ours,
+    twins_rescued,
 )
+from mixtures.diagnostics import MIN_RELATIVE_VARIANCE
 
 __all__ = ["SECTION"]
 
@@ -63,11 +72,13 @@ def render(doc: Document, data: ReportData) -> None:
     series = scenarios.S1_SERIES
     doc.text(
         "Question: why does my EM return mostly zeros, and why do random "
-        "starts end with all three means at 44.43? The write-up's code ran "
+        "starts end with all three means at "
+        f"{scenarios.S1_REPORTED_STUCK_MEAN:g}? The write-up's code ran "
         "here (experiments/writeups/): s1-sd-as-variance passes the standard "
         "deviation where the density expects the variance; s1-wrong-axis "
         "normalises responsibilities over the samples instead of the "
-        "components; s1-fixed is the corrected code (100 iterations, no "
+        "components; s1-fixed is the corrected code "
+        f"({scenarios.S1_N_ITER} iterations, no "
         "stopping rule, so it is 'unconverged' by definition even when it has "
         "arrived). Each started from the engines' start of the same seed "
         "made fair (experiments/starts.py, fair_start): the same weights and "
@@ -123,22 +134,23 @@ def _arm_sentences(facts: _Facts, backend: str) -> list[str]:
             f"{scenarios.S1_K}/{size} = "
             f"{scenarios.S1_K / size:.2g}: the write-up's 'mostly zeros'."
         )
-    pairs = arm[facts.identical[arm.index]].merge(
-        s1[s1["backend"] == "em"], on=["init", "fit_seed"], suffixes=("", "_em")
-    )
-    if backend == "s1-fixed" and len(pairs):
-        separated = (pairs["status_em"] == "ok") & (
-            (pairs["log_likelihood_em"] - facts.best).abs() <= SAME_OPTIMUM_NATS
-        )
-        actions = int(pairs.get("d_degenerate_events_em", 0).fillna(0).sum())
-        sentences.append(
-            "A plain EM never separates two components started at one "
-            "point (below); gmmlab's EM, from the same seeds (the same "
-            f"means), re-seeds the twin ({actions} re-seeding or flooring "
-            f"actions on those fits), and {int(separated.sum())} of those "
-            f"{len(pairs)} seeds reach the best optimum."
-        )
+    if backend == "s1-fixed":
+        sentences += _rescued_sentence(facts, arm)
     return sentences
+
+
+def _rescued_sentence(facts: _Facts, arm: pd.DataFrame) -> list[str]:
+    """What gmmlab's EM did from the seeds where the fixed code kept twins."""
+    rescued = twins_rescued(arm[facts.identical[arm.index]], facts.s1, facts.best)
+    if not rescued["seeds"]:
+        return []
+    return [
+        "A plain EM never separates two components started at one "
+        "point (below); gmmlab's EM, from the same seeds (the same "
+        f"means), re-seeds the twin ({rescued['actions']} re-seeding or "
+        f"flooring actions on those fits), and {rescued['at_best']} of "
+        f"those {rescued['seeds']} seeds reach the best optimum."
+    ]
 
 
 def _outcome(facts: _Facts, arm: pd.DataFrame, where: str) -> str:
@@ -164,17 +176,11 @@ def _outcome(facts: _Facts, arm: pd.DataFrame, where: str) -> str:
 
 def _twins_part(facts: _Facts, arm: pd.DataFrame, twins: pd.DataFrame) -> str:
     """The fits that end with two identical components, and where."""
-    shared = set()
-    for _, run in twins.iterrows():
-        values, counts = np.unique(
-            np.round(run_params(run, facts.components).means[:, 0], 2),
-            return_counts=True,
-        )
-        shared.update(values[counts > 1].tolist())
+    shared = coinciding_means(twins, facts.components)
     random = (arm["init"] == "random_from_data").all()
     return (
         f"{len(twins)} end with two identical components, both at "
-        + ", ".join(f"{m:.2f}" for m in sorted(shared))
+        + ", ".join(f"{m:.2f}" for m in shared)
         + (": their start drew one value twice" if random else "")
         + (
             f" (a chance of {facts.chance:.1%} per start; "
@@ -187,41 +193,36 @@ def _twins_part(facts: _Facts, arm: pd.DataFrame, twins: pd.DataFrame) -> str:
 
 def _lower_optima_parts(facts: _Facts, arm: pd.DataFrame) -> list[str]:
     """The arm's sound fits below the best, one part per optimum they reach."""
-    s1, parts = facts.s1, []
-    lower = arm[facts.sound[arm.index] & ~facts.at_best[arm.index]].sort_values(
-        "log_likelihood", ascending=False
+    optima = lower_optima(
+        arm[facts.sound[arm.index] & ~facts.at_best[arm.index]],
+        facts.s1[eligible(facts.s1)],
+        facts.components,
+        facts.best,
     )
-    while len(lower):
-        value = lower["log_likelihood"].iloc[0]
-        same = (lower["log_likelihood"] - value).abs() <= SAME_OPTIMUM_NATS
-        engines_there = (
-            eligible(s1) & ((s1["log_likelihood"] - value).abs() <= SAME_OPTIMUM_NATS)
-        ).any()
-        means = np.sort(run_params(lower.iloc[0], facts.components).means[:, 0])
-        parts.append(
-            f"{int(same.sum())} stop at {value:.2f}, {facts.best - value:.2f} nats "
-            "below (means "
-            + ", ".join(f"{m:.2f}" for m in means)
-            + (
-                "; a local maximum where the engines also stop from some starts)"
-                if engines_there
-                else ")"
-            )
+    return [
+        f"{row.n_fits} stop at {row.log_likelihood:.2f}, {row.below_best:.2f} "
+        "nats below (means "
+        + ", ".join(f"{m:.2f}" for m in row.means)
+        + (
+            "; a local maximum where the engines also stop from some starts)"
+            if row.engines_there
+            else ")"
         )
-        lower = lower[~same]
-    return parts
+        for row in optima.itertuples()
+    ]
 
 
 def _series_sentences(facts: _Facts, convergence: pd.DataFrame) -> list[str]:
     """Why random-point starts repeat a value, and what each engine does then."""
     s1, series, chance = facts.s1, scenarios.S1_SERIES, facts.chance
-    repeated = int(np.max(np.unique(series, return_counts=True)[1]))
+    value, repeated = most_repeated(series)
+    k = scenarios.S1_K
     sentences = [
         f"The series has {series.size} values, {repeated} of them the same "
-        f"value 44.4457. Random-point initialisation draws {scenarios.S1_K} "
+        f"value {value:.6g}. Random-point initialisation draws {k} "
         f"distinct rows, and with probability {chance:.1%} two of them are the "
-        "same point (exact: 1 - e_3(counts) / C(50, 3) over the counts of "
-        "each distinct value). Two components started at one point with one "
+        f"same point (exact: 1 - e_{k}(counts) / C({series.size}, {k}) over the "
+        "counts of each distinct value). Two components started at one point with one "
         "covariance receive identical responsibilities at every step: EM can "
         "never separate them."
     ]
@@ -235,11 +236,12 @@ def _series_sentences(facts: _Facts, convergence: pd.DataFrame) -> list[str]:
             f"{reason_count(random_sklearn, IDENTICAL_COMPONENTS)} with two "
             "identical components and "
             f"{reason_count(random_sklearn, COLLAPSED_COMPONENT)} with a "
-            "component collapsed onto the tied values (variance below 1e-6 of "
-            "the data's); all are classified degenerate."
+            "component collapsed onto the tied values (variance below "
+            f"{scientific(MIN_RELATIVE_VARIANCE)} of the data's); all are classified "
+            "degenerate."
         )
     if len(random_em) and "d_degenerate_events" in random_em:
-        events = int(random_em["d_degenerate_events"].fillna(0).sum())
+        events = degenerate_actions(random_em)
         bad = int((random_em["status"] != "ok").sum())
         sentences.append(
             f"gmmlab's EM, from the same starts, re-seeds a duplicate or empty "
@@ -274,14 +276,13 @@ def _reported(doc: Document, runs: pd.DataFrame, components: pd.DataFrame) -> No
     beside = reported_beside_ours(
         ours, scenarios.S1_REPORTED_MEANS, scenarios.S1_REPORTED_VARIANCES
     )
-    gaps = (beside["mean"] - beside["reported mean"]).abs()
-    close = beside[gaps <= 0.1]
-    apart = beside[gaps > 0.1]
+    agree = means_agree(beside)
+    close, apart = beside[agree], beside[~agree]
     text = (
         "The write-up's fixed code (k-means start) reported the means and "
         "variances below; beside them, the chosen fit "
         f"({chosen['backend']}, log-likelihood {chosen['log_likelihood']:.2f}). "
-        f"{len(close)} of {len(beside)} means agree within 0.1"
+        f"{len(close)} of {len(beside)} means agree within {MEANS_AGREE_WITHIN:g}"
     )
     if len(apart):
         row = apart.iloc[0]
@@ -291,26 +292,34 @@ def _reported(doc: Document, runs: pd.DataFrame, components: pd.DataFrame) -> No
             f"broad component at {row['mean']:.2f} (variance "
             f"{row['variance']:.3g}) covering the scattered middle values"
         )
-    theirs = best_log_likelihood_over_weights(
-        series, scenarios.S1_REPORTED_MEANS, scenarios.S1_REPORTED_VARIANCES
+    theirs = reported_answer_score(
+        series,
+        scenarios.S1_REPORTED_MEANS,
+        scenarios.S1_REPORTED_VARIANCES,
+        float(chosen["log_likelihood"]),
     )
+    between = theirs["unexplained_between"]
     text += (
         ". The write-up did not report its weights; with its means and "
         "variances, the best any weights can do is a log-likelihood of "
-        f"{theirs['log_likelihood']:.1f}, "
-        f"{chosen['log_likelihood'] - theirs['log_likelihood']:.0f} nats below "
+        f"{theirs['log_likelihood']:.1f}, {theirs['below_best']:.0f} nats below "
         f"the best fit, and {theirs['n_unexplained']} of the {series.size} "
-        "values get a density below 1e-10: three narrow components cannot "
-        "explain the scattered values between 26 and 43. The reported "
-        "answer is not a maximum of the likelihood, which suggests a bug "
-        "was still present, or the numbers were taken before convergence."
+        f"values get a density below {scientific(UNEXPLAINED_DENSITY)}"
+        + (
+            f": three narrow components cannot explain the scattered values "
+            f"between {between[0]} and {between[1]}"
+            if between
+            else ""
+        )
+        + ". The reported answer is not a maximum of the likelihood, which "
+        "suggests a bug was still present, or the numbers were taken before "
+        "convergence."
     )
     doc.text(text)
     doc.finding(
         "S1: the write-up's answer is not a maximum of the likelihood: with "
         "its means and variances the best any weights reach is "
-        f"{theirs['log_likelihood']:.1f}, "
-        f"{chosen['log_likelihood'] - theirs['log_likelihood']:.0f} nats below "
+        f"{theirs['log_likelihood']:.1f}, {theirs['below_best']:.0f} nats below "
         f"the best fit; random-point starts draw one value twice with "
         f"probability {duplicate_start_probability(series, scenarios.S1_K):.1%}, "
         "which EM can never separate."

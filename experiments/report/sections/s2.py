@@ -1,7 +1,8 @@
 """Section "S2": the four-cluster homework, its five questions answered.
 
 Iterations, the learned parameters beside the homework's, initialisation,
-the homework's own start and stopping rule, and what its -1946 means.
+the homework's own start and stopping rule, and what its best reported
+log-likelihood means.
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ import numpy as np
 import pandas as pd
 
 from experiments.analysis import arm_outcomes
-from experiments.report.context import ReportData, Section, run_data
+from experiments.report.context import (
+    MISSING_DATA_NOTE,
+    ReportData,
+    Section,
+    run_data_set,
+)
 from experiments.report.document import Document
 from experiments.report.formatting import vector_text
 from experiments.report.sections.writeups import has_write_up
@@ -21,9 +27,20 @@ from experiments.report_stats import (
     median_share_at_best,
     reason_count,
 )
-from experiments.scenario_analysis import distinct_corner_probability, sampling_spread
+from experiments.scenario_analysis import distinct_corner_probability
+from experiments.scenarios import (
+    S2_HOMEWORK_MIN_ITER,
+    S2_HOMEWORK_TOL,
+    S2_MEANS,
+    S2_N,
+    S2_REPORTED_LOGLIKS,
+)
 
 __all__ = ["SECTION"]
+
+#: The homework's number of clusters and its three reported optima.
+_K = len(S2_MEANS)
+_BEST, _LOW, _LOWEST = S2_REPORTED_LOGLIKS
 
 
 def render(doc: Document, data: ReportData) -> None:
@@ -35,7 +52,7 @@ def render(doc: Document, data: ReportData) -> None:
         return
     s2 = runs[
         (runs["dataset"] == "s2")
-        & (runs["n_components"] == 4)
+        & (runs["n_components"] == _K)
         & (runs["covariance_type"] == "full")
     ]
     iterations = s2[s2["backend"] == "em"].groupby("init")["n_iter"].median()
@@ -47,7 +64,7 @@ def render(doc: Document, data: ReportData) -> None:
         f"{iterations.get('random_from_data', np.nan):g}."
     )
     doc.text(
-        f"(2) The learned parameters (chosen fit: {chosen['backend']}, K = 4 "
+        f"(2) The learned parameters (chosen fit: {chosen['backend']}, K = {_K} "
         f"full, log-likelihood {chosen['log_likelihood']:.2f}), beside the "
         "homework's, which generated our data:"
     )
@@ -71,34 +88,47 @@ def render(doc: Document, data: ReportData) -> None:
         "The homework's own start (means from random integers in {0, 1}, "
         "identity covariances), with the engines under the sweep's rule and "
         "with the homework's code and rule (|change of the total "
-        "log-likelihood| < 0.01 after at least 5 iterations):"
+        f"log-likelihood| < {S2_HOMEWORK_TOL:g} after at least "
+        f"{S2_HOMEWORK_MIN_ITER} iterations):"
     )
     outcomes = arm_outcomes(s2[s2["backend"].isin(["em", "sklearn", "homework"])])
     doc.table(outcome_table(outcomes))
     _homework_outcome(doc, outcomes, chosen)
-    regenerated = run_data(chosen, runs)
-    spread = sampling_spread(regenerated.X, regenerated.truth)
+    _what_it_means(doc, data, chosen, optima)
+    _homework_start(doc, s2, convergence, chosen)
+
+
+def _what_it_means(doc: Document, data: ReportData, chosen, optima) -> None:
+    """(5): the homework's best log-likelihood beside ours, and the spread."""
+    facts = run_data_set(chosen, data)
+    if facts is None:
+        doc.text(f"(5) {MISSING_DATA_NOTE}")
+        return
+    spread = {
+        "log_likelihood": float(facts["truth_log_likelihood"]),
+        "spread": float(facts["truth_spread"]),
+    }
     if len(optima):
         doc.finding(
-            f"S2: the homework's -1946 and our {chosen['log_likelihood']:.0f} "
+            f"S2: the homework's {_BEST:.0f} and our "
+            f"{chosen['log_likelihood']:.0f} "
             "are the same answer on different samples: a total log-likelihood "
             f"varies by about {spread['spread']:.0f} nats from sample to "
             "sample at this n."
         )
     doc.text(
-        "(5) What -1946 means: the homework's best run reached a total "
-        "log-likelihood of about -1946 on its own 5,000 points, which are "
-        "lost; ours are a new sample from the parameters it learned. Those "
+        f"(5) What {_BEST:.0f} means: the homework's best run reached a total "
+        f"log-likelihood of about {_BEST:.0f} on its own {S2_N:,} points, which "
+        "are lost; ours are a new sample from the parameters it learned. Those "
         f"parameters score our sample at {spread['log_likelihood']:.2f}, and "
         f"our best fit reaches {chosen['log_likelihood']:.2f}. A total "
         "log-likelihood varies from sample to sample by about "
         f"{spread['spread']:.0f} nats (standard deviation) at this n, so "
-        f"-1946 and {chosen['log_likelihood']:.0f} are the same answer on "
+        f"{_BEST:.0f} and {chosen['log_likelihood']:.0f} are the same answer on "
         "different samples."
         if len(optima)
         else ""
     )
-    _homework_start(doc, s2, convergence, chosen)
 
 
 def _parameters(rows: pd.DataFrame) -> pd.DataFrame:
@@ -139,7 +169,7 @@ def _homework_outcome(doc: Document, outcomes: pd.DataFrame, chosen) -> None:
         row = homework.iloc[0]
         short = float(chosen["log_likelihood"]) - row["best_log_likelihood"]
         cause = (
-            "its |change| < 0.01 rule stops it that early"
+            f"its |change| < {S2_HOMEWORK_TOL:g} rule stops it that early"
             if short < 1.0
             else "its start, not its stopping rule: see (5) below"
         )
@@ -151,21 +181,22 @@ def _homework_outcome(doc: Document, outcomes: pd.DataFrame, chosen) -> None:
 
 
 def _homework_start(doc: Document, s2, convergence, chosen) -> None:
-    """Why the homework's start ends at -2000 and -3000, engine by engine."""
+    """Why the homework's start ends at its two low optima, engine by engine."""
     homework = s2[s2["backend"] == "homework"]
     if not len(homework):
         return
-    chance = distinct_corner_probability(4, 2)
+    chance = distinct_corner_probability(_K, 2)
     ends = np.sort(homework["log_likelihood"].dropna().round(0).unique())[::-1]
     twins = s2[(s2["backend"] == "sklearn") & (s2["init"] == "homework")]
     identical = reason_count(twins, IDENTICAL_COMPONENTS)
     share = median_share_at_best(convergence, "s2", "em", "homework", cell=chosen)
     doc.text(
-        "The homework's -2000 and -3000 runs: its start draws the four "
-        "means from random integers in {0, 1}, i.e. from the 4 corners of "
-        f"the unit square, and all four differ with probability only "
-        f"{chance:.1%} (4!/4^4). Two components that start on one corner "
-        "with one covariance get identical responsibilities forever. Here "
+        f"The homework's {_LOW:.0f} and {_LOWEST:.0f} runs: its start draws "
+        f"the {_K} means from random integers in {{0, 1}}, i.e. from the 4 "
+        f"corners of the unit square, and all {_K} differ with probability "
+        f"only {chance:.1%} ({_K}!/4^{_K}). Two components that start on one "
+        "corner with one covariance get identical responsibilities forever. "
+        "Here "
         f"the homework's own code, from {len(homework)} such starts, ended "
         f"at {', '.join(f'{v:.0f}' for v in ends)}; scikit-learn from the "
         f"same starts kept identical components in {identical} of "

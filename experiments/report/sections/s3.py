@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from experiments.report.context import ReportData, Section, run_params
 from experiments.report.document import Document
 from experiments.report.sections.writeups import has_write_up
@@ -18,7 +15,9 @@ from experiments.report_stats import chosen_on_first_replicate
 from experiments.scenario_analysis import (
     S3_INTERVAL,
     S3_NEW_POINT,
+    components_at,
     interval_probability,
+    peak_density,
     point_density,
     unnormalised_curve_at,
 )
@@ -48,31 +47,21 @@ def render(doc: Document, data: ReportData) -> None:
         f"the new point x = {x:g} the chosen fit ({chosen['backend']}, "
         f"log-likelihood {chosen['log_likelihood']:.2f}) gives log density "
         f"{at['log_density']:.4f}, so density {at['density']:.4f} per unit of "
-        "x. A density can exceed 1 (this mixture peaks near 1.8); the "
-        "probability of any single point is 0. Probabilities belong to "
+        "x. A density can exceed 1 (this mixture peaks near "
+        f"{peak_density(params):.1f}); the probability of any single point "
+        "is 0. Probabilities belong to "
         f"intervals: P({low:g} < X <= {high:g}) = {probability:.4f}, the "
         "weighted sum of each component's normal CDF difference. The density "
         "is the sum of the components' contributions w_k N(x | m_k, s_k^2):"
     )
-    order = np.argsort(params.means[:, 0])
-    doc.table(
-        pd.DataFrame(
-            {
-                "component (by mean)": np.arange(params.n_components),
-                "weight": params.weights[order],
-                "mean": params.means[order, 0],
-                "sd": np.sqrt(params.full_covariances()[order, 0, 0]),
-                f"contribution at x = {x:g}": at["contributions"][order],
-                "membership probability": at["membership"][order],
-            }
-        )
-    )
+    table = components_at(params, x)
+    doc.table(table)
     doc.text(
         "Why each component's curve is normalised on its own: the asker "
         "summed unnormalised bumps w_k exp(-(x - m_k)^2 / 2 s_k^2) and "
         "rescaled the sum over the plotting grid. A bump's area is "
         "w_k s_k sqrt(2 pi), so the narrow component (sd "
-        f"{np.sqrt(params.full_covariances()[:, 0, 0]).min():.3f}) is "
+        f"{table['sd'].min():.3f}) is "
         "under-weighted against the wide ones. At x = "
         f"{x:g} the asker's curve is {asker:.4f} against the true "
         f"{at['density']:.4f}. Normalise each component, then weight and sum: "

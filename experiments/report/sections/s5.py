@@ -7,14 +7,24 @@ early return.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
-from experiments.report.context import ReportData, Section, run_data, run_params
+from experiments.report.context import (
+    MISSING_DATA_NOTE,
+    ReportData,
+    Section,
+    run_data_set,
+    run_params,
+)
 from experiments.report.document import Document
+from experiments.report.formatting import scientific
 from experiments.report.sections.writeups import has_write_up
 from experiments.report_stats import chosen_on_first_replicate, median_share_at_best
 from experiments.scenario_analysis import affine_check
+from experiments.scenarios import SKLEARN_REG_COVAR
 
 __all__ = ["SECTION"]
 
@@ -32,8 +42,12 @@ def render(doc: Document, data: ReportData) -> None:
     if scaled is None or raw is None:
         doc.text("This sweep did not fit S5 both scaled and unscaled.")
         return
-    raw_data = run_data(raw, runs)
-    low, span = raw_data.X.min(axis=0), np.ptp(raw_data.X, axis=0)
+    facts = run_data_set(raw, data)
+    if facts is None:
+        doc.text(MISSING_DATA_NOTE)
+        return
+    low = np.array(json.loads(facts["low"]))
+    span = np.array(json.loads(facts["high"])) - low
     check = affine_check(
         run_params(scaled, components),
         run_params(raw, components),
@@ -41,7 +55,7 @@ def render(doc: Document, data: ReportData) -> None:
         span,
         float(scaled["log_likelihood"]),
         float(raw["log_likelihood"]),
-        raw_data.X.shape[0],
+        int(facts["n_samples"]),
     )
     smallest = float(
         np.min(np.linalg.eigvalsh(run_params(scaled, components).full_covariances()))
@@ -56,8 +70,9 @@ def render(doc: Document, data: ReportData) -> None:
         f"{check['log_likelihood_difference']:.4f} nats against the log-Jacobian "
         f"n sum(log span) = {check['log_jacobian']:.4f}. Scaling can matter "
         "only through what is not equivariant: the start, and scikit-learn's "
-        f"absolute reg_covar = 1e-6 (here {1e-6 / smallest:.1e} of the smallest "
-        "scaled variance: negligible)."
+        f"absolute reg_covar = {scientific(SKLEARN_REG_COVAR)} (here "
+        f"{SKLEARN_REG_COVAR / smallest:.1e} of the smallest scaled variance: "
+        "negligible)."
     )
     doc.finding(
         "S5: min-max scaling leaves the maximum-likelihood fit where it was: "
@@ -67,12 +82,13 @@ def render(doc: Document, data: ReportData) -> None:
         f"({check['log_likelihood_difference']:.4f} against "
         f"{check['log_jacobian']:.4f})."
     )
-    _blog_start(doc, data.convergence, low, span)
+    _blog_start(doc, data, low, span)
     _published_bug(doc, data.checks)
 
 
-def _blog_start(doc: Document, convergence, low, span) -> None:
+def _blog_start(doc: Document, data: ReportData, low, span) -> None:
     """The blog's start on scaled and raw features, with EM and its own loop."""
+    convergence = data.convergence
     rows = []
     for scaled_flag in (True, False):
         for backend in ("em", "blog"):
@@ -90,10 +106,12 @@ def _blog_start(doc: Document, convergence, low, span) -> None:
     if not rows:
         return
     shares = pd.DataFrame(rows)
+    recorded = data.runs.get("p_blog_max_iter", pd.Series(dtype=float)).dropna()
+    loop = f" ({int(recorded.iloc[0])} iterations)" if len(recorded) else ""
     doc.text(
         "The blog's start (means uniform in [0, 1)^2, identity covariances, "
         "weights 1/2) on scaled and on raw features, with gmmlab's EM and "
-        "with the blog's own loop (100 iterations):"
+        f"with the blog's own loop{loop}:"
     )
     doc.table(shares)
     ranges = ", ".join(
