@@ -265,7 +265,7 @@ def test_chains_start_in_every_mode_the_restarts_find():
     assert diagnostics["map_em_modes"] == 3
     assert diagnostics["chain_start_modes"] == 3
     assert starts.origins == ("mode 0", "mode 1", "mode 2", "mode 0")
-    assert sum(diagnostics["map_em_mode_restarts"]) == pymc_backend._MODE_RESTARTS
+    assert sum(diagnostics["map_em_mode_restarts"]) == pymc_backend.MODE_RESTARTS
     gaps = np.diff(diagnostics["map_em_mode_log_posteriors"])
     assert np.all(gaps <= 0)  # best first
     # Chains said to start in different modes do: their start means are

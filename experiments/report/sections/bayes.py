@@ -23,6 +23,9 @@ from experiments.report_stats import (
     mle_in_hdi,
     same_cell,
 )
+from mixtures.backends.pymc.backend import ELBO_WINDOW
+from mixtures.backends.pymc.criticism import PARETO_K_LIMIT
+from mixtures.backends.pymc.starts import MODE_GAP, MODE_RESTARTS
 from mixtures.diagnostics import MAX_R_HAT, MIN_ESS_BULK
 
 __all__ = ["SECTION"]
@@ -86,7 +89,7 @@ def _introduction() -> str:
         "Five estimates of each data set's mixture. em: the maximum of the "
         "likelihood (best eligible k-means fit). MAP: the posterior mode under "
         "the Fraley-Raftery conjugate prior (inverse-Wishart covariances, "
-        "data-scaled; MAP-EM, the best of 20 restarts, column "
+        f"data-scaled; MAP-EM, the best of {MODE_RESTARTS} restarts, column "
         "map_log_likelihood). The prior is weak on the means but not always on "
         "the covariances: it adds d_prior_points points (2D + 4) to every MAP "
         "covariance, carrying a scatter of about one cluster's spread, and "
@@ -96,8 +99,9 @@ def _introduction() -> str:
         "it dominates. pymc: the posterior mean of the same model sampled by "
         "NUTS (nutpie, labels resolved by Stephens' KL relabelling, never by "
         "matching to EM). Its d_chains chains are dealt round the distinct "
-        "modes that the 20 MAP-EM restarts found (d_map_em_modes; a mode more "
-        "than 10 nats of log posterior below the best gets no chain; "
+        f"modes that the {MODE_RESTARTS} MAP-EM restarts found (d_map_em_modes; "
+        f"a mode more than {MODE_GAP:g} nats of log posterior below the best "
+        "gets no chain; "
         "d_chain_start_modes is how many the chains started in), each chain "
         "scattered about its mode by one component standard deviation on "
         "every mean, far wider than the posterior. So r-hat certifies that "
@@ -110,7 +114,8 @@ def _introduction() -> str:
         "point estimate; the Bayesian fits condition on n_conditioned rows "
         "(all of them unless max_samples was set). elpd_loo and elpd_waic are "
         "PSIS-LOO and WAIC from ArviZ on the pointwise log-likelihood of "
-        "thinned NUTS draws; a Pareto k above 0.7 makes LOO unreliable for "
+        f"thinned NUTS draws; a Pareto k above {PARETO_K_LIMIT} makes LOO "
+        "unreliable for "
         "that point. ADVI has none: its draws come from its approximation, "
         "not the posterior, and PSIS-LOO would treat them as posterior draws. "
         "d_ppc_bins_outside counts the data's histogram bars outside the "
@@ -129,7 +134,7 @@ def _introduction() -> str:
         "data do not need, and gmmlab's degeneracy rule then calls the "
         "K-component point estimate degenerate; "
         "for VB that is the prior at work, not a failed fit. ADVI is converged "
-        "when its ELBO has no trend over its last 2,000 iterations "
+        f"when its ELBO has no trend over its last {2 * ELBO_WINDOW:,} iterations "
         "(d_elbo_window_change, nats)."
     )
 

@@ -160,7 +160,8 @@ from mixtures.backends.pymc.model import (
 )
 from mixtures.backends.pymc.posterior import _summaries as _summaries
 from mixtures.backends.pymc.sampling import _compiled_nutpie as _compiled_nutpie
-from mixtures.backends.pymc.starts import _MODE_RESTARTS as _MODE_RESTARTS
+from mixtures.backends.pymc.starts import MODE_GAP as MODE_GAP
+from mixtures.backends.pymc.starts import MODE_RESTARTS as MODE_RESTARTS
 from mixtures.backends.pymc.starts import _chain_starts as _chain_starts
 from mixtures.backends.pymc.starts import _map_em_modes as _map_em_modes
 from mixtures.backends.pymc.starts import _Mode as _Mode

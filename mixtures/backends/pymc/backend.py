@@ -421,7 +421,11 @@ class PyMCAdviBackend(_PyMCBase):
         return dataclasses.replace(fit, converged=converged, seconds=clock.seconds)
 
 
-def _elbo_stationary(elbo: np.ndarray, window: int = 1000) -> tuple[bool, float]:
+#: ADVI's ELBO is compared over two windows of this many iterations.
+ELBO_WINDOW = 1000
+
+
+def _elbo_stationary(elbo: np.ndarray, window: int = ELBO_WINDOW) -> tuple[bool, float]:
     """Has ADVI's stochastic ELBO stopped rising? ``(stationary, change)``.
 
     ``change`` is the mean ELBO of the last ``window`` iterations minus that

@@ -20,6 +20,9 @@ from mixtures.params import MixtureParams
 
 #: Grid points of the posterior predictive density of each feature.
 _GRID_POINTS = 200
+#: PSIS-LOO is unreliable for a point whose Pareto k is above this (Vehtari,
+#: Gelman & Gabry 2017); the count of such points is ``pareto_k_over_0_7``.
+PARETO_K_LIMIT = 0.7
 
 
 def _ties(values: np.ndarray) -> int:
@@ -165,7 +168,7 @@ def _loo_waic(az, weights, means, pointwise, loo_rows):
         "se": float(psis.se),
         "p": float(psis.p_loo),
         "pareto_k_max": float(np.max(pareto_k)),
-        "pareto_k_over_0_7": int(np.sum(pareto_k > 0.7)),
+        "pareto_k_over_0_7": int(np.sum(pareto_k > PARETO_K_LIMIT)),
         "n": int(scored.shape[-1]),
     }
     waic_summary = {

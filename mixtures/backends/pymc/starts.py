@@ -1,6 +1,6 @@
 """Where the chains start: distinct MAP-EM modes, and starts scattered about them.
 
-MAP-EM is restarted :data:`_MODE_RESTARTS` times and its results grouped into
+MAP-EM is restarted :data:`MODE_RESTARTS` times and its results grouped into
 modes (:func:`_map_em_modes`); the chains are dealt round the modes near the
 best, each start overdispersed about its mode (:func:`_chain_starts`), or
 every chain starts at a random point.
@@ -22,12 +22,12 @@ from mixtures.fitting import fit_em
 from mixtures.params import MixtureParams
 
 #: MAP-EM restarts (k-means++ seeds) searched for distinct posterior modes.
-_MODE_RESTARTS = 20
+MODE_RESTARTS = 20
 #: A mode more than this many nats of log posterior density below the best is
 #: given no chain: its posterior mass is below about e^-10 of the best mode's
 #: (unless it is e^10 times wider), so a chain stuck there would fail r-hat
 #: over mass that does not matter.
-_MODE_GAP = 10.0
+MODE_GAP = 10.0
 #: Two MAP-EM results are one mode when, components matched, their means are
 #: within this Mahalanobis distance, their covariances this close (relative
 #: Frobenius norm) and their weights this close.
@@ -114,7 +114,7 @@ def _same_mode(first: MixtureParams, second: MixtureParams) -> bool:
 def _map_em_modes(
     X: np.ndarray, n_components: int, covariance_type: str, seed: int
 ) -> tuple[_Mode, ...]:
-    """The distinct modes :data:`_MODE_RESTARTS` MAP-EM restarts reach, best first.
+    """The distinct modes :data:`MODE_RESTARTS` MAP-EM restarts reach, best first.
 
     Restart ``r`` is seeded by the ``r``-th state of ``SeedSequence(seed)``;
     modes are ranked by log posterior density (log-likelihood plus the log
@@ -122,7 +122,7 @@ def _map_em_modes(
     """
     prior = _hyperparameters(X, n_components)
     modes: list[_Mode] = []
-    for restart_seed in np.random.SeedSequence(seed).generate_state(_MODE_RESTARTS):
+    for restart_seed in np.random.SeedSequence(seed).generate_state(MODE_RESTARTS):
         params = _map_em(X, n_components, covariance_type, int(restart_seed))
         value = total_log_likelihood(X, params) + prior.log_density(params)
         for index, mode in enumerate(modes):
@@ -200,7 +200,7 @@ def _chain_starts(
     """Where each chain starts: scattered about distinct MAP-EM modes.
 
     With ``init="em"``, chain ``c`` starts about the ``c % m``-th best of
-    the ``m`` modes within :data:`_MODE_GAP` of the best
+    the ``m`` modes within :data:`MODE_GAP` of the best
     (:func:`_map_em_modes`), scattered by :func:`_dispersed`: every such
     mode gets a chain when there are at most ``chains``, and chains start
     apart even when there is one. With ``init="random"`` every chain starts
@@ -212,7 +212,7 @@ def _chain_starts(
     """
     # Looked up on the package, where the tests replace it.
     modes = _package._map_em_modes(X, n_components, covariance_type, seed)
-    near = [m for m in modes if m.log_posterior >= modes[0].log_posterior - _MODE_GAP]
+    near = [m for m in modes if m.log_posterior >= modes[0].log_posterior - MODE_GAP]
     starts, origins = [], []
     for chain in range(chains):
         rng = np.random.default_rng([seed, 1, chain])
