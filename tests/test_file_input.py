@@ -241,8 +241,9 @@ def test_fit_cross_checks_the_chosen_columns_together(tmp_path, faithful_frame):
     # One data set of both columns (2 starts x 1 seed), not one per column.
     assert runs["data_hash"].nunique() == 1
     assert len(runs) == 2
-    from experiments.report.context import run_data
+    from experiments.report.context import read_results, run_points
 
-    # The record gives the same data back (the report's figures use it).
-    again = run_data(runs.iloc[0], runs)
-    np.testing.assert_array_equal(again.X, faithful_frame.to_numpy())
+    # The record keeps both columns' rows (the report's figures draw them).
+    X, names = run_points(runs.iloc[0], read_results(out / "results"))
+    assert names == ["eruptions", "waiting"]
+    np.testing.assert_array_equal(X, faithful_frame.to_numpy())
