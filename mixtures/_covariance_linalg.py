@@ -2,8 +2,8 @@
 
 Cholesky factors through LAPACK (with the collapse test against a
 per-feature floor), precision factors and their inverses, the scatter
-matrices of the M-step from the fused pass's moments (compiled or NumPy,
-:func:`_compiled_steps` decides), and the row chunking of the passes.
+matrices of the M-step from the fused pass's moments (compiled or NumPy, as
+the ``kernel`` argument says), and the row chunking of the passes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 from scipy import linalg
 
 from mixtures import _covariance_kernels as _ck
-from mixtures._parallel import active_kernel
 
 
 def _lapack(name: str, matrix: np.ndarray) -> Callable:
@@ -134,15 +133,36 @@ def _scatter(weight_sums, first_moments, offsets, second_moments) -> np.ndarray:
     return 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
 
 
+#: What a covariance model's M-step takes (:func:`mixtures.em.m_step` makes
+#: it), the moments about the centres ``c_k``, in this order:
+#:
+#: * ``weight_sums``: ``S0_k = sum_n w_n r_nk``, (K,);
+#: * ``first_moments``: ``S1_k = sum_n w_n r_nk (x_n - c_k)``, (K, D);
+#: * ``offsets``: ``d_k``, from the centres to the new means, (K, D);
+#: * ``second_moments``: the model's statistic about ``c_k``, (K, D, D),
+#:   (D, D), (K, D) or (K,), a prior's scatter included;
+#: * ``denominators``: the masses the covariances are divided by, (K,), a
+#:   prior's included.
+#:
+#: A plain tuple, not a named one: it is made at every EM iteration.
+MStepMoments = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _compiled(kernel: str) -> bool:
+    """True when the compiled helpers of the M-steps and factorisations run.
+
+    With the compiled pass (``kernel="numba"``) only: with ``kernel="numpy"``
+    every model but EVE and VVE (whose orientation step is compiled only)
+    runs its NumPy code, as it did before these helpers, and needs no numba.
+    The helpers give that code's numbers to the last bit, except VEI's and
+    VEV's inner iteration (``_common_shape_iterations``), whose sums and
+    logarithms round differently (~1e-15 relative).
+    """
+    return kernel == "numba"
+
+
 def _moments_scatter(
-    weight_sums,
-    first_moments,
-    offsets,
-    second_moments,
-    denominators,
-    reg_covar,
-    *,
-    per_mass: bool,
+    moments: MStepMoments, reg_covar, *, per_mass: bool, kernel: str
 ) -> np.ndarray:
     """The scatter with an M-step's ``reg_covar``: compiled where it can be.
 
@@ -152,19 +172,10 @@ def _moments_scatter(
     compiled :func:`_regularised_scatter` when :func:`_compiled_moments`
     accepts the arrays, else the same NumPy expressions.
     """
-    reg = _compiled_moments(
-        weight_sums, first_moments, offsets, second_moments, denominators, reg_covar
-    )
+    reg = _compiled_moments(moments, reg_covar, kernel)
     if reg is not None:
-        return _ck._kernels()["_regularised_scatter"](
-            weight_sums,
-            first_moments,
-            offsets,
-            second_moments,
-            denominators,
-            reg,
-            per_mass,
-        )
+        return _ck._kernels()["_regularised_scatter"](*moments, reg, per_mass)
+    weight_sums, first_moments, offsets, second_moments, denominators = moments
     scatter = _scatter(weight_sums, first_moments, offsets, second_moments)
     diagonal = np.arange(scatter.shape[-1])
     if per_mass:
@@ -176,19 +187,6 @@ def _moments_scatter(
 
 
 _FLOAT64 = np.dtype(np.float64)
-
-
-def _compiled_steps() -> bool:
-    """True when the compiled helpers of this module's M-steps run.
-
-    With the compiled pass (``kernel="numba"``, the default) only: with
-    ``kernel="numpy"`` every model but EVE and VVE (whose orientation step is
-    compiled only) runs its NumPy code, as it did before these helpers, and
-    needs no numba. The helpers give that code's numbers to the last bit,
-    except VEI's and VEV's inner iteration (:func:`_common_shape_iterations`),
-    whose sums and logarithms round differently (~1e-15 relative).
-    """
-    return active_kernel() == "numba"
 
 
 def _is_float64(*arrays) -> bool:
@@ -216,20 +214,18 @@ def _feature_vector(value, n_features: int) -> np.ndarray:
 
 
 def _compiled_moments(
-    weight_sums, first_moments, offsets, second_moments, denominators, reg_covar
+    moments: MStepMoments, reg_covar, kernel: str
 ) -> np.ndarray | None:
     """``reg_covar`` as (D,) when :func:`_regularised_scatter` takes these.
 
     None (the NumPy expressions then run) unless the compiled helpers are on
-    (:func:`_compiled_steps`), every array is float64 with the protocol's
-    shapes, (K,), (K, D), (K, D), (K, D, D), (K,), and ``reg_covar`` is a
-    scalar or (D,): the compiled loops index without broadcasting or bounds
-    checks.
+    (:func:`_compiled`), every array is float64 with the protocol's shapes,
+    (K,), (K, D), (K, D), (K, D, D), (K,), and ``reg_covar`` is a scalar or
+    (D,): the compiled loops index without broadcasting or bounds checks.
     """
-    if not _compiled_steps() or not _is_float64(
-        weight_sums, first_moments, offsets, second_moments, denominators
-    ):
+    if not _compiled(kernel) or not _is_float64(*moments):
         return None
+    weight_sums, first_moments, offsets, second_moments, denominators = moments
     shape = first_moments.shape
     if (
         len(shape) != 2

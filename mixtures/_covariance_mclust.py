@@ -14,6 +14,7 @@ from mixtures import _covariance_kernels as _ck
 from mixtures import _covariance_linalg as _la
 from mixtures._covariance_linalg import _is_float64, _moments_scatter
 from mixtures._covariance_sklearn import Full
+from mixtures._parallel import resolve_kernel
 
 # ---------------------------------------------------------------------------
 # The parsimonious models of Celeux & Govaert (1995)
@@ -128,7 +129,7 @@ def _sorted_eigh(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values[..., ::-1], vectors[..., ::-1]
 
 
-def _volumes_and_common_shape(values, counts, shape):
+def _volumes_and_common_shape(values, counts, shape, kernel):
     """Volumes ``lambda_k`` and a common shape ``A`` (det 1) for given axes.
 
     Minimises ``sum_k [n_k D log lambda_k + sum_d values_kd / (lambda_k A_d)]``
@@ -136,9 +137,9 @@ def _volumes_and_common_shape(values, counts, shape):
     the scatters' variances along each component's axes (the diagonals for
     VEI, the eigenvalues for VEV), shape (K, D). The iteration is
     :func:`_common_shape_iterations`, compiled, or with the compiled helpers
-    off (:func:`_compiled_steps`) the same in NumPy.
+    off (``kernel="numpy"``) the same in NumPy.
     """
-    if not _la._compiled_steps():
+    if not _la._compiled(kernel):
         return _volumes_and_common_shape_numpy(values, counts, shape)
     # Fresh C-ordered copies: one compiled signature (not one more for a
     # read-only or strided view of the caller's arrays).
@@ -195,38 +196,32 @@ class ConstrainedModel(Full):
         """Minimise Q over this model's set: (K, D, D) scatters -> covariances."""
         raise NotImplementedError
 
-    def covariances_from_moments(
-        self,
-        weight_sums,
-        first_moments,
-        offsets,
-        second_moments,
-        denominators,
-        reg_covar,
-        previous=None,
-    ):
-        scatter = _moments_scatter(
-            weight_sums,
-            first_moments,
-            offsets,
-            second_moments,
-            denominators,
-            reg_covar,
-            per_mass=True,
-        )
+    def _constrained_step(self, scatter, counts, previous, kernel):
+        """:meth:`constrained_step` on the fit's ``kernel``.
+
+        Most steps have one form and ignore it; VEI and VEV, whose inner
+        iteration is compiled on ``kernel="numba"``, override this.
+        """
+        return self.constrained_step(scatter, counts, previous)
+
+    def covariances_from_moments(self, moments, reg_covar, previous=None, *, kernel):
+        scatter = _moments_scatter(moments, reg_covar, per_mass=True, kernel=kernel)
+        denominators = moments[-1]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            covariances = self.constrained_step(scatter, denominators, previous)
+            covariances = self._constrained_step(
+                scatter, denominators, previous, kernel
+            )
         if (
-            _la._compiled_steps()  # bit-identical to the NumPy line below
+            _la._compiled(kernel)  # bit-identical to the NumPy line below
             and _is_float64(scatter, covariances)
             and covariances.shape == scatter.shape
         ):
             return _ck._kernels()["_symmetrised"](covariances)
         return 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
 
-    def from_full(self, full_covariances):
+    def from_full(self, full_covariances, *, kernel):
         full = np.asarray(full_covariances, dtype=float)
-        return self.constrained_step(full, np.ones(full.shape[0]))
+        return self._constrained_step(full, np.ones(full.shape[0]), None, kernel)
 
 
 class EII(ConstrainedModel):
@@ -267,16 +262,21 @@ class VEI(ConstrainedModel):
     def n_parameters(self, n_components, n_features):
         return n_components + n_features - 1
 
-    def constrained_step(self, scatter, counts, previous=None):
+    def constrained_step(self, scatter, counts, previous=None, *, kernel=None):
+        if kernel is None:
+            kernel = resolve_kernel(None)
         diagonals = np.diagonal(scatter, axis1=1, axis2=2)  # (K, D)
         if previous is not None and np.isfinite(previous).all():
             shape = np.diagonal(previous, axis1=1, axis2=2)[0]
         else:
             shape = diagonals.sum(axis=0)
-        volumes, shape = _volumes_and_common_shape(diagonals, counts, shape)
-        if _la._compiled_steps():
+        volumes, shape = _volumes_and_common_shape(diagonals, counts, shape, kernel)
+        if _la._compiled(kernel):
             return _ck._kernels()["_scaled_diagonals"](volumes, shape)
         return _diagonal_matrices(volumes[:, None] * shape)
+
+    def _constrained_step(self, scatter, counts, previous, kernel):
+        return self.constrained_step(scatter, counts, previous, kernel=kernel)
 
 
 class EVI(ConstrainedModel):
@@ -427,15 +427,20 @@ class VEV(ConstrainedModel):
             + n_components * n_features * (n_features - 1) // 2
         )
 
-    def constrained_step(self, scatter, counts, previous=None):
+    def constrained_step(self, scatter, counts, previous=None, *, kernel=None):
+        if kernel is None:
+            kernel = resolve_kernel(None)
         values, vectors = _sorted_eigh(scatter)
         values = np.maximum(values, 0.0)
         if previous is not None and np.isfinite(previous).all():
             shape = np.linalg.eigvalsh(previous[0])[::-1]  # lambda_0 A, descending
         else:
             shape = values.sum(axis=0)
-        volumes, shape = _volumes_and_common_shape(values, counts, shape)
+        volumes, shape = _volumes_and_common_shape(values, counts, shape, kernel)
         return np.einsum("kij,kj,klj->kil", vectors, volumes[:, None] * shape, vectors)
+
+    def _constrained_step(self, scatter, counts, previous, kernel):
+        return self.constrained_step(scatter, counts, previous, kernel=kernel)
 
 
 class EVV(ConstrainedModel):

@@ -23,7 +23,6 @@ from mixtures._covariance_linalg import (
     _upper_cholesky_of_precision,
     rows_for,
 )
-from mixtures._parallel import active_kernel
 
 # ---------------------------------------------------------------------------
 # The four scikit-learn parameterisations
@@ -54,11 +53,12 @@ class Full:
     def n_parameters(self, n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
 
-    def precision_cholesky(self, covariances, floor):
+    def precision_cholesky(self, covariances, floor, *, kernel):
         n_features = covariances.shape[-1]
-        if active_kernel() == "numba" and n_features <= _COMPILED_FACTOR_MAX_D:
-            # The usual case compiled: one call instead of a dozen NumPy ones
-            # (most of an iteration's cost on small data).
+        if kernel == "numba" and n_features <= _COMPILED_FACTOR_MAX_D:
+            # The usual case on the compiled pass's own factorisation: one
+            # call instead of a dozen NumPy ones (most of an iteration's cost
+            # on small data).
             from mixtures._kernel import precision_factors
 
             factors, ok = precision_factors(
@@ -132,25 +132,8 @@ class Full:
     def rows_per_chunk(self, n_components, n_features, itemsize=8):
         return rows_for(n_components * n_features, itemsize)
 
-    def covariances_from_moments(
-        self,
-        weight_sums,
-        first_moments,
-        offsets,
-        second_moments,
-        denominators,
-        reg_covar,
-        previous=None,
-    ):
-        return _moments_scatter(
-            weight_sums,
-            first_moments,
-            offsets,
-            second_moments,
-            denominators,
-            reg_covar,
-            per_mass=False,
-        )
+    def covariances_from_moments(self, moments, reg_covar, previous=None, *, kernel):
+        return _moments_scatter(moments, reg_covar, per_mass=False, kernel=kernel)
 
     def precisions_from_cholesky(self, precisions_cholesky):
         return precisions_cholesky @ np.swapaxes(precisions_cholesky, 1, 2)
@@ -166,7 +149,7 @@ class Full:
     def to_full(self, covariances, n_components, n_features):
         return np.array(covariances, dtype=float, copy=True)
 
-    def from_full(self, full_covariances):
+    def from_full(self, full_covariances, *, kernel):
         return np.array(full_covariances, dtype=float, copy=True)
 
     def check_precisions(self, precisions):
@@ -200,7 +183,7 @@ class Tied(Full):
     def n_parameters(self, n_components, n_features):
         return n_features * (n_features + 1) // 2
 
-    def precision_cholesky(self, covariances, floor):
+    def precision_cholesky(self, covariances, floor, *, kernel):
         lower = _cholesky_lower(covariances, floor)
         if lower is None:
             return np.eye(covariances.shape[0]), np.ones(1, dtype=bool)
@@ -226,16 +209,8 @@ class Tied(Full):
         first, second = super().chunk_moments(Xb, weighted_resp, centres, cache)
         return first, second.sum(axis=0)
 
-    def covariances_from_moments(
-        self,
-        weight_sums,
-        first_moments,
-        offsets,
-        second_moments,
-        denominators,
-        reg_covar,
-        previous=None,
-    ):
+    def covariances_from_moments(self, moments, reg_covar, previous=None, *, kernel):
+        weight_sums, first_moments, offsets, second_moments, denominators = moments
         outer_first = np.einsum("ki,kj->ij", first_moments, offsets)
         covariance = (
             second_moments
@@ -262,7 +237,7 @@ class Tied(Full):
             np.asarray(covariances, dtype=float)[np.newaxis], n_components, 0
         )
 
-    def from_full(self, full_covariances):
+    def from_full(self, full_covariances, *, kernel):
         return np.mean(full_covariances, axis=0)
 
     def check_precisions(self, precisions):
@@ -294,12 +269,12 @@ class Diag:
     def n_parameters(self, n_components, n_features):
         return n_components * n_features
 
-    def precision_cholesky(self, covariances, floor):
+    def precision_cholesky(self, covariances, floor, *, kernel):
         if (
             _is_float64(covariances)
             and covariances.ndim == 2
             and covariances.flags.writeable  # (a read-only one: another compile)
-            and _la._compiled_steps()
+            and _la._compiled(kernel)
         ):
             return _ck._kernels()["_diagonal_factors"](
                 covariances, _feature_vector(floor, covariances.shape[1])
@@ -352,16 +327,8 @@ class Diag:
     def rows_per_chunk(self, n_components, n_features, itemsize=8):
         return rows_for(2 * n_features + 4 * n_components, itemsize)
 
-    def covariances_from_moments(
-        self,
-        weight_sums,
-        first_moments,
-        offsets,
-        second_moments,
-        denominators,
-        reg_covar,
-        previous=None,
-    ):
+    def covariances_from_moments(self, moments, reg_covar, previous=None, *, kernel):
+        weight_sums, first_moments, offsets, second_moments, denominators = moments
         variances = (
             second_moments
             - 2.0 * first_moments * offsets
@@ -384,7 +351,7 @@ class Diag:
         full[:, diagonal, diagonal] = covariances
         return full
 
-    def from_full(self, full_covariances):
+    def from_full(self, full_covariances, *, kernel):
         return np.diagonal(full_covariances, axis1=1, axis2=2).copy()
 
     def check_precisions(self, precisions):
@@ -415,7 +382,7 @@ class Spherical(Diag):
     def n_parameters(self, n_components, n_features):
         return n_components
 
-    def precision_cholesky(self, covariances, floor):
+    def precision_cholesky(self, covariances, floor, *, kernel):
         # The floor of a spherical variance is the mean per-feature floor.
         if _is_float64(floor) and floor.ndim == 1 and floor.size:
             # np.mean's own arithmetic (a pairwise sum over the count).
@@ -423,7 +390,7 @@ class Spherical(Diag):
         else:
             mean_floor = np.atleast_1d(np.mean(floor))
         prec_chol, collapsed = super().precision_cholesky(
-            covariances[:, np.newaxis], mean_floor
+            covariances[:, np.newaxis], mean_floor, kernel=kernel
         )
         return prec_chol[:, 0], collapsed
 
@@ -451,16 +418,8 @@ class Spherical(Diag):
         mass = mass[:, 0]
         return second_o - 2.0 * np.sum(c * first_o, axis=1) + mass * np.sum(c**2, 1)
 
-    def covariances_from_moments(
-        self,
-        weight_sums,
-        first_moments,
-        offsets,
-        second_moments,
-        denominators,
-        reg_covar,
-        previous=None,
-    ):
+    def covariances_from_moments(self, moments, reg_covar, previous=None, *, kernel):
+        weight_sums, first_moments, offsets, second_moments, denominators = moments
         n_features = offsets.shape[1]
         variances = (
             second_moments
@@ -475,15 +434,8 @@ class Spherical(Diag):
     def to_full(self, covariances, n_components, n_features):
         return np.asarray(covariances, dtype=float)[:, None, None] * np.eye(n_features)
 
-    def from_full(self, full_covariances):
+    def from_full(self, full_covariances, *, kernel):
         return np.mean(np.diagonal(full_covariances, axis1=1, axis2=2), axis=1)
-
-    def check_precisions(self, precisions):
-        if np.any(precisions <= 0.0):
-            raise ValueError(
-                f"'{self.name} precision' should be positive: precisions_init "
-                f"for {self.name!r} must be strictly positive."
-            )
 
 
 def _univariate(name: str, n_features: int) -> None:

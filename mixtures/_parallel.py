@@ -5,10 +5,14 @@ Kernel
 The pass over the data (E-step and sufficient statistics) has two
 implementations: ``"numba"``, the compiled fused kernel of
 :mod:`mixtures._kernel` (the default), and ``"numpy"``, chunked NumPy (the
-fallback, and the reference the kernel is tested against). The choice is, in
-order: the innermost :func:`use_kernel` block (the ``kernel=`` option of
-:func:`mixtures.fit_em` and :class:`mixtures.GaussianMixture` opens one),
-else the ``GMMLAB_KERNEL`` environment variable, else ``"numba"``.
+fallback, and the reference the kernel is tested against). The choice is the
+``kernel=`` option of :func:`mixtures.fit_em` and
+:class:`mixtures.GaussianMixture`; ``"auto"`` (the default) means the
+``GMMLAB_KERNEL`` environment variable, else ``"numba"``. The option is
+resolved once, where a fit or a score starts (:func:`resolve_kernel`), and the
+resolved name is passed down as an argument (``kernel=``) to the passes and to
+the covariance models' methods whose arithmetic depends on it: no ambient
+state, so worker threads and processes see the kernel they are given.
 
 Threads
 -------
@@ -24,34 +28,24 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import TypeVar
 
 from threadpoolctl import threadpool_limits
 
-__all__ = [
-    "KERNELS",
-    "active_kernel",
-    "map_chunks",
-    "n_threads",
-    "resolve_kernel",
-    "use_kernel",
-]
+__all__ = ["KERNELS", "map_chunks", "n_threads", "resolve_kernel"]
 
 #: The implementations of the pass over the data.
 KERNELS = ("numba", "numpy")
-
-_kernel_override: ContextVar[str | None] = ContextVar("gmmlab_kernel", default=None)
 
 
 def resolve_kernel(kernel: str | None) -> str:
     """``"numba"`` or ``"numpy"`` from an option value, ``"auto"`` or None.
 
     ``"auto"`` and None mean the ``GMMLAB_KERNEL`` environment variable if it
-    is set, else ``"numba"``.
+    is set, else ``"numba"``; anything else is a ValueError naming the
+    choices. Called where a fit or a score starts, never inside the passes.
     """
     source = "kernel"
     if kernel is None or kernel == "auto":
@@ -63,26 +57,6 @@ def resolve_kernel(kernel: str | None) -> str:
             f"(the NumPy fallback); got {kernel!r}."
         )
     return kernel
-
-
-def active_kernel() -> str:
-    """The kernel in force: the innermost :func:`use_kernel`, else the default."""
-    return _kernel_override.get() or resolve_kernel(None)
-
-
-@contextmanager
-def use_kernel(kernel: str | None) -> Iterator[str]:
-    """Run the EM passes inside the ``with`` block on ``kernel``.
-
-    Yields the resolved name. Per thread and per asyncio task (a context
-    variable), so concurrent fits may use different kernels.
-    """
-    resolved = resolve_kernel(kernel)
-    token = _kernel_override.set(resolved)
-    try:
-        yield resolved
-    finally:
-        _kernel_override.reset(token)
 
 
 T = TypeVar("T")

@@ -98,14 +98,19 @@ def _vector(params: MixtureParams) -> np.ndarray:
 
 
 def squarem_point(
-    p0: MixtureParams, p1: MixtureParams, p2: MixtureParams
+    p0: MixtureParams,
+    p1: MixtureParams,
+    p2: MixtureParams,
+    *,
+    kernel: str | None = None,
 ) -> tuple[MixtureParams | None, float]:
     """The SQUAREM (S3) extrapolation from three successive EM iterates.
 
     Returns ``(params, alpha)``; ``params`` is None when the extrapolated
     point is not a valid mixture (a negative weight, a covariance that is not
     positive definite) or when ``alpha`` is -1 (no extrapolation beyond
-    ``p2``).
+    ``p2``). Its covariances are factorised on ``kernel``, as in
+    :class:`~mixtures.params.MixtureParams`.
     """
     t0, t1, t2 = _vector(p0), _vector(p1), _vector(p2)
     r = t1 - t0
@@ -132,7 +137,11 @@ def squarem_point(
         return None, alpha
     try:
         point = MixtureParams(
-            weights / weights.sum(), means, covariances, p0.covariance_type
+            weights / weights.sum(),
+            means,
+            covariances,
+            p0.covariance_type,
+            kernel=kernel,
         )
     except ValueError:  # not positive definite, or not finite
         return None, alpha

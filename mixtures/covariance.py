@@ -23,6 +23,12 @@ A covariance is *collapsed* when it is not positive definite or when some
 feature's conditional variance (a squared Cholesky pivot) falls below the
 per-feature floor passed in; collapsed covariances are reported, never
 factorised blindly, so the caller can apply its degenerate-component policy.
+
+The methods whose arithmetic has a compiled form (the factorisation, the
+M-step, the projection from full covariances) take the fit's resolved
+``kernel``, ``"numba"`` or ``"numpy"`` (:func:`mixtures._parallel.resolve_kernel`),
+as an argument: ``"numba"`` runs the compiled helpers, ``"numpy"`` the NumPy
+code they replace. A model reads no ambient state.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mixtures._covariance_linalg import rows_for
+from mixtures._covariance_linalg import MStepMoments, rows_for
 from mixtures._covariance_mclust import (
     EEI,
     EEV,
@@ -56,6 +62,7 @@ __all__ = [
     "CovarianceModel",
     "Diag",
     "Full",
+    "MStepMoments",
     "Spherical",
     "Tied",
     "get_covariance_model",
@@ -85,7 +92,7 @@ class CovarianceModel(Protocol):
         ...
 
     def precision_cholesky(
-        self, covariances: np.ndarray, floor: np.ndarray
+        self, covariances: np.ndarray, floor: np.ndarray, *, kernel: str
     ) -> tuple[np.ndarray, np.ndarray]:
         """Cholesky factors of the precisions, and a mask of collapsed components.
 
@@ -154,18 +161,18 @@ class CovarianceModel(Protocol):
 
     def covariances_from_moments(
         self,
-        weight_sums: np.ndarray,
-        first_moments: np.ndarray,
-        offsets: np.ndarray,
-        second_moments: np.ndarray,
-        denominators: np.ndarray,
+        moments: MStepMoments,
         reg_covar: float | np.ndarray,
         previous: np.ndarray | None = None,
+        *,
+        kernel: str,
     ) -> np.ndarray:
         """Covariances from centred moments (the M-step for this model).
 
-        ``previous`` (this model's storage) warm-starts the iterative M-steps;
-        the closed-form ones ignore it.
+        ``moments`` is ``(weight_sums, first_moments, offsets, second_moments,
+        denominators)`` (:data:`MStepMoments`). ``previous`` (this model's
+        storage) warm-starts the iterative M-steps; the closed-form ones
+        ignore it.
         """
         ...
 
@@ -193,7 +200,7 @@ class CovarianceModel(Protocol):
         """Covariances as a (K, D, D) stack of full matrices."""
         ...
 
-    def from_full(self, full_covariances: np.ndarray) -> np.ndarray:
+    def from_full(self, full_covariances: np.ndarray, *, kernel: str) -> np.ndarray:
         """The model's covariances closest to a (K, D, D) stack (by moments)."""
         ...
 

@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mixtures._parallel import resolve_kernel
 from mixtures.covariance import CovarianceModel
 from mixtures.params import MixtureParams
 from mixtures.passes import weighted_feature_variance
@@ -297,15 +298,20 @@ def finalise_components(
     iteration: int,
     reseeds_left: int,
     owned: bool = False,
+    kernel: str | None = None,
 ) -> tuple[MixtureParams, list[DegenerateEvent]]:
     """Apply the degenerate-component policy and build the parameters.
 
     ``owned=True`` promises the arrays are the caller's own fresh ones (the
-    M-step's), so the parameters adopt them instead of copying.
+    M-step's), so the parameters adopt them instead of copying. The
+    covariances are factorised on ``kernel``, ``"numba"`` or ``"numpy"``: a
+    fit passes its own; None means the default, ``resolve_kernel(None)``.
 
     ``rank_samples`` returns sample indices from worst to best explained; it is
     called only when a component must be reseeded.
     """
+    if kernel is None:
+        kernel = resolve_kernel(None)
     if _policy_is_idle(weights, means, weight_sums, policy):
         # The fast path of the usual iteration. The test found every weight
         # and mean finite, no component empty and no two means equal, so the
@@ -315,29 +321,20 @@ def finalise_components(
         # here, without the bookkeeping (a dozen small NumPy calls, about
         # half of an iteration on small data).
         prec_chol, covariances, events = _floor_collapsed(
-            covariances, model, policy, [], restart, iteration
+            covariances, model, policy, [], restart, iteration, kernel
         )
         params = MixtureParams._trusted(
             weights, means, covariances, model.name, prec_chol, owned=owned
         )
         return params, events
     n_components = weights.shape[0]
-    reasons: dict[int, str] = {}
-    empty = weight_sums / policy.mean_sample_weight < policy.empty_threshold
-    for index in np.flatnonzero(empty):
-        reasons[int(index)] = "empty component"
-    # Duplicates are reseeded only when the data have a distinct point for
-    # every component; otherwise reseeding would only make new duplicates.
-    separable = policy.n_distinct_rows is None or policy.n_distinct_rows >= n_components
-    duplicates = _duplicate_of(means, covariances, model, policy.feature_scale)
-    for j, k in duplicates.items() if separable else ():
-        reasons.setdefault(j, f"duplicate of component {k}")
+    reasons = _reseed_reasons(weight_sums, means, covariances, model, policy)
     reseed = sorted(reasons)[:reseeds_left]
     if len(reseed) == n_components:  # nothing to take a covariance from
         reseed = reseed[1:]
 
     prec_chol, covariances, events = _floor_collapsed(
-        covariances, model, policy, reseed, restart, iteration
+        covariances, model, policy, reseed, restart, iteration, kernel
     )
     if reseed:
         weights, means, covariances = weights.copy(), means.copy(), covariances.copy()
@@ -356,7 +353,7 @@ def finalise_components(
             events.append(DegenerateEvent(restart, iteration, k, "reseed", reasons[k]))
         weights = weights / weights.sum()
         prec_chol, collapsed = model.precision_cholesky(
-            covariances, np.zeros_like(policy.covariance_floor)
+            covariances, np.zeros_like(policy.covariance_floor), kernel=kernel
         )
         if np.any(collapsed):  # pragma: no cover - the floor keeps every one PD
             raise FloatingPointError("covariance floor failed to restore definiteness")
@@ -372,6 +369,28 @@ def finalise_components(
     return params, events
 
 
+def _reseed_reasons(
+    weight_sums: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    model: CovarianceModel,
+    policy: DegeneracyPolicy,
+) -> dict[int, str]:
+    """Why a component is to be reseeded: empty, or a duplicate of an earlier one."""
+    reasons: dict[int, str] = {}
+    empty = weight_sums / policy.mean_sample_weight < policy.empty_threshold
+    for index in np.flatnonzero(empty):
+        reasons[int(index)] = "empty component"
+    # Duplicates are reseeded only when the data have a distinct point for
+    # every component; otherwise reseeding would only make new duplicates.
+    n_components = means.shape[0]
+    separable = policy.n_distinct_rows is None or policy.n_distinct_rows >= n_components
+    duplicates = _duplicate_of(means, covariances, model, policy.feature_scale)
+    for j, k in duplicates.items() if separable else ():
+        reasons.setdefault(j, f"duplicate of component {k}")
+    return reasons
+
+
 def _floor_collapsed(
     covariances: np.ndarray,
     model: CovarianceModel,
@@ -379,6 +398,7 @@ def _floor_collapsed(
     skip: list[int],
     restart: int,
     iteration: int,
+    kernel: str,
 ) -> tuple[np.ndarray, np.ndarray, list[DegenerateEvent]]:
     """Precision factors, with the floor added to every collapsed covariance.
 
@@ -386,7 +406,7 @@ def _floor_collapsed(
     ``skip`` (about to be reseeded) are not floored.
     """
     prec_chol, collapsed = model.precision_cholesky(
-        covariances, policy.covariance_floor
+        covariances, policy.covariance_floor, kernel=kernel
     )
     if skip and not model.shared:  # (assigning to no element does nothing)
         collapsed[skip] = False
@@ -394,7 +414,7 @@ def _floor_collapsed(
         return prec_chol, covariances, []
     repaired = model.add_floor(covariances, policy.covariance_floor, collapsed)
     prec_chol, _ = model.precision_cholesky(
-        repaired, np.zeros_like(policy.covariance_floor)
+        repaired, np.zeros_like(policy.covariance_floor), kernel=kernel
     )
     components = [-1] if model.shared else np.flatnonzero(collapsed).tolist()
     return (

@@ -11,6 +11,11 @@ The pass over the data (E-step and statistics) lives in
 :mod:`mixtures.passes`, the degenerate-component policy in
 :mod:`mixtures.degenerate`; this module holds the M-step, one EM iteration
 and the loop, and re-exports the others' public names.
+
+Every function that runs a pass or an M-step takes ``kernel``, ``"numba"``
+(the compiled helpers) or ``"numpy"``: :func:`mixtures.fitting.fit_validated`
+resolves the fit's option once and passes it down; None (for a direct call)
+means the default, ``resolve_kernel(None)`` (:mod:`mixtures._parallel`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mixtures._parallel import resolve_kernel
 from mixtures.covariance import CovarianceModel
 from mixtures.degenerate import (
     DegeneracyPolicy,
@@ -83,6 +89,8 @@ def m_step(
     reg_covar: float | np.ndarray,
     prior: ResolvedPrior | None = None,
     previous: np.ndarray | None = None,
+    *,
+    kernel: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maximum-likelihood (or, with ``prior``, posterior-mode) parameters.
 
@@ -105,14 +113,17 @@ def m_step(
         )
         second_moments = second_moments + model.moments_from_full(extra_scatter)
         denominators = denominators + extra_mass
-    covariances = model.covariances_from_moments(
+    if kernel is None:
+        kernel = resolve_kernel(None)
+    moments = (
         stats.weight_sums,
         stats.first_moments,
         offsets,
         second_moments,
         denominators,
-        reg_covar,
-        previous,
+    )
+    covariances = model.covariances_from_moments(
+        moments, reg_covar, previous, kernel=kernel
     )
     return weights, means, covariances
 
@@ -128,18 +139,22 @@ def params_from_responsibilities(
     model: CovarianceModel,
     reg_covar: float | np.ndarray,
     prior: ResolvedPrior | None = None,
+    *,
+    kernel: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Raw ``(weights, means, covariances, weight_sums)`` from responsibilities.
 
     Two passes: the means about the data mean, then the covariances about
     those means, so the result is accurate however far the data lie from 0.
     """
+    if kernel is None:
+        kernel = resolve_kernel(None)
     data_mean = weighted_mean(X, sample_weight)
     centres = np.broadcast_to(data_mean, (resp.shape[1], X.shape[1]))
     first = sufficient_statistics(X, sample_weight, resp, centres, model)
-    _, means, _ = m_step(first, model, reg_covar)
+    _, means, _ = m_step(first, model, reg_covar, kernel=kernel)
     stats = sufficient_statistics(X, sample_weight, resp, means, model)
-    weights, means, covariances = m_step(stats, model, reg_covar, prior)
+    weights, means, covariances = m_step(stats, model, reg_covar, prior, kernel=kernel)
     return weights, means, covariances, stats.weight_sums
 
 
@@ -163,16 +178,19 @@ def em_step(
     restart: int = 0,
     iteration: int = 1,
     reseeds_left: int = 0,
+    kernel: str | None = None,
 ) -> tuple[MixtureParams, StepInfo]:
     """One E-step and M-step: ``(new_params, info)``.
 
     ``info.lower_bound`` scores ``params`` (the parameters entering the
     step), as scikit-learn's ``lower_bounds_`` does.
     """
+    if kernel is None:
+        kernel = resolve_kernel(None)
     model = params.model
-    stats, log_prob_norm, lower_bound = _scored_pass(X, sample_weight, params)
+    stats, log_prob_norm, lower_bound = _scored_pass(X, sample_weight, params, kernel)
     weights, means, covariances = m_step(
-        stats, model, policy.reg_covar, policy.prior, params.covariances
+        stats, model, policy.reg_covar, policy.prior, params.covariances, kernel=kernel
     )
 
     def worst_explained_first() -> np.ndarray:
@@ -192,6 +210,7 @@ def em_step(
         iteration=iteration,
         reseeds_left=reseeds_left,
         owned=True,
+        kernel=kernel,
     )
     return new_params, StepInfo(lower_bound, events)
 
@@ -248,6 +267,7 @@ def run_em(
     verbose_interval: int = 0,
     acceleration: str | None = None,
     stopping: str = "change",
+    kernel: str | None = None,
 ) -> EMRun:
     """Iterate :func:`em_step` until the stopping rule holds or ``max_iter``.
 
@@ -260,10 +280,12 @@ def run_em(
     ``lower_bounds`` holds the points on the accepted path and ``n_iter``
     counts every E-step, a rejected extrapolation's included.
     ``verbose_interval > 0`` logs every that many iterations on the
-    ``mixtures`` logger.
+    ``mixtures`` logger. Every pass and M-step runs on ``kernel``.
     """
     from mixtures.accelerate import aitken_limit, squarem_point
 
+    if kernel is None:
+        kernel = resolve_kernel(None)
     trace: list[float] = []
     events = list(initial_events)
     state = _LoopState(
@@ -283,6 +305,7 @@ def run_em(
             restart=restart,
             iteration=state.n_iter,
             reseeds_left=state.reseeds_left,
+            kernel=kernel,
         )
 
     def commit(info: StepInfo) -> bool:
@@ -333,7 +356,7 @@ def run_em(
             break
         if state.n_iter >= max_iter or len(events) > first_events:
             continue  # no extrapolation across degenerate-component actions
-        candidate, _ = squarem_point(start, middle, params)
+        candidate, _ = squarem_point(start, middle, params, kernel=kernel)
         if candidate is None:
             continue
         stabilised, candidate_info = advance(candidate)

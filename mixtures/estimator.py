@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mixtures import em
 from mixtures._arrays import array_kind, to_numpy
-from mixtures._parallel import use_kernel
+from mixtures._parallel import resolve_kernel
 from mixtures.covariance import Diag
 from mixtures.diagnostics import bic
 from mixtures.fitting import as_random_state, fit_validated
@@ -341,21 +341,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         kind = array_kind(X)
         X = self._validate_predict(X)
-        with use_kernel(self.kernel):
-            return kind(em.score_samples(X, self.params_))
+        kernel = resolve_kernel(self.kernel)
+        return kind(em.score_samples(X, self.params_, kernel=kernel))
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` under the model (a float)."""
         X = self._validate_predict(X)
-        with use_kernel(self.kernel):
-            return float(np.mean(em.score_samples(X, self.params_)))
+        kernel = resolve_kernel(self.kernel)
+        return float(np.mean(em.score_samples(X, self.params_, kernel=kernel)))
 
     def predict(self, X):
         """Most probable component of each sample, shape (n_samples,)."""
         kind = array_kind(X)
         X = self._validate_predict(X)
-        with use_kernel(self.kernel):
-            return kind(em.predict_labels(X, self.params_))
+        kernel = resolve_kernel(self.kernel)
+        return kind(em.predict_labels(X, self.params_, kernel=kernel))
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)."""

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
-from mixtures._parallel import use_kernel
+from mixtures._parallel import resolve_kernel
 from mixtures.covariance import get_covariance_model
 from mixtures.em import (
     DegeneracyPolicy,
@@ -167,14 +167,15 @@ def initial_parameters(
     """
     X = check_data(X, allow_1d=True)
     model = get_covariance_model(covariance_type)
+    kernel = resolve_kernel(None)  # as a fit with the default kernel="auto"
     sample_weight = np.ones(X.shape[0])
     resp = initial_responsibilities(
         X, n_components, init_params, as_random_state(random_state)
     )
     weights, means, covariances, _ = params_from_responsibilities(
-        X, sample_weight, resp, model, reg_covar
+        X, sample_weight, resp, model, reg_covar, kernel=kernel
     )
-    return MixtureParams(weights, means, covariances, model.name)
+    return MixtureParams(weights, means, covariances, model.name, kernel=kernel)
 
 
 # ---------------------------------------------------------------------------
@@ -251,7 +252,8 @@ def _initial_params(
     random_state: np.random.RandomState,
     policy: DegeneracyPolicy,
     restart: int,
-    resp: np.ndarray | None = None,
+    resp: np.ndarray | None,
+    kernel: str,
 ) -> tuple[MixtureParams, list[DegenerateEvent]]:
     """Initial parameters of one restart, following scikit-learn's rules.
 
@@ -275,7 +277,7 @@ def _initial_params(
                 None if unit_weights else sample_weight,
             )
         weights, means, covariances, weight_sums = params_from_responsibilities(
-            X, sample_weight, resp, model, policy.reg_covar, policy.prior
+            X, sample_weight, resp, model, policy.reg_covar, policy.prior, kernel=kernel
         )
     else:
         weight_sums = np.full(n_components, np.inf)
@@ -302,6 +304,7 @@ def _initial_params(
                 np.ones(1 if model.shared else n_components, bool),
             ),
             model.name,
+            kernel=kernel,
         )
         log_prob_norm, _ = e_step(X, provisional)
         positive = np.flatnonzero(sample_weight > 0)
@@ -319,6 +322,7 @@ def _initial_params(
         restart=restart,
         iteration=0,
         reseeds_left=policy.max_reseeds_per_component * n_components,
+        kernel=kernel,
     )
 
 
@@ -361,19 +365,19 @@ def fit_validated(
     ``initial_resp``, a sequence of (n_samples, n_components) responsibility
     arrays, replaces ``init_params`` and ``n_init``: restart ``r`` starts
     from ``initial_resp[r]`` (used by :mod:`mixtures.select` to share one
-    set of partitions between models). Every pass over X runs on
-    ``options.kernel``.
+    set of partitions between models). ``options.kernel`` is resolved here,
+    once: every pass over X and every M-step of the fit runs on it.
     """
-    with use_kernel(options.kernel):
-        return _fit_on_kernel(
-            X,
-            sample_weight,
-            options,
-            random_state,
-            initial_params=initial_params,
-            initial_lower_bound=initial_lower_bound,
-            initial_resp=initial_resp,
-        )
+    return _fit_on_kernel(
+        X,
+        sample_weight,
+        options,
+        random_state,
+        initial_params=initial_params,
+        initial_lower_bound=initial_lower_bound,
+        initial_resp=initial_resp,
+        kernel=resolve_kernel(options.kernel),
+    )
 
 
 def _fit_on_kernel(
@@ -385,6 +389,7 @@ def _fit_on_kernel(
     initial_params: MixtureParams | None,
     initial_lower_bound: float,
     initial_resp: Sequence[np.ndarray] | None,
+    kernel: str,
 ) -> EMResult:
     n_samples, n_features = X.shape
     if n_samples < options.n_components:
@@ -457,6 +462,7 @@ def _fit_on_kernel(
                     policy,
                     restart,
                     None if initial_resp is None else initial_resp[restart],
+                    kernel,
                 )
             else:
                 start, init_events = initial_params, []
@@ -473,6 +479,7 @@ def _fit_on_kernel(
                 verbose_interval=options.verbose_interval if options.verbose else 0,
                 acceleration=options.acceleration,
                 stopping=options.stopping,
+                kernel=kernel,
             )
             restarts.append(run)
             logger.info(
@@ -493,13 +500,13 @@ def _fit_on_kernel(
         # MAP-EM maximises the log-posterior, not the log-likelihood: keep
         # the restart with the highest one.
         posteriors = [
-            float(np.dot(weights, score_and_label(X, run.params)[0]))
+            float(np.dot(weights, score_and_label(X, run.params, kernel=kernel)[0]))
             + policy.prior.log_density(run.params)
             for run in restarts
         ]
         best_index = int(np.argmax(posteriors))
     best = restarts[best_index]
-    log_prob_norm, labels = score_and_label(X, best.params)
+    log_prob_norm, labels = score_and_label(X, best.params, kernel=kernel)
     total = float(np.dot(weights, log_prob_norm))
     result = EMResult(
         params=best.params,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
+from mixtures._parallel import resolve_kernel
 from mixtures.covariance import CovarianceModel, get_covariance_model
 
 __all__ = ["MixtureParams"]
@@ -47,6 +48,11 @@ class MixtureParams:
         Upper Cholesky factors of the precisions, same shape as
         ``covariances``. Computed from ``covariances`` when omitted; a
         ValueError is raised if a covariance is not positive definite.
+    kernel : {'numba', 'numpy'} or None, default=None
+        How the omitted factors are computed: compiled (``'numba'``) or by
+        NumPy (the two may differ in the last bit). None means the default,
+        the ``GMMLAB_KERNEL`` environment variable, else ``'numba'``; a fit
+        passes its own kernel.
 
     Notes
     -----
@@ -68,6 +74,8 @@ class MixtureParams:
         covariances: ArrayLike,
         covariance_type: str = "full",
         precisions_cholesky: ArrayLike | None = None,
+        *,
+        kernel: str | None = None,
     ) -> None:
         object.__setattr__(self, "covariance_type", covariance_type)
         model = get_covariance_model(covariance_type)
@@ -103,8 +111,10 @@ class MixtureParams:
                 f"{weights.sum():.6g} and minimum {weights.min():.3g}."
             )
         if precisions_cholesky is None:
+            if kernel is None:
+                kernel = resolve_kernel(None)
             prec_chol, collapsed = model.precision_cholesky(
-                covariances, np.zeros(means.shape[1])
+                covariances, np.zeros(means.shape[1]), kernel=kernel
             )
             if np.any(collapsed):
                 raise ValueError(
@@ -197,20 +207,26 @@ class MixtureParams:
             return self
         return MixtureParams(self.weights, self.means, self.full_covariances(), "full")
 
-    def as_covariance_type(self, covariance_type: str) -> MixtureParams:
+    def as_covariance_type(
+        self, covariance_type: str, *, kernel: str | None = None
+    ) -> MixtureParams:
         """Project onto another covariance type by matching second moments.
 
         Exact when going to a richer type; 'diag' keeps the variances,
-        'spherical' their mean, 'tied' the mean covariance.
+        'spherical' their mean, 'tied' the mean covariance. ``kernel`` as
+        in the constructor (the constrained models' projection iterates).
         """
         if covariance_type == self.covariance_type:
             return self
+        if kernel is None:
+            kernel = resolve_kernel(None)
         target = get_covariance_model(covariance_type)
         return MixtureParams(
             self.weights,
             self.means,
-            target.from_full(self.full_covariances()),
+            target.from_full(self.full_covariances(), kernel=kernel),
             covariance_type,
+            kernel=kernel,
         )
 
     def permute(self, order: np.ndarray) -> MixtureParams:

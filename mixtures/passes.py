@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mixtures._parallel import active_kernel, map_chunks
+from mixtures._parallel import map_chunks, resolve_kernel
 from mixtures.covariance import CovarianceModel, rows_for
 from mixtures.params import MixtureParams
 
@@ -41,9 +41,11 @@ __all__ = [
 # E-step and the fused pass over the data
 #
 # The pass over X runs on one of two kernels (mixtures._parallel): the
-# compiled fused kernel of mixtures._kernel (the default), or the NumPy code
-# below. The NumPy pass goes chunk by chunk: a chunk of rows is centred on a
-# common origin (the mixture's mean), its log-densities, responsibilities and
+# compiled fused kernel of mixtures._kernel (kernel="numba"), or the NumPy
+# code below (kernel="numpy"). The public functions take the resolved name as
+# an argument (None: resolve_kernel(None), the default); a fit passes its own.
+# The NumPy pass goes chunk by chunk: a chunk of rows is centred on a common
+# origin (the mixture's mean), its log-densities, responsibilities and
 # moments are computed while it is in cache, and only per-chunk sums leave
 # it. Memory is O(N D) for X plus O(chunk K D) per thread, never O(N K D).
 # Float32 data stay float32 in the chunk; sums are accumulated in float64.
@@ -164,19 +166,25 @@ def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray
     return log_prob_norm, log_resp
 
 
-def score_samples(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+def score_samples(
+    X: np.ndarray, params: MixtureParams, *, kernel: str | None = None
+) -> np.ndarray:
     """``log p(x_n)`` under the mixture, (n_samples,) in X's dtype, O(N) memory."""
-    if active_kernel() == "numba":
+    if kernel is None:
+        kernel = resolve_kernel(None)
+    if kernel == "numba":
         # In X's dtype, as the NumPy path and scikit-learn return it.
-        return score_and_label(X, params)[0].astype(X.dtype, copy=False)
+        return score_and_label(X, params, kernel="numba")[0].astype(X.dtype, copy=False)
     return np.concatenate(_log_prob_chunks(X, params, True, _logsumexp_rows))
 
 
 def score_and_label(
-    X: np.ndarray, params: MixtureParams
+    X: np.ndarray, params: MixtureParams, *, kernel: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``log p(x_n)`` and the most probable component, in one O(N) pass."""
-    if active_kernel() == "numba":
+    if kernel is None:
+        kernel = resolve_kernel(None)
+    if kernel == "numba":
         result = _compiled_pass(X, np.ones(X.shape[0]), params, with_moments=False)
         return result.log_prob, result.labels.astype(np.intp, copy=False)
 
@@ -187,10 +195,14 @@ def score_and_label(
     return both[:, 0].astype(np.float64), both[:, 1].astype(np.intp)
 
 
-def predict_labels(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+def predict_labels(
+    X: np.ndarray, params: MixtureParams, *, kernel: str | None = None
+) -> np.ndarray:
     """Most probable component of every sample, shape (n_samples,), in O(N) memory."""
-    if active_kernel() == "numba":
-        return score_and_label(X, params)[1]
+    if kernel is None:
+        kernel = resolve_kernel(None)
+    if kernel == "numba":
+        return score_and_label(X, params, kernel="numba")[1]
     return np.concatenate(
         _log_prob_chunks(X, params, True, lambda block: np.argmax(block, axis=1))
     )
@@ -339,21 +351,27 @@ def sufficient_statistics(
 
 
 def em_pass(
-    X: np.ndarray, sample_weight: np.ndarray, params: MixtureParams
+    X: np.ndarray,
+    sample_weight: np.ndarray,
+    params: MixtureParams,
+    *,
+    kernel: str | None = None,
 ) -> tuple[SufficientStats, np.ndarray]:
     """The fused E-step: one chunked pass giving the M-step's statistics.
 
     Returns the statistics about the current means and ``log p(x_n)`` of
     every sample (float64, shape (n_samples,)).
     """
-    return _scored_pass(X, sample_weight, params)[:2]
+    if kernel is None:
+        kernel = resolve_kernel(None)
+    return _scored_pass(X, sample_weight, params, kernel)[:2]
 
 
 def _scored_pass(
-    X: np.ndarray, sample_weight: np.ndarray, params: MixtureParams
+    X: np.ndarray, sample_weight: np.ndarray, params: MixtureParams, kernel: str
 ) -> tuple[SufficientStats, np.ndarray, float]:
-    """:func:`em_pass` and the weighted mean log-likelihood, on the active kernel."""
-    if active_kernel() == "numba":
+    """:func:`em_pass` and the weighted mean log-likelihood, on ``kernel``."""
+    if kernel == "numba":
         model = params.model
         result = _compiled_pass(X, sample_weight, params, model=model)
         stats = SufficientStats(

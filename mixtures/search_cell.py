@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from mixtures._parallel import resolve_kernel
 from mixtures.diagnostics import (
     STATUSES,
     bic,
@@ -48,13 +49,14 @@ _SHORT_MAX_ITER = 20
 _CHUNK = 100
 
 
-def _classified(X, model, run, reg_covar, resolved, *, final: bool):
+def _classified(X, model, run, reg_covar, resolved, *, final: bool, kernel=None):
     """``(status rank, -objective, status, reason, log-likelihood)`` of a run.
 
     ``final=False`` judges a short run as if it had converged, so that only
-    its shape (spikes, thin or duplicated components) can flag it.
+    its shape (spikes, thin or duplicated components) can flag it. The
+    log-likelihood is computed on ``kernel`` (None: the default).
     """
-    log_likelihood = float(np.sum(score_samples(X, run.params)))
+    log_likelihood = float(np.sum(score_samples(X, run.params, kernel=kernel)))
     status, reason, _ = classify(
         run.params,
         X,
@@ -172,6 +174,7 @@ def _fit_cell(
     options: dict,
     always: Sequence[str] = ("hc",),
     short_max_iter: int = _SHORT_MAX_ITER,
+    kernel: str | None = None,
 ) -> tuple[dict, MixtureParams | None, object]:
     """Fit one cell from its starts; return its row, parameters and run.
 
@@ -194,7 +197,12 @@ def _fit_cell(
     (VEV, K = 9) on to the end and checks that it ends flagged; the same
     check over the whole searches of Old Faithful, Iris and wine is in
     issue 24's closing note.
+
+    Every pass runs on ``kernel`` (the search's, resolved once; None: the
+    default, ``resolve_kernel(None)``).
     """
+    if kernel is None:
+        kernel = resolve_kernel(None)
     n_samples = X.shape[0]
     row = {"model": model, "n_components": k, "n_starts": len(names)}
     started = time.perf_counter()
@@ -205,6 +213,7 @@ def _fit_cell(
         "reg_covar_relative": options["reg_covar_relative"],
         "prior": options["prior"],
         "acceleration": "squarem",
+        "kernel": kernel,
     }
     short_options = EMOptions(
         max_iter=min(short_max_iter, options["max_iter"]),
@@ -219,7 +228,9 @@ def _fit_cell(
     resolved = None if prior is None else prior.resolve(X, np.ones(n_samples), k)
 
     def verdict(run: EMRun, *, final: bool):
-        return _classified(X, model, run, reg_covar, resolved, final=final)
+        return _classified(
+            X, model, run, reg_covar, resolved, final=final, kernel=kernel
+        )
 
     def stop_if_collapsed(run: EMRun) -> bool:
         return volume_is_free(model) and verdict(run, final=False)[2] == "degenerate"
@@ -292,7 +303,9 @@ def _fit_cell(
         _objective=-negative,
         # The classifications of every ok candidate: starts for other models.
         _partitions=[
-            score_and_label(X, c[-1].params)[1] for c in candidates if c[0] == 0
+            score_and_label(X, c[-1].params, kernel=kernel)[1]
+            for c in candidates
+            if c[0] == 0
         ],
     )
     return row, params, run

@@ -8,6 +8,7 @@ models' maxima and from split and merge moves of its neighbours
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -112,14 +113,14 @@ def _canonical_labels(labels: np.ndarray) -> bytes:
     return order[labels].tobytes()
 
 
-def _split_largest(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+def _split_largest(X: np.ndarray, params: MixtureParams, *, kernel: str) -> np.ndarray:
     """K + 1 labels: the fit's largest cluster cut in two along its major axis.
 
     The split move of split-and-merge EM (Ueda, Nakano, Ghahramani & Hinton
     2000): the rows of the largest cluster go to one side or the other of
     its mean along the leading eigenvector of its fitted covariance.
     """
-    labels = score_and_label(X, params)[1]
+    labels = score_and_label(X, params, kernel=kernel)[1]
     largest = int(np.argmax(np.bincount(labels, minlength=params.n_components)))
     axis = np.linalg.eigh(params.full_covariances()[largest])[1][:, -1]
     rows = np.flatnonzero(labels == largest)
@@ -149,7 +150,7 @@ def _merge_closest(X: np.ndarray, params: MixtureParams) -> np.ndarray:
 
 
 def _shared_starts(
-    X: np.ndarray, results: dict, cells: Sequence[tuple[str, int]]
+    X: np.ndarray, results: dict, cells: Sequence[tuple[str, int]], kernel: str
 ) -> dict[tuple[str, int], tuple[list[str], list[np.ndarray]]]:
     """Second-pass starts, from the maxima the first pass found.
 
@@ -165,7 +166,8 @@ def _shared_starts(
       reach what mclust's nested hierarchical partitions reach.
 
     Duplicates and the cell's own partition are dropped. mclust starts every
-    model from one hierarchical partition instead.
+    model from one hierarchical partition instead. Labels are computed on
+    ``kernel``, the search's.
     """
     labels: list[tuple[tuple[str, int], np.ndarray]] = []
     for cell, (row, params, _) in results.items():
@@ -178,14 +180,14 @@ def _shared_starts(
         own = results[(model, k)][1]
         seen = set()
         if own is not None:
-            seen.add(_canonical_labels(score_and_label(X, own)[1]))
+            seen.add(_canonical_labels(score_and_label(X, own, kernel=kernel)[1]))
         candidates = [
             (f"{other}-fit", label)
             for (other, k_other), label in labels
             if k_other == k and other != model
         ]
         for neighbour, move, name in (
-            (k - 1, _split_largest, "split"),
+            (k - 1, functools.partial(_split_largest, kernel=kernel), "split"),
             (k + 1, _merge_closest, "merge"),
         ):
             row, params, _ = results.get((model, neighbour), ({}, None, None))

@@ -79,6 +79,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
+from mixtures._parallel import resolve_kernel
 from mixtures._version import installed_version
 from mixtures.checkpoint import CellStore, fingerprint
 from mixtures.covariance import get_covariance_model, mclust_name, models_for
@@ -372,6 +373,9 @@ def search(
         n_random_starts, n_soft_starts, n_continue, refine, random_state
     )
     as_prior(prior)  # raises on a malformed prior
+    # The kernel of every fit and score of the search: the default
+    # (GMMLAB_KERNEL, else numba), resolved once and passed to every cell.
+    kernel = resolve_kernel(None)
     options = {
         "tol": tol,
         "max_iter": max_iter,
@@ -416,7 +420,8 @@ def search(
         def first(todo):
             starts = _all_starts(X, ks, n_random_starts, n_soft_starts, random_state)
             return (
-                delayed(_fit_cell)(X, *cell, *starts[cell[1]], options) for cell in todo
+                delayed(_fit_cell)(X, *cell, *starts[cell[1]], options, kernel=kernel)
+                for cell in todo
             )
 
         results, n_resumed = _run_pass(parallel, first, cells, store, 1, bar)
@@ -424,7 +429,7 @@ def search(
         # pass's starts (and so its ties) must not depend on a resume.
         results = {cell: results[cell] for cell in cells}
         if refine:
-            second = _shared_starts(X, results, cells)
+            second = _shared_starts(X, results, cells, kernel)
             done = [cell for cell in cells if cell in second]
             if bar is not None:
                 bar.update(len(cells) - len(done))
@@ -438,6 +443,7 @@ def search(
                         options,
                         always=("split", "merge"),
                         short_max_iter=1,
+                        kernel=kernel,
                     )
                     for cell in todo
                 )

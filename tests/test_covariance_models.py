@@ -17,6 +17,7 @@ from scipy import linalg, optimize
 
 import mixtures._covariance_mclust as covariance_mclust
 from mixtures import GaussianMixture
+from mixtures._parallel import resolve_kernel
 from mixtures.align import match_components
 from mixtures.covariance import (
     MCLUST_MODELS,
@@ -84,13 +85,11 @@ def _model_step(name, scatter, counts):
     """The package's M-step for given scatters, as full (K, D, D) matrices."""
     model = get_covariance_model(name)
     K, D = counts.shape[0], scatter.shape[-1]
+    zeros = np.zeros((K, D))
+    moments = (counts, zeros, zeros, model.moments_from_full(scatter), counts)
+    # The suite's kernel (GMMLAB_KERNEL, else numba): both run these tests.
     covariances = model.covariances_from_moments(
-        counts,
-        np.zeros((K, D)),
-        np.zeros((K, D)),
-        model.moments_from_full(scatter),
-        counts,
-        0.0,
+        moments, 0.0, kernel=resolve_kernel(None)
     )
     return model.to_full(covariances, K, D)
 

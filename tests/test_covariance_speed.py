@@ -48,11 +48,10 @@ CONSTRAINED = [
 SIZES = [(1, 1), (1, 3), (2, 2), (3, 2), (3, 5), (4, 9), (6, 13)]
 
 
-@pytest.fixture(autouse=True)
-def _compiled_kernel(monkeypatch):
-    """The default kernel (numba), so the compiled paths run even when the
-    suite runs with GMMLAB_KERNEL=numpy."""
-    monkeypatch.delenv("GMMLAB_KERNEL", raising=False)
+#: The kernel of the fast paths: the methods below take it explicitly, and
+#: the fits name it, so they run even when the suite runs with
+#: GMMLAB_KERNEL=numpy.
+NUMBA = "numba"
 
 
 # ---------------------------------------------------------------------------
@@ -116,6 +115,11 @@ def _reference_common_shape(values, counts, shape, max_iter=None, tol=None):
         if abs(previous_value - value) <= tol * max(1.0, abs(value)):
             break
     return (values / shape).sum(axis=1) / (n_features * counts), shape
+
+
+def _reference_common_shape_step(values, counts, shape, kernel):
+    """:func:`_reference_common_shape` in place of the module's, any kernel."""
+    return _reference_common_shape(values, counts, shape)
 
 
 def _compiled_common_shape(values, counts, shape):
@@ -204,7 +208,7 @@ def test_full_m_step_is_the_numpy_m_step(n_components, n_features, near_singular
     moments = _moments(rng, n_components, n_features, near_singular)
     model = get_covariance_model("full")
     for reg_covar in _reg_values(n_features):
-        ours = model.covariances_from_moments(*moments, reg_covar)
+        ours = model.covariances_from_moments(moments, reg_covar, kernel=NUMBA)
         np.testing.assert_array_equal(
             ours, _reference_full_covariances(*moments, reg_covar)
         )
@@ -242,9 +246,8 @@ def test_constrained_m_steps_match_their_numpy_fallback(
     moments = _moments(rng, n_components, n_features)
     model = get_covariance_model(name)
     for reg_covar in (1e-6, np.linspace(1e-7, 1e-5, n_features)):
-        ours = model.covariances_from_moments(*moments, reg_covar)
+        ours = model.covariances_from_moments(moments, reg_covar, kernel=NUMBA)
         with monkeypatch.context() as patch:
-            patch.setattr(covariance_linalg, "_compiled_steps", lambda: False)
             # VEI and VEV: the compiled inner iteration in both (it is
             # compared with the NumPy one below).
             patch.setattr(
@@ -252,7 +255,9 @@ def test_constrained_m_steps_match_their_numpy_fallback(
                 "_volumes_and_common_shape_numpy",
                 _compiled_common_shape,
             )
-            reference = model.covariances_from_moments(*moments, reg_covar)
+            reference = model.covariances_from_moments(
+                moments, reg_covar, kernel="numpy"
+            )
         np.testing.assert_array_equal(ours, reference, err_msg=name)
 
 
@@ -270,37 +275,30 @@ def test_symmetrised_is_half_the_sum_with_the_transpose():
 def test_unusual_inputs_take_the_numpy_path():
     """Other dtypes, shapes or a per-component reg_covar: NumPy, as before."""
     rng = np.random.default_rng(5)
-    weight_sums, first, offsets, second, denominators = _moments(rng, 3, 4)
+    moments = _moments(rng, 3, 4)
+    weight_sums, first, offsets, second, denominators = moments
     model = get_covariance_model("full")
     per_component = rng.uniform(1e-7, 1e-5, size=(3, 4))
     np.testing.assert_array_equal(
-        model.covariances_from_moments(
-            weight_sums, first, offsets, second, denominators, per_component
-        ),
-        _reference_full_covariances(
-            weight_sums, first, offsets, second, denominators, per_component
-        ),
+        model.covariances_from_moments(moments, per_component, kernel=NUMBA),
+        _reference_full_covariances(*moments, per_component),
     )
-    assert (
-        covariance_linalg._compiled_moments(
-            weight_sums, first, offsets, second, denominators, per_component
-        )
-        is None
-    )
+    compiled_moments = covariance_linalg._compiled_moments
+    assert compiled_moments(moments, per_component, NUMBA) is None
     as_float32 = [a.astype(np.float32) for a in (first, offsets, second)]
     assert (
-        covariance_linalg._compiled_moments(
-            weight_sums, *as_float32, denominators, per_component
-        )
-        is None
+        compiled_moments((weight_sums, *as_float32, denominators), 1e-6, NUMBA) is None
     )
     # second moments of another shape (a broadcasting NumPy expression)
     assert (
-        covariance_linalg._compiled_moments(
-            weight_sums, first, offsets, second[0], denominators, 1e-6
+        compiled_moments(
+            (weight_sums, first, offsets, second[0], denominators), 1e-6, NUMBA
         )
         is None
     )
+    # and on the NumPy kernel, never
+    assert compiled_moments(moments, 1e-6, "numpy") is None
+    assert compiled_moments(moments, 1e-6, NUMBA) is not None
 
 
 # ---------------------------------------------------------------------------
@@ -328,7 +326,9 @@ def test_diag_factors_are_the_numpy_factors(n_components, n_features):
         cases.append(broken)
     for case in cases:
         for floor_value in (floor, 1e-3, np.zeros(n_features), floor[:1]):
-            factors, collapsed = model.precision_cholesky(case, floor_value)
+            factors, collapsed = model.precision_cholesky(
+                case, floor_value, kernel=NUMBA
+            )
             expected_factors, expected_collapsed = _reference_diag_factors(
                 case, floor_value
             )
@@ -338,7 +338,7 @@ def test_diag_factors_are_the_numpy_factors(n_components, n_features):
     frozen = variances.copy()
     frozen.flags.writeable = False
     np.testing.assert_array_equal(
-        model.precision_cholesky(frozen, floor)[0],
+        model.precision_cholesky(frozen, floor, kernel=NUMBA)[0],
         _reference_diag_factors(variances, floor)[0],
     )
 
@@ -354,7 +354,7 @@ def test_spherical_factors_are_the_numpy_factors(n_features):
         [mean_floor, np.nextafter(mean_floor, 0.0), 2.0 * mean_floor, np.nan, 1e3]
     )
     model = get_covariance_model("spherical")
-    factors, collapsed = model.precision_cholesky(variances, floor)
+    factors, collapsed = model.precision_cholesky(variances, floor, kernel=NUMBA)
     expected, expected_collapsed = _reference_diag_factors(
         variances[:, None], np.atleast_1d(mean_floor)
     )
@@ -389,7 +389,7 @@ def test_tied_factor_is_scipys_factor(n_features):
     for matrix in matrices:
         for dtype in (np.float64, np.float32):
             case = matrix.astype(dtype)
-            factor, collapsed = model.precision_cholesky(case, floor)
+            factor, collapsed = model.precision_cholesky(case, floor, kernel=NUMBA)
             expected, expected_collapsed = _reference_tied_factor(case, floor)
             np.testing.assert_array_equal(collapsed, expected_collapsed)
             np.testing.assert_array_equal(factor, expected)
@@ -402,18 +402,18 @@ def test_full_factor_takes_any_form_of_floor():
     rng = np.random.default_rng(9)
     model = get_covariance_model("full")
     covariances = np.stack([_spd(rng, 4, condition=10.0**k) for k in (0, 3, 5)])
-    reference = model.precision_cholesky(covariances, np.full(4, 1e-6))
+    reference = model.precision_cholesky(covariances, np.full(4, 1e-6), kernel=NUMBA)
     strided = np.full(8, 1e-6)[::2]
     for floor in (1e-6, np.float64(1e-6), np.array([1e-6]), strided, [1e-6] * 4):
-        factors, collapsed = model.precision_cholesky(covariances, floor)
+        factors, collapsed = model.precision_cholesky(covariances, floor, kernel=NUMBA)
         np.testing.assert_array_equal(factors, reference[0])
         np.testing.assert_array_equal(collapsed, reference[1])
-    assert model.precision_cholesky(covariances, 1e-6)[1].tolist() == [
+    assert model.precision_cholesky(covariances, 1e-6, kernel=NUMBA)[1].tolist() == [
         False,
         False,
         False,
     ]
-    assert model.precision_cholesky(covariances, 1e-2)[1].tolist() == [
+    assert model.precision_cholesky(covariances, 1e-2, kernel=NUMBA)[1].tolist() == [
         False,
         True,
         True,
@@ -443,7 +443,9 @@ def _shape_problem(seed):
 @pytest.mark.parametrize("seed", range(60))
 def test_common_shape_reaches_the_numpy_solution(seed):
     values, counts, start = _shape_problem(seed)
-    volumes, shape = covariance_mclust._volumes_and_common_shape(values, counts, start)
+    volumes, shape = covariance_mclust._volumes_and_common_shape(
+        values, counts, start, NUMBA
+    )
     expected_volumes, expected_shape = _reference_common_shape(values, counts, start)
     np.testing.assert_allclose(volumes, expected_volumes, rtol=1e-12, atol=0)
     np.testing.assert_allclose(shape, expected_shape, rtol=1e-12, atol=0)
@@ -451,10 +453,9 @@ def test_common_shape_reaches_the_numpy_solution(seed):
 
 
 @pytest.mark.parametrize("seed", range(0, 60, 7))
-def test_common_shape_numpy_fallback_is_the_numpy_iteration(monkeypatch, seed):
+def test_common_shape_numpy_fallback_is_the_numpy_iteration(seed):
     values, counts, start = _shape_problem(seed)
-    monkeypatch.setattr(covariance_linalg, "_compiled_steps", lambda: False)
-    ours = covariance_mclust._volumes_and_common_shape(values, counts, start)
+    ours = covariance_mclust._volumes_and_common_shape(values, counts, start, "numpy")
     for got, want in zip(
         ours, _reference_common_shape(values, counts, start), strict=True
     ):
@@ -482,7 +483,9 @@ def test_common_shape_degenerate_values_behave_as_numpy():
         values[1, 2] = bad
         start = values.sum(axis=0)
         with np.errstate(all="ignore"):
-            ours = covariance_mclust._volumes_and_common_shape(values, counts, start)
+            ours = covariance_mclust._volumes_and_common_shape(
+                values, counts, start, NUMBA
+            )
             expected = _reference_common_shape(values, counts, start)
         for got, want in zip(ours, expected, strict=True):
             np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
@@ -492,7 +495,7 @@ def test_common_shape_degenerate_values_behave_as_numpy():
 def test_common_shape_checks_shapes():
     with pytest.raises(ValueError, match="shape"):
         covariance_mclust._volumes_and_common_shape(
-            np.ones((3, 2)), np.ones(2), np.ones(2)
+            np.ones((3, 2)), np.ones(2), np.ones(2), NUMBA
         )
 
 
@@ -505,14 +508,18 @@ def test_vei_vev_m_steps_reach_the_numpy_m_step(
     model = get_covariance_model(name)
     for near_singular in (False, True):
         moments = _moments(rng, n_components, n_features, near_singular)
-        cold = model.covariances_from_moments(*moments, 1e-6)
-        warm = model.covariances_from_moments(*moments, 1e-6, cold * 1.1)
+        cold = model.covariances_from_moments(moments, 1e-6, kernel=NUMBA)
+        warm = model.covariances_from_moments(moments, 1e-6, cold * 1.1, kernel=NUMBA)
         with monkeypatch.context() as patch:
             patch.setattr(
-                covariance_mclust, "_volumes_and_common_shape", _reference_common_shape
+                covariance_mclust,
+                "_volumes_and_common_shape",
+                _reference_common_shape_step,
             )
-            expected_cold = model.covariances_from_moments(*moments, 1e-6)
-            expected_warm = model.covariances_from_moments(*moments, 1e-6, cold * 1.1)
+            expected_cold = model.covariances_from_moments(moments, 1e-6, kernel=NUMBA)
+            expected_warm = model.covariances_from_moments(
+                moments, 1e-6, cold * 1.1, kernel=NUMBA
+            )
         for got, want in ((cold, expected_cold), (warm, expected_warm)):
             scale = np.abs(want).max(axis=(1, 2), keepdims=True)
             np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-12)
@@ -525,20 +532,27 @@ def test_vei_vev_m_steps_reach_the_numpy_m_step(
 def _fit(X, name, **options):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        options.setdefault("kernel", NUMBA)
         result = fit_em(X, 3, covariance_type=name, tol=0, random_state=0, **options)
     return result, sorted({(w.category.__name__, str(w.message)) for w in caught})
 
 
 def _reference_code(patch):
-    """Every fast path of this module replaced by the NumPy code."""
-    patch.setattr(covariance_linalg, "_compiled_steps", lambda: False)
+    """Every fast path of this module replaced by the NumPy code.
+
+    The compiled pass (and its factorisation of 'full') stays: the fit still
+    runs on kernel='numba', only the covariance models' helpers are off.
+    """
+    patch.setattr(covariance_linalg, "_compiled", lambda kernel: False)
     patch.setattr(
-        covariance_mclust, "_volumes_and_common_shape", _reference_common_shape
+        covariance_mclust, "_volumes_and_common_shape", _reference_common_shape_step
     )
     patch.setattr(
         covariance.Tied,
         "precision_cholesky",
-        lambda self, covariances, floor: _reference_tied_factor(covariances, floor),
+        lambda self, covariances, floor, *, kernel: _reference_tied_factor(
+            covariances, floor
+        ),
     )
 
 

@@ -22,7 +22,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from mixtures import GaussianMixture, fit_em
 from mixtures import _kernel as kernel_module
-from mixtures._parallel import active_kernel, resolve_kernel, use_kernel
+from mixtures._parallel import resolve_kernel
 from mixtures.covariance import COVARIANCE_MODELS
 from mixtures.em import em_pass, predict_labels, score_and_label, score_samples
 
@@ -51,10 +51,8 @@ def _data_and_params(covariance_type: str, n_samples: int, seed: int = 0):
 
 
 def _passes(X, weights, params):
-    with use_kernel("numpy"):
-        reference = em_pass(X, weights, params)
-    with use_kernel("numba"):
-        compiled = em_pass(X, weights, params)
+    reference = em_pass(X, weights, params, kernel="numpy")
+    compiled = em_pass(X, weights, params, kernel="numba")
     return reference, compiled
 
 
@@ -97,12 +95,11 @@ def test_scoring_functions_agree(covariance_type):
     X, params = _data_and_params(covariance_type, 2_000)
     results = {}
     for kernel in ("numpy", "numba"):
-        with use_kernel(kernel):
-            results[kernel] = (
-                score_samples(X, params),
-                predict_labels(X, params),
-                *score_and_label(X, params),
-            )
+        results[kernel] = (
+            score_samples(X, params, kernel=kernel),
+            predict_labels(X, params, kernel=kernel),
+            *score_and_label(X, params, kernel=kernel),
+        )
     for numpy_value, numba_value in zip(*results.values(), strict=True):
         assert numba_value.dtype == numpy_value.dtype
         assert_allclose(numba_value, numpy_value, rtol=1e-10)
@@ -134,13 +131,11 @@ def test_same_bits_on_any_number_of_threads(kind):
 def test_concurrent_callers_get_the_same_result():
     X, params = _data_and_params("full", 40_000, seed=8)
     weights = np.ones(X.shape[0])
-    with use_kernel("numba"):
-        expected = em_pass(X, weights, params)[0].second_moments
+    expected = em_pass(X, weights, params, kernel="numba")[0].second_moments
     outputs: list[np.ndarray] = []
 
     def work():
-        with use_kernel("numba"):
-            outputs.append(em_pass(X, weights, params)[0].second_moments)
+        outputs.append(em_pass(X, weights, params, kernel="numba")[0].second_moments)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
@@ -156,9 +151,8 @@ def test_concurrent_callers_get_the_same_result():
 def test_float32_kernel_is_accurate(covariance_type):
     X, params = _data_and_params(covariance_type, 20_000, seed=3)
     weights = np.ones(X.shape[0])
-    with use_kernel("numba"):
-        double, logp64 = em_pass(X, weights, params)
-        single, logp32 = em_pass(X.astype(np.float32), weights, params)
+    double, logp64 = em_pass(X, weights, params, kernel="numba")
+    single, logp32 = em_pass(X.astype(np.float32), weights, params, kernel="numba")
     assert logp32.dtype == np.float64  # accumulated in float64
     assert_allclose(single.weight_sums, double.weight_sums, rtol=1e-5)
     assert_allclose(single.second_moments, double.second_moments, rtol=1e-4)
@@ -188,9 +182,8 @@ def test_rows_of_zero_weight_do_not_count():
     X, params = _data_and_params("full", 3_000, seed=2)
     weights = np.ones(X.shape[0])
     weights[:1000] = 0.0
-    with use_kernel("numba"):
-        with_zeros = em_pass(X, weights, params)[0]
-        without = em_pass(X[1000:], weights[1000:], params)[0]
+    with_zeros = em_pass(X, weights, params, kernel="numba")[0]
+    without = em_pass(X[1000:], weights[1000:], params, kernel="numba")[0]
     assert_allclose(with_zeros.second_moments, without.second_moments, rtol=1e-12)
     assert with_zeros.total_weight == without.total_weight
 
@@ -203,8 +196,7 @@ def test_responsibility_that_underflows_is_exactly_zero():
         + np.linspace(-0.5, 0.5, 400)[:, None]
     )
     fit = fit_em(X, 2, kernel="numba", random_state=0)
-    with use_kernel("numba"):
-        stats, _ = em_pass(X, np.ones(400), fit.params)
+    stats, _ = em_pass(X, np.ones(400), fit.params, kernel="numba")
     assert_allclose(np.sort(stats.weight_sums), [200.0, 200.0], rtol=1e-12)
 
 
@@ -233,28 +225,99 @@ def test_exp_within_one_ulp_anywhere(x):
 
 def test_the_option_and_the_environment_choose_the_kernel(monkeypatch):
     monkeypatch.delenv("GMMLAB_KERNEL", raising=False)
-    assert active_kernel() == "numba"
-    monkeypatch.setenv("GMMLAB_KERNEL", "numpy")
-    assert active_kernel() == "numpy"
-    with use_kernel("numba") as chosen:  # the option wins
-        assert chosen == "numba"
-        assert active_kernel() == "numba"
-    assert active_kernel() == "numpy"
+    assert resolve_kernel(None) == resolve_kernel("auto") == "numba"
+    monkeypatch.setenv("GMMLAB_KERNEL", " NumPy ")  # the default, if set
+    assert resolve_kernel(None) == resolve_kernel("auto") == "numpy"
+    assert resolve_kernel("numba") == "numba"  # the option wins
     monkeypatch.setenv("GMMLAB_KERNEL", "cuda")
-    with pytest.raises(ValueError, match="GMMLAB_KERNEL must be"):
-        active_kernel()
+    with pytest.raises(ValueError, match="GMMLAB_KERNEL must be 'auto', 'numba'"):
+        resolve_kernel("auto")
+    assert resolve_kernel("numpy") == "numpy"  # an option never reads it
 
 
-def test_a_fit_runs_on_the_kernel_it_names(monkeypatch):
-    seen = []
+@pytest.fixture
+def compiled_passes(monkeypatch) -> list:
+    """A list that grows by one at every pass of the compiled kernel."""
+    seen: list = []
     original = kernel_module.fused_pass
 
     def spy(*args, **kwargs):
         seen.append(True)
         return original(*args, **kwargs)
 
-    X, _ = _data_and_params("full", 500)
     monkeypatch.setattr(kernel_module, "fused_pass", spy)
+    return seen
+
+
+def test_the_environment_is_the_default_of_fits_and_scores(
+    monkeypatch, compiled_passes
+):
+    X, params = _data_and_params("full", 500)
+    seen = compiled_passes
+    seen.clear()  # (the passes of the fit that made the parameters)
+    monkeypatch.setenv("GMMLAB_KERNEL", "numpy")
+    fit_em(X, 2, random_state=0)
+    GaussianMixture(2, random_state=0).fit(X).score_samples(X)
+    score_samples(X, params)
+    assert not seen
+    monkeypatch.setenv("GMMLAB_KERNEL", "numba")
+    score_samples(X, params)
+    assert seen
+    monkeypatch.setenv("GMMLAB_KERNEL", "cuda")
+    with pytest.raises(ValueError, match="GMMLAB_KERNEL must be"):
+        fit_em(X, 2, random_state=0)
+    with pytest.raises(ValueError, match="GMMLAB_KERNEL must be"):
+        score_samples(X, params)
+
+
+@pytest.mark.filterwarnings("ignore::mixtures.DegenerateComponentWarning")
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_a_named_kernel_is_passed_down_not_looked_up(monkeypatch, kernel):
+    """With the option set, nothing in a fit or a score reads the default.
+
+    An invalid GMMLAB_KERNEL raises wherever the default is looked up, so
+    every step (initialisation, reseeding, floors, SQUAREM, the M-steps,
+    the scores) must have been handed the fit's kernel. And the fits are
+    the ones made without the variable.
+    """
+    X, _ = _data_and_params("VEV", 400)
+    X = np.r_[X, np.repeat(X[:2], 20, axis=0)]  # repeated rows: floors
+    means = X[[0, 0, 100, 200]]  # two equal means: a reseed at the start
+    options = {
+        "kernel": kernel, "max_iter": 30, "random_state": 0, "reg_covar": 0.0,
+        "acceleration": "squarem", "prior": None,
+    }  # fmt: skip
+    cases = {
+        (model, prior): {"covariance_type": model, "prior": prior}
+        for model in ("full", "diag", "VEV")
+        for prior in (None, "default")
+    }
+    cases["reseed"] = {
+        "weights_init": np.full(4, 0.25),
+        "means_init": means,
+        "precisions_init": np.stack([np.eye(3)] * 4),
+    }
+    expected = {
+        case: fit_em(X, 4, **{**options, **extra}) for case, extra in cases.items()
+    }
+    assert any(e.action == "reseed" for e in expected["reseed"].events)
+    monkeypatch.setenv("GMMLAB_KERNEL", "cuda")
+    for case, extra in cases.items():
+        result = fit_em(X, 4, **{**options, **extra})
+        assert result.events == expected[case].events
+        assert_array_equal(result.lower_bounds, expected[case].lower_bounds)
+        assert_array_equal(result.params.covariances, expected[case].params.covariances)
+        estimator = GaussianMixture(4, **{**options, **extra}).fit(X)
+        estimator.score_samples(X)
+        estimator.predict(X)
+        estimator.bic(X)
+        em_pass(X, np.ones(len(X)), result.params, kernel=kernel)
+
+
+def test_a_fit_runs_on_the_kernel_it_names(compiled_passes):
+    X, _ = _data_and_params("full", 500)
+    seen = compiled_passes
+    seen.clear()  # (the passes of the fit that made the start)
     fit_em(X, 2, kernel="numpy", random_state=0)
     assert not seen
     fit_em(X, 2, kernel="numba", random_state=0)
@@ -278,6 +341,9 @@ def test_bad_kernel_option_is_a_clear_error(bad):
 def test_resolve_kernel():
     assert resolve_kernel("numpy") == "numpy"
     assert resolve_kernel("numba") == "numba"
+    for bad in ("cuda", "NUMBA", ""):
+        with pytest.raises(ValueError, match="kernel must be 'auto', 'numba'"):
+            resolve_kernel(bad)
 
 
 @pytest.mark.slow
