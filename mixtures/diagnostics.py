@@ -46,7 +46,8 @@ import numpy as np
 import scipy.linalg
 
 from mixtures.covariance import mclust_name
-from mixtures.em import EMRun, e_step
+from mixtures.em import EMRun
+from mixtures.missing import observed_e_step
 from mixtures.params import MixtureParams
 
 __all__ = [
@@ -99,11 +100,29 @@ INDISTINGUISHABLE = 0.05
 
 
 def _data_covariance(X: np.ndarray) -> np.ndarray:
-    covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
+    if np.isnan(X).any():
+        covariance = _pairwise_covariance(X)
+    else:
+        covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
     # A constant feature would make the pencil singular; a ridge far below
     # any real variance keeps the generalised problem defined.
     ridge = np.finfo(np.float64).eps * max(float(np.max(np.diag(covariance))), 1e-300)
     return covariance + ridge * np.eye(covariance.shape[0])
+
+
+def _pairwise_covariance(X: np.ndarray) -> np.ndarray:
+    """The data's covariance from pairwise-complete rows, made positive definite.
+
+    With missing values, each entry from the rows observing both features;
+    such a matrix need not be positive definite, so its eigenvalues are
+    raised to a small fraction of the largest.
+    """
+    import pandas as pd
+
+    covariance = pd.DataFrame(X).cov(ddof=0).to_numpy()
+    values, vectors = np.linalg.eigh(covariance)
+    values = np.maximum(values, 1e-12 * values.max())
+    return (vectors * values) @ vectors.T
 
 
 def volume_is_free(covariance_type: str) -> bool:
@@ -366,7 +385,7 @@ def in_force(run: EMRun) -> list[str]:
 
 def uncertainty(X: np.ndarray, params: MixtureParams) -> np.ndarray:
     """Classification uncertainty ``1 - max_k tau_nk`` of every row, shape (n,)."""
-    _, log_resp = e_step(X, params)
+    _, log_resp = observed_e_step(X, params)
     return -np.expm1(log_resp.max(axis=1))
 
 
@@ -377,5 +396,5 @@ def classification_entropy(X: np.ndarray, params: MixtureParams) -> float:
     BIC of the classification likelihood at the MAP labels; with
     scikit-learn's sign (lower is better), ``ICL = BIC + 2 * this``.
     """
-    _, log_resp = e_step(X, params)
+    _, log_resp = observed_e_step(X, params)
     return float(-np.sum(log_resp.max(axis=1)))

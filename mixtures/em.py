@@ -21,6 +21,7 @@ means the default, ``resolve_kernel(None)`` (:mod:`mixtures._parallel`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -55,6 +56,7 @@ __all__ = [
     "DegeneracyPolicy",
     "DegenerateEvent",
     "EMRun",
+    "ScoredPass",
     "StepInfo",
     "SufficientStats",
     "e_step",
@@ -76,6 +78,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mixtures")
+
+#: A pass over the data: ``(X, sample_weight, params) -> (statistics about
+#: the current means, log p(x_n) of every row, weighted mean log-likelihood)``.
+ScoredPass = Callable[
+    [np.ndarray, np.ndarray, MixtureParams], tuple[SufficientStats, np.ndarray, float]
+]
 
 # scikit-learn adds this many machine epsilons to every component's mass so a
 # component with no responsibility keeps a finite mean; we do the same so the
@@ -179,16 +187,25 @@ def em_step(
     iteration: int = 1,
     reseeds_left: int = 0,
     kernel: str | None = None,
+    scored_pass: ScoredPass | None = None,
 ) -> tuple[MixtureParams, StepInfo]:
     """One E-step and M-step: ``(new_params, info)``.
 
     ``info.lower_bound`` scores ``params`` (the parameters entering the
-    step), as scikit-learn's ``lower_bounds_`` does.
+    step), as scikit-learn's ``lower_bounds_`` does. ``scored_pass``
+    replaces the engine's pass over ``X`` (the pass over data with missing
+    values, :mod:`mixtures.missing`, is one); ``X`` then serves only the
+    degenerate-component policy's reseeding.
     """
     if kernel is None:
         kernel = resolve_kernel(None)
     model = params.model
-    stats, log_prob_norm, lower_bound = _scored_pass(X, sample_weight, params, kernel)
+    if scored_pass is None:
+        stats, log_prob_norm, lower_bound = _scored_pass(
+            X, sample_weight, params, kernel
+        )
+    else:
+        stats, log_prob_norm, lower_bound = scored_pass(X, sample_weight, params)
     weights, means, covariances = m_step(
         stats, model, policy.reg_covar, policy.prior, params.covariances, kernel=kernel
     )
@@ -268,6 +285,7 @@ def run_em(
     acceleration: str | None = None,
     stopping: str = "change",
     kernel: str | None = None,
+    scored_pass: ScoredPass | None = None,
 ) -> EMRun:
     """Iterate :func:`em_step` until the stopping rule holds or ``max_iter``.
 
@@ -280,7 +298,8 @@ def run_em(
     ``lower_bounds`` holds the points on the accepted path and ``n_iter``
     counts every E-step, a rejected extrapolation's included.
     ``verbose_interval > 0`` logs every that many iterations on the
-    ``mixtures`` logger. Every pass and M-step runs on ``kernel``.
+    ``mixtures`` logger. Every pass and M-step runs on ``kernel``;
+    ``scored_pass`` replaces the pass over ``X`` (see :func:`em_step`).
     """
     from mixtures.accelerate import aitken_limit, squarem_point
 
@@ -306,6 +325,7 @@ def run_em(
             iteration=state.n_iter,
             reseeds_left=state.reseeds_left,
             kernel=kernel,
+            scored_pass=scored_pass,
         )
 
     def commit(info: StepInfo) -> bool:

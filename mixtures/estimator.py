@@ -22,6 +22,12 @@ from mixtures._parallel import resolve_kernel
 from mixtures.covariance import Diag
 from mixtures.diagnostics import bic
 from mixtures.fitting import as_random_state, fit_validated
+from mixtures.missing import (
+    conditional_expectations,
+    find_patterns,
+    missing_e_step,
+    missing_score_and_label,
+)
 from mixtures.options import (
     EMOptions,
     estimator_parameters,
@@ -87,6 +93,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         'change' (scikit-learn's rule): stop when the mean log-likelihood
         changes by less than ``tol``. 'aitken': stop when Aitken's estimate
         of the limit of the mean log-likelihood is within ``tol`` of it.
+    missing : {'error', 'em'}, default='error'
+        What to do with missing values (NaN) in ``X``. 'error' refuses them,
+        as scikit-learn does. 'em' maximises the likelihood of each row's
+        observed values (Ghahramani & Jordan 1994; :mod:`mixtures.missing`):
+        the E-step scores a row by its marginal density over its observed
+        coordinates and the M-step uses the expected statistics, so every
+        covariance model works unchanged. ``score_samples``, ``score``,
+        ``predict`` and ``predict_proba`` then accept NaN the same way, and
+        :meth:`impute` fills the holes. A row with every value missing is
+        refused (it carries no information).
     kernel : {'auto', 'numba', 'numpy'}, default='auto'
         The implementation of the pass over the data (E-step and the
         M-step's statistics) in ``fit`` and in every method that scores
@@ -187,6 +203,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     _parameter_constraints: dict = _PARAMETER_CONSTRAINTS
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # NaN is a missing value only when asked for; refused otherwise.
+        tags.input_tags.allow_nan = self.missing == "em"
+        return tags
+
     # -- fitting -------------------------------------------------------------
 
     def fit(self, X, y=None, sample_weight=None):
@@ -243,13 +265,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm = self.warm_start and hasattr(self, "converged_")
         kind = array_kind(X)
         X, sample_weight = to_numpy(X), to_numpy(sample_weight)
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-            reset=not warm,
-        )
+        X = self._validated(X, reset=not warm, ensure_min_samples=2)
         result = fit_validated(
             X,
             sample_weight,
@@ -326,43 +342,125 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             to_numpy(self.precisions_cholesky_),
         )
 
+    def _validated(self, X, *, reset: bool, **checks) -> np.ndarray:
+        """``X`` as a float array; NaN allowed only with ``missing='em'``."""
+        allow_nan = self.missing == "em"
+        try:
+            return validate_data(
+                self,
+                X,
+                dtype=[np.float64, np.float32],
+                reset=reset,
+                ensure_all_finite="allow-nan" if allow_nan else True,
+                **checks,
+            )
+        except ValueError as error:
+            if allow_nan or "NaN" not in str(error):
+                raise
+            raise ValueError(
+                f"{error} To fit by maximum likelihood over each row's observed "
+                "values instead, use GaussianMixture(missing='em')."
+            ) from None
+
     def _validate_predict(self, X) -> np.ndarray:
         check_is_fitted(self)
-        return validate_data(
-            self, to_numpy(X), dtype=[np.float64, np.float32], reset=False
-        )
+        return self._validated(to_numpy(X), reset=False)
+
+    def _patterns(self, X: np.ndarray):
+        """The missing-value patterns of ``X``, or None when nothing is missing."""
+        if self.missing != "em" or not np.isnan(X).any():
+            return None
+        names = getattr(self, "feature_names_in_", None)
+        return find_patterns(X, feature_names=names, allow_empty_feature=True)
 
     def score_samples(self, X):
         """Log-density of each sample, ``log p(x)``.
+
+        With ``missing='em'``, a row with missing values is scored by the
+        marginal density of its observed values.
 
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
         """
         kind = array_kind(X)
-        X = self._validate_predict(X)
+        return kind(self._score_samples(self._validate_predict(X)))
+
+    def _score_samples(self, X: np.ndarray) -> np.ndarray:
         kernel = resolve_kernel(self.kernel)
-        return kind(em.score_samples(X, self.params_, kernel=kernel))
+        patterns = self._patterns(X)
+        if patterns is None:
+            return em.score_samples(X, self.params_, kernel=kernel)
+        log_prob, _ = missing_score_and_label(X, patterns, self.params_, kernel)
+        return log_prob.astype(X.dtype, copy=False)
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` under the model (a float)."""
-        X = self._validate_predict(X)
-        kernel = resolve_kernel(self.kernel)
-        return float(np.mean(em.score_samples(X, self.params_, kernel=kernel)))
+        return float(np.mean(self._score_samples(self._validate_predict(X))))
 
     def predict(self, X):
         """Most probable component of each sample, shape (n_samples,)."""
         kind = array_kind(X)
         X = self._validate_predict(X)
         kernel = resolve_kernel(self.kernel)
-        return kind(em.predict_labels(X, self.params_, kernel=kernel))
+        patterns = self._patterns(X)
+        if patterns is None:
+            return kind(em.predict_labels(X, self.params_, kernel=kernel))
+        return kind(missing_score_and_label(X, patterns, self.params_, kernel)[1])
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)."""
         kind = array_kind(X)
         X = self._validate_predict(X)
-        _, log_resp = em.e_step(X, self.params_)
+        patterns = self._patterns(X)
+        if patterns is None:
+            _, log_resp = em.e_step(X, self.params_)
+        else:
+            _, log_resp = missing_e_step(X, patterns, self.params_)
         return kind(np.exp(log_resp))
+
+    def impute(self, X, n_draws=0, random_state=None):
+        """Fill the missing values (NaN) of ``X`` from the fitted mixture.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with missing values; each needs one observed value.
+        n_draws : int, default=0
+            0 returns the conditional expectation of every missing value
+            given the row's observed ones, ``E[x_m | x_o]``, a mixture over
+            components of the Gaussian conditional means. ``n_draws > 0``
+            returns that many draws from the conditional distribution
+            (multiple imputation: the spread between draws is the
+            uncertainty of the fill).
+        random_state : int, Generator or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features), or of shape
+            (n_draws, n_samples, n_features) when ``n_draws > 0``. Observed
+            values are returned unchanged.
+        """
+        check_is_fitted(self)
+        kind = array_kind(X)
+        if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer):
+            raise ValueError(f"n_draws must be an integer >= 0; got {n_draws!r}.")
+        if n_draws < 0:
+            raise ValueError(f"n_draws must be an integer >= 0; got {n_draws}.")
+        X = validate_data(
+            self,
+            to_numpy(X),
+            dtype=[np.float64, np.float32],
+            reset=False,
+            ensure_all_finite="allow-nan",
+        ).astype(np.float64)
+        names = getattr(self, "feature_names_in_", None)
+        patterns = find_patterns(X, feature_names=names, allow_empty_feature=True)
+        filled = conditional_expectations(
+            X, patterns, self.params_, int(n_draws), np.random.default_rng(random_state)
+        )
+        return kind(filled)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture.

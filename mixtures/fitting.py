@@ -10,13 +10,15 @@ selects it, while keeping the trace of every restart. The estimator in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import logging
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -28,6 +30,7 @@ from mixtures.em import (
     DegeneracyPolicy,
     DegenerateEvent,
     EMRun,
+    ScoredPass,
     e_step,
     finalise_components,
     params_from_responsibilities,
@@ -35,6 +38,12 @@ from mixtures.em import (
     score_and_label,
 )
 from mixtures.initialization import initial_responsibilities
+from mixtures.missing import (
+    find_patterns,
+    mean_filled,
+    missing_score_and_label,
+    missing_scored_pass,
+)
 from mixtures.options import (
     EMOptions,
     _as_float_array,
@@ -67,11 +76,12 @@ class DegenerateComponentWarning(UserWarning):
 # Validation
 
 
-def check_data(X, *, allow_1d: bool) -> np.ndarray:
+def check_data(X, *, allow_1d: bool, allow_nan: bool = False) -> np.ndarray:
     """Validate data as a float (n_samples, n_features) array.
 
     A 1-D array is one feature when ``allow_1d`` (the functional API); the
-    estimator refuses it, as scikit-learn's does.
+    estimator refuses it, as scikit-learn's does. NaN (a missing value) is
+    refused unless ``allow_nan`` (``missing="em"``); infinities always are.
     """
     if allow_1d:
         array = np.asarray(X) if not hasattr(X, "iloc") else X
@@ -88,7 +98,20 @@ def check_data(X, *, allow_1d: bool) -> np.ndarray:
         # Already what check_array would return (it costs 0.1 ms, which is
         # a tenth of a small fit); anything else gets its checks and messages.
         return X
-    return check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+    try:
+        return check_array(
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+        )
+    except ValueError as error:
+        if allow_nan or "NaN" not in str(error):
+            raise
+        raise ValueError(
+            f"{error} To fit by maximum likelihood over each row's observed "
+            "values instead, pass missing='em'."
+        ) from None
 
 
 def check_sample_weight(sample_weight, n_samples: int, n_components: int) -> np.ndarray:
@@ -350,6 +373,19 @@ def _feature_variance(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.where(variance > 0, variance, positive.max() if positive.size else 1.0)
 
 
+class _Passes(NamedTuple):
+    """A fit's own passes over data the engine's cannot read (missing values).
+
+    ``scored`` replaces the loop's pass; ``score_and_label(X, params)``
+    replaces the final scoring (its ``X``, the filled data, is not read).
+    """
+
+    scored: ScoredPass
+    score_and_label: Callable[
+        [np.ndarray, MixtureParams], tuple[np.ndarray, np.ndarray]
+    ]
+
+
 def fit_validated(
     X: np.ndarray,
     sample_weight: np.ndarray | None,
@@ -367,7 +403,23 @@ def fit_validated(
     from ``initial_resp[r]`` (used by :mod:`mixtures.select` to share one
     set of partitions between models). ``options.kernel`` is resolved here,
     once: every pass over X and every M-step of the fit runs on it.
+
+    With ``options.missing == "em"`` and NaN in ``X``, the passes are those
+    of :mod:`mixtures.missing` (each row scored over its observed values),
+    and the starts and the degenerate-component policy see ``X`` with its
+    holes filled by the feature means.
     """
+    kernel = resolve_kernel(options.kernel)
+    passes = None
+    if options.missing == "em" and np.isnan(X).any():
+        observed, patterns = X, find_patterns(X)
+        X = mean_filled(observed)
+        passes = _Passes(
+            missing_scored_pass(observed, patterns, kernel),
+            lambda _, params: missing_score_and_label(
+                observed, patterns, params, kernel
+            ),
+        )
     return _fit_on_kernel(
         X,
         sample_weight,
@@ -376,7 +428,8 @@ def fit_validated(
         initial_params=initial_params,
         initial_lower_bound=initial_lower_bound,
         initial_resp=initial_resp,
-        kernel=resolve_kernel(options.kernel),
+        kernel=kernel,
+        passes=passes,
     )
 
 
@@ -390,6 +443,7 @@ def _fit_on_kernel(
     initial_lower_bound: float,
     initial_resp: Sequence[np.ndarray] | None,
     kernel: str,
+    passes: _Passes | None = None,
 ) -> EMResult:
     n_samples, n_features = X.shape
     if n_samples < options.n_components:
@@ -430,6 +484,11 @@ def _fit_on_kernel(
         )
     random_state = as_random_state(random_state)
     prior = as_prior(options.prior)
+    score = (
+        passes.score_and_label
+        if passes is not None
+        else functools.partial(score_and_label, kernel=kernel)
+    )
     reg_covar: float | np.ndarray = options.reg_covar
     if options.reg_covar_relative:
         # Per feature, in units of that feature's variance: the fit no longer
@@ -480,6 +539,7 @@ def _fit_on_kernel(
                 acceleration=options.acceleration,
                 stopping=options.stopping,
                 kernel=kernel,
+                scored_pass=None if passes is None else passes.scored,
             )
             restarts.append(run)
             logger.info(
@@ -500,13 +560,13 @@ def _fit_on_kernel(
         # MAP-EM maximises the log-posterior, not the log-likelihood: keep
         # the restart with the highest one.
         posteriors = [
-            float(np.dot(weights, score_and_label(X, run.params, kernel=kernel)[0]))
+            float(np.dot(weights, score(X, run.params)[0]))
             + policy.prior.log_density(run.params)
             for run in restarts
         ]
         best_index = int(np.argmax(posteriors))
     best = restarts[best_index]
-    log_prob_norm, labels = score_and_label(X, best.params, kernel=kernel)
+    log_prob_norm, labels = score(X, best.params)
     total = float(np.dot(weights, log_prob_norm))
     result = EMResult(
         params=best.params,
@@ -605,7 +665,7 @@ def fit_em(
     """
     reject_unknown("fit_em", options, _FIT_EM_OPTIONS)
     validated = EMOptions(n_components=n_components, **options)
-    data = check_data(X, allow_1d=True)
+    data = check_data(X, allow_1d=True, allow_nan=validated.missing == "em")
     return fit_validated(
         data, sample_weight, validated, random_state, initial_params=initial_params
     )

@@ -34,6 +34,7 @@ from mixtures.initialization import INIT_METHODS
 from mixtures.prior import as_prior
 
 __all__ = [
+    "MISSING_VALUES",
     "SWEEP_OPTIONS",
     "Constraint",
     "EMOptions",
@@ -108,6 +109,12 @@ def boolean() -> Constraint:
             raise ValueError(f"{name} must be a bool; got {value!r}.")
 
     return Constraint(check, lambda: ["boolean"])
+
+
+#: What a fit does with missing values (NaN): refuse them (the default, as
+#: scikit-learn does), or maximise the likelihood of the observed values
+#: (:mod:`mixtures.missing`).
+MISSING_VALUES = ("error", "em")
 
 
 def one_of(
@@ -280,6 +287,11 @@ class EMOptions:
         "auto",
         one_of(("auto", *KERNELS), validate=resolve_kernel),
         doc="'auto', 'numba' or 'numpy'",
+    )
+    missing: str = option(
+        "error",
+        one_of(MISSING_VALUES),
+        doc="NaN: 'error' refuses it; 'em' fits over each row's observed values",
     )
 
     def __post_init__(self) -> None:

@@ -25,12 +25,17 @@ from mixtures.diagnostics import (
     in_force,
     volume_is_free,
 )
-from mixtures.em import EMRun, score_and_label, score_samples
+from mixtures.em import EMRun
 from mixtures.fitting import (
     DegenerateComponentWarning,
     EMOptions,
     _feature_variance,
     fit_validated,
+)
+from mixtures.missing import (
+    mean_filled,
+    observed_score_and_label,
+    observed_score_samples,
 )
 from mixtures.params import MixtureParams
 from mixtures.prior import as_prior
@@ -56,7 +61,7 @@ def _classified(X, model, run, reg_covar, resolved, *, final: bool, kernel=None)
     its shape (spikes, thin or duplicated components) can flag it. The
     log-likelihood is computed on ``kernel`` (None: the default).
     """
-    log_likelihood = float(np.sum(score_samples(X, run.params, kernel=kernel)))
+    log_likelihood = float(np.sum(observed_score_samples(X, run.params, kernel=kernel)))
     status, reason, _ = classify(
         run.params,
         X,
@@ -214,6 +219,7 @@ def _fit_cell(
         "prior": options["prior"],
         "acceleration": "squarem",
         "kernel": kernel,
+        "missing": options.get("missing", "error"),
     }
     short_options = EMOptions(
         max_iter=min(short_max_iter, options["max_iter"]),
@@ -222,10 +228,13 @@ def _fit_cell(
         **common,
     )
     reg_covar = options["reg_covar"]
+    # What fit_validated sees of data with holes: them filled (mixtures.missing).
+    holes = common["missing"] == "em" and bool(np.isnan(X).any())
+    filled = mean_filled(X) if holes else X
     if options["reg_covar_relative"]:
-        reg_covar = reg_covar * _feature_variance(X, np.ones(n_samples))
+        reg_covar = reg_covar * _feature_variance(filled, np.ones(n_samples))
     prior = as_prior(options["prior"])
-    resolved = None if prior is None else prior.resolve(X, np.ones(n_samples), k)
+    resolved = None if prior is None else prior.resolve(filled, np.ones(n_samples), k)
 
     def verdict(run: EMRun, *, final: bool):
         return _classified(
@@ -303,7 +312,7 @@ def _fit_cell(
         _objective=-negative,
         # The classifications of every ok candidate: starts for other models.
         _partitions=[
-            score_and_label(X, c[-1].params, kernel=kernel)[1]
+            observed_score_and_label(X, c[-1].params, kernel=kernel)[1]
             for c in candidates
             if c[0] == 0
         ],

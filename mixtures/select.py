@@ -91,6 +91,7 @@ from mixtures.fitting import (
     EMOptions,
     check_data,
 )
+from mixtures.missing import find_patterns, mean_filled
 from mixtures.prior import as_prior
 from mixtures.search_cell import _better, _fit_cell, _tie
 from mixtures.search_starts import _all_starts, _shared_starts
@@ -189,14 +190,19 @@ def top_models(table: pd.DataFrame, n: int = 3, criterion: str = "bic") -> pd.Da
     return ok.sort_values([criterion, "n_parameters"], kind="stable").head(n)
 
 
-def _checked_data(X) -> tuple[np.ndarray, object]:
-    """The data as float64 (n_samples, n_features), and its string column names."""
+def _checked_data(X, *, allow_nan: bool = False) -> tuple[np.ndarray, object]:
+    """The data as float64 (n_samples, n_features), and its string column names.
+
+    NaN (missing values) only where ``allow_nan``.
+    """
     feature_names = getattr(X, "columns", None)
     if feature_names is not None and not all(isinstance(c, str) for c in feature_names):
         feature_names = None  # scikit-learn records only string names
     # float64 always: the default tolerance is below float32's rounding.
-    X = check_data(X, allow_1d=True).astype(np.float64, copy=False)
-    constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
+    X = check_data(X, allow_1d=True, allow_nan=allow_nan).astype(np.float64, copy=False)
+    if allow_nan and np.isnan(X).any():
+        find_patterns(X, feature_names)  # raises on empty rows or features
+    constant = np.flatnonzero(np.nanmax(X, axis=0) == np.nanmin(X, axis=0))
     if constant.size:
         which = (
             [str(feature_names[j]) for j in constant]
@@ -317,6 +323,7 @@ def search(
     reg_covar_relative: bool = False,
     progress: bool = False,
     checkpoint: str | os.PathLike | None = None,
+    missing: str = "error",
 ) -> SearchResult:
     """Fit every model x K and classify every fit (see the module docstring).
 
@@ -361,12 +368,19 @@ def search(
         it already has: interrupted and started again, it fits only the
         rest, and returns the same table. See :mod:`mixtures.checkpoint`
         (cells are pickles: use only a folder you trust).
+    missing : {'error', 'em'}, default='error'
+        NaN in ``X`` is refused, or with 'em' every fit maximises the
+        likelihood of each row's observed values (:mod:`mixtures.missing`);
+        BIC and ICL then use that observed-data log-likelihood, with n the
+        number of rows. The starts (hierarchical, k-means) see the holes
+        filled by the feature means.
 
     Returns
     -------
     SearchResult
     """
-    X, feature_names = _checked_data(X)
+    X, feature_names = _checked_data(X, allow_nan=missing == "em")
+    filled = mean_filled(X) if np.isnan(X).any() else X
     names = _check_models(models, X.shape[1])
     ks = _check_components(n_components, X.shape[0])
     _check_search_settings(
@@ -382,6 +396,7 @@ def search(
         "reg_covar": reg_covar,
         "reg_covar_relative": reg_covar_relative,
         "prior": prior,
+        "missing": missing,
     }
     EMOptions(**options)  # validates the scalar options once, up front
     options["n_continue"] = n_continue
@@ -418,7 +433,9 @@ def search(
     with Parallel(n_jobs=n_jobs, return_as="generator") as parallel:
 
         def first(todo):
-            starts = _all_starts(X, ks, n_random_starts, n_soft_starts, random_state)
+            starts = _all_starts(
+                filled, ks, n_random_starts, n_soft_starts, random_state
+            )
             return (
                 delayed(_fit_cell)(X, *cell, *starts[cell[1]], options, kernel=kernel)
                 for cell in todo
@@ -429,7 +446,7 @@ def search(
         # pass's starts (and so its ties) must not depend on a resume.
         results = {cell: results[cell] for cell in cells}
         if refine:
-            second = _shared_starts(X, results, cells, kernel)
+            second = _shared_starts(filled, results, cells, kernel)
             done = [cell for cell in cells if cell in second]
             if bar is not None:
                 bar.update(len(cells) - len(done))
