@@ -70,12 +70,18 @@ class MissingPatterns:
         The rows of each pattern, in the order of ``observed``.
     n_missing : int
         Missing cells in all.
+    order : ndarray of int, shape (n_incomplete,)
+        ``np.concatenate(rows)``: the incomplete rows, pattern by pattern.
+    starts : ndarray of int, shape (n_patterns + 1,)
+        Pattern ``p``'s rows are ``order[starts[p]:starts[p + 1]]``.
     """
 
     complete: np.ndarray
     observed: np.ndarray
     rows: tuple[np.ndarray, ...]
     n_missing: int
+    order: np.ndarray
+    starts: np.ndarray
 
     @property
     def any_missing(self) -> bool:
@@ -124,14 +130,19 @@ def find_patterns(
     incomplete = missing.any(axis=1)
     complete = np.flatnonzero(~incomplete)
     if not incomplete.any():
-        return MissingPatterns(complete, np.zeros((0, X.shape[1]), bool), (), 0)
+        nothing = np.zeros(0, dtype=np.int64)
+        return MissingPatterns(
+            complete, np.zeros((0, X.shape[1]), bool), (), 0, nothing, np.zeros(1, int)
+        )
     rows = np.flatnonzero(incomplete)
     patterns, inverse = np.unique(missing[rows], axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.cumsum(np.bincount(inverse, minlength=len(patterns)))[:-1]
-    groups = tuple(rows[part] for part in np.split(order, bounds))
-    return MissingPatterns(complete, ~patterns, groups, n_missing)
+    order = rows[np.argsort(inverse, kind="stable")]
+    starts = np.concatenate([[0], np.cumsum(np.bincount(inverse))])
+    groups = tuple(np.split(order, starts[1:-1]))
+    return MissingPatterns(
+        complete, np.ascontiguousarray(~patterns), groups, n_missing, order, starts
+    )
 
 
 @dataclass(frozen=True)
@@ -186,14 +197,30 @@ def incomplete_statistics(
     patterns: MissingPatterns,
     sample_weight: np.ndarray,
     params: MixtureParams,
+    kernel: str = "numpy",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Expected statistics of the incomplete rows, about the current means.
 
     Returns ``S0`` (K,), ``S1`` (K, D) and the full expected second moments
     ``S2`` (K, D, D), each ``sum_n w_n r_nk E[...]`` over the incomplete
     rows, and ``log p(x_o)`` of every incomplete row (n_incomplete,), rows
-    in the order of ``np.concatenate(patterns.rows)``.
+    in the order of ``patterns.order``. ``kernel="numba"`` runs the
+    compiled pass (:mod:`mixtures._missing_kernel`), "numpy" this one.
     """
+    if kernel == "numba":
+        from mixtures._missing_kernel import compiled_incomplete_statistics, task_bounds
+
+        return compiled_incomplete_statistics(
+            X,
+            sample_weight,
+            patterns.observed,
+            patterns.starts,
+            patterns.order,
+            task_bounds(patterns.starts),
+            params.means,
+            params.full_covariances(),
+            params.weights,
+        )
     K, D = params.means.shape
     ks = np.arange(K)
     covariances = params.full_covariances()
@@ -263,15 +290,13 @@ def missing_scored_pass(
     mean-filled data of the loop) is not read.
     """
     complete_X = np.ascontiguousarray(X[patterns.complete])
-    incomplete = (
-        np.concatenate(patterns.rows) if patterns.rows else np.zeros(0, dtype=int)
-    )
+    incomplete = patterns.order
 
     def scored(_X, sample_weight, params: MixtureParams):
         model = params.model
         log_prob = np.empty(X.shape[0])
         s0, s1, s2, log_incomplete = incomplete_statistics(
-            X, patterns, sample_weight, params
+            X, patterns, sample_weight, params, kernel
         )
         log_prob[incomplete] = log_incomplete
         centres = params.means

@@ -284,3 +284,21 @@ def test_the_estimator_scores_predicts_and_imputes_rows_with_holes():
     assert_array_equal(draws, model.impute(holes[:20], n_draws=3, random_state=0))
     with pytest.raises(ValueError, match="n_draws must be an integer >= 0"):
         model.impute(holes, n_draws=-1)
+
+
+def test_the_compiled_pass_equals_the_numpy_pass():
+    rng = np.random.default_rng(8)
+    params = _params(rng, n_features=6, n_components=4)
+    X = _holes(rng, rng.normal(scale=3, size=(3000, 6)), 0.25)
+    weights = rng.uniform(0.5, 2.0, size=X.shape[0])
+    patterns = find_patterns(X)
+    compiled = incomplete_statistics(X, patterns, weights, params, "numba")
+    plain = incomplete_statistics(X, patterns, weights, params, "numpy")
+    for a, b in zip(compiled, plain, strict=True):
+        assert_allclose(a, b, rtol=1e-11, atol=1e-9)
+    fits = [
+        fit_em(X, 3, missing="em", kernel=kernel, random_state=0, max_iter=3000)
+        for kernel in ("numba", "numpy")
+    ]
+    assert_allclose(fits[0].log_likelihood, fits[1].log_likelihood, rtol=1e-10)
+    assert fits[0].n_iter == fits[1].n_iter
