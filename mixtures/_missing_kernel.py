@@ -1,38 +1,38 @@
 """The compiled pass over rows with missing values (numba).
 
-The same arithmetic as :func:`mixtures.missing.incomplete_statistics` (see
-that module for the mathematics), without Python's cost per pattern: the
-patterns are split into tasks of about equal numbers of rows, run in
-parallel, each accumulating its own statistics, which are summed at the
-end. Per (pattern, component): one Cholesky factor of the observed block,
-the regression ``B = Sigma_mo Sigma_oo^-1`` and the conditional covariance
-``C``; per row and component: one forward substitution.
+The statistics of :func:`mixtures.missing.incomplete_statistics` (see that
+module for the mathematics), written in each component's precision
+``P = Sigma^-1`` (upper Cholesky factor ``U``, ``U U' = P``) so that a
+pattern costs one factorisation of its *missing* block only, and so that
+the O(n K D^2) work is matrix products:
+
+* the conditional covariance of the missing coordinates is ``C = P_mm^-1``,
+  the regression ``B = -C P_mo``, and the observed block's log-determinant
+  is ``log det Sigma + log det P_mm``;
+* a row's conditional fill about the component's mean,
+  ``yhat = (x_o - mu_o, B (x_o - mu_o))``, has
+  ``|yhat' U|^2 = (x_o - mu_o)' Sigma_oo^-1 (x_o - mu_o)``, and its
+  statistics are ``yhat`` and ``yhat yhat'`` plus ``C`` on the missing
+  block.
+
+The fills and the small factorisations are compiled (numba, in parallel
+over patterns); the Mahalanobis terms and the moments are BLAS products
+over chunks of rows.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numba
 import numpy as np
 from numba import prange
 
-from mixtures._parallel import n_threads
-
 __all__ = ["compiled_incomplete_statistics", "task_bounds"]
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _LOG_2PI = math.log(2 * math.pi)
-
-
-def task_bounds(starts: np.ndarray) -> np.ndarray:
-    """Pattern ranges of about equal row counts, one per task, shape (T + 1,)."""
-    n_patterns = starts.size - 1
-    tasks = max(1, min(n_patterns, 4 * n_threads()))
-    targets = np.linspace(0, starts[-1], tasks + 1)
-    bounds = np.searchsorted(starts, targets, side="left")
-    bounds[0], bounds[-1] = 0, n_patterns
-    return np.unique(bounds)
 
 
 @numba.njit(**_JIT)
@@ -58,135 +58,101 @@ def _backward(L, b, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _pattern(X, w, o, m, rows, offset, means, covariances, log_weights,
-             s0, s1, s2, log_prob):  # fmt: skip  # pragma: no cover - compiled
-    n_rows, do, dm = rows.size, o.size, m.size
-    K = means.shape[0]
-    Y = np.empty((n_rows, do))
-    for i in range(n_rows):
-        for a in range(do):
-            Y[i, a] = X[rows[i], o[a]]
-    resp = np.empty((n_rows, K))
-    B = np.empty((K, dm, do))
-    C = np.empty((K, dm, dm))
-    S = np.empty((do, do))
-    column = np.empty(do)
-    half = np.empty(do)
-    y = np.empty(do)
-    z = np.empty(do)
-    for k in range(K):
-        for a in range(do):
-            for b in range(do):
-                S[a, b] = covariances[k, o[a], o[b]]
-        L = np.linalg.cholesky(S)
-        log_det = 0.0
-        for a in range(do):
-            log_det += 2.0 * math.log(L[a, a])
-        for j in range(dm):
-            for a in range(do):
-                column[a] = covariances[k, o[a], m[j]]
-            _forward(L, column, half)
-            _backward(L, half, z)
-            for a in range(do):
-                B[k, j, a] = z[a]
-        for i in range(dm):
-            for j in range(dm):
-                total = covariances[k, m[i], m[j]]
-                for a in range(do):
-                    total -= B[k, i, a] * covariances[k, o[a], m[j]]
-                C[k, i, j] = total
-        constant = -0.5 * (do * _LOG_2PI + log_det) + log_weights[k]
-        for i in range(n_rows):
-            for a in range(do):
-                y[a] = Y[i, a] - means[k, o[a]]
-            _forward(L, y, z)
-            squared = 0.0
-            for a in range(do):
-                squared += z[a] * z[a]
-            resp[i, k] = constant - 0.5 * squared
-    for i in range(n_rows):
-        top = resp[i, 0]
-        for k in range(1, K):
-            top = max(top, resp[i, k])
-        total = 0.0
-        for k in range(K):
-            total += math.exp(resp[i, k] - top)
-        row_log_prob = top + math.log(total)
-        log_prob[offset + i] = row_log_prob
-        for k in range(K):
-            resp[i, k] = math.exp(resp[i, k] - row_log_prob) * w[rows[i]]
-    ry = np.empty(do)
-    A = np.empty((do, do))
-    BA = np.empty((dm, do))
-    for k in range(K):
-        mass = 0.0
-        ry[:] = 0.0
-        A[:] = 0.0
-        for i in range(n_rows):
-            r = resp[i, k]
-            mass += r
-            for a in range(do):
-                y[a] = Y[i, a] - means[k, o[a]]
-                ry[a] += r * y[a]
-            for a in range(do):
-                ra = r * y[a]
-                for b in range(a + 1):
-                    A[a, b] += ra * y[b]
-        for a in range(do):
-            for b in range(a):
-                A[b, a] = A[a, b]
-        s0[k] += mass
-        for a in range(do):
-            s1[k, o[a]] += ry[a]
-        for j in range(dm):
+def _missing_block(precisions, k, o, m, L, C, B):  # pragma: no cover - compiled
+    """``log det P_mm``, and ``C = P_mm^-1`` and ``B = -C P_mo`` into C, B."""
+    dm, do = m.size, o.size
+    block = np.empty((dm, dm))
+    for a in range(dm):
+        for b in range(dm):
+            block[a, b] = precisions[k, m[a], m[b]]
+    L[:dm, :dm] = np.linalg.cholesky(block)
+    log_det = 0.0
+    for a in range(dm):
+        log_det += 2.0 * math.log(L[a, a])
+    unit = np.empty(dm)
+    half = np.empty(dm)
+    for j in range(dm):
+        unit[:] = 0.0
+        unit[j] = 1.0
+        _forward(L[:dm, :dm], unit, half)
+        _backward(L[:dm, :dm], half, unit)
+        for a in range(dm):
+            C[a, j] = unit[a]
+    for a in range(dm):
+        for b in range(do):
             total = 0.0
-            for a in range(do):
-                total += B[k, j, a] * ry[a]
-            s1[k, m[j]] += total
-        for j in range(dm):
-            for a in range(do):
-                total = 0.0
-                for b in range(do):
-                    total += B[k, j, b] * A[b, a]
-                BA[j, a] = total
-        for a in range(do):
-            for b in range(do):
-                s2[k, o[a], o[b]] += A[a, b]
-        for j in range(dm):
-            for a in range(do):
-                s2[k, m[j], o[a]] += BA[j, a]
-                s2[k, o[a], m[j]] += BA[j, a]
-        for i in range(dm):
-            for j in range(dm):
-                total = mass * C[k, i, j]
-                for a in range(do):
-                    total += BA[i, a] * B[k, j, a]
-                s2[k, m[i], m[j]] += total
+            for c in range(dm):
+                total -= C[a, c] * precisions[k, m[c], o[b]]
+            B[a, b] = total
+    return log_det
 
 
-def _incomplete(X, w, observed, starts, order, means, covariances, log_weights,
-                bounds):  # fmt: skip  # pragma: no cover - compiled
+def _fill(X, observed, starts, order, first, last, means, precisions, log_dets,
+          log_weights, filled, constants):  # fmt: skip  # pragma: no cover - compiled
+    """Patterns ``first..last``: every row's fill per component, and its constant.
+
+    ``filled[k, i]`` is row ``i``'s ``yhat`` under component ``k`` (rows
+    counted from ``starts[first]``), ``constants[i, k]`` is ``log w_k - (d_o
+    log 2 pi + log det Sigma_oo) / 2``.
+    """
     K, D = means.shape
-    tasks = bounds.size - 1
-    s0 = np.zeros((tasks, K))
-    s1 = np.zeros((tasks, K, D))
-    s2 = np.zeros((tasks, K, D, D))
-    log_prob = np.empty(order.size)
-    for t in prange(tasks):
-        for p in range(bounds[t], bounds[t + 1]):
-            o = np.flatnonzero(observed[p])
-            m = np.flatnonzero(~observed[p])
-            rows = order[starts[p] : starts[p + 1]]
-            _pattern(X, w, o, m, rows, starts[p], means, covariances, log_weights,
-                     s0[t], s1[t], s2[t], log_prob)  # fmt: skip
-    return s0.sum(axis=0), s1.sum(axis=0), s2.sum(axis=0), log_prob
+    base = starts[first]
+    for p in prange(first, last):
+        o = np.flatnonzero(observed[p])
+        m = np.flatnonzero(~observed[p])
+        do, dm = o.size, m.size
+        L = np.empty((D, D))
+        C = np.empty((dm, dm))
+        B = np.empty((dm, do))
+        for k in range(K):
+            log_det = log_dets[k] + _missing_block(precisions, k, o, m, L, C, B)
+            constant = log_weights[k] - 0.5 * (do * _LOG_2PI + log_det)
+            for row in range(starts[p], starts[p + 1]):
+                i = row - base
+                x = order[row]
+                for a in range(do):
+                    filled[k, i, o[a]] = X[x, o[a]] - means[k, o[a]]
+                for a in range(dm):
+                    total = 0.0
+                    for b in range(do):
+                        total += B[a, b] * filled[k, i, o[b]]
+                    filled[k, i, m[a]] = total
+                constants[i, k] = constant
 
 
-#: Below this many incomplete rows the tasks run in one thread: starting
-#: the threads costs more than the work.
-PARALLEL_ROWS = 4096
-_incomplete_serial = numba.njit(**_JIT)(_incomplete)
-_incomplete_parallel = numba.njit(parallel=True, **_JIT)(_incomplete)
+def _add_conditional(observed, first, last, masses, precisions, second):
+    """Add ``mass_pk C_pk`` to the missing block of ``second[k]``, every pattern."""
+    K, D = precisions.shape[:2]
+    for p in range(first, last):
+        o = np.flatnonzero(observed[p])
+        m = np.flatnonzero(~observed[p])
+        dm, do = m.size, o.size
+        L = np.empty((D, D))
+        C = np.empty((dm, dm))
+        B = np.empty((dm, do))
+        for k in range(K):
+            _missing_block(precisions, k, o, m, L, C, B)
+            for a in range(dm):
+                for b in range(dm):
+                    second[k, m[a], m[b]] += masses[p - first, k] * C[a, b]
+
+
+_fill_serial = numba.njit(**_JIT)(_fill)
+_fill_parallel = numba.njit(parallel=True, **_JIT)(_fill)
+_add_conditional = numba.njit(**_JIT)(_add_conditional)
+
+#: Rows per chunk of the BLAS products (K x rows x D fills in memory).
+CHUNK_ROWS = 8192
+#: Below this many rows of a chunk the fills run in one thread.
+PARALLEL_ROWS = 2048
+
+
+def task_bounds(starts: np.ndarray, rows: int = CHUNK_ROWS) -> np.ndarray:
+    """Pattern ranges of at most about ``rows`` rows (whole patterns), (T + 1,)."""
+    n_patterns = starts.size - 1
+    targets = np.arange(0, starts[-1], rows)
+    bounds = np.searchsorted(starts, targets, side="left")
+    return np.unique(np.concatenate([bounds, [0, n_patterns]]))
 
 
 def compiled_incomplete_statistics(
@@ -196,17 +162,41 @@ def compiled_incomplete_statistics(
 
     As :func:`mixtures.missing.incomplete_statistics`, rows in the order of
     ``order`` (the incomplete rows, grouped by pattern; pattern ``p`` holds
-    ``order[starts[p]:starts[p + 1]]``), ``bounds`` from :func:`task_bounds`.
+    ``order[starts[p]:starts[p + 1]]``), ``bounds`` from :func:`task_bounds`
+    (the chunks of rows).
     """
-    run = _incomplete_parallel if order.size >= PARALLEL_ROWS else _incomplete_serial
-    return run(
-        np.ascontiguousarray(X, dtype=np.float64),
-        np.ascontiguousarray(sample_weight, dtype=np.float64),
-        observed,
-        starts,
-        order,
-        np.ascontiguousarray(means, dtype=np.float64),
-        np.ascontiguousarray(covariances, dtype=np.float64),
-        np.log(np.asarray(weights, dtype=np.float64)),
-        bounds,
-    )
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    K, D = means.shape
+    lower = np.linalg.cholesky(covariances)
+    eye = np.broadcast_to(np.eye(D), covariances.shape)
+    inverse_lower = np.linalg.solve(lower, eye)
+    # P = Sigma^-1 = L^-T L^-1, and U = L^-T is an upper factor with U U' = P.
+    factors = np.ascontiguousarray(inverse_lower.transpose(0, 2, 1))
+    precisions = np.ascontiguousarray(factors @ inverse_lower)
+    log_dets = 2 * np.log(np.diagonal(lower, axis1=1, axis2=2)).sum(axis=1)
+    log_weights = np.log(np.asarray(weights, dtype=np.float64))
+    s0, s1, s2 = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D))
+    log_prob = np.empty(order.size)
+    for first, last in itertools.pairwise(bounds):
+        a, b = starts[first], starts[last]
+        filled = np.empty((K, b - a, D))
+        constants = np.empty((b - a, K))
+        fill = _fill_parallel if b - a >= PARALLEL_ROWS else _fill_serial
+        fill(X, observed, starts, order, first, last, means, precisions, log_dets,
+             log_weights, filled, constants)  # fmt: skip
+        z = filled @ factors
+        weighted = constants - 0.5 * np.einsum("knd,knd->nk", z, z)
+        top = weighted.max(axis=1, keepdims=True)
+        chunk_log_prob = top[:, 0] + np.log(np.exp(weighted - top).sum(axis=1))
+        log_prob[a:b] = chunk_log_prob
+        resp = np.exp(weighted - chunk_log_prob[:, None])
+        resp *= sample_weight[order[a:b], None]
+        s0 += resp.sum(axis=0)
+        weighted_fill = filled * resp.T[:, :, None]
+        s1 += weighted_fill.sum(axis=1)
+        s2 += weighted_fill.transpose(0, 2, 1) @ filled
+        masses = np.add.reduceat(resp, starts[first:last] - a, axis=0)
+        _add_conditional(observed, first, last, masses, precisions, s2)
+    return s0, s1, s2, log_prob
