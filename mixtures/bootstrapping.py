@@ -350,7 +350,9 @@ def _draw(
     if kind == "nonparametric":
         return X[rng.integers(0, n_samples, size=n_samples)]
     sample, _ = reference.sample(n_samples, random_state=rng)
-    return sample.astype(X.dtype, copy=False)
+    sample = sample.astype(X.dtype, copy=False)
+    sample[np.isnan(X)] = np.nan  # the data's own missing cells, if any
+    return sample
 
 
 @contextmanager
@@ -517,12 +519,17 @@ def bootstrap(
     """
     root = _check_options(n_bootstrap, kind, alpha, random_state)
     check_is_fitted(estimator)
+    # With missing="em", rows keep their holes: a nonparametric replicate
+    # resamples them, a parametric one blanks the same cells of its draw.
     X = validate_data(
         estimator,
         X,
         dtype=[np.float64, np.float32],
         ensure_min_samples=2,
         reset=False,
+        ensure_all_finite=(
+            "allow-nan" if getattr(estimator, "missing", "error") == "em" else True
+        ),
     )
     reference = _reference_params(estimator)
     template = clone(estimator).set_params(

@@ -302,3 +302,41 @@ def test_the_compiled_pass_equals_the_numpy_pass():
     ]
     assert_allclose(fits[0].log_likelihood, fits[1].log_likelihood, rtol=1e-10)
     assert fits[0].n_iter == fits[1].n_iter
+
+
+def test_the_model_search_scores_cells_by_the_observed_data_likelihood():
+    from mixtures import search
+
+    _, _, holes, _ = _mixture_data(9, n=300, rate=0.2)
+    result = search(holes, ["EII", "VVV"], [1, 2, 3], missing="em", random_state=0)
+    table = result.table.set_index(["model", "n_components"])
+    assert (table["status"] == "ok").all()
+    for (model, k), row in table.iterrows():
+        params = result.fits[(model, k)].params_
+        log_likelihood = _independent_log_likelihood(holes, params)
+        assert_allclose(row["log_likelihood"], log_likelihood, rtol=1e-9)
+        expected_bic = -2 * log_likelihood + row["n_parameters"] * np.log(300)
+        assert_allclose(row["bic"], expected_bic, rtol=1e-9)
+    # With the generating model's shape, BIC finds the two components.
+    assert table.loc["VVV", "bic"].idxmin() == 2
+    with pytest.raises(ValueError, match="missing='em'"):
+        search(holes, ["EII"], [1])
+
+
+@pytest.mark.parametrize("kind", ["nonparametric", "parametric"])
+def test_the_bootstrap_keeps_the_holes(kind):
+    from mixtures import bootstrap
+    from mixtures.bootstrapping import _draw
+
+    _, _, holes, _ = _mixture_data(10, n=300, rate=0.2)
+    model = GaussianMixture(2, missing="em", random_state=0).fit(holes)
+    draw = _draw(holes, model.params_, kind, np.random.default_rng(0))
+    if kind == "parametric":
+        assert_array_equal(np.isnan(draw), np.isnan(holes))
+    else:
+        assert np.isnan(draw).any()
+    result = bootstrap(model, holes, n_bootstrap=10, kind=kind, random_state=0)
+    errors = result.std_errors["means"]
+    assert errors.shape == (2, 3)
+    assert np.all(np.isfinite(errors))
+    assert np.all(errors > 0)
