@@ -185,6 +185,7 @@ def _fit(args: argparse.Namespace) -> int:
             header=args.header,
             prior=args.prior,
             scale=args.scale,
+            missing=args.missing,
             backends=backends,
             out=out,
             seeds=args.seeds,
@@ -367,6 +368,15 @@ def _add_fit(commands) -> None:
         "file's units (default none: regularisation is already relative to "
         "each column's variance, so units do not matter; EII, VII, EEV, VEV, "
         "EVE and VVE change with per-column scaling)",
+    )
+    fit.add_argument(
+        "--missing",
+        choices=["error", "em"],
+        default="error",
+        help="what to do with empty cells (or NA, NaN): 'error' (default) "
+        "refuses the file; 'em' fits by maximum likelihood over each row's "
+        "observed values (rows with no value at all are left out, said so, and "
+        "unassigned in assignments.csv)",
     )
     fit.add_argument(
         "--backends",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -313,6 +314,7 @@ def file(
     sep: str | None = None,
     header: bool | None = None,
     scale: str = "none",
+    missing: str = "error",
 ) -> Dataset:
     """A user's data file (see :func:`experiments.files.read_table`).
 
@@ -321,6 +323,12 @@ def file(
     the data set's notes say so). ``label_column`` (optional) holds known
     classes; it is never a feature. A non-numeric cell in a feature column,
     a missing value or a value whose square overflows is an error naming it.
+
+    ``missing="em"`` keeps missing values (empty cells, ``NA``, ``NaN``) as
+    NaN, for EM over each row's observed values; rows with every feature
+    missing carry no information and are left out (their data-row indices,
+    from 0, are the notes' ``dropped_rows``; ``n_missing`` counts the
+    missing cells kept).
 
     ``scale`` maps every feature x to (x - center) / spread before fitting:
     ``"standard"`` (mean, standard deviation), ``"minmax"`` (minimum, range)
@@ -342,8 +350,23 @@ def file(
     labels = None
     if label_column is not None:
         labels = pd.factorize(frame[label_column])[0]
-    features, X = _feature_matrix(frame, chosen, path, int(has_header))
+    if missing not in ("error", "em"):
+        raise ValueError(f"missing must be 'error' or 'em'; got {missing!r}.")
+    features, X = _feature_matrix(
+        frame, chosen, path, int(has_header), allow_missing=missing == "em"
+    )
     notes: dict[str, Any] = {"path": str(path), "columns": chosen}
+    if missing == "em":
+        empty = np.isnan(X).all(axis=1)
+        X = X[~empty]
+        if labels is not None:
+            labels = labels[~empty]
+        notes.update(
+            missing="em",
+            n_missing=int(np.isnan(X).sum()),
+            n_incomplete_rows=int(np.isnan(X).any(axis=1).sum()),
+            dropped_rows=np.flatnonzero(empty).tolist(),
+        )
     if scale != "none":
         center, spread = feature_scaling(X, scale)
         constant = [c for c, v in zip(chosen, spread, strict=True) if not v > 0]
@@ -405,29 +428,39 @@ def _choose_features(
 
 
 def _feature_matrix(
-    frame: pd.DataFrame, chosen: list[str], path: str, header: int
+    frame: pd.DataFrame,
+    chosen: list[str],
+    path: str,
+    header: int,
+    allow_missing: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The features as floats, and as an array; ValueError for a bad value."""
+    """The features as floats, and as an array; ValueError for a bad value.
+
+    A missing value is an error unless ``allow_missing`` (then it is NaN).
+    """
     if not chosen:
         raise ValueError(f"data file {str(path)!r} has no numeric columns.")
     features = pd.DataFrame(
         {name: _feature_column(frame, name, Path(path), header) for name in chosen}
     )
     missing = features.columns[features.isna().any()].tolist()
-    if missing:
+    if missing and not allow_missing:
         raise ValueError(
             f"data file {str(path)!r} has missing values in columns "
-            f"{', '.join(missing)}; drop or fill them."
+            f"{', '.join(missing)}; drop or fill them, or fit over each row's "
+            "observed values with --missing em."
         )
     X = features.to_numpy(dtype=float)
-    if not np.all(np.isfinite(X)):
+    if np.isinf(X).any():
         raise ValueError(f"data file {str(path)!r} contains infinite values.")
-    spread = np.max(np.abs(X - X.mean(axis=0)), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+        spread = np.nanmax(np.abs(X - np.nanmean(X, axis=0)), axis=0)
     with np.errstate(over="ignore"):
         overflowing = [
             c
             for c, v in zip(chosen, spread, strict=True)
-            if not np.isfinite(v * v * X.shape[0])
+            if np.isfinite(v) and not np.isfinite(v * v * X.shape[0])
         ]
     if overflowing:
         raise ValueError(
@@ -448,6 +481,12 @@ def feature_scaling(X: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
     ``"standard"``: mean and (population) standard deviation; ``"minmax"``:
     minimum and range; ``"none"``: zeros and ones.
     """
+    if np.isnan(X).any():  # missing values: the statistics of the observed
+        if scale == "standard":
+            return np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+        if scale == "minmax":
+            low = np.nanmin(X, axis=0)
+            return low, np.nanmax(X, axis=0) - low
     if scale == "standard":
         return X.mean(axis=0), X.std(axis=0)
     if scale == "minmax":

@@ -84,9 +84,9 @@ from experiments.userfit_console import _parameter_table as _parameter_table
 from experiments.userfit_console import echo_summary
 from experiments.userfit_outputs import FitOutputs, file_outputs, write_outputs
 from experiments.userfit_outputs import _label_agreement as _label_agreement
+from mixtures.backends.base import total_log_likelihood
 from mixtures.covariance import ALIASES, mclust_name
 from mixtures.diagnostics import bic, icl
-from mixtures.em import score_samples
 from mixtures.estimator import GaussianMixture
 from mixtures.params import MixtureParams
 from mixtures.select import SearchResult, search, top_models
@@ -122,6 +122,7 @@ def fit_file(
     header: bool | None = None,
     prior: bool = False,
     scale: str = "none",
+    missing: str = "error",
     backends: tuple[str, ...] = ("em", "sklearn"),
     out: str | Path,
     seeds: int = 5,
@@ -139,12 +140,19 @@ def fit_file(
     from a folder gmmlab wrote) and the engine cross-check from its saved
     runs; a changed file or option is fitted afresh. The console shows covariance
     matrices only with ``verbose`` or for at most three features; they are
-    always in ``parameters.json``.
+    always in ``parameters.json``. ``missing="em"`` fits files with empty
+    cells (see :func:`load_file`) over each row's observed values.
     """
     # Every check of the file happens here, before anything is planned or
     # written: a file that cannot be fitted leaves no results folder.
     file = load_file(
-        path, columns=columns, label=label, sep=sep, header=header, scale=scale
+        path,
+        columns=columns,
+        label=label,
+        sep=sep,
+        header=header,
+        scale=scale,
+        missing=missing,
     )
     for note in file.notes:
         echo(note)
@@ -214,6 +222,8 @@ class FileData:
         this is one in the file's units.
     notes : tuple of str
         What the console says about how the file was read.
+    missing : {"error", "em"}
+        Whether missing values are fitted over (EM over observed values).
     """
 
     path: Path
@@ -226,6 +236,14 @@ class FileData:
     spread: np.ndarray
     log_jacobian: float
     notes: tuple[str, ...]
+    missing: str = "error"
+
+    @property
+    def kept_rows(self) -> np.ndarray:
+        """The file's data rows that were fitted (all but rows with no value)."""
+        dropped = self.data.notes.get("dropped_rows", [])
+        n_rows = self.data.X.shape[0] + len(dropped)
+        return np.setdiff1d(np.arange(n_rows), dropped)
 
 
 def load_file(
@@ -236,8 +254,13 @@ def load_file(
     sep: str | None = None,
     header: bool | None = None,
     scale: str = "none",
+    missing: str = "error",
 ) -> FileData:
-    """Read and check ``path`` as :func:`fit_file` fits it; ValueError if it cannot."""
+    """Read and check ``path`` as :func:`fit_file` fits it; ValueError if it cannot.
+
+    With ``missing="em"``, empty cells (and ``NA``, ``NaN``) are missing
+    values, fitted over; a row with no value at all is left out, said so.
+    """
     if scale not in SCALINGS:
         raise ValueError(f"scale must be one of {', '.join(SCALINGS)}; got {scale!r}.")
     path = Path(path).resolve()
@@ -249,6 +272,7 @@ def load_file(
             "columns": list(columns) if columns else None,
             "label_column": label,
             "scale": None if scale == "none" else scale,
+            "missing": None if missing == "error" else missing,
         }.items()
         if value is not None
     }
@@ -268,6 +292,7 @@ def load_file(
         f"like a class label; if it is one, pass --label {name} to exclude it."
         for name in data.notes.get("label_like", [])
     )
+    notes.extend(_missing_notes(data))
     center = np.asarray(data.notes.get("center", np.zeros(data.X.shape[1])))
     spread = np.asarray(data.notes.get("spread", np.ones(data.X.shape[1])))
     # Log-likelihoods in the file's units: log p(x) = log p(x') - sum log spread.
@@ -290,7 +315,39 @@ def load_file(
         spread,
         log_jacobian,
         tuple(notes),
+        missing,
     )
+
+
+def _missing_notes(data) -> list[str]:
+    """What the console says of the missing values of a file read with them."""
+    if data.notes.get("missing") != "em":
+        return []
+    n_cells = data.X.size
+    notes = (
+        [
+            f"note: {data.notes['n_missing']} of {n_cells} values are missing "
+            f"({data.notes['n_missing'] / n_cells:.1%}), in "
+            f"{data.notes['n_incomplete_rows']} of {data.X.shape[0]} rows; "
+            "fitted by EM over each row's observed values (--missing em), which "
+            "assumes they are missing at random."
+        ]
+        if data.notes["n_missing"]
+        else [
+            "note: no value of the rows fitted is missing (--missing em changes "
+            "nothing for them)."
+        ]
+    )
+    dropped = data.notes.get("dropped_rows", [])
+    if dropped:
+        shown = ", ".join(str(i + 1) for i in dropped[:10])
+        notes.append(
+            f"note: {len(dropped)} row(s) have no value in any feature column "
+            f"(data rows {shown}{' ...' if len(dropped) > 10 else ''}): they "
+            "carry no information, are left out of the fit, and are unassigned "
+            "in assignments.csv."
+        )
+    return notes
 
 
 @dataclass(frozen=True)
@@ -345,6 +402,7 @@ def search_file(
         n_jobs=jobs,
         progress=progress,
         checkpoint=checkpoint,
+        missing=file.missing,
     )
     searched = result.best("bic")
     table = result.table.copy()
@@ -433,7 +491,7 @@ def adopt_cross_check(
             "search's fit is the chosen one."
         ]
     params = params_from_components(components[components["run_id"] == run.run_id])
-    log_likelihood = float(np.sum(score_samples(X, params)))
+    log_likelihood = total_log_likelihood(X, params)  # NaN: observed values
     gap = log_likelihood - search_fit.log_likelihood
     where = (
         f"{run['backend']} from a {run['init']} start (seed {int(run['seed'])}, "
@@ -478,6 +536,10 @@ def adopt_cross_check(
     ]
 
 
+#: The engines of the cross-check that fit data with missing values.
+MISSING_ENGINES = ("em",)
+
+
 def cross_check_config(
     file: FileData, found: FileSearch, *, backends: tuple[str, ...], seeds: int
 ) -> SweepConfig:
@@ -487,16 +549,25 @@ def cross_check_config(
     engines = tuple(
         b for b in backends if b != "sklearn" or sklearn_name is not None
     ) or ("em",)
+    holes = bool(np.isnan(file.data.X).any())
+    if holes:
+        # Only gmmlab's EM fits over observed values (MISSING_ENGINES).
+        engines = tuple(b for b in engines if b in MISSING_ENGINES) or ("em",)
     # One absolute reg_covar for every engine of the cross-check (scikit-learn
     # has no relative one): 1e-6 of the geometric mean of the columns'
     # variances, as 1e-6 would be after rescaling the data to unit size.
-    reg_covar = 1e-6 * float(np.exp(np.mean(np.log(file.data.X.var(axis=0)))))
+    reg_covar = 1e-6 * float(np.exp(np.mean(np.log(np.nanvar(file.data.X, axis=0)))))
+    em_options: dict[str, Any] = {"reg_covar": reg_covar}
+    if holes:
+        em_options["missing"] = "em"
     backend_tables = {
         name: (
             {"seeds": 1}
             if name.startswith("pymc")
+            else em_options
+            if name == "em"
             else {"reg_covar": reg_covar}
-            if name in ("em", "sklearn")
+            if name == "sklearn"
             else {}
         )
         for name in engines

@@ -31,7 +31,7 @@ from experiments.tables import (
     atomic_write,
     table_path,
 )
-from mixtures.em import e_step
+from mixtures.missing import observed_e_step
 from mixtures.select import top_models
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ def file_outputs(
 ) -> FitOutputs:
     """The tables and summary of ``chosen`` on ``file``, writing nothing."""
     data, model, n_components = file.data, found.model, found.n_components
-    _, log_resp = e_step(data.X, chosen.params)
+    # A row with missing values: by the density of its observed values.
+    _, log_resp = observed_e_step(data.X, chosen.params)
     probabilities = np.exp(log_resp)
     labels = probabilities.argmax(axis=1)
     table = found.table.copy()
@@ -99,15 +100,22 @@ def file_outputs(
     uncertainty = 1.0 - probabilities.max(axis=1)
     frame = read_table(file.path, **file.table_options)
     assignments = frame.copy()
-    # Components are numbered 1..K in every output, as in mclust.
-    assignments["component"] = labels + 1
+    # Components are numbered 1..K in every output, as in mclust; a row left
+    # out of the fit (no value at all) is unassigned (empty).
+    kept = file.kept_rows
+    assignments["component"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    assignments.loc[assignments.index[kept], "component"] = labels + 1
     for k in range(n_components):
-        assignments[f"p_component_{k + 1}"] = probabilities[:, k]
-    assignments["uncertainty"] = uncertainty
+        column = np.full(len(frame), np.nan)
+        column[kept] = probabilities[:, k]
+        assignments[f"p_component_{k + 1}"] = column
+    assignments["uncertainty"] = np.nan
+    assignments.loc[assignments.index[kept], "uncertainty"] = uncertainty
+    frame = frame.iloc[kept]
     columns = list(data.notes["columns"])
     original = data.X * file.spread + file.center
     points = pd.DataFrame(original, columns=columns)
-    points["component"] = assignments["component"].to_numpy()
+    points["component"] = labels + 1
     points["uncertainty"] = uncertainty
     if file.label is not None:
         points["label"] = frame[file.label].astype(str).to_numpy()

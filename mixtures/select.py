@@ -302,6 +302,7 @@ def _estimator(run, model: str, options: dict, feature_names) -> GaussianMixture
         max_iter=options["max_iter"],
         prior=options["prior"],
         reg_covar_relative=options["reg_covar_relative"],
+        missing=options.get("missing", "error"),
     )
 
 

@@ -61,8 +61,9 @@ class Standardization:
         without spread keeps scale 1 (nothing can be fitted to it anyway).
         """
         X = np.asarray(X, dtype=np.float64)
-        center = X.mean(axis=0)
-        variance = X.var(axis=0)
+        # Missing values (NaN): the statistics of the observed ones.
+        center = np.nanmean(X, axis=0) if np.isnan(X).any() else X.mean(axis=0)
+        variance = np.nanvar(X, axis=0) if np.isnan(X).any() else X.var(axis=0)
         if mclust_name(covariance_type) not in COLUMN_SCALING_MODELS:
             variance = np.full_like(variance, variance.mean())
         spread = np.sqrt(variance)

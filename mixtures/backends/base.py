@@ -44,13 +44,30 @@ TRACE_KINDS = {
 
 
 def total_log_likelihood(X: np.ndarray, params: MixtureParams) -> float:
-    """``sum_n log p(x_n)`` under ``params``: the comparable number of every fit."""
-    X = check_data(X, allow_1d=True).astype(np.float64, copy=False)
+    """``sum_n log p(x_n)`` under ``params``: the comparable number of every fit.
+
+    A row with missing values (NaN) counts with the density of its observed
+    values (:mod:`mixtures.missing`).
+    """
+    X = check_data(X, allow_1d=True, allow_nan=True).astype(np.float64, copy=False)
+    if np.isnan(X).any():
+        from mixtures._parallel import resolve_kernel
+        from mixtures.missing import observed_score_samples
+
+        return float(
+            np.sum(observed_score_samples(X, params, kernel=resolve_kernel(None)))
+        )
     return float(np.sum(score_samples(X, params)))
 
 
-def check_backend_input(X, n_components, covariance_type: str) -> np.ndarray:
-    """Validate the arguments every backend shares; return 2-D float data."""
+def check_backend_input(
+    X, n_components, covariance_type: str, *, allow_nan: bool = False
+) -> np.ndarray:
+    """Validate the arguments every backend shares; return 2-D float data.
+
+    NaN (a missing value) only where ``allow_nan`` (the em backend with
+    ``missing="em"``).
+    """
     from mixtures.covariance import get_covariance_model
 
     if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
@@ -58,7 +75,7 @@ def check_backend_input(X, n_components, covariance_type: str) -> np.ndarray:
     if n_components < 1:
         raise ValueError(f"n_components must be an integer >= 1; got {n_components}.")
     get_covariance_model(covariance_type)
-    data = check_data(X, allow_1d=True)
+    data = check_data(X, allow_1d=True, allow_nan=allow_nan)
     if data.shape[0] < n_components:
         raise ValueError(
             f"Expected n_samples >= n_components but got n_components = "

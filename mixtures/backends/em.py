@@ -38,8 +38,10 @@ class EMBackend:
         self, X, n_components, *, covariance_type="full", random_state=None, **options
     ) -> MixtureFit:
         """Fit with gmmlab's EM (:func:`mixtures.fit_em`); see :meth:`Backend.fit`."""
-        data = check_backend_input(X, n_components, covariance_type)
         reject_unknown_options(self.name, options, _OPTIONS)
+        data = check_backend_input(
+            X, n_components, covariance_type, allow_nan=options.get("missing") == "em"
+        )
         with Stopwatch() as clock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = fit_em(

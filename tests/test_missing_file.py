@@ -1,0 +1,73 @@
+"""``gmmlab fit --missing em``: a data file with empty cells, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from experiments.cli import main
+from experiments.datasets import load_dataset
+from mixtures import MixtureParams
+
+
+@pytest.fixture
+def holes_file(tmp_path):
+    """Two Gaussian clusters in 3-D, 10% of cells empty, and one empty row."""
+    rng = np.random.default_rng(0)
+    truth = MixtureParams(
+        [0.5, 0.5], [[0, 0, 0], [4, 4, 4]], [np.eye(3), np.eye(3) * 0.5]
+    )
+    X, labels = truth.sample(200, rng)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 1.0
+    X[7] = np.nan  # a row with no value at all
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(group=labels)
+    path = tmp_path / "holes.csv"
+    frame.to_csv(path, index=False, na_rep="")
+    return path, X
+
+
+def test_the_file_data_set_keeps_missing_values_and_leaves_out_empty_rows(holes_file):
+    path, X = holes_file
+    with pytest.raises(ValueError, match="--missing em"):
+        load_dataset(f"file:{path}", label_column="group")
+    data = load_dataset(f"file:{path}", label_column="group", missing="em")
+    assert data.X.shape == (199, 3)
+    assert data.notes["dropped_rows"] == [7]
+    assert data.notes["n_missing"] == int(np.isnan(np.delete(X, 7, axis=0)).sum())
+    assert data.labels.shape == (199,)
+    scaled = load_dataset(
+        f"file:{path}", label_column="group", missing="em", scale="standard"
+    )
+    assert_allclose(np.nanmean(scaled.X, axis=0), 0, atol=1e-12)
+    assert_allclose(np.nanstd(scaled.X, axis=0), 1)
+
+
+def test_fit_with_missing_em_runs_end_to_end(holes_file, tmp_path, capsys):
+    path, X = holes_file
+    out = tmp_path / "out"
+    args = ["fit", str(path), "--label", "group", "--models", "VII,VVV",
+            "--components", "1..3", "--backends", "em,sklearn", "--seeds", "1",
+            "--jobs", "1", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(args) == 2
+    assert "--missing em" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*args, "--missing", "em"]) == 0
+    printed = capsys.readouterr().out
+    n_missing = int(np.isnan(np.delete(X, 7, axis=0)).sum())
+    assert f"{n_missing} of 597 values are missing" in printed
+    assert "data rows 8" in printed  # counted from 1, as a person reads a file
+    assignments = pd.read_csv(out / "assignments.csv")
+    assert len(assignments) == 200
+    assert pd.isna(assignments.loc[7, "component"])
+    assert assignments["component"].drop(index=7).isin([1, 2, 3]).all()
+    summary = json.loads((out / "parameters.json").read_text())
+    assert summary["n_components"] == 2
+    runs = pd.read_parquet(out / "results" / "runs.parquet")
+    # scikit-learn cannot fit missing values: the cross-check is gmmlab's EM.
+    assert set(runs["backend"]) == {"em"}
+    assert (out / "index.html").is_file()
