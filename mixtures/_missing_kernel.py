@@ -58,24 +58,30 @@ def _backward(L, b, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _missing_block(precisions, k, o, m, L, C, B):  # pragma: no cover - compiled
-    """``log det P_mm``, and ``C = P_mm^-1`` and ``B = -C P_mo`` into C, B."""
+def _missing_block(precisions, k, o, m, L, C, B, unit, half):  # pragma: no cover
+    """``log det P_mm``, and ``C = P_mm^-1`` and ``B = -C P_mo`` into C, B.
+
+    ``L`` (at least d_m x d_m), ``unit`` and ``half`` (d_m,) are scratch.
+    """
     dm, do = m.size, o.size
-    block = np.empty((dm, dm))
-    for a in range(dm):
-        for b in range(dm):
-            block[a, b] = precisions[k, m[a], m[b]]
-    L[:dm, :dm] = np.linalg.cholesky(block)
+    for a in range(dm):  # Cholesky of P_mm into L (lower)
+        for b in range(a + 1):
+            total = precisions[k, m[a], m[b]]
+            for c in range(b):
+                total -= L[a, c] * L[b, c]
+            if a == b:
+                L[a, a] = math.sqrt(total)
+            else:
+                L[a, b] = total / L[b, b]
     log_det = 0.0
     for a in range(dm):
         log_det += 2.0 * math.log(L[a, a])
-    unit = np.empty(dm)
-    half = np.empty(dm)
+    factor = L[:dm, :dm]
     for j in range(dm):
         unit[:] = 0.0
         unit[j] = 1.0
-        _forward(L[:dm, :dm], unit, half)
-        _backward(L[:dm, :dm], half, unit)
+        _forward(factor, unit, half)
+        _backward(factor, half, unit)
         for a in range(dm):
             C[a, j] = unit[a]
     for a in range(dm):
@@ -88,12 +94,13 @@ def _missing_block(precisions, k, o, m, L, C, B):  # pragma: no cover - compiled
 
 
 def _fill(X, observed, starts, order, first, last, means, precisions, log_dets,
-          log_weights, filled, constants):  # fmt: skip  # pragma: no cover - compiled
+          log_weights, filled, constants, conditionals, offsets):  # fmt: skip
     """Patterns ``first..last``: every row's fill per component, and its constant.
 
     ``filled[k, i]`` is row ``i``'s ``yhat`` under component ``k`` (rows
     counted from ``starts[first]``), ``constants[i, k]`` is ``log w_k - (d_o
-    log 2 pi + log det Sigma_oo) / 2``.
+    log 2 pi + log det Sigma_oo) / 2``; each pattern's ``C`` per component
+    goes to ``conditionals[offsets[p - first]:]`` (K blocks of d_m x d_m).
     """
     K, D = means.shape
     base = starts[first]
@@ -104,9 +111,17 @@ def _fill(X, observed, starts, order, first, last, means, precisions, log_dets,
         L = np.empty((D, D))
         C = np.empty((dm, dm))
         B = np.empty((dm, do))
+        unit = np.empty(dm)
+        half = np.empty(dm)
         for k in range(K):
-            log_det = log_dets[k] + _missing_block(precisions, k, o, m, L, C, B)
+            log_det = log_dets[k] + _missing_block(
+                precisions, k, o, m, L, C, B, unit, half
+            )
             constant = log_weights[k] - 0.5 * (do * _LOG_2PI + log_det)
+            at = offsets[p - first] + k * dm * dm
+            for a in range(dm):
+                for b in range(dm):
+                    conditionals[at + a * dm + b] = C[a, b]
             for row in range(starts[p], starts[p + 1]):
                 i = row - base
                 x = order[row]
@@ -120,21 +135,18 @@ def _fill(X, observed, starts, order, first, last, means, precisions, log_dets,
                 constants[i, k] = constant
 
 
-def _add_conditional(observed, first, last, masses, precisions, second):
-    """Add ``mass_pk C_pk`` to the missing block of ``second[k]``, every pattern."""
-    K, D = precisions.shape[:2]
+def _add_conditional(observed, first, last, masses, conditionals, offsets, second):
+    """Add ``mass_pk C_pk`` to the missing block of ``second[k]``, each pattern."""
+    K = second.shape[0]
     for p in range(first, last):
-        o = np.flatnonzero(observed[p])
         m = np.flatnonzero(~observed[p])
-        dm, do = m.size, o.size
-        L = np.empty((D, D))
-        C = np.empty((dm, dm))
-        B = np.empty((dm, do))
+        dm = m.size
         for k in range(K):
-            _missing_block(precisions, k, o, m, L, C, B)
+            at = offsets[p - first] + k * dm * dm
+            mass = masses[p - first, k]
             for a in range(dm):
                 for b in range(dm):
-                    second[k, m[a], m[b]] += masses[p - first, k] * C[a, b]
+                    second[k, m[a], m[b]] += mass * conditionals[at + a * dm + b]
 
 
 _fill_serial = numba.njit(**_JIT)(_fill)
@@ -183,9 +195,12 @@ def compiled_incomplete_statistics(
         a, b = starts[first], starts[last]
         filled = np.empty((K, b - a, D))
         constants = np.empty((b - a, K))
+        sizes = K * (D - observed[first:last].sum(axis=1)) ** 2
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        conditionals = np.empty(offsets[-1])
         fill = _fill_parallel if b - a >= PARALLEL_ROWS else _fill_serial
         fill(X, observed, starts, order, first, last, means, precisions, log_dets,
-             log_weights, filled, constants)  # fmt: skip
+             log_weights, filled, constants, conditionals, offsets)  # fmt: skip
         z = filled @ factors
         weighted = constants - 0.5 * np.einsum("knd,knd->nk", z, z)
         top = weighted.max(axis=1, keepdims=True)
@@ -194,9 +209,9 @@ def compiled_incomplete_statistics(
         resp = np.exp(weighted - chunk_log_prob[:, None])
         resp *= sample_weight[order[a:b], None]
         s0 += resp.sum(axis=0)
-        weighted_fill = filled * resp.T[:, :, None]
-        s1 += weighted_fill.sum(axis=1)
-        s2 += weighted_fill.transpose(0, 2, 1) @ filled
+        by_component = np.ascontiguousarray(resp.T)[:, np.newaxis, :]  # (K, 1, n)
+        s1 += (by_component @ filled)[:, 0]
+        s2 += (filled.transpose(0, 2, 1) * by_component) @ filled
         masses = np.add.reduceat(resp, starts[first:last] - a, axis=0)
-        _add_conditional(observed, first, last, masses, precisions, s2)
+        _add_conditional(observed, first, last, masses, conditionals, offsets, s2)
     return s0, s1, s2, log_prob
