@@ -340,3 +340,21 @@ def test_the_bootstrap_keeps_the_holes(kind):
     assert errors.shape == (2, 3)
     assert np.all(np.isfinite(errors))
     assert np.all(errors > 0)
+
+
+def test_the_readme_example_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Missing values") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    _, _, holes, _ = _mixture_data(11, n=200, rate=0.1)
+    namespace = {"X_with_nans": holes}
+    exec(
+        code.replace("search(X_with_nans,", "search(X_with_nans, n_components=[1, 2],"),
+        namespace,
+    )
+    assert not np.isnan(namespace["filled"]).any()
+    assert namespace["draws"].shape == (20, *holes.shape)
+    assert namespace["result"].table["status"].eq("ok").any()
