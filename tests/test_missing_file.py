@@ -70,4 +70,18 @@ def test_fit_with_missing_em_runs_end_to_end(holes_file, tmp_path, capsys):
     runs = pd.read_parquet(out / "results" / "runs.parquet")
     # scikit-learn cannot fit missing values: the cross-check is gmmlab's EM.
     assert set(runs["backend"]) == {"em"}
+    assert (runs["status"] != "failed").all(), runs["error"].tolist()
     assert (out / "index.html").is_file()
+
+
+def test_the_report_says_which_rows_its_figure_cannot_draw(holes_file, tmp_path):
+    path, X = holes_file
+    out = tmp_path / "out"
+    args = ["fit", str(path), "--label", "group", "--models", "VII",
+            "--components", "2", "--backends", "em", "--seeds", "1", "--jobs",
+            "1", "--no-progress", "--missing", "em", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    kept = np.delete(X, 7, axis=0)
+    n_off = int(np.isnan(kept[:, :2]).any(axis=1).sum())
+    page = (out / "report.md").read_text()
+    assert f"({n_off} rows with a missing value in a or b are not drawn" in page

@@ -54,7 +54,12 @@ def _one_gaussian_mean_loglik(X: np.ndarray) -> float:
     if X.ndim == 1:
         X = X[:, np.newaxis]
     n_features = X.shape[1]
-    covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
+    if np.isnan(X).any():  # missing values: each entry from the rows with both
+        import pandas as pd
+
+        covariance = np.atleast_2d(pd.DataFrame(X).cov(ddof=0).to_numpy())
+    else:
+        covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
     sign, logdet = np.linalg.slogdet(covariance)
     if sign <= 0 or not np.isfinite(logdet):
         return float("nan") if X.shape[0] == 0 else 0.0

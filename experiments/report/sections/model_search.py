@@ -176,13 +176,26 @@ def _chosen_fit(doc: Document, table: pd.DataFrame, points: pd.DataFrame) -> Non
         f"{row['start']}; log-likelihood {row['log_likelihood']:.3f}, BIC "
         f"{row['bic']:.2f}): the fit of the console, parameters.json and "
         "assignments.csv, components numbered 1..K as there. Points coloured "
-        "by their most probable component, with 1- and 2-sigma ellipses; its "
-        "parameters in the file's units:"
+        "by their most probable component, with 1- and 2-sigma ellipses"
+        + _undrawn(points, names)
+        + "; its parameters in the file's units:"
     )
     for caption, frame in parameter_tables(params, names):
         if caption:
             doc.text(caption)
         doc.table(frame)
+
+
+def _undrawn(points: pd.DataFrame, names: list[str]) -> str:
+    """Say how many rows a missing drawn coordinate keeps off the figure."""
+    drawn = names[:2]
+    n_off = int(points[drawn].isna().any(axis=1).sum())
+    if not n_off:
+        return ""
+    return (
+        f" ({n_off} rows with a missing value in {' or '.join(drawn)} are not "
+        "drawn; they were fitted over their observed values)"
+    )
 
 
 def _label_agreement(doc: Document, table: pd.DataFrame, points) -> None:
