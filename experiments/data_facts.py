@@ -80,8 +80,9 @@ def data_set_row(spec: RunSpec, data: Dataset) -> dict[str, Any]:
         "n_samples": X.shape[0],
         "n_features": X.shape[1],
         "features": json.dumps(feature_names(data)),
-        "low": json.dumps(X.min(axis=0).tolist()),
-        "high": json.dumps(X.max(axis=0).tolist()),
+        # Of the observed values, where some are missing.
+        "low": json.dumps(np.nanmin(X, axis=0).tolist()),
+        "high": json.dumps(np.nanmax(X, axis=0).tolist()),
         "truth_log_likelihood": spread["log_likelihood"],
         "truth_spread": spread["spread"],
     }

@@ -213,6 +213,56 @@ def s4(*, seed: int) -> Dataset:
     return Dataset("s4", np.vstack(parts), labels, truth, 2)
 
 
+#: How values go missing in :func:`missing_synthetic`.
+MECHANISMS = ("mcar", "mar", "mnar")
+
+
+def missing_synthetic(
+    *, seed: int, n: int = 1000, rate: float = 0.3, mechanism: str = "mar"
+) -> Dataset:
+    """A known 4-D, 3-component mixture with values removed (issue 26's scenario).
+
+    The sample is :func:`synthetic`'s (``dim=4``, c-separation 2, condition
+    number 3), so the truth is known; then a share ``rate`` of all values is
+    removed from features 2..4 (feature 1 is always observed):
+
+    * ``"mcar"``, completely at random: every cell with one probability;
+    * ``"mar"``, at random: a cell's chance rises with the row's (observed)
+      first feature, ``sigmoid(a + 2 z_1)``;
+    * ``"mnar"``, not at random: with the cell's own value, ``sigmoid(a + 2 z)``;
+
+    ``a`` is set so that the expected share removed is ``rate``; ``z`` is a
+    standardised value. The holes come from their own random stream, so every
+    mechanism and rate removes values from the same sample. EM over observed
+    values is unbiased under MCAR and MAR, not under MNAR.
+    """
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"mechanism must be one of {MECHANISMS}; got {mechanism!r}.")
+    dim = 4
+    if not 0 <= rate <= 0.9 * (dim - 1) / dim:
+        raise ValueError(f"rate must be in [0, {0.9 * (dim - 1) / dim:g}]; got {rate}.")
+    base = synthetic(
+        seed=seed, n=n, dim=dim, n_components=3, separation=2.0, condition_number=3.0
+    )
+    X = base.X.copy()
+    z = (X - X.mean(axis=0)) / X.std(axis=0)
+    driver = {"mcar": np.zeros_like(z), "mar": np.repeat(z[:, :1], dim, axis=1)}.get(
+        mechanism, z
+    )[:, 1:]
+    share = rate * dim / (dim - 1)  # of the cells of features 2..4
+    slope = 0.0 if mechanism == "mcar" else 2.0
+    low, high = -30.0, 30.0
+    for _ in range(100):  # the intercept giving the expected share
+        middle = 0.5 * (low + high)
+        mean = float(np.mean(1 / (1 + np.exp(-(middle + slope * driver)))))
+        low, high = (middle, high) if mean < share else (low, middle)
+    chance = 1 / (1 + np.exp(-(0.5 * (low + high) + slope * driver)))
+    holes_rng = np.random.default_rng([seed, 26])
+    X[:, 1:][holes_rng.random(chance.shape) < chance] = np.nan
+    notes = dict(base.notes, mechanism=mechanism, rate=rate)
+    return Dataset("missing_synthetic", X, base.labels, base.truth, 3, notes)
+
+
 def s5(*, seed: int, scaled: bool = True) -> Dataset:
     """S5: the blog's 30 + 70 points, min-max scaled to [0, 1] by default.
 
@@ -500,6 +550,7 @@ def feature_scaling(X: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "synthetic": synthetic,
+    "missing_synthetic": missing_synthetic,
     "s1": s1,
     "s2": s2,
     "s3": s3,
@@ -518,6 +569,8 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 #: ``scaled`` is a deterministic transform of the same sample.
 SAME_DRAW_PARAMETERS: dict[str, frozenset[str]] = {
     "synthetic": frozenset({"n"}),
+    # One sample; the holes differ by mechanism and rate, not the rows.
+    "missing_synthetic": frozenset({"rate", "mechanism"}),
     "s5": frozenset({"scaled"}),
 }
 

@@ -25,18 +25,28 @@ __all__ = [
 
 
 def _weighted_log_densities(X: np.ndarray, params: MixtureParams) -> np.ndarray:
-    """``log w_k + log N(x_n | mu_k, Sigma_k)``, shape (n_samples, K)."""
+    """``log w_k + log N(x_n | mu_k, Sigma_k)``, shape (n_samples, K).
+
+    A row with missing values (NaN) by the density of its observed values.
+    """
     X = np.asarray(X, dtype=float)
     covariances = params.full_covariances()
-    return np.column_stack(
-        [
-            np.log(params.weights[k])
-            + stats.multivariate_normal(
-                params.means[k], covariances[k], allow_singular=True
-            ).logpdf(X)
-            for k in range(params.n_components)
-        ]
-    ).reshape(X.shape[0], params.n_components)
+    out = np.empty((X.shape[0], params.n_components))
+    holes = np.isnan(X)
+    for observed in np.unique(~holes, axis=0):
+        rows = np.flatnonzero((~holes == observed).all(axis=1))
+        if not observed.any():
+            out[rows] = np.log(params.weights)
+            continue
+        for k in range(params.n_components):
+            out[rows, k] = np.log(params.weights[k]) + np.atleast_1d(
+                stats.multivariate_normal(
+                    params.means[k, observed],
+                    covariances[k][np.ix_(observed, observed)],
+                    allow_singular=True,
+                ).logpdf(X[np.ix_(rows, observed)])
+            )
+    return out
 
 
 def assign_components(X: np.ndarray, params: MixtureParams) -> np.ndarray:

@@ -17,7 +17,9 @@ from scipy import stats
 from experiments import scenarios
 from experiments.analysis import SAME_OPTIMUM_NATS
 from experiments.report_stats import degenerate_actions, params_from_components
+from mixtures._parallel import resolve_kernel
 from mixtures.em import score_samples
+from mixtures.missing import observed_score_samples
 from mixtures.params import MixtureParams
 
 __all__ = [
@@ -149,7 +151,11 @@ def sampling_spread(X: np.ndarray, params: MixtureParams) -> dict[str, float]:
     that total over new samples of the same size (``sqrt(n)`` times the
     standard deviation of the per-point log-density).
     """
-    per_point = score_samples(np.asarray(X, dtype=float), params)
+    X = np.asarray(X, dtype=float)
+    if np.isnan(X).any():  # missing values: each row over its observed ones
+        per_point = observed_score_samples(X, params, kernel=resolve_kernel(None))
+    else:
+        per_point = score_samples(X, params)
     return {
         "log_likelihood": float(per_point.sum()),
         "spread": float(np.sqrt(per_point.size) * per_point.std(ddof=1)),

@@ -216,3 +216,15 @@ def test_an_older_folder_says_so_and_a_rerun_records_the_data(recorded, tmp_path
     assert len(tables["data_sets"]) == 5
     html = build_report(old, tmp_path / "report-new").read_text()
     assert MISSING_DATA_NOTE not in html
+
+
+def test_assignments_of_rows_with_holes_use_their_observed_values():
+    from mixtures.missing import find_patterns, missing_score_and_label
+
+    rng = np.random.default_rng(12)
+    params = _params(rng, 4)
+    X = rng.normal(scale=3, size=(300, 4))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X = X[~np.isnan(X).all(axis=1)]
+    expected = missing_score_and_label(X, find_patterns(X), params, "numpy")[1]
+    assert_array_equal(assign_components(X, params), expected)

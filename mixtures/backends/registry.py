@@ -36,6 +36,13 @@ _BUILTIN = {
     "sklearn": ("mixtures.backends.sklearn", "SklearnBackend", None),
     "sklearn-vb": ("mixtures.backends.sklearn_vb", "SklearnVBBackend", None),
     "function": ("mixtures.backends.function", "FunctionBackend", None),
+    "em-complete-case": ("mixtures.backends.imputed", "CompleteCaseBackend", None),
+    "em-mean-imputed": ("mixtures.backends.imputed", "MeanImputedBackend", None),
+    "em-iterative-imputed": (
+        "mixtures.backends.imputed",
+        "IterativeImputedBackend",
+        None,
+    ),
     "pymc": ("mixtures.backends.pymc", "PyMCBackend", ("pymc", "arviz")),
     "pymc-advi": ("mixtures.backends.pymc", "PyMCAdviBackend", ("pymc", "arviz")),
 }
