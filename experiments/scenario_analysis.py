@@ -24,6 +24,7 @@ from mixtures.params import MixtureParams
 
 __all__ = [
     "MEANS_AGREE_WITHIN",
+    "MISSING_ARMS",
     "S3_INTERVAL",
     "S3_NEW_POINT",
     "UNEXPLAINED_DENSITY",
@@ -35,8 +36,10 @@ __all__ = [
     "distinct_corner_probability",
     "duplicate_start_probability",
     "interval_probability",
+    "least_error",
     "lower_optima",
     "means_agree",
+    "missing_recovery",
     "most_repeated",
     "peak_density",
     "point_density",
@@ -414,3 +417,60 @@ def components_at(params: MixtureParams, x: float) -> pd.DataFrame:
             "membership probability": np.asarray(at["membership"])[order],
         }
     )
+
+
+#: The arms of the missing-values scenario, EM over observed values first.
+MISSING_ARMS = ("em", "em-complete-case", "em-mean-imputed", "em-iterative-imputed")
+
+
+def missing_recovery(runs: pd.DataFrame) -> pd.DataFrame:
+    """Recovery of the means per mechanism, missing rate and arm (issue 26).
+
+    Over every fit that ran to the end (a fill that makes a fit degenerate
+    is part of what the arm does): ``fits``, ``ok``, the median
+    ``m_mean_rmse`` against the truth and the median ``seconds``. One row
+    per ``mechanism, rate, arm``; empty when ``runs`` has no
+    ``p_mechanism``/``p_rate``.
+    """
+    columns = ["mechanism", "rate", "arm", "fits", "ok", "mean_rmse", "seconds"]
+    if not {"p_mechanism", "p_rate"} <= set(runs.columns):
+        return pd.DataFrame(columns=columns)
+    ran = runs[(runs["status"] != "failed") & runs["p_mechanism"].notna()]
+    table = (
+        ran.groupby(["p_mechanism", "p_rate", "backend"], sort=True)
+        .agg(
+            fits=("status", "size"),
+            ok=("status", lambda s: int((s == "ok").sum())),
+            mean_rmse=("m_mean_rmse", "median"),
+            seconds=("seconds", "median"),
+        )
+        .reset_index()
+        .rename(
+            columns={"p_mechanism": "mechanism", "p_rate": "rate", "backend": "arm"}
+        )
+    )
+    return table[columns]
+
+
+def least_error(table: pd.DataFrame) -> pd.DataFrame:
+    """Per mechanism, at its highest rate: the arm with the smallest error.
+
+    ``table`` is :func:`missing_recovery`'s; returns ``mechanism, rate, arm,
+    mean_rmse`` and ``runner_up``, ``runner_up_rmse`` (the next arm).
+    """
+    rows = []
+    for mechanism, group in table.groupby("mechanism", sort=True):
+        top = group[group["rate"] == group["rate"].max()].sort_values("mean_rmse")
+        best = top.iloc[0]
+        second = top.iloc[1] if len(top) > 1 else None
+        rows.append(
+            {
+                "mechanism": mechanism,
+                "rate": float(best["rate"]),
+                "arm": best["arm"],
+                "mean_rmse": float(best["mean_rmse"]),
+                "runner_up": None if second is None else second["arm"],
+                "runner_up_rmse": np.nan if second is None else second["mean_rmse"],
+            }
+        )
+    return pd.DataFrame(rows)

@@ -117,3 +117,65 @@ def test_the_imputation_arms_score_all_rows_over_their_observed_values(arm):
     assert ours.log_likelihood >= fit.log_likelihood - 1e-6
     if arm == "em-complete-case":
         assert fit.diagnostics["rows_fitted"] == int((~np.isnan(data.X).any(1)).sum())
+
+
+def test_missing_recovery_summarises_runs_per_mechanism_rate_and_arm():
+    from experiments.scenario_analysis import least_error, missing_recovery
+
+    runs = pd.DataFrame(
+        {
+            "p_mechanism": ["mar"] * 4 + ["mcar"] * 2,
+            "p_rate": [0.3, 0.3, 0.3, 0.1, 0.3, 0.3],
+            "backend": ["em", "em", "em-mean-imputed", "em", "em", "em-complete-case"],
+            "status": ["ok", "ok", "degenerate", "ok", "ok", "failed"],
+            "m_mean_rmse": [0.1, 0.3, 0.9, 0.05, 0.2, 5.0],
+            "seconds": [1.0, 3.0, 2.0, 1.0, 1.0, 1.0],
+        }
+    )
+    table = missing_recovery(runs).set_index(["mechanism", "rate", "arm"])
+    assert table.loc[("mar", 0.3, "em"), "fits"] == 2
+    assert table.loc[("mar", 0.3, "em"), "mean_rmse"] == pytest.approx(0.2)
+    assert table.loc[("mar", 0.3, "em-mean-imputed"), "ok"] == 0
+    assert ("mcar", 0.3, "em-complete-case") not in table.index  # failed: no fit
+    best = least_error(missing_recovery(runs)).set_index("mechanism")
+    assert best.loc["mar", "arm"] == "em"
+    assert best.loc["mar", "runner_up"] == "em-mean-imputed"
+    assert missing_recovery(runs.drop(columns=["p_mechanism"])).empty
+
+
+def test_the_scenario_sweep_gets_its_report_section(tmp_path):
+    import textwrap
+
+    from experiments.config import load_config
+    from experiments.report import build_report
+    from experiments.runner import run_sweep
+    from experiments.scenario_analysis import least_error, missing_recovery
+
+    config = tmp_path / "missing.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            [sweep]
+            root_seed = 2
+            seeds = 1
+            [[datasets]]
+            name = "missing_synthetic"
+            n_components = 3
+            params = { n = 300, rate = [0.1, 0.3], mechanism = ["mar", "mcar"] }
+            [backends.em]
+            missing = "em"
+            [backends.em-mean-imputed]
+            """
+        )
+    )
+    tables = run_sweep(
+        load_config(config), tmp_path / "results", progress=False, echo=lambda *_: None
+    )
+    assert (tables["runs"]["status"] != "failed").all()
+    page = build_report(tmp_path / "results", tmp_path / "report").read_text()
+    assert (tmp_path / "report" / "missing_recovery.png").is_file()
+    for row in least_error(missing_recovery(tables["runs"])).itertuples():
+        assert (
+            f"{row.arm} has the smallest error of the means ({row.mean_rmse:.3f}"
+            in page
+        )
