@@ -47,7 +47,7 @@ import scipy.linalg
 
 from mixtures.covariance import mclust_name
 from mixtures.em import EMRun
-from mixtures.missing import observed_e_step
+from mixtures.missing import observed_e_step, pairwise_covariance
 from mixtures.params import MixtureParams
 
 __all__ = [
@@ -117,9 +117,7 @@ def _pairwise_covariance(X: np.ndarray) -> np.ndarray:
     such a matrix need not be positive definite, so its eigenvalues are
     raised to a small fraction of the largest.
     """
-    import pandas as pd
-
-    covariance = pd.DataFrame(X).cov(ddof=0).to_numpy()
+    covariance = pairwise_covariance(X)
     values, vectors = np.linalg.eigh(covariance)
     values = np.maximum(values, 1e-12 * values.max())
     return (vectors * values) @ vectors.T

@@ -21,7 +21,7 @@ from mixtures._arrays import array_kind, to_numpy
 from mixtures._parallel import resolve_kernel
 from mixtures.covariance import Diag
 from mixtures.diagnostics import bic
-from mixtures.fitting import as_random_state, fit_validated
+from mixtures.fitting import as_random_state, fit_validated, missing_hint
 from mixtures.missing import (
     conditional_expectations,
     find_patterns,
@@ -345,7 +345,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _validated(self, X, *, reset: bool, **checks) -> np.ndarray:
         """``X`` as a float array; NaN allowed only with ``missing='em'``."""
         allow_nan = self.missing == "em"
-        try:
+        with missing_hint(allow_nan, "use GaussianMixture(missing='em')"):
             return validate_data(
                 self,
                 X,
@@ -354,13 +354,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 ensure_all_finite="allow-nan" if allow_nan else True,
                 **checks,
             )
-        except ValueError as error:
-            if allow_nan or "NaN" not in str(error):
-                raise
-            raise ValueError(
-                f"{error} To fit by maximum likelihood over each row's observed "
-                "values instead, use GaussianMixture(missing='em')."
-            ) from None
 
     def _validate_predict(self, X) -> np.ndarray:
         check_is_fitted(self)

@@ -98,19 +98,26 @@ def check_data(X, *, allow_1d: bool, allow_nan: bool = False) -> np.ndarray:
         # Already what check_array would return (it costs 0.1 ms, which is
         # a tenth of a small fit); anything else gets its checks and messages.
         return X
-    try:
+    with missing_hint(allow_nan, "pass missing='em'"):
         return check_array(
             X,
             dtype=[np.float64, np.float32],
             ensure_min_samples=2,
             ensure_all_finite="allow-nan" if allow_nan else True,
         )
+
+
+@contextmanager
+def missing_hint(allow_nan: bool, how: str) -> Iterator[None]:
+    """Add to a validator's NaN error how to fit over observed values (``how``)."""
+    try:
+        yield
     except ValueError as error:
         if allow_nan or "NaN" not in str(error):
             raise
         raise ValueError(
             f"{error} To fit by maximum likelihood over each row's observed "
-            "values instead, pass missing='em'."
+            f"values instead, {how}."
         ) from None
 
 

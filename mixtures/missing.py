@@ -51,6 +51,7 @@ __all__ = [
     "observed_log_prob",
     "observed_score_and_label",
     "observed_score_samples",
+    "pairwise_covariance",
 ]
 
 _LOG_2PI = np.log(2 * np.pi)
@@ -439,3 +440,14 @@ def observed_score_samples(X: np.ndarray, params: MixtureParams, *, kernel: str)
     if not np.isnan(X).any():
         return score_samples(X, params, kernel=kernel)
     return observed_score_and_label(X, params, kernel=kernel)[0]
+
+
+def pairwise_covariance(X: np.ndarray) -> np.ndarray:
+    """The (D, D) covariance of ``X``, each entry from the rows observing both.
+
+    Maximum-likelihood normalisation (divided by the count); with missing
+    values it need not be positive definite.
+    """
+    import pandas as pd
+
+    return np.atleast_2d(pd.DataFrame(X).cov(ddof=0).to_numpy())

@@ -55,9 +55,9 @@ def _one_gaussian_mean_loglik(X: np.ndarray) -> float:
         X = X[:, np.newaxis]
     n_features = X.shape[1]
     if np.isnan(X).any():  # missing values: each entry from the rows with both
-        import pandas as pd
+        from mixtures.missing import pairwise_covariance
 
-        covariance = np.atleast_2d(pd.DataFrame(X).cov(ddof=0).to_numpy())
+        covariance = pairwise_covariance(X)
     else:
         covariance = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
     sign, logdet = np.linalg.slogdet(covariance)
