@@ -40,11 +40,34 @@ def blocks(numbers) -> list[tuple[str, str]]:
     ]
 
 
-def test_every_block_states_what_the_results_files_say(numbers, blocks):
-    for name, stated in blocks:
-        assert stated.strip("\n") == numbers.BLOCKS[name](), (
-            f"README block {name!r} is stale: {REFRESH}"
+#: Blocks that state times the main job measured: a user who runs the
+#: Quickstart's main job rewrites reports/default on their own machine, so
+#: there these are checked for their form, not their seconds.
+TIMED_BLOCKS = {"main-job", "s4-loops"}
+
+
+def _report_is_committed() -> bool:
+    """Whether reports/default/report.md is the committed one (git says so)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", "reports/default/report.md"],
+            cwd=README.parent,
+            capture_output=True,
         )
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+def test_every_block_states_what_the_results_files_say(numbers, blocks):
+    committed = _report_is_committed()
+    for name, stated in blocks:
+        fresh = numbers.BLOCKS[name]()
+        if name in TIMED_BLOCKS and not committed:
+            stated, fresh = (re.sub(r"\d[\d,.]*", "N", t) for t in (stated, fresh))
+        assert stated.strip("\n") == fresh, f"README block {name!r} is stale: {REFRESH}"
 
 
 def test_every_generator_has_its_block(numbers, blocks):
