@@ -8,6 +8,7 @@
 from mixtures.backends.base import (
     TRACE_KINDS,
     Backend,
+    Imputation,
     MixtureFit,
     total_log_likelihood,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "Backend",
     "BackendStatus",
     "BackendUnavailableError",
+    "Imputation",
     "MixtureFit",
     "available_backends",
     "backend_statuses",

@@ -23,6 +23,7 @@ from mixtures.params import MixtureParams
 __all__ = [
     "TRACE_KINDS",
     "Backend",
+    "Imputation",
     "MixtureFit",
     "Stopwatch",
     "check_backend_input",
@@ -99,6 +100,60 @@ def seed_from(random_state) -> int | None:
 
 
 @dataclass(frozen=True, eq=False)
+class Imputation:
+    """An engine's estimate of the missing cells of the data it was given.
+
+    Cells are listed in row-major order (``np.nonzero(np.isnan(X))``).
+
+    Attributes
+    ----------
+    rows, columns : ndarray of int, shape (n_cells,)
+        Where each missing cell is.
+    mean : ndarray of shape (n_cells,)
+        The point imputation: a conditional expectation (EM), a posterior
+        mean (PyMC) or the fill an imputing arm used.
+    lower, upper : ndarray of shape (n_cells,)
+        A central interval of probability ``level`` for each cell: of the
+        fitted conditional distribution (EM, plug-in) or of the posterior
+        (PyMC). Equal to ``mean`` for a single fill that claims no
+        uncertainty.
+    level : float
+        The intervals' nominal coverage, in (0, 1).
+    """
+
+    rows: np.ndarray
+    columns: np.ndarray
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    level: float = 0.9
+
+    def __post_init__(self) -> None:
+        shapes = {
+            np.shape(a)
+            for a in (self.rows, self.columns, self.mean, self.lower, self.upper)
+        }
+        if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+            raise ValueError(
+                "an imputation's rows, columns, mean, lower and upper must be "
+                f"1-D arrays of one length; got shapes {sorted(shapes)}."
+            )
+        if not 0 < self.level < 1:
+            raise ValueError(f"level must be in (0, 1); got {self.level}.")
+
+    @property
+    def n_cells(self) -> int:
+        """Number of imputed cells."""
+        return int(np.size(self.mean))
+
+    def filled(self, X: np.ndarray) -> np.ndarray:
+        """A copy of ``X`` (n_samples, n_features) with the cells set to ``mean``."""
+        out = np.array(X, dtype=np.float64, copy=True)
+        out[self.rows, self.columns] = self.mean
+        return out
+
+
+@dataclass(frozen=True, eq=False)
 class MixtureFit:
     """One engine's fit of one data set, in a form every engine shares.
 
@@ -134,6 +189,9 @@ class MixtureFit:
         What the engine added to the diagonal of every covariance (absolute,
         in the data's units), taken off before a fit is judged
         (:func:`mixtures.diagnostics.classify`); 0 for engines that add none.
+    imputation : Imputation or None
+        The engine's estimate of the data's missing cells, where it makes
+        one; None for complete data or an engine that drops rows.
     """
 
     backend: str
@@ -149,6 +207,7 @@ class MixtureFit:
     restart_traces: tuple[np.ndarray, ...] = ()
     idata: Any = None
     reg_covar: Any = 0.0
+    imputation: Imputation | None = None
 
     def __post_init__(self) -> None:
         if self.trace_kind not in TRACE_KINDS:
