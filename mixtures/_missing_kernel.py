@@ -1,217 +1,402 @@
 """The compiled pass over rows with missing values (numba).
 
 The statistics of :func:`mixtures.missing.incomplete_statistics` (see that
-module for the mathematics), written in each component's precision
-``P = Sigma^-1`` (upper Cholesky factor ``U``, ``U U' = P``) so that a
-pattern costs one factorisation of its *missing* block only, and so that
-the O(n K D^2) work is matrix products:
+module for the mathematics), computed the way the engine's fused pass
+(:mod:`mixtures._kernel`) computes them for complete rows: block of rows by
+block of rows, each block held transposed, ``(n_features, BLOCK)``, so the
+inner loops run over the block's rows and vectorise, and nothing of size
+(K, N, D) ever exists.
 
-* the conditional covariance of the missing coordinates is ``C = P_mm^-1``,
-  the regression ``B = -C P_mo``, and the observed block's log-determinant
-  is ``log det Sigma + log det P_mm``;
-* a row's conditional fill about the component's mean,
-  ``yhat = (x_o - mu_o, B (x_o - mu_o))``, has
-  ``|yhat' U|^2 = (x_o - mu_o)' Sigma_oo^-1 (x_o - mu_o)``, and its
-  statistics are ``yhat`` and ``yhat yhat'`` plus ``C`` on the missing
-  block.
+The only extra work is the fill. With the precision ``P = Sigma^-1`` of a
+component and a pattern with observed coordinates ``o`` and missing ``m``:
 
-The fills and the small factorisations are compiled (numba, in parallel
-over patterns); the Mahalanobis terms and the moments are BLAS products
-over chunks of rows.
+* ``C = P_mm^-1`` is the conditional covariance of ``x_m`` given ``x_o``,
+  and ``B = -C P_mo`` its regression on ``x_o - mu_o``;
+* the observed block's log-determinant is ``log det Sigma + log det P_mm``;
+* a row's fill about the component's mean, ``yhat = (x_o - mu_o,
+  B (x_o - mu_o))``, has ``yhat' P yhat = (x_o - mu_o)' Sigma_oo^-1
+  (x_o - mu_o)``, so the Mahalanobis term is the complete pass's loop over
+  the filled block, with the component's own upper Cholesky factor of ``P``;
+* the statistics are ``yhat`` and ``yhat yhat'`` (the complete pass's loops
+  again) plus ``C`` on the missing block, weighted by the responsibility.
+
+So per (pattern, component) one factorisation of ``P_mm`` (d_m x d_m), per
+row and component ``d_m d_o`` operations for the fill; the rest is the same
+O(D^2) arithmetic as a complete row. Rows are split into tasks that depend
+only on their number (never on the threads) and the tasks' partial sums are
+added in order, so the result is the same on one thread or sixteen.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["compiled_incomplete_statistics", "task_bounds"]
+from mixtures._kernel import (
+    _JIT,
+    BLOCK,
+    SERIAL_BELOW,
+    _component_weights,
+    _mirror_upper,
+    _parallel_lock,
+    _responsibilities,
+    _sum_tasks,
+    n_tasks,
+)
+from mixtures._parallel import n_threads
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+__all__ = ["IncompleteRows", "compiled_incomplete_statistics"]
+
 _LOG_2PI = math.log(2 * math.pi)
+_TINY = math.sqrt(np.finfo(np.float64).tiny)
 
 
 @numba.njit(**_JIT)
-def _forward(L, b, out):  # pragma: no cover - compiled
-    """Solve ``L out = b`` for lower-triangular ``L``."""
-    n = b.size
-    for i in range(n):
-        total = b[i]
-        for j in range(i):
-            total -= L[i, j] * out[j]
-        out[i] = total / L[i, i]
+def _conditional(precisions, k, coords, p, do, L, inverse, tables, at):
+    """``log det P_mm`` of pattern ``p`` under component ``k``; C into tables.
 
-
-@numba.njit(**_JIT)
-def _backward(L, b, out):  # pragma: no cover - compiled
-    """Solve ``L.T out = b`` for lower-triangular ``L``."""
-    n = b.size
-    for i in range(n - 1, -1, -1):
-        total = b[i]
-        for j in range(i + 1, n):
-            total -= L[j, i] * out[j]
-        out[i] = total / L[i, i]
-
-
-@numba.njit(**_JIT)
-def _missing_block(precisions, k, o, m, L, C, B, unit, half):  # pragma: no cover
-    """``log det P_mm``, and ``C = P_mm^-1`` and ``B = -C P_mo`` into C, B.
-
-    ``L`` (at least d_m x d_m), ``unit`` and ``half`` (d_m,) are scratch.
+    ``tables[at:at + d_m^2]`` receives ``C = P_mm^-1``, row-major. ``L`` and
+    ``inverse`` (D x D) are scratch; no array views are made (each would
+    cost reference counting, per pattern and component).
     """
-    dm, do = m.size, o.size
+    D = precisions.shape[1]
+    dm = D - do
+    determinant = 1.0
     for a in range(dm):  # Cholesky of P_mm into L (lower)
+        ma = coords[p, do + a]
         for b in range(a + 1):
-            total = precisions[k, m[a], m[b]]
+            total = precisions[k, ma, coords[p, do + b]]
             for c in range(b):
                 total -= L[a, c] * L[b, c]
             if a == b:
                 L[a, a] = math.sqrt(total)
+                inverse[a, a] = 1.0 / L[a, a]
+                determinant *= L[a, a]
             else:
-                L[a, b] = total / L[b, b]
-    log_det = 0.0
-    for a in range(dm):
-        log_det += 2.0 * math.log(L[a, a])
-    factor = L[:dm, :dm]
-    for j in range(dm):
-        unit[:] = 0.0
-        unit[j] = 1.0
-        _forward(factor, unit, half)
-        _backward(factor, half, unit)
-        for a in range(dm):
-            C[a, j] = unit[a]
-    for a in range(dm):
-        for b in range(do):
+                L[a, b] = total * inverse[b, b]
+    for j in range(dm):  # L^-1, lower
+        for a in range(j + 1, dm):
             total = 0.0
-            for c in range(dm):
-                total -= C[a, c] * precisions[k, m[c], o[b]]
-            B[a, b] = total
-    return log_det
+            for c in range(j, a):
+                total -= L[a, c] * inverse[c, j]
+            inverse[a, j] = total * inverse[a, a]
+    for a in range(dm):  # C = L^-T L^-1
+        for b in range(a, dm):
+            total = 0.0
+            for c in range(b, dm):
+                total += inverse[c, a] * inverse[c, b]
+            tables[at + a * dm + b] = total
+            tables[at + b * dm + a] = total
+    return 2.0 * math.log(determinant)
 
 
-def _fill(X, observed, starts, order, first, last, means, precisions, log_dets,
-          log_weights, filled, constants, conditionals, offsets):  # fmt: skip
-    """Patterns ``first..last``: every row's fill per component, and its constant.
+@numba.njit(**_JIT)
+def _pattern_tables(coords, n_observed, first, last, precisions, log_dets, log_weights):
+    """C of patterns ``first..last - 1`` under every component.
 
-    ``filled[k, i]`` is row ``i``'s ``yhat`` under component ``k`` (rows
-    counted from ``starts[first]``), ``constants[i, k]`` is ``log w_k - (d_o
-    log 2 pi + log det Sigma_oo) / 2``; each pattern's ``C`` per component
-    goes to ``conditionals[offsets[p - first]:]`` (K blocks of d_m x d_m).
+    Returns ``offsets`` (n + 1,), the flat ``tables`` (pattern ``p``'s
+    component ``k``'s C, d_m x d_m, at ``offsets[p - first] + k d_m^2``) and
+    ``log_norm`` (n, K): ``log w_k - (d_o log 2 pi + log det Sigma_oo) / 2``.
     """
-    K, D = means.shape
-    base = starts[first]
-    for p in prange(first, last):
-        o = np.flatnonzero(observed[p])
-        m = np.flatnonzero(~observed[p])
-        do, dm = o.size, m.size
-        L = np.empty((D, D))
-        C = np.empty((dm, dm))
-        B = np.empty((dm, do))
-        unit = np.empty(dm)
-        half = np.empty(dm)
-        for k in range(K):
-            log_det = log_dets[k] + _missing_block(
-                precisions, k, o, m, L, C, B, unit, half
-            )
-            constant = log_weights[k] - 0.5 * (do * _LOG_2PI + log_det)
-            at = offsets[p - first] + k * dm * dm
-            for a in range(dm):
-                for b in range(dm):
-                    conditionals[at + a * dm + b] = C[a, b]
-            for row in range(starts[p], starts[p + 1]):
-                i = row - base
-                x = order[row]
-                for a in range(do):
-                    filled[k, i, o[a]] = X[x, o[a]] - means[k, o[a]]
-                for a in range(dm):
-                    total = 0.0
-                    for b in range(do):
-                        total += B[a, b] * filled[k, i, o[b]]
-                    filled[k, i, m[a]] = total
-                constants[i, k] = constant
-
-
-def _add_conditional(observed, first, last, masses, conditionals, offsets, second):
-    """Add ``mass_pk C_pk`` to the missing block of ``second[k]``, each pattern."""
-    K = second.shape[0]
+    K, D = precisions.shape[0], precisions.shape[1]
+    n = last - first
+    offsets = np.zeros(n + 1, np.int64)
     for p in range(first, last):
-        m = np.flatnonzero(~observed[p])
-        dm = m.size
+        offsets[p - first + 1] = offsets[p - first] + K * (D - n_observed[p]) ** 2
+    tables = np.empty(offsets[n])
+    log_norm = np.empty((n, K))
+    L, inverse = np.empty((D, D)), np.empty((D, D))
+    for p in range(first, last):
+        do = n_observed[p]
         for k in range(K):
-            at = offsets[p - first] + k * dm * dm
-            mass = masses[p - first, k]
-            for a in range(dm):
-                for b in range(dm):
-                    second[k, m[a], m[b]] += mass * conditionals[at + a * dm + b]
+            at = offsets[p - first] + k * (D - do) ** 2
+            log_det = log_dets[k] + _conditional(
+                precisions, k, coords, p, do, L, inverse, tables, at
+            )
+            log_norm[p - first, k] = log_weights[k] - 0.5 * (do * _LOG_2PI + log_det)
+    return offsets, tables, log_norm
 
 
-_fill_serial = numba.njit(**_JIT)(_fill)
-_fill_parallel = numba.njit(parallel=True, **_JIT)(_fill)
-_add_conditional = numba.njit(**_JIT)(_add_conditional)
+@numba.njit(**_JIT)
+def _block_runs(starts, pattern, start, rows, run_pattern, runs):
+    """Split rows ``start..start + rows`` into runs of one pattern each.
 
-#: Rows per chunk of the BLAS products (K x rows x D fills in memory).
-CHUNK_ROWS = 8192
-#: Below this many rows of a chunk the fills run in one thread.
-PARALLEL_ROWS = 2048
+    ``pattern`` is the pattern of row ``start``; writes the runs' patterns
+    and bounds (relative to ``start``) and returns their number.
+    """
+    n_runs = 0
+    i = 0
+    while i < rows:
+        while starts[pattern + 1] <= start + i:
+            pattern += 1
+        run_pattern[n_runs] = pattern
+        runs[n_runs] = i
+        n_runs += 1
+        i = min(rows, starts[pattern + 1] - start)
+    runs[n_runs] = rows
+    return n_runs
 
 
-def task_bounds(starts: np.ndarray, rows: int = CHUNK_ROWS) -> np.ndarray:
-    """Pattern ranges of at most about ``rows`` rows (whole patterns), (T + 1,)."""
-    n_patterns = starts.size - 1
-    targets = np.arange(0, starts[-1], rows)
-    bounds = np.searchsorted(starts, targets, side="left")
-    return np.unique(np.concatenate([bounds, [0, n_patterns]]))
+@numba.njit(**_JIT)
+def _block_mahalanobis(xt, rows, k, means, factors, coords, n_observed, n_runs,
+                       run_pattern, runs, ct, yt, maha):  # fmt: skip
+    """Component ``k``, the holes at its mean: ``ct`` and ``yt = U' ct`` (D, BLOCK).
+
+    ``maha`` receives ``|yt|^2``, the complete-data Mahalanobis term of the
+    rows with their missing coordinates set to the component's mean.
+    """
+    D = means.shape[1]
+    for j in range(D):
+        mu = means[k, j]
+        for i in range(rows):
+            ct[j, i] = xt[j, i] - mu
+    for r in range(n_runs):
+        p = run_pattern[r]
+        for a in range(n_observed[p], D):
+            target = coords[p, a]
+            for i in range(runs[r], runs[r + 1]):
+                ct[target, i] = 0.0
+    maha[:rows] = 0.0
+    for j in range(D):
+        for i in range(rows):
+            yt[j, i] = 0.0
+        for c in range(j + 1):  # the factor is upper triangular
+            f = factors[k, c, j]
+            for i in range(rows):
+                yt[j, i] += ct[c, i] * f
+        for i in range(rows):
+            maha[i] += yt[j, i] * yt[j, i]
+
+
+@numba.njit(**_JIT)
+def _block_fill(rows, k, factors, coords, n_observed, offsets, tables, log_norm,
+                base, n_runs, run_pattern, runs, ct, yt, g, maha, logp):  # fmt: skip
+    """The conditional fill of the holes into ``ct``, and ``log_norm - maha / 2``.
+
+    With ``g = (P ct)_m = (U yt)_m``, the fill is ``-C g`` and the observed
+    coordinates' Mahalanobis term is ``maha - g' C g``.
+    """
+    D = ct.shape[0]
+    for r in range(n_runs):
+        p = run_pattern[r]
+        i0, i1 = runs[r], runs[r + 1]
+        do = n_observed[p]
+        dm = D - do
+        at = offsets[p - base] + k * dm * dm
+        for a in range(dm):
+            ma = coords[p, do + a]
+            for i in range(i0, i1):
+                g[a, i] = 0.0
+            for j in range(ma, D):
+                f = factors[k, ma, j]
+                for i in range(i0, i1):
+                    g[a, i] += f * yt[j, i]
+        for a in range(dm):
+            ma = coords[p, do + a]
+            for i in range(i0, i1):
+                ct[ma, i] = 0.0
+            for c in range(dm):
+                coefficient = tables[at + a * dm + c]
+                for i in range(i0, i1):
+                    ct[ma, i] -= coefficient * g[c, i]
+            for i in range(i0, i1):
+                maha[i] += g[a, i] * ct[ma, i]
+        constant = log_norm[p - base, k]
+        for i in range(i0, i1):
+            logp[k, i] = constant - 0.5 * maha[i]
+
+
+@numba.njit(**_JIT)
+def _block_moments(ct, rows, k, resp, coords, n_observed, offsets, tables, first,
+                   n_runs, run_pattern, runs, weighted, first_k, second_k):  # fmt: skip
+    """Add ``sum r yhat`` and ``sum r (yhat yhat' + C)`` (upper triangle)."""
+    D = ct.shape[0]
+    for j in range(D):
+        total = 0.0
+        for i in range(rows):
+            weighted[i] = resp[i] * ct[j, i]
+            total += weighted[i]
+        first_k[j] += total
+        for c in range(j, D):
+            total = 0.0
+            for i in range(rows):
+                total += weighted[i] * ct[c, i]
+            second_k[j, c] += total
+    for r in range(n_runs):
+        p = run_pattern[r]
+        mass = 0.0
+        for i in range(runs[r], runs[r + 1]):
+            mass += resp[i]
+        do = n_observed[p]
+        dm = D - do
+        at = offsets[p - first] + k * dm * dm
+        for a in range(dm):
+            for b in range(a, dm):  # coords are increasing: m[a] <= m[b]
+                second_k[coords[p, do + a], coords[p, do + b]] += (
+                    mass * tables[at + a * dm + b]
+                )
+
+
+@numba.njit(**_JIT)
+def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisions,
+          log_dets, log_weights, log_prob, mass, first_moments, second):  # fmt: skip
+    """Rows ``row0..row1 - 1``: log p(x_o) into log_prob, sums into the partials."""
+    K, D = means.shape
+    base = np.searchsorted(starts, row0, side="right") - 1
+    last = np.searchsorted(starts, row1 - 1, side="right")
+    offsets, tables, log_norm = _pattern_tables(
+        coords, n_observed, base, last, precisions, log_dets, log_weights
+    )
+    xt = np.empty((D, BLOCK))
+    cts = np.empty((K, D, BLOCK))
+    yt, g = np.empty((D, BLOCK)), np.empty((D, BLOCK))
+    maha = np.empty(BLOCK)
+    resp, weighted = np.empty(BLOCK), np.empty(BLOCK)
+    logp = np.empty((K, BLOCK))
+    run_pattern = np.empty(BLOCK, np.int64)
+    runs = np.empty(BLOCK + 1, np.int64)
+    no_labels = np.zeros(0, np.int64)
+    log_likelihood = 0.0
+    weight_sum = 0.0
+    pattern = base
+    for start in range(row0, row1, BLOCK):
+        rows = min(BLOCK, row1 - start)
+        for j in range(D):
+            for i in range(rows):
+                xt[j, i] = X[start + i, j]
+        n_runs = _block_runs(starts, pattern, start, rows, run_pattern, runs)
+        pattern = run_pattern[n_runs - 1]
+        for k in range(K):
+            _block_mahalanobis(xt, rows, k, means, factors, coords, n_observed,
+                               n_runs, run_pattern, runs, cts[k], yt, maha)  # fmt: skip
+            _block_fill(rows, k, factors, coords, n_observed, offsets, tables,
+                        log_norm, base, n_runs, run_pattern, runs, cts[k], yt, g,
+                        maha, logp)  # fmt: skip
+        block_ll, block_w = _responsibilities(logp, rows, w, start, log_prob, no_labels)
+        log_likelihood += block_ll
+        weight_sum += block_w
+        for k in range(K):
+            mass[k] += _component_weights(logp[k], rows, _TINY, resp)
+            _block_moments(cts[k], rows, k, resp, coords, n_observed, offsets, tables,
+                           base, n_runs, run_pattern, runs, weighted,
+                           first_moments[k], second[k])  # fmt: skip
+    return log_likelihood, weight_sum
+
+
+def _run(X, w, starts, coords, n_observed, bounds, means, factors, precisions,
+         log_dets, log_weights):  # fmt: skip
+    """Every task (serially or in parallel); their sums added in task order."""
+    K, D = means.shape
+    tasks = bounds.size - 1
+    log_prob = np.empty(X.shape[0])
+    mass = np.zeros((tasks, K))
+    first = np.zeros((tasks, K, D))
+    second = np.zeros((tasks, K, D, D))
+    sums = np.zeros((tasks, 2))
+    for t in prange(tasks):
+        ll, ws = _task(X, w, starts, coords, n_observed, bounds[t], bounds[t + 1],
+                       means, factors, precisions, log_dets, log_weights, log_prob,
+                       mass[t], first[t], second[t])  # fmt: skip
+        sums[t, 0] = ll
+        sums[t, 1] = ws
+    totals = _sum_tasks(mass, first, second, sums)
+    _mirror_upper(totals[2])
+    return totals[0], totals[1], totals[2], log_prob
+
+
+# Separate compiled functions (numba's disk cache cannot tell closures or a
+# flag apart); the serial one never starts the thread pool.
+_run_serial = numba.njit(**_JIT)(_run)
+_run_parallel = numba.njit(parallel=True, **_JIT)(_run)
+
+
+class IncompleteRows:
+    """The incomplete rows of a data set, laid out once for every pass.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The data, NaN where missing.
+    patterns : mixtures.missing.MissingPatterns
+        Its rows grouped by pattern (``patterns.order``, ``patterns.starts``).
+
+    The rows are gathered in pattern order (holes set to 0, never read),
+    each pattern's coordinates listed observed first then missing, both
+    increasing, and the rows split into tasks of whole blocks by their
+    number alone.
+    """
+
+    def __init__(self, X: np.ndarray, patterns) -> None:
+        rows = np.asarray(X, dtype=np.float64)[patterns.order]
+        self.X = np.ascontiguousarray(np.nan_to_num(rows, nan=0.0))
+        self.order = patterns.order
+        self.starts = np.ascontiguousarray(patterns.starts, dtype=np.int64)
+        observed = patterns.observed
+        self.n_observed = observed.sum(axis=1).astype(np.int64)
+        # A stable sort of ~observed lists observed coordinates, then missing.
+        self.coords = np.ascontiguousarray(
+            np.argsort(~observed, axis=1, kind="stable"), dtype=np.int64
+        )
+        n, D = self.X.shape
+        tasks = 1 if n < 4096 else n_tasks(n, 1, D * D + D)
+        blocks = -(-n // BLOCK)
+        self.bounds = np.minimum(
+            (np.arange(tasks + 1) * blocks) // tasks * BLOCK, n
+        ).astype(np.int64)
+
+    @property
+    def n_rows(self) -> int:
+        """Number of incomplete rows."""
+        return int(self.X.shape[0])
 
 
 def compiled_incomplete_statistics(
-    X, sample_weight, observed, starts, order, bounds, means, covariances, weights
+    layout: IncompleteRows, sample_weight, means, covariances, weights
 ):
     """``(S0 (K,), S1 (K, D), S2 (K, D, D), log p(x_o) (n_incomplete,))``.
 
-    As :func:`mixtures.missing.incomplete_statistics`, rows in the order of
-    ``order`` (the incomplete rows, grouped by pattern; pattern ``p`` holds
-    ``order[starts[p]:starts[p + 1]]``), ``bounds`` from :func:`task_bounds`
-    (the chunks of rows).
+    As :func:`mixtures.missing.incomplete_statistics`: moments about the
+    current ``means``, rows in the order of ``layout.order``;
+    ``sample_weight`` (n_samples,) is indexed by the data's rows.
     """
-    X = np.ascontiguousarray(X, dtype=np.float64)
     means = np.ascontiguousarray(means, dtype=np.float64)
     covariances = np.asarray(covariances, dtype=np.float64)
     K, D = means.shape
     lower = np.linalg.cholesky(covariances)
-    eye = np.broadcast_to(np.eye(D), covariances.shape)
-    inverse_lower = np.linalg.solve(lower, eye)
+    inverse_lower = np.linalg.solve(
+        lower, np.broadcast_to(np.eye(D), covariances.shape)
+    )
     # P = Sigma^-1 = L^-T L^-1, and U = L^-T is an upper factor with U U' = P.
     factors = np.ascontiguousarray(inverse_lower.transpose(0, 2, 1))
     precisions = np.ascontiguousarray(factors @ inverse_lower)
     log_dets = 2 * np.log(np.diagonal(lower, axis1=1, axis2=2)).sum(axis=1)
-    log_weights = np.log(np.asarray(weights, dtype=np.float64))
-    s0, s1, s2 = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D))
-    log_prob = np.empty(order.size)
-    for first, last in itertools.pairwise(bounds):
-        a, b = starts[first], starts[last]
-        filled = np.empty((K, b - a, D))
-        constants = np.empty((b - a, K))
-        sizes = K * (D - observed[first:last].sum(axis=1)) ** 2
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        conditionals = np.empty(offsets[-1])
-        fill = _fill_parallel if b - a >= PARALLEL_ROWS else _fill_serial
-        fill(X, observed, starts, order, first, last, means, precisions, log_dets,
-             log_weights, filled, constants, conditionals, offsets)  # fmt: skip
-        z = filled @ factors
-        weighted = constants - 0.5 * np.einsum("knd,knd->nk", z, z)
-        top = weighted.max(axis=1, keepdims=True)
-        chunk_log_prob = top[:, 0] + np.log(np.exp(weighted - top).sum(axis=1))
-        log_prob[a:b] = chunk_log_prob
-        resp = np.exp(weighted - chunk_log_prob[:, None])
-        resp *= sample_weight[order[a:b], None]
-        s0 += resp.sum(axis=0)
-        by_component = np.ascontiguousarray(resp.T)[:, np.newaxis, :]  # (K, 1, n)
-        s1 += (by_component @ filled)[:, 0]
-        s2 += (filled.transpose(0, 2, 1) * by_component) @ filled
-        masses = np.add.reduceat(resp, starts[first:last] - a, axis=0)
-        _add_conditional(observed, first, last, masses, conditionals, offsets, s2)
-    return s0, s1, s2, log_prob
+    arguments = (
+        layout.X,
+        np.ascontiguousarray(np.asarray(sample_weight, dtype=np.float64)[layout.order]),
+        layout.starts,
+        layout.coords,
+        layout.n_observed,
+        layout.bounds,
+        means,
+        factors,
+        precisions,
+        log_dets,
+        np.log(np.asarray(weights, dtype=np.float64)),
+    )
+    tasks = layout.bounds.size - 1
+    threads = min(n_threads(), tasks, numba.config.NUMBA_NUM_THREADS)
+    small = layout.n_rows * K * D < SERIAL_BELOW
+    if small or threads <= 1 or not _parallel_lock.acquire(blocking=False):
+        return _run_serial(*arguments)
+    try:
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            return _run_parallel(*arguments)
+        finally:
+            numba.set_num_threads(previous)
+    finally:
+        _parallel_lock.release()

@@ -199,6 +199,7 @@ def incomplete_statistics(
     sample_weight: np.ndarray,
     params: MixtureParams,
     kernel: str = "numpy",
+    layout=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Expected statistics of the incomplete rows, about the current means.
 
@@ -206,18 +207,19 @@ def incomplete_statistics(
     ``S2`` (K, D, D), each ``sum_n w_n r_nk E[...]`` over the incomplete
     rows, and ``log p(x_o)`` of every incomplete row (n_incomplete,), rows
     in the order of ``patterns.order``. ``kernel="numba"`` runs the
-    compiled pass (:mod:`mixtures._missing_kernel`), "numpy" this one.
+    compiled pass (:mod:`mixtures._missing_kernel`) on ``layout`` (an
+    :class:`~mixtures._missing_kernel.IncompleteRows` of ``X``, built here
+    when not given; a loop builds it once), "numpy" this one.
     """
     if kernel == "numba":
-        from mixtures._missing_kernel import compiled_incomplete_statistics, task_bounds
+        from mixtures._missing_kernel import (
+            IncompleteRows,
+            compiled_incomplete_statistics,
+        )
 
         return compiled_incomplete_statistics(
-            X,
+            layout if layout is not None else IncompleteRows(X, patterns),
             sample_weight,
-            patterns.observed,
-            patterns.starts,
-            patterns.order,
-            task_bounds(patterns.starts),
             params.means,
             params.full_covariances(),
             params.weights,
@@ -292,12 +294,17 @@ def missing_scored_pass(
     """
     complete_X = np.ascontiguousarray(X[patterns.complete])
     incomplete = patterns.order
+    layout = None
+    if kernel == "numba" and patterns.n_incomplete:
+        from mixtures._missing_kernel import IncompleteRows
+
+        layout = IncompleteRows(X, patterns)
 
     def scored(_X, sample_weight, params: MixtureParams):
         model = params.model
         log_prob = np.empty(X.shape[0])
         s0, s1, s2, log_incomplete = incomplete_statistics(
-            X, patterns, sample_weight, params, kernel
+            X, patterns, sample_weight, params, kernel, layout
         )
         log_prob[incomplete] = log_incomplete
         centres = params.means

@@ -304,6 +304,35 @@ def test_the_compiled_pass_equals_the_numpy_pass():
     assert fits[0].n_iter == fits[1].n_iter
 
 
+def test_the_compiled_pass_splits_rows_into_tasks_without_changing_the_result(
+    monkeypatch,
+):
+    """Many tasks and blocks, patterns cut by their bounds; any thread count."""
+    from mixtures._missing_kernel import IncompleteRows, compiled_incomplete_statistics
+
+    rng = np.random.default_rng(26)
+    params = _params(rng, n_features=5, n_components=3)
+    X = _holes(rng, rng.normal(scale=3, size=(20000, 5)), 0.3)
+    weights = rng.uniform(0.5, 2.0, size=X.shape[0])
+    patterns = find_patterns(X)
+    layout = IncompleteRows(X, patterns)
+    assert layout.bounds.size > 3  # several tasks
+    cut = set(layout.bounds[1:-1]) - set(patterns.starts)
+    assert cut  # some task bound falls inside a pattern
+    compiled = compiled_incomplete_statistics(
+        layout, weights, params.means, params.full_covariances(), params.weights
+    )
+    plain = incomplete_statistics(X, patterns, weights, params, "numpy")
+    for a, b in zip(compiled, plain, strict=True):
+        assert_allclose(a, b, rtol=1e-11, atol=1e-9)
+    monkeypatch.setenv("GMMLAB_NUM_THREADS", "1")
+    serial = compiled_incomplete_statistics(
+        layout, weights, params.means, params.full_covariances(), params.weights
+    )
+    for a, b in zip(compiled, serial, strict=True):
+        assert_array_equal(a, b)
+
+
 def test_the_model_search_scores_cells_by_the_observed_data_likelihood():
     from mixtures import search
 
