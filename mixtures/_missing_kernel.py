@@ -259,8 +259,7 @@ def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisio
     run_pattern = np.empty(BLOCK, np.int64)
     runs = np.empty(BLOCK + 1, np.int64)
     no_labels = np.zeros(0, np.int64)
-    log_likelihood = 0.0
-    weight_sum = 0.0
+    sums = np.zeros(2)
     pattern = base
     for start in range(row0, row1, BLOCK):
         rows = min(BLOCK, row1 - start)
@@ -276,41 +275,61 @@ def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisio
                         log_norm, base, n_runs, run_pattern, runs, cts[k], yt, g,
                         maha, logp)  # fmt: skip
         block_ll, block_w = _responsibilities(logp, rows, w, start, log_prob, no_labels)
-        log_likelihood += block_ll
-        weight_sum += block_w
+        sums[0] += block_ll
+        sums[1] += block_w
         for k in range(K):
             mass[k] += _component_weights(logp[k], rows, _TINY, resp)
             _block_moments(cts[k], rows, k, resp, coords, n_observed, offsets, tables,
                            base, n_runs, run_pattern, runs, weighted,
                            first_moments[k], second[k])  # fmt: skip
-    return log_likelihood, weight_sum
+    return sums
 
 
-def _run(X, w, starts, coords, n_observed, bounds, means, factors, precisions,
-         log_dets, log_weights):  # fmt: skip
-    """Every task (serially or in parallel); their sums added in task order."""
-    K, D = means.shape
-    tasks = bounds.size - 1
-    log_prob = np.empty(X.shape[0])
+@numba.njit(**_JIT)
+def _partials(n_rows, K, D, tasks):
+    """``log_prob`` (n_rows,) and the tasks' zeroed partial sums."""
+    log_prob = np.empty(n_rows)
     mass = np.zeros((tasks, K))
     first = np.zeros((tasks, K, D))
     second = np.zeros((tasks, K, D, D))
-    sums = np.zeros((tasks, 2))
-    for t in prange(tasks):
-        ll, ws = _task(X, w, starts, coords, n_observed, bounds[t], bounds[t + 1],
-                       means, factors, precisions, log_dets, log_weights, log_prob,
-                       mass[t], first[t], second[t])  # fmt: skip
-        sums[t, 0] = ll
-        sums[t, 1] = ws
+    return log_prob, mass, first, second, np.zeros((tasks, 2))
+
+
+@numba.njit(**_JIT)
+def _totals(mass, first, second, sums, log_prob):
+    """The tasks' sums added in task order, the second moments mirrored."""
     totals = _sum_tasks(mass, first, second, sums)
     _mirror_upper(totals[2])
     return totals[0], totals[1], totals[2], log_prob
 
 
-# Separate compiled functions (numba's disk cache cannot tell closures or a
-# flag apart); the serial one never starts the thread pool.
-_run_serial = numba.njit(**_JIT)(_run)
-_run_parallel = numba.njit(parallel=True, **_JIT)(_run)
+# A serial and a parallel driver: separate functions, not one compiled twice,
+# since numba's disk cache keys compiled code by the function's name and line
+# and would hand one the other's code; the serial one never starts the pool.
+
+
+@numba.njit(**_JIT)
+def _run_serial(X, w, starts, coords, n_observed, bounds, means, factors,
+                precisions, log_dets, log_weights):  # fmt: skip
+    tasks = bounds.size - 1
+    log_prob, mass, first, second, sums = _partials(X.shape[0], *means.shape, tasks)
+    for t in range(tasks):
+        sums[t] = _task(X, w, starts, coords, n_observed, bounds[t], bounds[t + 1],
+                        means, factors, precisions, log_dets, log_weights, log_prob,
+                        mass[t], first[t], second[t])  # fmt: skip
+    return _totals(mass, first, second, sums, log_prob)
+
+
+@numba.njit(parallel=True, **_JIT)
+def _run_parallel(X, w, starts, coords, n_observed, bounds, means, factors,
+                  precisions, log_dets, log_weights):  # fmt: skip
+    tasks = bounds.size - 1
+    log_prob, mass, first, second, sums = _partials(X.shape[0], *means.shape, tasks)
+    for t in prange(tasks):
+        sums[t] = _task(X, w, starts, coords, n_observed, bounds[t], bounds[t + 1],
+                        means, factors, precisions, log_dets, log_weights, log_prob,
+                        mass[t], first[t], second[t])  # fmt: skip
+    return _totals(mass, first, second, sums, log_prob)
 
 
 class IncompleteRows:
