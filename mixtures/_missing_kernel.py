@@ -242,8 +242,9 @@ def _block_moments(ct, rows, k, resp, coords, n_observed, offsets, tables, first
 
 @numba.njit(**_JIT)
 def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisions,
-          log_dets, log_weights, log_prob, mass, first_moments, second):  # fmt: skip
-    """Rows ``row0..row1 - 1``: log p(x_o) into log_prob, sums into the partials."""
+          log_dets, log_weights, log_prob, labels, mass, first_moments,
+          second):  # fmt: skip
+    """Rows ``row0..row1 - 1``: log p(x_o) and labels out, sums into the partials."""
     K, D = means.shape
     base = np.searchsorted(starts, row0, side="right") - 1
     last = np.searchsorted(starts, row1 - 1, side="right")
@@ -258,7 +259,6 @@ def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisio
     logp = np.empty((K, BLOCK))
     run_pattern = np.empty(BLOCK, np.int64)
     runs = np.empty(BLOCK + 1, np.int64)
-    no_labels = np.zeros(0, np.int64)
     sums = np.zeros(2)
     pattern = base
     for start in range(row0, row1, BLOCK):
@@ -274,7 +274,7 @@ def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisio
             _block_fill(rows, k, factors, coords, n_observed, offsets, tables,
                         log_norm, base, n_runs, run_pattern, runs, cts[k], yt, g,
                         maha, logp)  # fmt: skip
-        block_ll, block_w = _responsibilities(logp, rows, w, start, log_prob, no_labels)
+        block_ll, block_w = _responsibilities(logp, rows, w, start, log_prob, labels)
         sums[0] += block_ll
         sums[1] += block_w
         for k in range(K):
@@ -289,18 +289,19 @@ def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisio
 def _partials(n_rows, K, D, tasks):
     """``log_prob`` (n_rows,) and the tasks' zeroed partial sums."""
     log_prob = np.empty(n_rows)
+    labels = np.empty(n_rows, np.int64)
     mass = np.zeros((tasks, K))
     first = np.zeros((tasks, K, D))
     second = np.zeros((tasks, K, D, D))
-    return log_prob, mass, first, second, np.zeros((tasks, 2))
+    return log_prob, labels, mass, first, second, np.zeros((tasks, 2))
 
 
 @numba.njit(**_JIT)
-def _totals(mass, first, second, sums, log_prob):
+def _totals(mass, first, second, sums, log_prob, labels):
     """The tasks' sums added in task order, the second moments mirrored."""
     totals = _sum_tasks(mass, first, second, sums)
     _mirror_upper(totals[2])
-    return totals[0], totals[1], totals[2], log_prob
+    return totals[0], totals[1], totals[2], log_prob, labels
 
 
 # A serial and a parallel driver: separate functions, not one compiled twice,
@@ -312,24 +313,28 @@ def _totals(mass, first, second, sums, log_prob):
 def _run_serial(X, w, starts, coords, n_observed, bounds, means, factors,
                 precisions, log_dets, log_weights):  # fmt: skip
     tasks = bounds.size - 1
-    log_prob, mass, first, second, sums = _partials(X.shape[0], *means.shape, tasks)
+    log_prob, labels, mass, first, second, sums = _partials(
+        X.shape[0], *means.shape, tasks
+    )
     for t in range(tasks):
         sums[t] = _task(X, w, starts, coords, n_observed, bounds[t], bounds[t + 1],
                         means, factors, precisions, log_dets, log_weights, log_prob,
-                        mass[t], first[t], second[t])  # fmt: skip
-    return _totals(mass, first, second, sums, log_prob)
+                        labels, mass[t], first[t], second[t])  # fmt: skip
+    return _totals(mass, first, second, sums, log_prob, labels)
 
 
 @numba.njit(parallel=True, **_JIT)
 def _run_parallel(X, w, starts, coords, n_observed, bounds, means, factors,
                   precisions, log_dets, log_weights):  # fmt: skip
     tasks = bounds.size - 1
-    log_prob, mass, first, second, sums = _partials(X.shape[0], *means.shape, tasks)
+    log_prob, labels, mass, first, second, sums = _partials(
+        X.shape[0], *means.shape, tasks
+    )
     for t in prange(tasks):
         sums[t] = _task(X, w, starts, coords, n_observed, bounds[t], bounds[t + 1],
                         means, factors, precisions, log_dets, log_weights, log_prob,
-                        mass[t], first[t], second[t])  # fmt: skip
-    return _totals(mass, first, second, sums, log_prob)
+                        labels, mass[t], first[t], second[t])  # fmt: skip
+    return _totals(mass, first, second, sums, log_prob, labels)
 
 
 class IncompleteRows:
@@ -375,11 +380,13 @@ class IncompleteRows:
 def compiled_incomplete_statistics(
     layout: IncompleteRows, sample_weight, means, covariances, weights
 ):
-    """``(S0 (K,), S1 (K, D), S2 (K, D, D), log p(x_o) (n_incomplete,))``.
+    """``(S0 (K,), S1 (K, D), S2 (K, D, D), log p(x_o), labels)``.
 
     As :func:`mixtures.missing.incomplete_statistics`: moments about the
-    current ``means``, rows in the order of ``layout.order``;
-    ``sample_weight`` (n_samples,) is indexed by the data's rows.
+    current ``means``; ``log p(x_o)`` and the most probable component
+    (``labels``), both (n_incomplete,), of the rows in the order of
+    ``layout.order``; ``sample_weight`` (n_samples,) is indexed by the
+    data's rows.
     """
     means = np.ascontiguousarray(means, dtype=np.float64)
     covariances = np.asarray(covariances, dtype=np.float64)

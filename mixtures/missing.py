@@ -223,7 +223,7 @@ def incomplete_statistics(
             params.means,
             params.full_covariances(),
             params.weights,
-        )
+        )[:4]
     K, D = params.means.shape
     ks = np.arange(K)
     covariances = params.full_covariances()
@@ -350,11 +350,26 @@ def missing_score_and_label(
         log_prob[patterns.complete], labels[patterns.complete] = score_and_label(
             X[patterns.complete], params, kernel=kernel
         )
-    if patterns.rows:
-        rows = np.concatenate(patterns.rows)
-        weighted = observed_log_prob(X, patterns, params) + np.log(params.weights)
-        log_prob[rows] = logsumexp(weighted, axis=1)
-        labels[rows] = weighted.argmax(axis=1)
+    if not patterns.rows:
+        return log_prob, labels
+    rows = patterns.order
+    if kernel == "numba":
+        from mixtures._missing_kernel import (
+            IncompleteRows,
+            compiled_incomplete_statistics,
+        )
+
+        log_prob[rows], labels[rows] = compiled_incomplete_statistics(
+            IncompleteRows(X, patterns),
+            np.ones(X.shape[0]),
+            params.means,
+            params.full_covariances(),
+            params.weights,
+        )[3:]
+        return log_prob, labels
+    weighted = observed_log_prob(X, patterns, params) + np.log(params.weights)
+    log_prob[rows] = logsumexp(weighted, axis=1)
+    labels[rows] = weighted.argmax(axis=1)
     return log_prob, labels
 
 
