@@ -45,6 +45,7 @@ from mixtures._kernel import (
     _responsibilities,
     _sum_tasks,
     n_tasks,
+    precision_factors,
 )
 from mixtures._parallel import n_threads
 
@@ -337,6 +338,24 @@ def _run_parallel(X, w, starts, coords, n_observed, bounds, means, factors,
     return _totals(mass, first, second, sums, log_prob, labels)
 
 
+@numba.njit(**_JIT)
+def _precisions(factors):
+    """``P = U U'`` (K, D, D) and ``log det Sigma = -2 sum log U_jj`` (K,)."""
+    K, D = factors.shape[0], factors.shape[1]
+    precisions = np.zeros((K, D, D))
+    log_dets = np.zeros(K)
+    for k in range(K):
+        for a in range(D):
+            log_dets[k] -= 2.0 * math.log(factors[k, a, a])
+            for b in range(a, D):
+                total = 0.0
+                for c in range(b, D):  # U is upper triangular
+                    total += factors[k, a, c] * factors[k, b, c]
+                precisions[k, a, b] = total
+                precisions[k, b, a] = total
+    return precisions, log_dets
+
+
 class IncompleteRows:
     """The incomplete rows of a data set, laid out once for every pass.
 
@@ -389,16 +408,13 @@ def compiled_incomplete_statistics(
     data's rows.
     """
     means = np.ascontiguousarray(means, dtype=np.float64)
-    covariances = np.asarray(covariances, dtype=np.float64)
+    covariances = np.ascontiguousarray(covariances, dtype=np.float64)
     K, D = means.shape
-    lower = np.linalg.cholesky(covariances)
-    inverse_lower = np.linalg.solve(
-        lower, np.broadcast_to(np.eye(D), covariances.shape)
-    )
-    # P = Sigma^-1 = L^-T L^-1, and U = L^-T is an upper factor with U U' = P.
-    factors = np.ascontiguousarray(inverse_lower.transpose(0, 2, 1))
-    precisions = np.ascontiguousarray(factors @ inverse_lower)
-    log_dets = 2 * np.log(np.diagonal(lower, axis1=1, axis2=2)).sum(axis=1)
+    factors, ok = precision_factors(covariances, np.zeros(D))
+    if not ok:  # not positive definite: LinAlgError, as NumPy's path raises
+        np.linalg.cholesky(covariances)
+        raise np.linalg.LinAlgError("a covariance is not positive definite.")
+    precisions, log_dets = _precisions(factors)
     arguments = (
         layout.X,
         np.ascontiguousarray(np.asarray(sample_weight, dtype=np.float64)[layout.order]),
