@@ -67,6 +67,10 @@ class Dataset:
     n_components : int or None
         The natural K (truth's, the scenario's, the number of classes).
     notes : dict
+    complete : ndarray of shape (n_samples, n_features) or None
+        Where values were removed on purpose (``missing_synthetic``), the
+        data before the removal, so that imputations of the holes can be
+        scored; None otherwise. Never recorded in a table.
     """
 
     name: str
@@ -75,6 +79,7 @@ class Dataset:
     truth: MixtureParams | None = None
     n_components: int | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    complete: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -234,7 +239,8 @@ def missing_synthetic(
     ``a`` is set so that the expected share removed is ``rate``; ``z`` is a
     standardised value. The holes come from their own random stream, so every
     mechanism and rate removes values from the same sample. EM over observed
-    values is unbiased under MCAR and MAR, not under MNAR.
+    values is unbiased under MCAR and MAR, not under MNAR. The sample before
+    the removal is the data set's ``complete``, for scoring imputations.
     """
     if mechanism not in MECHANISMS:
         raise ValueError(f"mechanism must be one of {MECHANISMS}; got {mechanism!r}.")
@@ -260,7 +266,9 @@ def missing_synthetic(
     holes_rng = np.random.default_rng([seed, 26])
     X[:, 1:][holes_rng.random(chance.shape) < chance] = np.nan
     notes = dict(base.notes, mechanism=mechanism, rate=rate)
-    return Dataset("missing_synthetic", X, base.labels, base.truth, 3, notes)
+    return Dataset(
+        "missing_synthetic", X, base.labels, base.truth, 3, notes, complete=base.X
+    )
 
 
 def s5(*, seed: int, scaled: bool = True) -> Dataset:

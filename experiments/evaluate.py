@@ -36,6 +36,7 @@ from mixtures.diagnostics import (
     icl,
     uncertainty,
 )
+from mixtures.imputation import imputation_scores
 from mixtures.params import MixtureParams
 
 __all__ = [
@@ -85,6 +86,7 @@ _NUMERIC_DIAGNOSTICS = (
     "map_em_modes",
     "chain_start_modes",
     "chain_random_starts",
+    "rows_fitted",
 )
 
 
@@ -323,6 +325,7 @@ def evaluate_fit(spec: RunSpec, data, fit: MixtureFit) -> dict[str, Any]:
         if data.labels is not None:
             metrics = label_agreement(X, params, data.labels)
             row.update({f"m_{key}": value for key, value in metrics.items()})
+    row.update(_imputation_columns(data, fit))
     traces = [
         {
             "run_id": spec.run_id,
@@ -342,6 +345,23 @@ def evaluate_fit(spec: RunSpec, data, fit: MixtureFit) -> dict[str, Any]:
         ),
         "predictive": predictive_rows(spec.run_id, fit.diagnostics),
     }
+
+
+def _imputation_columns(data, fit: MixtureFit) -> dict[str, Any]:
+    """``m_imputation_*``: the fit's imputation against the removed values.
+
+    Only where the fit imputed the holes and the data set kept the values it
+    removed (``Dataset.complete``): ``m_imputation_rmse`` over the missing
+    cells, ``m_imputation_coverage`` (share of removed values inside the
+    intervals; NaN for a single fill, which has none), ``m_imputation_width``
+    (mean interval width), ``m_imputation_level`` (nominal coverage) and
+    ``m_imputation_cells`` (:func:`mixtures.imputation.imputation_scores`).
+    """
+    complete = getattr(data, "complete", None)
+    if fit.imputation is None or complete is None:
+        return {}
+    scores = imputation_scores(fit.imputation, data.X, complete)
+    return {f"m_{key}": value for key, value in scores.items()}
 
 
 def predictive_rows(run_id: str, diagnostics: dict[str, Any]) -> list[dict[str, Any]]:

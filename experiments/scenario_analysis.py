@@ -23,6 +23,7 @@ from mixtures.missing import observed_score_samples
 from mixtures.params import MixtureParams
 
 __all__ = [
+    "COVERAGE_TOLERANCE",
     "MEANS_AGREE_WITHIN",
     "MISSING_ARMS",
     "S3_INTERVAL",
@@ -33,8 +34,10 @@ __all__ = [
     "best_log_likelihood_over_weights",
     "coinciding_means",
     "components_at",
+    "coverage_against_nominal",
     "distinct_corner_probability",
     "duplicate_start_probability",
+    "imputation_quality",
     "interval_probability",
     "least_error",
     "lower_optima",
@@ -428,21 +431,28 @@ def missing_recovery(runs: pd.DataFrame) -> pd.DataFrame:
 
     Over every fit that ran to the end (a fill that makes a fit degenerate
     is part of what the arm does): ``fits``, ``ok``, the median
-    ``m_mean_rmse`` against the truth and the median ``seconds``. One row
-    per ``mechanism, rate, arm``; empty when ``runs`` has no
-    ``p_mechanism``/``p_rate``.
+    ``m_mean_rmse`` against the truth, the median ``seconds`` and
+    ``rows_used``, the median number of rows the fit saw (``d_rows_fitted``
+    where an arm drops rows, else every row). One row per ``mechanism, rate,
+    arm``; empty when ``runs`` has no ``p_mechanism``/``p_rate``.
     """
     columns = ["mechanism", "rate", "arm", "fits", "ok", "mean_rmse", "seconds"]
+    columns.append("rows_used")
     if not {"p_mechanism", "p_rate"} <= set(runs.columns):
         return pd.DataFrame(columns=columns)
     ran = runs[(runs["status"] != "failed") & runs["p_mechanism"].notna()]
+    rows_used = ran.get("n_samples", pd.Series(np.nan, index=ran.index))
+    if "d_rows_fitted" in ran.columns:
+        rows_used = ran["d_rows_fitted"].fillna(rows_used)
     table = (
-        ran.groupby(["p_mechanism", "p_rate", "backend"], sort=True)
+        ran.assign(rows_used=rows_used)
+        .groupby(["p_mechanism", "p_rate", "backend"], sort=True)
         .agg(
             fits=("status", "size"),
             ok=("status", lambda s: int((s == "ok").sum())),
             mean_rmse=("m_mean_rmse", "median"),
             seconds=("seconds", "median"),
+            rows_used=("rows_used", "median"),
         )
         .reset_index()
         .rename(
@@ -452,15 +462,18 @@ def missing_recovery(runs: pd.DataFrame) -> pd.DataFrame:
     return table[columns]
 
 
-def least_error(table: pd.DataFrame) -> pd.DataFrame:
+def least_error(table: pd.DataFrame, metric: str = "mean_rmse") -> pd.DataFrame:
     """Per mechanism, at its highest rate: the arm with the smallest error.
 
-    ``table`` is :func:`missing_recovery`'s; returns ``mechanism, rate, arm,
-    mean_rmse`` and ``runner_up``, ``runner_up_rmse`` (the next arm).
+    ``table`` is :func:`missing_recovery`'s (``metric="mean_rmse"``) or
+    :func:`imputation_quality`'s (``metric="imputation_rmse"``); returns
+    ``mechanism, rate, arm, METRIC`` and ``runner_up``, ``runner_up_rmse``
+    (the next arm). Arms without a value of ``metric`` are left out.
     """
     rows = []
+    table = table[table[metric].notna()]
     for mechanism, group in table.groupby("mechanism", sort=True):
-        top = group[group["rate"] == group["rate"].max()].sort_values("mean_rmse")
+        top = group[group["rate"] == group["rate"].max()].sort_values(metric)
         best = top.iloc[0]
         second = top.iloc[1] if len(top) > 1 else None
         rows.append(
@@ -468,9 +481,95 @@ def least_error(table: pd.DataFrame) -> pd.DataFrame:
                 "mechanism": mechanism,
                 "rate": float(best["rate"]),
                 "arm": best["arm"],
-                "mean_rmse": float(best["mean_rmse"]),
+                metric: float(best[metric]),
                 "runner_up": None if second is None else second["arm"],
-                "runner_up_rmse": np.nan if second is None else second["mean_rmse"],
+                "runner_up_rmse": np.nan if second is None else second[metric],
             }
         )
     return pd.DataFrame(rows)
+
+
+#: A coverage this close to nominal reads as "at nominal": about two binomial
+#: standard errors of a 90% interval over the ~1,000 cells of one replicate
+#: at 10% missing (sqrt(0.09 / 1000) = 0.0095 per 1,000 cells).
+COVERAGE_TOLERANCE = 0.03
+
+
+def _arm_order(arms) -> list[str]:
+    """:data:`MISSING_ARMS` first, in their order, then any other arm sorted."""
+    arms = set(arms)
+    return [a for a in MISSING_ARMS if a in arms] + sorted(arms - set(MISSING_ARMS))
+
+
+def imputation_quality(runs: pd.DataFrame) -> pd.DataFrame:
+    """How well each arm filled the holes, per mechanism, missing rate and arm.
+
+    Over every fit that ran to the end and imputed (``m_imputation_rmse``
+    recorded): ``fits``; ``imputation_rmse``, the median over fits of the
+    RMSE of the point imputations against the removed values; ``coverage``,
+    the mean over fits of the share of removed values inside the arm's
+    intervals, and ``nominal`` their nominal level (both NaN for an arm
+    that fills each hole once and claims no interval); ``width``, the mean
+    interval width. Rows ``mechanism, rate, arm``, arms in the order of
+    :data:`MISSING_ARMS` then any other (a Bayesian arm where its runs
+    exist); empty without ``p_mechanism``, ``p_rate`` or imputations.
+    """
+    columns = ["mechanism", "rate", "arm", "fits", "imputation_rmse", "coverage"]
+    columns += ["nominal", "width"]
+    needed = {"p_mechanism", "p_rate", "m_imputation_rmse"}
+    if not needed <= set(runs.columns):
+        return pd.DataFrame(columns=columns)
+    ran = runs[
+        (runs["status"] != "failed")
+        & runs["p_mechanism"].notna()
+        & runs["m_imputation_rmse"].notna()
+    ]
+    ran = ran.assign(
+        coverage=ran.get("m_imputation_coverage", np.nan),
+        nominal=ran.get("m_imputation_level", np.nan),
+        width=ran.get("m_imputation_width", np.nan),
+    )
+    table = (
+        ran.groupby(["p_mechanism", "p_rate", "backend"], sort=True)
+        .agg(
+            fits=("status", "size"),
+            imputation_rmse=("m_imputation_rmse", "median"),
+            coverage=("coverage", "mean"),
+            nominal=("nominal", "mean"),
+            width=("width", "mean"),
+        )
+        .reset_index()
+        .rename(
+            columns={"p_mechanism": "mechanism", "p_rate": "rate", "backend": "arm"}
+        )
+    )
+    rank = {arm: i for i, arm in enumerate(_arm_order(table["arm"]))}
+    table = table.sort_values(
+        ["mechanism", "rate", "arm"],
+        key=lambda c: c.map(rank) if c.name == "arm" else c,
+    )
+    return table[columns].reset_index(drop=True)
+
+
+def coverage_against_nominal(
+    table: pd.DataFrame, tolerance: float = COVERAGE_TOLERANCE
+) -> pd.DataFrame:
+    """Each interval arm's coverage against its nominal level.
+
+    ``table`` is :func:`imputation_quality`'s; arms without intervals are
+    left out. Returns ``mechanism, rate, arm, coverage, nominal, shortfall``
+    (``nominal - coverage``) and ``verdict``: ``"under"`` when the shortfall
+    exceeds ``tolerance``, ``"over"`` when the coverage exceeds nominal by
+    more, ``"nominal"`` otherwise.
+    """
+    rows = table[table["coverage"].notna()]
+    shortfall = rows["nominal"] - rows["coverage"]
+    verdict = np.where(
+        shortfall > tolerance,
+        "under",
+        np.where(shortfall < -tolerance, "over", "nominal"),
+    )
+    out = rows[["mechanism", "rate", "arm", "coverage", "nominal"]].assign(
+        shortfall=shortfall, verdict=verdict
+    )
+    return out.reset_index(drop=True)

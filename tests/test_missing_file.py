@@ -179,3 +179,19 @@ def test_the_scenario_sweep_gets_its_report_section(tmp_path):
             f"{row.arm} has the smallest error of the means ({row.mean_rmse:.3f}"
             in page
         )
+    # The imputations: error per arm, coverage of the arms with intervals.
+    import html
+
+    from experiments.scenario_analysis import imputation_quality
+
+    assert (tmp_path / "report" / "missing_imputation.png").is_file()
+    quality = imputation_quality(tables["runs"])
+    assert set(quality["arm"]) == {"em", "em-mean-imputed"}
+    for row in least_error(quality, "imputation_rmse").itertuples():
+        assert f"smallest imputation error ({row.imputation_rmse:.3f}" in page
+        em = quality[
+            (quality["arm"] == "em")
+            & (quality["mechanism"] == row.mechanism)
+            & (quality["rate"] == row.rate)
+        ].iloc[0]
+        assert f"em's 90% intervals hold {em.coverage:.1%}" in html.unescape(page)

@@ -146,6 +146,23 @@ class Imputation:
         """Number of imputed cells."""
         return int(np.size(self.mean))
 
+    def in_units(self, scale: np.ndarray, shift: np.ndarray) -> Imputation:
+        """The imputation of ``X * scale + shift`` (per column, ``scale > 0``).
+
+        ``scale`` and ``shift`` have shape (n_features,); an affine map with
+        a positive scale carries conditional means and quantiles exactly.
+        """
+        scale, shift = np.asarray(scale, float), np.asarray(shift, float)
+        if np.any(scale <= 0):
+            raise ValueError("scale must be positive in every column.")
+        a, b = scale[self.columns], shift[self.columns]
+        return replace(
+            self,
+            mean=self.mean * a + b,
+            lower=self.lower * a + b,
+            upper=self.upper * a + b,
+        )
+
     def filled(self, X: np.ndarray) -> np.ndarray:
         """A copy of ``X`` (n_samples, n_features) with the cells set to ``mean``."""
         out = np.array(X, dtype=np.float64, copy=True)
@@ -276,8 +293,9 @@ def fit_in_standard_units(
     The fit does not depend on the data's units (:mod:`mixtures.units`): the
     columns are standardised for the covariance model, explicit starts
     (``means_init``, ``precisions_init``) are carried into standard units,
-    and the fitted mixture, its log-likelihood and traces are carried back
-    (traces shifted by the log-Jacobian per sample). ``reg_covar`` then acts
+    and the fitted mixture, its log-likelihood, traces and imputation of the
+    missing cells are carried back (traces shifted by the log-Jacobian per
+    sample). ``reg_covar`` then acts
     in standard units, so it is relative to each column's variance; the
     result's ``reg_covar`` is that amount in the data's units.
     """
@@ -309,6 +327,11 @@ def fit_in_standard_units(
         restart_traces=tuple(np.asarray(t) + shift for t in fit.restart_traces),
         diagnostics=diagnostics,
         reg_covar=units.regularisation_back(float(np.max(fit.reg_covar))),
+        imputation=(
+            None
+            if fit.imputation is None
+            else fit.imputation.in_units(units.spread, units.center)
+        ),
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from mixtures import diagnostics
 from mixtures._version import installed_version
 from mixtures.backends.base import (
@@ -37,7 +39,13 @@ class EMBackend:
     def fit(
         self, X, n_components, *, covariance_type="full", random_state=None, **options
     ) -> MixtureFit:
-        """Fit with gmmlab's EM (:func:`mixtures.fit_em`); see :meth:`Backend.fit`."""
+        """Fit with gmmlab's EM (:func:`mixtures.fit_em`); see :meth:`Backend.fit`.
+
+        With ``missing="em"`` and NaN in ``X``, the fit's ``imputation`` holds
+        each missing cell's conditional mean and 90% interval under the
+        fitted mixture (:func:`mixtures.imputation.conditional_intervals`),
+        computed after the fit's clock stops.
+        """
         reject_unknown_options(self.name, options, _OPTIONS)
         data = check_backend_input(
             X, n_components, covariance_type, allow_nan=options.get("missing") == "em"
@@ -51,6 +59,12 @@ class EMBackend:
                 random_state=seed_from(random_state),
                 **options,
             )
+        imputation = None
+        if options.get("missing") == "em" and np.isnan(data).any():
+            from mixtures.imputation import conditional_intervals
+
+            # The fitted mixture's conditional distribution of each hole.
+            imputation = conditional_intervals(data, result.params)
         best = result.restarts[result.best_restart]
         in_force = diagnostics.in_force(best)
         return MixtureFit(
@@ -73,4 +87,5 @@ class EMBackend:
             },
             restart_traces=tuple(result.init_traces),
             reg_covar=options.get("reg_covar", 1e-6),
+            imputation=imputation,
         )

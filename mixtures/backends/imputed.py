@@ -14,6 +14,12 @@ Every arm's ``log_likelihood`` is the observed-data log-likelihood of *all*
 rows under its fitted mixture (each row over its observed values), so the
 arms are compared on one number; the trace is EM's on the filled or reduced
 data. Options are the ``em`` backend's.
+
+Every arm reports its estimate of the holes (``MixtureFit.imputation``):
+complete-case the conditional mean and 90% interval under the mixture it
+fitted to the complete rows (what a complete-case analyst would impute,
+:func:`mixtures.imputation.conditional_intervals`); the filling arms their
+fill, with no interval (a single imputation claims no uncertainty).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from mixtures.backends.base import (
+    Imputation,
     MixtureFit,
     check_backend_input,
     reject_unknown_options,
@@ -32,7 +39,9 @@ from mixtures.backends.base import (
     total_log_likelihood,
 )
 from mixtures.backends.em import EMBackend
+from mixtures.imputation import conditional_intervals, filled_imputation
 from mixtures.missing import find_patterns, mean_filled
+from mixtures.params import MixtureParams
 
 __all__ = ["CompleteCaseBackend", "IterativeImputedBackend", "MeanImputedBackend"]
 
@@ -71,10 +80,21 @@ class _ImputedBackend:
             backend=self.name,
             log_likelihood=total_log_likelihood(data, fit.params),
             diagnostics=diagnostics,
+            imputation=(
+                self._imputation(data, prepared, fit.params)
+                if np.isnan(data).any()
+                else None
+            ),
         )
 
     def _prepared(self, X: np.ndarray, seed: int | None) -> np.ndarray:
         raise NotImplementedError
+
+    def _imputation(
+        self, X: np.ndarray, prepared: np.ndarray, params: MixtureParams
+    ) -> Imputation:
+        """The arm's estimate of the holes of ``X``: its fill, no interval."""
+        return filled_imputation(X, prepared)
 
 
 class CompleteCaseBackend(_ImputedBackend):
@@ -90,6 +110,10 @@ class CompleteCaseBackend(_ImputedBackend):
                 "complete-case analysis has nothing to fit."
             )
         return kept
+
+    def _imputation(self, X, prepared, params):
+        """The holes' conditional distribution under the complete-case mixture."""
+        return conditional_intervals(X, params)
 
 
 class MeanImputedBackend(_ImputedBackend):
