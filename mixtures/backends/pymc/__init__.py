@@ -119,6 +119,16 @@ gave log-likelihoods at the posterior mean of -114.602, -114.734 and
 -114.523 and minimum bulk ESS of 2285, 2445 and 2015 (with the previous,
 tighter starts: -114.888, -114.864 and -114.577; 972, 1296 and 2905).
 
+Missing values
+--------------
+With ``missing="marginal"`` (the default ``"error"`` refuses NaN), each
+row's likelihood is its marginal density over its observed coordinates,
+the parameters' posterior is sampled as above, and the missing cells are
+imputed afterwards from their conditional distribution under each
+posterior draw: posterior means and 90% intervals in the fit's
+``imputation`` (:mod:`.incomplete`, which also says why this, not PyMC's
+automatic imputation of masked observations).
+
 Criticism
 ---------
 From up to ``pointwise_draws`` thinned draws: the pointwise log-likelihood
@@ -136,7 +146,8 @@ how much of each MAP covariance the prior supplies.
 
 # The modules, one job each: model (the model and its coordinates), starts
 # (where the chains start), sampling (the two samplers), posterior (draws to
-# a fit), criticism (the posterior checks) and backend (the two backends).
+# a fit), criticism (the posterior checks), incomplete (missing values) and
+# backend (the two backends).
 # Private names are re-exported for the callers that read them here (the
 # tests); ``_map_em_modes`` and ``_summaries`` are looked up on this package
 # when called, so replacing them here changes what the backends do.

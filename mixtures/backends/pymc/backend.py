@@ -21,6 +21,7 @@ from mixtures.backends.base import (
     reject_unknown_options,
     seed_from,
 )
+from mixtures.backends.pymc.incomplete import check_missing, relabelling_rows
 from mixtures.backends.pymc.model import (
     _free_shapes,
     _import_pymc,
@@ -47,6 +48,7 @@ _NUTS_DEFAULTS = {
     "max_trace_draws": 1000,
     "pointwise_draws": 1000,
     "max_samples": None,
+    "missing": "error",
 }
 _ADVI_DEFAULTS = {
     "n_iter": 10_000,
@@ -57,6 +59,7 @@ _ADVI_DEFAULTS = {
     "max_trace_draws": 1000,
     "pointwise_draws": 1000,
     "max_samples": None,
+    "missing": "error",
 }
 
 
@@ -64,12 +67,17 @@ def _begin(name, X, n_components, covariance_type, random_state, options, defaul
     """Validation and set-up shared by both PyMC backends.
 
     Returns ``(data, settings, seed, sample)``: all rows, the merged options,
-    an int seed, and the rows the posterior is conditioned on.
+    an int seed, and the rows the posterior is conditioned on. NaN (a
+    missing value) is refused unless ``missing="marginal"``
+    (:func:`.incomplete.check_missing`).
     """
-    data = check_backend_input(X, n_components, covariance_type).astype(np.float64)
+    data = check_backend_input(X, n_components, covariance_type, allow_nan=True).astype(
+        np.float64
+    )
     _free_shapes(data.shape[1], n_components, covariance_type)
     reject_unknown_options(name, options, set(defaults))
     settings = {**defaults, **options}
+    check_missing(name, data, settings["missing"])
     if settings["init"] not in ("em", "random"):
         raise ValueError(f"init must be 'em' or 'random'; got {settings['init']!r}.")
     for key in ("draws", "pointwise_draws", "max_trace_draws"):
@@ -140,8 +148,10 @@ def _sample_checked(
 
     When the relabelled draws fail r-hat or ESS (and nothing diverged), the
     chains are sampled afresh from the same starts with twice the draws, up
-    to ``max_draws`` per chain.
+    to ``max_draws`` per chain. Rows with missing values are filled for the
+    relabelling only (:func:`.incomplete.relabelling_rows`).
     """
+    relabelling_data = relabelling_rows(sample, starts.modes[0].params)
     attempts = []
     total_sampling = total_compile = 0.0
     while True:
@@ -151,7 +161,7 @@ def _sample_checked(
         total_sampling += sampling_seconds
         total_compile += compile_seconds
         weights, means, covariances, relabelling = _relabel(
-            sample, *draws_to_params(free, covariance_type), seed
+            relabelling_data, *draws_to_params(free, covariance_type), seed
         )
         # Looked up on the package, where the tests replace it.
         summary = _package._summaries(
@@ -250,7 +260,10 @@ class PyMCBackend(_PyMCBase):
     ``pointwise_draws`` (1000 draws for LOO, WAIC, responsibilities and the
     predictive checks), ``max_samples`` (None: all rows; an integer
     conditions on a random subsample of that many rows, and
-    ``n_conditioned`` says so).
+    ``n_conditioned`` says so), ``missing`` ("error": NaN is refused;
+    "marginal": each row's likelihood is over its observed values and the
+    missing cells are imputed from the posterior, in ``imputation``; see
+    :mod:`.incomplete`).
 
     ``converged`` means no finding of
     :func:`mixtures.diagnostics.sampler_findings` (r-hat at most
@@ -343,10 +356,12 @@ class PyMCAdviBackend(_PyMCBase):
     iterations is below it; stochastic gradients never settle much lower),
     ``draws`` (1000 from the fitted approximation), ``init`` ("em": start at
     the best MAP-EM mode; "random": at a random point), ``max_trace_draws``,
-    ``pointwise_draws``, ``max_samples``. The trace is the ELBO per sample,
-    up to an additive constant: the potentials omit the priors' normalising
-    constants, so it compares iterations of one fit, not fits of different
-    data, K or covariance types (nor with sklearn-vb's bound).
+    ``pointwise_draws``, ``max_samples``, ``missing`` (as for NUTS; the
+    imputation then comes from the approximation's draws). The trace is the
+    ELBO per sample, up to an additive constant: the potentials omit the
+    priors' normalising constants, so it compares iterations of one fit, not
+    fits of different data, K or covariance types (nor with sklearn-vb's
+    bound).
     ``converged``: the parameters met ``tolerance`` before ``n_iter``, or the
     ELBO is stationary over its last 2,000 iterations (:func:`_elbo_stationary`).
     A mean-field Gaussian approximation has one mode, so its draws need no

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from mixtures.backends.pymc.incomplete import observed_e_step
 from mixtures.backends.pymc.model import _hyperparameters, _import_pymc
 from mixtures.em import e_step
+from mixtures.missing import find_patterns, incomplete_statistics
 from mixtures.params import MixtureParams
 
 #: Grid points of the posterior predictive density of each feature.
@@ -58,6 +60,16 @@ def posterior_criticism(
 ) -> dict[str, Any]:
     """PSIS-LOO, WAIC, responsibilities and posterior predictive checks.
 
+    With missing values (NaN) in ``X``, every row is scored over its
+    observed values, so PSIS-LOO and WAIC estimate how well the model
+    predicts each left-out row's observed values; the tied-values check
+    compares rows equal in every observed value, replicates masked as the
+    data are; and the histogram check is left out for the features with
+    missing values (their observed values are a selected subset unless
+    values are missing completely at random, so their histogram need not
+    follow the model's marginal, and a band from it would mislead). ``notes``
+    says so.
+
     Parameters
     ----------
     X : ndarray of shape (N, D)
@@ -91,10 +103,11 @@ def posterior_criticism(
         (mean), ``ppc_ties_p`` (share of replicated data sets with at least
         the data's ties) and ``ppc_resolution`` (the step replicates are
         rounded to, as the data were recorded; None when the data are not on
-        a decimal grid); and ``predictive_density``: per feature, the
-        posterior predictive density on a grid and the data's histogram with
-        the simultaneous band of replicated histograms
-        (:func:`_predictive_density`).
+        a decimal grid); ``predictive_density``: per feature without missing
+        values, the posterior predictive density on a grid and the data's
+        histogram with the simultaneous band of replicated histograms
+        (:func:`_predictive_density`); and ``notes`` (strings: what was done
+        differently for missing values, empty without them).
     """
     _, az = _import_pymc()
     k, d = means.shape[2:]
@@ -119,24 +132,48 @@ def posterior_criticism(
         "predictive_density": _predictive_density(
             X, (flat_w, flat_m, flat_c), picks, rng
         ),
+        "notes": _missing_notes(X, loo),
     }
+
+
+def _missing_notes(X: np.ndarray, loo: bool) -> list[str]:
+    """What :func:`posterior_criticism` did differently for missing values."""
+    holes = np.isnan(X)
+    if not holes.any():
+        return []
+    skipped = np.flatnonzero(holes.any(axis=0))
+    notes = [
+        "responsibilities and the pointwise log-likelihood score each row "
+        "over its observed values",
+        "the tied-values check counts rows equal in every observed value; "
+        "replicates carry the data's holes",
+        f"the histogram check leaves out feature(s) {', '.join(map(str, skipped))} "
+        "(with missing values): unless values are missing completely at random "
+        "their observed values are a selected subset, whose histogram need not "
+        "follow the model's marginal",
+    ]
+    if loo:
+        notes.insert(1, "elpd_loo and WAIC predict each left-out row's observed values")
+    return notes
 
 
 def _pointwise(X, weights, means, covariances):
     """Each draw's pointwise log-likelihood, and the responsibilities' mean and SD.
 
     Returns ``(pointwise, resp_mean, resp_sd)`` of shapes (C, S, N), (N, K)
-    and (N, K), for (C, S, ...) draws.
+    and (N, K), for (C, S, ...) draws. A row with missing values is scored
+    over its observed values.
     """
     n_chains, n_draws, k, _ = means.shape
     n = X.shape[0]
+    patterns = find_patterns(X) if np.isnan(X).any() else None
     pointwise = np.empty((n_chains, n_draws, n))
     resp_sum = np.zeros((n, k))
     resp_square = np.zeros((n, k))
     for c in range(n_chains):
         for s in range(n_draws):
             params = MixtureParams(weights[c, s], means[c, s], covariances[c, s])
-            log_norm, log_resp = e_step(X, params)
+            log_norm, log_resp = observed_e_step(X, patterns, params)
             pointwise[c, s] = log_norm
             resp = np.exp(log_resp)
             resp_sum += resp
@@ -183,11 +220,14 @@ def _ties_check(X, draws, picks, rng) -> dict[str, Any]:
     """The posterior predictive check on tied values, from the ``picks`` draws.
 
     Each picked draw replicates the data (rounded to the data's recording
-    step when they are on a decimal grid) and its ties are counted.
+    step when they are on a decimal grid) and its ties are counted. With
+    missing values, a replicate carries the data's holes, and rows tie when
+    they have the same holes and equal observed values.
     """
     flat_w, flat_m, flat_c = draws
     n = X.shape[0]
-    resolution = _resolution(X)
+    holes = np.isnan(X)
+    resolution = _resolution(X[~holes])
     replicated_ties = []
     for s in picks:
         draw = MixtureParams(flat_w[s] / flat_w[s].sum(), flat_m[s], flat_c[s])
@@ -196,8 +236,8 @@ def _ties_check(X, draws, picks, rng) -> dict[str, Any]:
             # Recorded as the data were: a continuous model's replicates tie
             # only through rounding, so this compares like with like.
             replicate = np.round(replicate / resolution) * resolution
-        replicated_ties.append(_ties(replicate))
-    observed_ties = _ties(X)
+        replicated_ties.append(_ties(np.where(holes, np.inf, replicate)))
+    observed_ties = _ties(np.where(holes, np.inf, X))
     replicated = np.asarray(replicated_ties)
     return {
         "ppc_ties_observed": observed_ties,
@@ -295,7 +335,7 @@ def _predictive_density(X, draws, picks, rng) -> list[dict[str, Any]]:
     weights, means, covariances = draws
     n = X.shape[0]
     out = []
-    for f in range(X.shape[1]):
+    for f in np.flatnonzero(~np.isnan(X).any(axis=0)):
         low, high = float(X[:, f].min()), float(X[:, f].max())
         pad = 0.1 * (high - low if high > low else 1.0)
         grid = np.linspace(low - pad, high + pad, _GRID_POINTS)
@@ -331,7 +371,7 @@ def _predictive_density(X, draws, picks, rng) -> list[dict[str, Any]]:
         fresh_outside = (fresh < band_low) | (fresh > band_high)
         out.append(
             {
-                "feature": f,
+                "feature": int(f),
                 "grid": grid,
                 "mean": density.mean(axis=0),
                 "low": np.quantile(density, 0.03, axis=0),
@@ -361,7 +401,9 @@ def prior_strength(X: np.ndarray, params: MixtureParams) -> dict[str, np.ndarray
     that carry the scatter ``E_k`` (``Lambda_P``, plus the pull of the
     component's mean towards ``mu_P``). ``Lambda_P`` is the data's covariance
     over ``K^(2/D)``, about one cluster's spread, so for a tight or small
-    component the prior can dominate.
+    component the prior can dominate. With missing values (NaN) in ``X``,
+    ``n_k`` and ``W_k`` are the expected statistics MAP-EM's M-step uses
+    (:func:`_component_scatter`).
 
     Returns
     -------
@@ -372,12 +414,7 @@ def prior_strength(X: np.ndarray, params: MixtureParams) -> dict[str, np.ndarray
         (K,), in the order of ``params``' components.
     """
     prior = _hyperparameters(X, params.n_components)
-    _, log_resp = e_step(X, params)
-    resp = np.exp(log_resp)
-    points = resp.sum(axis=0)
-    centres = (resp.T @ X) / points[:, None]
-    centred = X[None, :, :] - centres[:, None, :]  # (K, N, D)
-    scatter = np.einsum("nk,kni,knj->kij", resp, centred, centred)
+    points, centres, scatter = _component_scatter(X, params)
     _, extra_scatter, extra_points = prior.adjust(
         points, centres, params.model.single_covariance
     )
@@ -388,3 +425,32 @@ def prior_strength(X: np.ndarray, params: MixtureParams) -> dict[str, np.ndarray
         "prior_scatter_share": prior_trace
         / (prior_trace + np.trace(scatter, axis1=1, axis2=2)),
     }
+
+
+def _component_scatter(X: np.ndarray, params: MixtureParams):
+    """Each component's points ``n_k`` (K,), mean (K, D) and scatter ``W_k`` (K, D, D).
+
+    From the responsibilities under ``params``. A row with missing values
+    counts with its responsibilities over its observed values and the
+    expected values of its missing ones given them (their conditional means,
+    and the conditional covariance added to the scatter: Little & Rubin
+    2019, sec. 11.2), as in MAP-EM's M-step (:mod:`mixtures.missing`).
+    """
+    if not np.isnan(X).any():
+        resp = np.exp(e_step(X, params)[1])
+        points = resp.sum(axis=0)
+        centres = (resp.T @ X) / points[:, None]
+        centred = X[None, :, :] - centres[:, None, :]  # (K, N, D)
+        return points, centres, np.einsum("nk,kni,knj->kij", resp, centred, centred)
+    patterns = find_patterns(X)
+    # Moments about params.means: sum r, sum r E[x - mu], sum r E[(x - mu)^2].
+    s0, s1, s2, _ = incomplete_statistics(X, patterns, np.ones(X.shape[0]), params)
+    if patterns.complete.size:
+        complete = X[patterns.complete]
+        resp = np.exp(e_step(complete, params)[1])
+        centred = complete[None, :, :] - params.means[:, None, :]
+        s0 = s0 + resp.sum(axis=0)
+        s1 = s1 + np.einsum("nk,kni->ki", resp, centred)
+        s2 = s2 + np.einsum("nk,kni,knj->kij", resp, centred, centred)
+    shift = s1 / s0[:, None]
+    return s0, params.means + shift, s2 - np.einsum("ki,kj->kij", s1, shift)

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
+from mixtures.backends.pymc.incomplete import observed_component, pattern_values
+from mixtures.missing import mean_filled
 from mixtures.params import MixtureParams
 from mixtures.prior import ConjugatePrior, ResolvedPrior
 
@@ -176,13 +178,27 @@ def draws_to_params(
 
 
 def _hyperparameters(X: np.ndarray, n_components: int) -> ResolvedPrior:
+    """The prior's hyper-parameters for data ``X`` (n_samples, n_features).
+
+    With missing values, those of the data with each hole filled by its
+    feature's observed mean: what MAP-EM with ``missing="em"`` resolves, so
+    its estimate stays this posterior's mode.
+    """
+    if np.isnan(X).any():
+        X = mean_filled(X)
     return ConjugatePrior().resolve(X, np.ones(X.shape[0]), n_components)
 
 
 def _data_values(X: np.ndarray, prior: ResolvedPrior) -> dict[str, np.ndarray]:
-    """The model's data containers for data ``X`` and its prior."""
+    """The model's data containers for data ``X`` and its prior.
+
+    With missing values (NaN), ``X`` has its holes set to 0 and the pattern
+    containers of :func:`.incomplete.pattern_values` come with it.
+    """
+    missing = pattern_values(X) if np.isnan(X).any() else {}
     return {
         "X": np.ascontiguousarray(X, dtype=np.float64),
+        **missing,
         "prior_mean": np.asarray(prior.mean, dtype=np.float64),
         "prior_scale": np.asarray(prior.scale, dtype=np.float64),
         "prior_scale_chol": np.linalg.cholesky(prior.scale),
@@ -204,7 +220,10 @@ def build_model(
     ----------
     X : ndarray of shape (n_samples, n_features)
         Data; it and the prior's hyper-parameters are ``pm.Data`` containers,
-        so one compiled model serves every data set of the same ``D``.
+        so one compiled model serves every data set of the same ``D``. With
+        missing values (NaN), each row's likelihood is its marginal over its
+        observed coordinates (:mod:`.incomplete`; one compiled model then
+        serves every data set of that ``D`` with missing values).
     n_components : int
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     jacobian : bool, default=True
@@ -233,15 +252,22 @@ def build_model(
         log_w = logits - pt.logsumexp(logits)
         x = data["X"]
         diff = x[None, :, :] - free["mu"][:, None, :]  # (K, N, D)
-        z, mean_z, log_det, trace_term, wishart_log_det, log_jacobian = (
+        if "observed" in data:
+            diff = diff * data["observed"][None, :, :]  # zero where missing
+        z, mean_z, log_det, trace_term, wishart_log_det, log_jacobian, factor = (
             _precision_terms(free, data, diff, d, k, covariance_type)
         )
-        component = (
-            log_w[:, None]
-            + log_det[:, None]
-            - 0.5 * pt.sum(z**2, axis=2)
-            - 0.5 * d * np.log(2 * np.pi)
-        )
+        if "observed" in data:
+            component = log_w[:, None] + observed_component(
+                data, diff, z, factor, log_det, covariance_type, d
+            )
+        else:
+            component = (
+                log_w[:, None]
+                + log_det[:, None]
+                - 0.5 * pt.sum(z**2, axis=2)
+                - 0.5 * d * np.log(2 * np.pi)
+            )
         pm.Potential("loglik", pt.sum(pt.logsumexp(component, axis=0)))
         nu, kappa = data["prior_dof"], data["prior_shrinkage"]
         # log IW(Sigma | nu, Lambda) up to constants, in terms of U:
@@ -265,11 +291,14 @@ def _precision_terms(free, data, diff, d: int, k: int, covariance_type: str) -> 
 
     ``free`` and ``data`` are the model's variables and data containers,
     ``diff`` the (K, N, D) differences of the data from the means. Returns
-    ``(z, mean_z, log_det, trace_term, wishart_log_det, log_jacobian)``: the
-    differences and the means' offsets from the prior mean whitened by each
-    precision's factor (``z`` (K, N, D), ``mean_z`` (K, D)), ``log |U_k|`` per
-    component, ``tr(Lambda_P Sigma_k^-1)`` summed, the log determinant in the
-    inverse Wishart, and the log Jacobian of the change to free coordinates.
+    ``(z, mean_z, log_det, trace_term, wishart_log_det, log_jacobian,
+    factor)``: the differences and the means' offsets from the prior mean
+    whitened by each precision's factor (``z`` (K, N, D), ``mean_z`` (K, D)),
+    ``log |U_k|`` per component, ``tr(Lambda_P Sigma_k^-1)`` summed, the log
+    determinant in the inverse Wishart, the log Jacobian of the change to
+    free coordinates, and the factors: ``U_k`` (K, D, D) for full and tied
+    precisions, the scales ``1 / sigma_kd`` (K, D) for diagonal and
+    spherical ones.
     """
     import pytensor.tensor as pt
 
@@ -301,6 +330,7 @@ def _precision_terms(free, data, diff, d: int, k: int, covariance_type: str) -> 
         # P = U U^T -> Sigma: log|dSigma/dP| = -(D + 1) log|P|;
         # (log diag, offdiag) -> P: sum_i (D - i + 2) log U_ii (i from 1).
         log_jacobian = -2.0 * (d + 1) * wishart_log_det + diag_sum + wishart_log_det
+        factor = factors
     else:
         if covariance_type == "diag":
             scales = pt.exp(log_diag)  # (K, D): 1 / sigma_kd
@@ -315,4 +345,5 @@ def _precision_terms(free, data, diff, d: int, k: int, covariance_type: str) -> 
         wishart_log_det = pt.sum(log_det)
         # Sigma = exp(-2 a) per entry: log|dSigma/da| = -2 a per entry.
         log_jacobian = -2.0 * pt.sum(log_diag)
-    return z, mean_z, log_det, trace_term, wishart_log_det, log_jacobian
+        factor = scales
+    return z, mean_z, log_det, trace_term, wishart_log_det, log_jacobian, factor

@@ -16,9 +16,11 @@ import numpy as np
 from mixtures.backends import pymc as _package
 from mixtures.backends.base import MixtureFit, total_log_likelihood
 from mixtures.backends.pymc.criticism import posterior_criticism, prior_strength
+from mixtures.backends.pymc.incomplete import observed_e_step, posterior_imputation
 from mixtures.backends.pymc.model import _import_pymc, _subsample_rows
 from mixtures.backends.pymc.starts import _Mode
-from mixtures.em import score_samples
+from mixtures.imputation import IMPUTATION_LEVEL
+from mixtures.missing import find_patterns
 from mixtures.params import MixtureParams
 from mixtures.relabel import apply_permutations, stephens_relabel
 
@@ -107,22 +109,28 @@ def _params_dict(params: MixtureParams) -> dict[str, list]:
 
 
 def _chain_traces(X, weights, means, covariances, max_draws) -> tuple[np.ndarray, ...]:
-    """Mean per-sample log-likelihood of thinned draws, one trace per chain."""
+    """Mean per-sample log-likelihood of thinned draws, one trace per chain.
+
+    ``X`` (N, D); draws of shape (C, S, ...). A row with missing values
+    (NaN) counts with the density of its observed values.
+    """
     n_chains, n_draws = weights.shape[:2]
     keep = _thin(n_chains, n_draws, max_draws)
+    patterns = find_patterns(X) if np.isnan(X).any() else None
     return tuple(
         np.array(
             [
                 float(
                     np.mean(
-                        score_samples(
+                        observed_e_step(
                             X,
+                            patterns,
                             MixtureParams(
                                 weights[c, s] / weights[c, s].sum(),
                                 means[c, s],
                                 covariances[c, s],
                             ),
-                        )
+                        )[0]
                     )
                 )
                 for s in keep
@@ -161,7 +169,10 @@ def _posterior_fit(
     ``summary`` is their :func:`_summaries` when already computed; ``modes``
     are MAP-EM's (:func:`_map_em_modes`), the best of which becomes the MAP;
     ``loo=False`` leaves PSIS-LOO and WAIC out (draws not from the posterior).
-    The fit is ``backend``'s, its ``version`` PyMC's.
+    The fit is ``backend``'s, its ``version`` PyMC's. With missing values in
+    ``data``, the missing cells are imputed from the draws
+    (:func:`.incomplete.posterior_imputation`, in ``imputation``) and the
+    diagnostics say what the criticism did with the holes.
     """
     draws = {"weights": weights, "means": means, "covariances": covariances}
     if summary is None:
@@ -191,11 +202,17 @@ def _posterior_fit(
         # The smallest variance of any component in any draw, relative to
         # the data's variance of that feature: a collapse shows here first.
         "min_variance_ratio": float(
-            np.min(np.diagonal(covariances, axis1=-2, axis2=-1) / np.var(data, axis=0))
+            np.min(
+                np.diagonal(covariances, axis1=-2, axis2=-1) / np.nanvar(data, axis=0)
+            )
         ),
+        **_missing_diagnostics(data, criticism),
     }
     if loo:
         diagnostics.update(_loo_diagnostics(criticism))
+    imputation = posterior_imputation(
+        data, weights, means, covariances, seed, level=IMPUTATION_LEVEL
+    )
     return MixtureFit(
         backend=backend,
         version=_import_pymc()[0].__version__,
@@ -209,7 +226,22 @@ def _posterior_fit(
         diagnostics=diagnostics,
         restart_traces=tuple(restart_traces),
         idata=idata,
+        imputation=imputation,
     )
+
+
+def _missing_diagnostics(data: np.ndarray, criticism: dict[str, Any]) -> dict:
+    """What the fit did with missing values: counts and the criticism's notes."""
+    holes = np.isnan(data)
+    if not holes.any():
+        return {}
+    return {
+        "missing": "marginal",
+        "missing_cells": int(holes.sum()),
+        "incomplete_rows": int(holes.any(axis=1).sum()),
+        "missing_patterns": int(np.unique(holes[holes.any(axis=1)], axis=0).shape[0]),
+        "criticism_notes": list(criticism["notes"]),
+    }
 
 
 def _posterior_mean(weights, means, covariances) -> MixtureParams:
@@ -257,7 +289,12 @@ def _chain_log_likelihoods(data, weights, means, covariances) -> list[float]:
 
 
 def _criticism_diagnostics(criticism: dict[str, Any]) -> dict[str, Any]:
-    """The fit's diagnostics from :func:`posterior_criticism`'s checks."""
+    """The fit's diagnostics from :func:`posterior_criticism`'s checks.
+
+    The histogram counts are NaN when no feature was checked (every one has
+    missing values).
+    """
+    checked = bool(criticism["predictive_density"])
     return {
         "ppc_resolution": (
             float("nan")
@@ -266,10 +303,14 @@ def _criticism_diagnostics(criticism: dict[str, Any]) -> dict[str, Any]:
         ),
         "ppc_bins_outside": sum(
             entry["bins_outside"] for entry in criticism["predictive_density"]
-        ),
+        )
+        if checked
+        else float("nan"),
         "ppc_bins_outside_expected": sum(
             entry["bins_outside_expected"] for entry in criticism["predictive_density"]
-        ),
+        )
+        if checked
+        else float("nan"),
         "ppc_bins": sum(
             entry["histogram_density"].size for entry in criticism["predictive_density"]
         ),

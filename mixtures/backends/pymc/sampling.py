@@ -36,7 +36,8 @@ def _compiled_nutpie(X: np.ndarray, n_components: int, covariance_type: str):
     """Nutpie's compiled model for this shape, built once per process.
 
     Returns ``(compiled, compile_seconds)``; ``compile_seconds`` is 0 when
-    the model came from the cache.
+    the model came from the cache. Data with missing values have their own
+    model (each row's marginal over its observed values), cached beside it.
     """
     try:
         import nutpie
@@ -45,7 +46,8 @@ def _compiled_nutpie(X: np.ndarray, n_components: int, covariance_type: str):
             f"nuts_sampler='nutpie' needs nutpie: {INSTALL_HINT}; or pass "
             "nuts_sampler='pymc'."
         ) from error
-    key = ("nutpie", X.shape[1], n_components, covariance_type)
+    marginal = bool(np.isnan(X).any())
+    key = ("nutpie", X.shape[1], n_components, covariance_type, marginal)
     if key in _COMPILED:
         return _COMPILED[key], 0.0
     start = time.perf_counter()

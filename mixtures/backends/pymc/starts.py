@@ -19,6 +19,7 @@ from mixtures.backends import pymc as _package
 from mixtures.backends.base import total_log_likelihood
 from mixtures.backends.pymc.model import _hyperparameters, params_to_free
 from mixtures.fitting import fit_em
+from mixtures.missing import mean_filled
 from mixtures.params import MixtureParams
 
 #: MAP-EM restarts (k-means++ seeds) searched for distinct posterior modes.
@@ -73,7 +74,9 @@ def _map_em(X, n_components, covariance_type, seed, initial_params=None):
     """One MAP-EM fit: from k-means++ seeded by ``seed``, or from ``initial_params``.
 
     SQUAREM-accelerated, to ``tol=1e-8``: restarts that reach one mode then
-    agree far within :data:`_SAME_MODE`.
+    agree far within :data:`_SAME_MODE`. Data with missing values (NaN) are
+    fitted over each row's observed values (``missing="em"``), so the modes
+    are those of the posterior the model samples.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -89,6 +92,7 @@ def _map_em(X, n_components, covariance_type, seed, initial_params=None):
             tol=1e-8,
             max_iter=1000,
             acceleration="squarem",
+            missing="em" if np.isnan(X).any() else "error",
         ).params
 
 
@@ -144,9 +148,12 @@ def _random_params(
 
     Every covariance is the prior's scale ``Lambda_P`` (the data's covariance
     shrunk by ``K^(2/D)``, about one cluster's spread when K clusters tile the
-    data) and the weights are equal.
+    data) and the weights are equal. A row's missing values (NaN) are
+    replaced by their features' observed means (a start needs no more).
     """
     d = X.shape[1]
+    if np.isnan(X).any():
+        X = mean_filled(X)
     rows = rng.choice(X.shape[0], size=n_components, replace=False)
     scale = _hyperparameters(X, n_components).scale
     return MixtureParams(
