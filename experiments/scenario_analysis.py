@@ -434,7 +434,8 @@ def missing_recovery(runs: pd.DataFrame) -> pd.DataFrame:
     ``m_mean_rmse`` against the truth, the median ``seconds`` and
     ``rows_used``, the median number of rows the fit saw (``d_rows_fitted``
     where an arm drops rows, else every row). One row per ``mechanism, rate,
-    arm``; empty when ``runs`` has no ``p_mechanism``/``p_rate``.
+    arm``, arms in the order of :data:`MISSING_ARMS` then any other; empty
+    when ``runs`` has no ``p_mechanism``/``p_rate``.
     """
     columns = ["mechanism", "rate", "arm", "fits", "ok", "mean_rmse", "seconds"]
     columns.append("rows_used")
@@ -444,22 +445,32 @@ def missing_recovery(runs: pd.DataFrame) -> pd.DataFrame:
     rows_used = ran.get("n_samples", pd.Series(np.nan, index=ran.index))
     if "d_rows_fitted" in ran.columns:
         rows_used = ran["d_rows_fitted"].fillna(rows_used)
+    table = _per_setting(
+        ran.assign(rows_used=rows_used),
+        fits=("status", "size"),
+        ok=("status", lambda s: int((s == "ok").sum())),
+        mean_rmse=("m_mean_rmse", "median"),
+        seconds=("seconds", "median"),
+        rows_used=("rows_used", "median"),
+    )
+    return table[columns]
+
+
+def _per_setting(ran: pd.DataFrame, **aggregates) -> pd.DataFrame:
+    """``ran`` aggregated per ``mechanism, rate, arm``, arms in :func:`_arm_order`."""
     table = (
-        ran.assign(rows_used=rows_used)
-        .groupby(["p_mechanism", "p_rate", "backend"], sort=True)
-        .agg(
-            fits=("status", "size"),
-            ok=("status", lambda s: int((s == "ok").sum())),
-            mean_rmse=("m_mean_rmse", "median"),
-            seconds=("seconds", "median"),
-            rows_used=("rows_used", "median"),
-        )
+        ran.groupby(["p_mechanism", "p_rate", "backend"], sort=True)
+        .agg(**aggregates)
         .reset_index()
         .rename(
             columns={"p_mechanism": "mechanism", "p_rate": "rate", "backend": "arm"}
         )
     )
-    return table[columns]
+    rank = {arm: i for i, arm in enumerate(_arm_order(table["arm"]))}
+    return table.sort_values(
+        ["mechanism", "rate", "arm"],
+        key=lambda c: c.map(rank) if c.name == "arm" else c,
+    ).reset_index(drop=True)
 
 
 def least_error(table: pd.DataFrame, metric: str = "mean_rmse") -> pd.DataFrame:
@@ -529,26 +540,15 @@ def imputation_quality(runs: pd.DataFrame) -> pd.DataFrame:
         nominal=ran.get("m_imputation_level", np.nan),
         width=ran.get("m_imputation_width", np.nan),
     )
-    table = (
-        ran.groupby(["p_mechanism", "p_rate", "backend"], sort=True)
-        .agg(
-            fits=("status", "size"),
-            imputation_rmse=("m_imputation_rmse", "median"),
-            coverage=("coverage", "mean"),
-            nominal=("nominal", "mean"),
-            width=("width", "mean"),
-        )
-        .reset_index()
-        .rename(
-            columns={"p_mechanism": "mechanism", "p_rate": "rate", "backend": "arm"}
-        )
+    table = _per_setting(
+        ran,
+        fits=("status", "size"),
+        imputation_rmse=("m_imputation_rmse", "median"),
+        coverage=("coverage", "mean"),
+        nominal=("nominal", "mean"),
+        width=("width", "mean"),
     )
-    rank = {arm: i for i, arm in enumerate(_arm_order(table["arm"]))}
-    table = table.sort_values(
-        ["mechanism", "rate", "arm"],
-        key=lambda c: c.map(rank) if c.name == "arm" else c,
-    )
-    return table[columns].reset_index(drop=True)
+    return table[columns]
 
 
 def coverage_against_nominal(

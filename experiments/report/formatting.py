@@ -38,6 +38,7 @@ __all__ = [
     "cell_text",
     "column_format",
     "matrix_text",
+    "parameter_text",
     "scientific",
     "significant",
     "vector_text",
@@ -45,6 +46,17 @@ __all__ = [
 
 #: Significant digits of a number whose column names no kind.
 DEFAULT_DIGITS = 4
+
+
+def parameter_text(value) -> str:
+    """A data set's parameter as a label shows it: ``1000`` for a float 1000.0.
+
+    Parameters come back from a table as floats where another row lacks
+    them; whole ones are shown as integers.
+    """
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def significant(value: float, digits: int = DEFAULT_DIGITS) -> str:

@@ -14,7 +14,12 @@ import pandas as pd
 
 from experiments.analysis import STATUSES, choose_model, data_columns
 from experiments.datasets import dataset_name
-from experiments.report.formatting import matrix_text, significant, vector_text
+from experiments.report.formatting import (
+    matrix_text,
+    parameter_text,
+    significant,
+    vector_text,
+)
 from mixtures import MixtureParams
 
 __all__ = [
@@ -37,10 +42,7 @@ def data_label(values: dict, runs: pd.DataFrame) -> str:
     for column, value in values.items():
         varies = column in mine and mine[column].nunique(dropna=False) > 1
         if column.startswith("p_") and pd.notna(value) and varies:
-            shown = (
-                int(value) if isinstance(value, float) and value.is_integer() else value
-            )
-            parts.append(f"{column.removeprefix('p_')}={shown}")
+            parts.append(f"{column.removeprefix('p_')}={parameter_text(value)}")
     return " ".join(parts)
 
 

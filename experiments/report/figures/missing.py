@@ -44,9 +44,18 @@ def missing_figure(table: pd.DataFrame, arms=None) -> Figure:
             )
         ax.set_title(_TITLES[mechanism])
         ax.set_xlabel("values missing (%)")
+        ax.set_xticks(sorted(100 * table["rate"].unique()))
         ax.set_yscale("log")
     axes[0].set_ylabel("error of the means (median RMSE)")
-    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    # Every arm once, whichever panels it has points in (PyMC runs at one rate).
+    handles = {
+        text: handle
+        for ax in axes
+        for handle, text in zip(*ax.get_legend_handles_labels(), strict=True)
+    }
+    axes[-1].legend(
+        handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0)
+    )
     fig.tight_layout()
     return fig
 

@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from experiments.report.figures.style import SMALL_TYPE, colour, subplots
+from experiments.report.formatting import parameter_text
 
 __all__ = ["predictive_figure"]
 
@@ -42,7 +43,9 @@ def predictive_figure(
         ]
         outside = _draw_panel(ax, here)
         params = {c.removeprefix("p_"): run[c] for c in parameters if pd.notna(run[c])}
-        extra = ", ".join(f"{k}={v}" for k, v in params.items() if k != "path")
+        extra = ", ".join(
+            f"{k}={parameter_text(v)}" for k, v in params.items() if k != "path"
+        )
         name = str(run["dataset"])
         if name.startswith("file:"):
             name = Path(name.removeprefix("file:")).name
