@@ -52,6 +52,8 @@ from mixtures._parallel import n_threads
 __all__ = ["IncompleteRows", "compiled_incomplete_statistics"]
 
 _LOG_2PI = math.log(2 * math.pi)
+#: Runs of fewer rows than this are filled row by row (:func:`_block_fill`).
+SHORT_RUN = 8
 _TINY = math.sqrt(np.finfo(np.float64).tiny)
 
 
@@ -142,109 +144,142 @@ def _block_runs(starts, pattern, start, rows, run_pattern, runs):
 
 
 @numba.njit(**_JIT)
-def _block_mahalanobis(xt, rows, k, means, factors, coords, n_observed, n_runs,
-                       run_pattern, runs, ct, yt, maha):  # fmt: skip
-    """Component ``k``, the holes at its mean: ``ct`` and ``yt = U' ct`` (D, BLOCK).
-
-    ``maha`` receives ``|yt|^2``, the complete-data Mahalanobis term of the
-    rows with their missing coordinates set to the component's mean.
-    """
-    D = means.shape[1]
-    for j in range(D):
-        mu = means[k, j]
-        for i in range(rows):
-            ct[j, i] = xt[j, i] - mu
+def _observed_mask(mask, coords, n_observed, n_runs, run_pattern, runs):
+    """``mask`` (D, BLOCK): 1 where the block's row observes the coordinate, else 0."""
+    D = mask.shape[0]
     for r in range(n_runs):
         p = run_pattern[r]
-        for a in range(n_observed[p], D):
+        for a in range(D):
+            value = 1.0 if a < n_observed[p] else 0.0
             target = coords[p, a]
             for i in range(runs[r], runs[r + 1]):
-                ct[target, i] = 0.0
-    maha[:rows] = 0.0
-    for j in range(D):
-        for i in range(rows):
-            yt[j, i] = 0.0
-        for c in range(j + 1):  # the factor is upper triangular
-            f = factors[k, c, j]
-            for i in range(rows):
-                yt[j, i] += ct[c, i] * f
-        for i in range(rows):
-            maha[i] += yt[j, i] * yt[j, i]
+                mask[target, i] = value
 
 
 @numba.njit(**_JIT)
-def _block_fill(rows, k, factors, coords, n_observed, offsets, tables, log_norm,
-                base, n_runs, run_pattern, runs, ct, yt, g, maha, logp):  # fmt: skip
-    """The conditional fill of the holes into ``ct``, and ``log_norm - maha / 2``.
+def _block_fill(cts, logp, precisions, coords, n_observed, offsets, tables, log_norm,
+                base, n_runs, run_pattern, runs, g):  # fmt: skip
+    """The conditional fill of the holes into ``cts``, and the log-densities.
 
-    With ``g = (P ct)_m = (U yt)_m``, the fill is ``-C g`` and the observed
-    coordinates' Mahalanobis term is ``maha - g' C g``.
+    On entry ``cts[k]`` (D, BLOCK) holds the rows about component ``k``'s
+    mean with the holes at 0, and ``logp[k]`` minus half their Mahalanobis
+    term. With ``g = (P ct)_m = P_mo ct_o``, the fill is ``-C g`` and the
+    observed coordinates' term is that one minus ``g' C g``; ``logp`` gets
+    it and the constant. Runs of a few rows go row by row (a loop over a
+    run's rows would cost more to start than to run), longer ones
+    vectorise over their rows.
     """
-    D = ct.shape[0]
+    K, D = cts.shape[0], cts.shape[1]
     for r in range(n_runs):
         p = run_pattern[r]
         i0, i1 = runs[r], runs[r + 1]
         do = n_observed[p]
-        dm = D - do
-        at = offsets[p - base] + k * dm * dm
-        for a in range(dm):
-            ma = coords[p, do + a]
+        for k in range(K):
+            at = offsets[p - base] + k * (D - do) * (D - do)
+            if i1 - i0 < SHORT_RUN:
+                _rows_fill(i0, i1, k, p, do, at, precisions, coords, tables, cts[k],
+                           g, logp)  # fmt: skip
+            else:
+                _run_fill(i0, i1, k, p, do, at, precisions, coords, tables, cts[k],
+                          g, logp)  # fmt: skip
+            constant = log_norm[p - base, k]
             for i in range(i0, i1):
-                g[a, i] = 0.0
-            for j in range(ma, D):
-                f = factors[k, ma, j]
-                for i in range(i0, i1):
-                    g[a, i] += f * yt[j, i]
-        for a in range(dm):
-            ma = coords[p, do + a]
-            for i in range(i0, i1):
-                ct[ma, i] = 0.0
-            for c in range(dm):
-                coefficient = tables[at + a * dm + c]
-                for i in range(i0, i1):
-                    ct[ma, i] -= coefficient * g[c, i]
-            for i in range(i0, i1):
-                maha[i] += g[a, i] * ct[ma, i]
-        constant = log_norm[p - base, k]
-        for i in range(i0, i1):
-            logp[k, i] = constant - 0.5 * maha[i]
+                logp[k, i] += constant
 
 
 @numba.njit(**_JIT)
-def _block_moments(ct, rows, k, resp, coords, n_observed, offsets, tables, first,
-                   n_runs, run_pattern, runs, weighted, first_k, second_k):  # fmt: skip
-    """Add ``sum r yhat`` and ``sum r (yhat yhat' + C)`` (upper triangle)."""
+def _run_fill(i0, i1, k, p, do, at, precisions, coords, tables, ct, g, logp):
+    """:func:`_block_fill` of one run, vectorised over its rows ``i0..i1 - 1``.
+
+    The loops run over 1-D slices from 0: LLVM vectorises those, not loops
+    over 2-D arrays or from an index it cannot prove non-negative.
+    """
     D = ct.shape[0]
-    for j in range(D):
-        total = 0.0
-        for i in range(rows):
-            weighted[i] = resp[i] * ct[j, i]
-            total += weighted[i]
-        first_k[j] += total
-        for c in range(j, D):
+    dm = D - do
+    n = i1 - i0
+    log_density = logp[k, i0:i1]
+    for a in range(dm):
+        ma = coords[p, do + a]
+        target = g[a, i0:i1]
+        target[:] = 0.0
+        for b in range(do):
+            source = ct[coords[p, b], i0:i1]
+            f = precisions[k, ma, coords[p, b]]
+            for i in range(n):
+                target[i] += f * source[i]
+    for a in range(dm):
+        fill = ct[coords[p, do + a], i0:i1]
+        for c in range(dm):
+            coefficient = tables[at + a * dm + c]
+            source = g[c, i0:i1]
+            for i in range(n):
+                fill[i] -= coefficient * source[i]
+        source = g[a, i0:i1]
+        for i in range(n):
+            log_density[i] -= 0.5 * source[i] * fill[i]
+
+
+@numba.njit(**_JIT)
+def _rows_fill(i0, i1, k, p, do, at, precisions, coords, tables, ct, g, logp):
+    """:func:`_block_fill` of one short run, row by row."""
+    D = ct.shape[0]
+    dm = D - do
+    for i in range(i0, i1):
+        for a in range(dm):
+            ma = coords[p, do + a]
+            total = 0.0
+            for b in range(do):
+                total += precisions[k, ma, coords[p, b]] * ct[coords[p, b], i]
+            g[a, i] = total
+        for a in range(dm):
+            total = 0.0
+            for c in range(dm):
+                total -= tables[at + a * dm + c] * g[c, i]
+            ct[coords[p, do + a], i] = total
+            logp[k, i] -= 0.5 * g[a, i] * total
+
+
+@numba.njit(**_JIT)
+def _block_moments(cts, logp, rows, coords, n_observed, offsets, tables, base,
+                   n_runs, run_pattern, runs, resp, weighted, mass, first,
+                   second):  # fmt: skip
+    """Add ``sum r``, ``sum r yhat`` and ``sum r (yhat yhat' + C)`` (upper).
+
+    ``logp`` (K, BLOCK) holds the weighted responsibilities.
+    """
+    K, D = cts.shape[0], cts.shape[1]
+    for k in range(K):
+        mass[k] += _component_weights(logp[k], rows, _TINY, resp)
+        ct = cts[k]
+        for j in range(D):
             total = 0.0
             for i in range(rows):
-                total += weighted[i] * ct[c, i]
-            second_k[j, c] += total
-    for r in range(n_runs):
-        p = run_pattern[r]
-        mass = 0.0
-        for i in range(runs[r], runs[r + 1]):
-            mass += resp[i]
-        do = n_observed[p]
-        dm = D - do
-        at = offsets[p - first] + k * dm * dm
-        for a in range(dm):
-            for b in range(a, dm):  # coords are increasing: m[a] <= m[b]
-                second_k[coords[p, do + a], coords[p, do + b]] += (
-                    mass * tables[at + a * dm + b]
-                )
+                weighted[i] = resp[i] * ct[j, i]
+                total += weighted[i]
+            first[k, j] += total
+            for c in range(j, D):
+                total = 0.0
+                for i in range(rows):
+                    total += weighted[i] * ct[c, i]
+                second[k, j, c] += total
+        for r in range(n_runs):
+            p = run_pattern[r]
+            run_mass = 0.0
+            for i in range(runs[r], runs[r + 1]):
+                run_mass += resp[i]
+            do = n_observed[p]
+            dm = D - do
+            at = offsets[p - base] + k * dm * dm
+            for a in range(dm):
+                for b in range(a, dm):  # coords are increasing: m[a] <= m[b]
+                    second[k, coords[p, do + a], coords[p, do + b]] += (
+                        run_mass * tables[at + a * dm + b]
+                    )
 
 
 @numba.njit(**_JIT)
 def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisions,
-          log_dets, log_weights, log_prob, labels, mass, first_moments,
-          second):  # fmt: skip
+          log_dets, log_weights, log_prob, labels, mass, first, second):  # fmt: skip
     """Rows ``row0..row1 - 1``: log p(x_o) and labels out, sums into the partials."""
     K, D = means.shape
     base = np.searchsorted(starts, row0, side="right") - 1
@@ -252,10 +287,9 @@ def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisio
     offsets, tables, log_norm = _pattern_tables(
         coords, n_observed, base, last, precisions, log_dets, log_weights
     )
-    xt = np.empty((D, BLOCK))
+    xt, mask, g = np.empty((D, BLOCK)), np.empty((D, BLOCK)), np.empty((D, BLOCK))
     cts = np.empty((K, D, BLOCK))
-    yt, g = np.empty((D, BLOCK)), np.empty((D, BLOCK))
-    maha = np.empty(BLOCK)
+    maha, y = np.empty(BLOCK), np.empty(BLOCK)
     resp, weighted = np.empty(BLOCK), np.empty(BLOCK)
     logp = np.empty((K, BLOCK))
     run_pattern = np.empty(BLOCK, np.int64)
@@ -269,20 +303,35 @@ def _task(X, w, starts, coords, n_observed, row0, row1, means, factors, precisio
                 xt[j, i] = X[start + i, j]
         n_runs = _block_runs(starts, pattern, start, rows, run_pattern, runs)
         pattern = run_pattern[n_runs - 1]
+        _observed_mask(mask, coords, n_observed, n_runs, run_pattern, runs)
         for k in range(K):
-            _block_mahalanobis(xt, rows, k, means, factors, coords, n_observed,
-                               n_runs, run_pattern, runs, cts[k], yt, maha)  # fmt: skip
-            _block_fill(rows, k, factors, coords, n_observed, offsets, tables,
-                        log_norm, base, n_runs, run_pattern, runs, cts[k], yt, g,
-                        maha, logp)  # fmt: skip
+            # The rows about the mean, holes at 0, and half their Mahalanobis
+            # term. Written here, not in a function called per component:
+            # those calls cost more than these loops.
+            ct = cts[k]
+            for j in range(D):
+                mu = means[k, j]
+                for i in range(rows):
+                    ct[j, i] = (xt[j, i] - mu) * mask[j, i]
+            maha[:rows] = 0.0
+            for j in range(D):
+                y[:rows] = 0.0
+                for c in range(j + 1):  # the factor is upper triangular
+                    f = factors[k, c, j]
+                    for i in range(rows):
+                        y[i] += ct[c, i] * f
+                for i in range(rows):
+                    maha[i] += y[i] * y[i]
+            for i in range(rows):
+                logp[k, i] = -0.5 * maha[i]
+        _block_fill(cts, logp, precisions, coords, n_observed, offsets, tables,
+                    log_norm, base, n_runs, run_pattern, runs, g)  # fmt: skip
         block_ll, block_w = _responsibilities(logp, rows, w, start, log_prob, labels)
         sums[0] += block_ll
         sums[1] += block_w
-        for k in range(K):
-            mass[k] += _component_weights(logp[k], rows, _TINY, resp)
-            _block_moments(cts[k], rows, k, resp, coords, n_observed, offsets, tables,
-                           base, n_runs, run_pattern, runs, weighted,
-                           first_moments[k], second[k])  # fmt: skip
+        _block_moments(cts, logp, rows, coords, n_observed, offsets, tables, base,
+                       n_runs, run_pattern, runs, resp, weighted, mass, first,
+                       second)  # fmt: skip
     return sums
 
 

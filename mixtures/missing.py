@@ -330,7 +330,9 @@ def missing_scored_pass(
                 model.moments_from_full(s2),
                 float(np.sum(sample_weight)),
             )
-        mean = float(np.dot(sample_weight, log_prob) / np.sum(sample_weight))
+        # Not np.dot: a BLAS call over every row wakes OpenBLAS's threads,
+        # which then spin against the next pass's own (a third slower).
+        mean = float(np.sum(sample_weight * log_prob) / np.sum(sample_weight))
         return stats, log_prob, mean
 
     return scored
