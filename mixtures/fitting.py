@@ -642,7 +642,9 @@ def fit_em(
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or (n_samples,)
-        Data; a 1-D array is one feature.
+        Data; a 1-D array is one feature. A ``dask.array.Array`` (rows in
+        chunks) is fitted out of core, block by block
+        (:mod:`mixtures.dask_em`); its result's ``labels`` is then lazy.
     n_components : int, default=1
     sample_weight : array-like of shape (n_samples,), optional
         Non-negative weights; integer weights fit like repeated rows.
@@ -672,6 +674,15 @@ def fit_em(
     """
     reject_unknown("fit_em", options, _FIT_EM_OPTIONS)
     validated = EMOptions(n_components=n_components, **options)
+    from mixtures.dask_em import fit_dask, is_dask_array
+
+    if is_dask_array(X):  # out of core: the statistics summed across blocks
+        if initial_params is not None:
+            raise ValueError(
+                "initial_params is not supported on a Dask array; pass "
+                "weights_init, means_init and precisions_init."
+            )
+        return fit_dask(X, sample_weight, validated, random_state)
     data = check_data(X, allow_1d=True, allow_nan=validated.missing == "em")
     return fit_validated(
         data, sample_weight, validated, random_state, initial_params=initial_params

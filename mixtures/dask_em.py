@@ -1,0 +1,288 @@
+"""EM on a Dask array: the engine's pass on every block, the sums across workers.
+
+One EM iteration needs the data only through sufficient statistics: per
+component the responsibility mass, the first and second moments about the
+current means, and the log-likelihood. The engine's fused pass
+(:func:`mixtures.passes.em_pass`, compiled or NumPy) computes exactly these
+for any block of rows, about centres that depend on the parameters alone,
+so the statistics of a Dask array are the sum of its blocks' ones.
+
+Per iteration, :func:`dask_scored_pass` sends the current parameters to the
+workers once (one task key), runs the pass on every row block, and adds the
+blocks' statistics in a fixed binary tree (the same order on every run and
+on any cluster); only the (K, D, D) sums reach the client, which runs the
+M-step. The data are read once per iteration and never gathered.
+
+What needs rows rather than sums is done on a seeded sample of rows, drawn
+once (:func:`sample_rows`): the starts (k-means, random rows, as in memory
+but on the sample), the distinct-row count of the degenerate-component
+policy, and the order in which a degenerate component is reseeded from
+badly explained rows. The policy's per-feature scales come from the whole
+array (:func:`feature_moments`, one pass). With explicit starts
+(``means_init``...) the fit equals the in-memory fit up to the order of
+floating-point sums.
+
+Not yet: MAP-EM's prior, missing values, and the estimator
+(:class:`mixtures.GaussianMixture`) on Dask arrays (use :func:`fit_em`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mixtures.degenerate import DegeneracyPolicy, _count_distinct_rows
+from mixtures.em import EMRun, run_em
+from mixtures.passes import _scored_pass, score_and_label
+
+__all__ = [
+    "DEFAULT_SAMPLE_ROWS",
+    "dask_scored_pass",
+    "feature_moments",
+    "fit_dask",
+    "is_dask_array",
+    "sample_rows",
+]
+
+#: Rows drawn for the starts and the policy's row-level rules.
+DEFAULT_SAMPLE_ROWS = 50_000
+
+
+def is_dask_array(X: Any) -> bool:
+    """Whether ``X`` is a ``dask.array.Array`` (without importing Dask)."""
+    return type(X).__module__.startswith("dask.array") and hasattr(X, "to_delayed")
+
+
+def _row_blocks(X, sample_weight):
+    """``X``'s row blocks and matching weight blocks (None: unit weights)."""
+    blocks = list(X.to_delayed()[:, 0])
+    if sample_weight is None:
+        return blocks, [None] * len(blocks)
+    weights = sample_weight.rechunk((X.chunks[0],))
+    return blocks, list(weights.to_delayed())
+
+
+def _block_sums(block, weights, params, kernel):
+    """One block's statistics, its weighted log-likelihood and its weight."""
+    block = np.asarray(block)
+    if weights is None:
+        weights = np.ones(block.shape[0])
+    stats, log_prob, _ = _scored_pass(block, weights, params, kernel)
+    positive = weights > 0  # rows of weight 0 count for nothing, -inf included
+    return (
+        stats,
+        float(np.dot(weights[positive], log_prob[positive])),
+        stats.total_weight,
+    )
+
+
+def _added(left, right):
+    """Two blocks' sums added (statistics about the same centres)."""
+    return left[0] + right[0], left[1] + right[1], left[2] + right[2]
+
+
+def _tree_sum(parts: list):
+    """``parts`` added pairwise in a fixed binary tree of delayed tasks."""
+    from dask import delayed
+
+    while len(parts) > 1:
+        paired = [
+            delayed(_added, pure=True)(parts[i], parts[i + 1])
+            for i in range(0, len(parts) - 1, 2)
+        ]
+        parts = paired + ([parts[-1]] if len(parts) % 2 else [])
+    return parts[0]
+
+
+def dask_total(X, sample_weight, params, kernel: str):
+    """``(stats, sum_n w_n log p(x_n), sum_n w_n)`` over a Dask array, summed."""
+    import dask
+    from dask import delayed
+
+    blocks, weights = _row_blocks(X, sample_weight)
+    shared = delayed(params, pure=True)  # sent once, not once per block
+    parts = [
+        delayed(_block_sums, pure=True)(block, w, shared, kernel)
+        for block, w in zip(blocks, weights, strict=True)
+    ]
+    (total,) = dask.compute(_tree_sum(parts))
+    return total
+
+
+def dask_scored_pass(X, sample_weight, sample: np.ndarray, kernel: str):
+    """The engine's scored pass over the Dask array ``X`` (n_samples, n_features).
+
+    Returns a function ``(X_sample, w_sample, params) -> (stats, log p of
+    the sample's rows, mean log-likelihood)`` for :func:`mixtures.em.em_step`:
+    the statistics and the mean are the whole array's; the per-row
+    log-densities are those of ``sample`` (the rows the policy reseeds
+    from), computed here, never the whole array's.
+    """
+
+    def scored(_X, _w, params):
+        stats, log_likelihood, weight = dask_total(X, sample_weight, params, kernel)
+        log_prob = score_and_label(sample, params, kernel=kernel)[0]
+        return stats, log_prob, log_likelihood / weight
+
+    return scored
+
+
+def sample_rows(
+    X, sample_weight, n_rows: int, random_state: np.random.RandomState
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n_rows`` rows of the Dask array ``X`` and their weights.
+
+    Drawn without replacement, seeded by ``random_state`` (all rows, and no
+    draw, when there are no more than ``n_rows``); the rows keep their order
+    in ``X``. Only the drawn rows reach the client. Weights are ones when
+    ``sample_weight`` is None.
+    """
+    n_samples = X.shape[0]
+    chosen: slice | np.ndarray = slice(None)
+    if n_samples > n_rows:
+        chosen = np.sort(random_state.choice(n_samples, size=n_rows, replace=False))
+    rows = np.asarray(X[chosen].compute())
+    if sample_weight is None:
+        return rows, np.ones(rows.shape[0])
+    return rows, np.asarray(sample_weight[chosen].compute(), dtype=np.float64)
+
+
+def feature_moments(X, sample_weight) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Weighted per-feature mean and variance (D,), total and mean positive weight.
+
+    Two passes over the Dask array: the mean, then the squares about it.
+    """
+    import dask.array as da
+
+    w = da.ones(X.shape[0], chunks=(X.chunks[0],)) if sample_weight is None else (
+        sample_weight.rechunk((X.chunks[0],))
+    )  # fmt: skip
+    total, positive = da.compute(w.sum(), (w > 0).sum())
+    mean = np.asarray((w[:, None] * X).sum(axis=0).compute(), dtype=np.float64) / total
+    centred = X - mean.astype(X.dtype)
+    variance = np.asarray(
+        (w[:, None] * centred.astype(np.float64) ** 2).sum(axis=0).compute()
+    ) / float(total)
+    return mean, variance, float(total), float(total) / float(positive)
+
+
+def _policy(X, sample_weight, sample, options, reg_covar) -> DegeneracyPolicy:
+    """The degenerate policy: scales from ``X``, distinct rows from ``sample``.
+
+    ``sample``: the drawn rows of positive weight.
+    """
+    _, variances, _, mean_weight = feature_moments(X, sample_weight)
+    positive = variances[variances > 0]
+    variances[variances <= 0] = positive.max() if positive.size else 1.0
+    return DegeneracyPolicy(
+        covariance_floor=np.sqrt(np.finfo(X.dtype).eps) * variances,
+        feature_scale=np.sqrt(variances),
+        mean_sample_weight=mean_weight,
+        reg_covar=reg_covar * variances if options.reg_covar_relative else reg_covar,
+        prior=None,
+        n_distinct_rows=_count_distinct_rows(sample, enough=options.n_components),
+    )
+
+
+def _checked(X, sample_weight, options):
+    """``X`` as float rows with its columns in one chunk; the weights as Dask."""
+    import dask.array as da
+
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2-D Dask array (rows, features); got {X.ndim}-D.")
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if X.numblocks[1] != 1:
+        X = X.rechunk({1: -1})  # a row block holds whole rows
+    if options.prior is not None or options.missing != "error":
+        raise ValueError(
+            "fit_em on a Dask array does not support prior= or missing= yet; "
+            "fit in memory (np.asarray(X)) for those."
+        )
+    if X.shape[0] < options.n_components:
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = "
+            f"{options.n_components}, n_samples = {X.shape[0]}."
+        )
+    if sample_weight is not None:
+        sample_weight = da.asarray(sample_weight)
+        if sample_weight.shape != (X.shape[0],):
+            raise ValueError(
+                f"sample_weight must have shape ({X.shape[0]},); "
+                f"got {sample_weight.shape}."
+            )
+    return X, sample_weight
+
+
+def fit_dask(X, sample_weight, options, random_state, *, sample_size=None):
+    """:func:`mixtures.fit_em` on a Dask array ``X`` (n_samples, n_features).
+
+    Rows in chunks, any number; every iteration's statistics are summed
+    across the blocks (module docstring). ``sample_weight`` is None or a
+    Dask (or NumPy) array of shape (n_samples,). The starts use a seeded
+    sample of ``sample_size`` rows (default :data:`DEFAULT_SAMPLE_ROWS`).
+    Returns an :class:`mixtures.fitting.EMResult` whose ``labels`` is a
+    lazy Dask array (n_samples,): compute or store it block by block.
+    """
+    from mixtures._parallel import resolve_kernel
+    from mixtures.fitting import EMResult, _initial_params, as_random_state
+
+    X, sample_weight = _checked(X, sample_weight, options)
+    kernel = resolve_kernel(options.kernel)
+    random_state = as_random_state(random_state)
+    n_rows = DEFAULT_SAMPLE_ROWS if sample_size is None else int(sample_size)
+    sample, sample_w = sample_rows(
+        X, sample_weight, max(n_rows, options.n_components), random_state
+    )
+    policy = _policy(X, sample_weight, sample[sample_w > 0], options, options.reg_covar)
+    scored = dask_scored_pass(X, sample_weight, sample, kernel)
+    inits = options.initial_arrays(X.shape[1])
+    restarts: list[EMRun] = []
+    for restart in range(options.n_init):
+        start, events = _initial_params(
+            sample, sample_w, sample_weight is None, options, inits, random_state,
+            policy, restart, None, kernel,
+        )  # fmt: skip
+        restarts.append(
+            run_em(
+                sample,
+                sample_w,
+                start,
+                policy,
+                tol=options.tol,
+                max_iter=options.max_iter,
+                restart=restart,
+                initial_events=tuple(events),
+                acceleration=options.acceleration,
+                stopping=options.stopping,
+                kernel=kernel,
+                scored_pass=scored,
+            )
+        )
+    bounds = [run.lower_bound for run in restarts]
+    best_index = 0 if options.max_iter == 0 else int(np.argmax(bounds))
+    best = restarts[best_index]
+    _, total, weight = dask_total(X, sample_weight, best.params, kernel)
+    labels = X.map_blocks(
+        _block_labels, best.params, kernel, drop_axis=1, dtype=np.int64
+    )
+    return EMResult(
+        params=best.params,
+        lower_bounds=best.lower_bounds,
+        n_iter=best.n_iter,
+        converged=best.converged,
+        lower_bound=best.lower_bound,
+        log_likelihood=total,
+        mean_log_likelihood=total / weight,
+        labels=labels,
+        best_restart=best_index,
+        restarts=tuple(restarts),
+    )
+
+
+def _block_labels(block, params, kernel):
+    """The most probable component of each row of one block (n_block,)."""
+    return score_and_label(np.asarray(block), params, kernel=kernel)[1]

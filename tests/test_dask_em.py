@@ -1,0 +1,129 @@
+"""EM on a Dask array (issue 27): the in-memory answer, block by block."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from mixtures import fit_em
+from mixtures.covariance import COVARIANCE_MODELS
+
+da = pytest.importorskip("dask.array")
+
+_MULTIVARIATE = [m for m in COVARIANCE_MODELS if m not in ("E", "V")]
+
+
+def _data(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.vstack(
+        [
+            rng.normal(size=(n // 2, 3)) @ np.diag([1.0, 0.5, 2.0]) + [5.0, 1.0, 0.0],
+            rng.normal(size=(n - n // 2, 3)) * 0.7 + [0.0, -1.0, 1.0],
+        ]
+    )
+    # Far from the origin: the moments must be taken about the means.
+    return X + 1e4
+
+
+_START = {
+    "means_init": np.array([[5.0, 1.0, 0.0], [0.0, -1.0, 1.0]]) + 1e4 + 0.3,
+    "weights_init": np.array([0.4, 0.6]),
+}
+
+
+def _assert_same_fit(ours, reference, rtol=1e-10):
+    assert ours.n_iter == reference.n_iter
+    assert_allclose(ours.lower_bounds, reference.lower_bounds, rtol=rtol)
+    assert_allclose(ours.params.weights, reference.params.weights, rtol=rtol)
+    assert_allclose(ours.params.means, reference.params.means, rtol=rtol)
+    # Relative to the covariance's scale: an entry near 0 has no relative size.
+    covariances = reference.params.full_covariances()
+    assert_allclose(
+        ours.params.full_covariances(),
+        covariances,
+        rtol=rtol,
+        atol=rtol * np.abs(covariances).max(),
+    )
+    assert ours.log_likelihood == pytest.approx(reference.log_likelihood, rel=rtol)
+
+
+@pytest.mark.parametrize("model", _MULTIVARIATE)
+@pytest.mark.parametrize("n_chunks", [1, 2, 7])
+def test_every_model_on_any_chunking_equals_the_in_memory_fit(model, n_chunks):
+    X = _data()
+    options = dict(covariance_type=model, tol=1e-10, max_iter=200, **_START)
+    reference = fit_em(X, 2, random_state=0, **options)
+    chunks = -(-X.shape[0] // n_chunks)
+    ours = fit_em(da.from_array(X, chunks=(chunks, 3)), 2, random_state=0, **options)
+    _assert_same_fit(ours, reference)
+    assert_array_equal(ours.labels.compute(), reference.labels)
+
+
+@pytest.mark.parametrize("model", ["E", "V"])
+def test_the_univariate_models_on_a_dask_column(model):
+    x = _data()[:, 0]
+    options = dict(covariance_type=model, tol=1e-10, means_init=[[1e4 + 5], [1e4]])
+    reference = fit_em(x, 2, random_state=0, **options)
+    ours = fit_em(da.from_array(x, chunks=97), 2, random_state=0, **options)
+    _assert_same_fit(ours, reference)
+
+
+def test_starts_float32_and_weights_as_in_memory():
+    """Data within the start sample: k-means starts equal the in-memory ones."""
+    X = _data(seed=3)
+    weights = np.random.default_rng(1).integers(0, 4, size=X.shape[0]).astype(float)
+    options = dict(n_init=3, tol=1e-9, random_state=7)
+    reference = fit_em(X, 2, sample_weight=weights, **options)
+    ours = fit_em(
+        da.from_array(X, chunks=(150, 3)),
+        2,
+        sample_weight=da.from_array(weights, chunks=100),
+        **options,
+    )
+    _assert_same_fit(ours, reference)
+    single = X.astype(np.float32)
+    reference = fit_em(single, 2, **options)
+    ours = fit_em(da.from_array(single, chunks=(128, 3)), 2, **options)
+    _assert_same_fit(ours, reference, rtol=1e-6)
+
+
+def test_larger_data_start_from_a_sample_and_converge():
+    """More rows than the start sample: a sound fit, rows never gathered."""
+    rng = np.random.default_rng(5)
+    means = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    X = np.vstack([rng.normal(size=(4000, 2)) + m for m in means])
+    from mixtures.dask_em import fit_dask
+    from mixtures.options import EMOptions
+
+    options = EMOptions(n_components=3, tol=1e-8)
+    ours = fit_dask(
+        da.from_array(X, chunks=(1000, 2)), None, options, 0, sample_size=500
+    )
+    assert ours.converged
+    order = np.argsort(ours.params.means[:, 0] + 10 * ours.params.means[:, 1])
+    assert_allclose(ours.params.means[order], means[[0, 1, 2]], atol=0.1)
+    # The same optimum as EM in memory from the fitted parameters.
+    reference = fit_em(
+        X,
+        3,
+        means_init=ours.params.means,
+        weights_init=ours.params.weights,
+        precisions_init=ours.params.precisions,
+        tol=1e-8,
+    )
+    assert ours.log_likelihood == pytest.approx(reference.log_likelihood, rel=1e-8)
+
+
+def test_unsupported_options_and_bad_input_are_clear():
+    X = da.from_array(_data(), chunks=(100, 3))
+    with pytest.raises(ValueError, match="prior"):
+        fit_em(X, 2, prior=True)
+    with pytest.raises(ValueError, match="initial_params"):
+        fit_em(X, 2, initial_params=fit_em(np.asarray(X), 2).params)
+    with pytest.raises(ValueError, match="2-D"):
+        fit_em(da.zeros((4, 3, 2), chunks=2), 2)
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        fit_em(X, 2, sample_weight=da.ones(5, chunks=5))
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        fit_em(X[:1], 2)
