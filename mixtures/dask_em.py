@@ -68,7 +68,8 @@ def _block_sums(block, weights, params, kernel):
     block = np.asarray(block)
     if weights is None:
         weights = np.ones(block.shape[0])
-    stats, log_prob, _ = _scored_pass(block, weights, params, kernel)
+    # One thread per block: Dask runs the blocks side by side.
+    stats, log_prob, _ = _scored_pass(block, weights, params, kernel, threads=1)
     positive = weights > 0  # rows of weight 0 count for nothing, -inf included
     return (
         stats,

@@ -368,12 +368,20 @@ def em_pass(
 
 
 def _scored_pass(
-    X: np.ndarray, sample_weight: np.ndarray, params: MixtureParams, kernel: str
+    X: np.ndarray,
+    sample_weight: np.ndarray,
+    params: MixtureParams,
+    kernel: str,
+    threads: int | None = None,
 ) -> tuple[SufficientStats, np.ndarray, float]:
-    """:func:`em_pass` and the weighted mean log-likelihood, on ``kernel``."""
+    """:func:`em_pass` and the weighted mean log-likelihood, on ``kernel``.
+
+    ``threads`` caps the compiled kernel's threads (None: the usable cores);
+    a caller that already runs passes side by side gives 1.
+    """
     if kernel == "numba":
         model = params.model
-        result = _compiled_pass(X, sample_weight, params, model=model)
+        result = _compiled_pass(X, sample_weight, params, model=model, threads=threads)
         stats = SufficientStats(
             result.mass,
             result.centres,
@@ -433,6 +441,7 @@ def _compiled_pass(
     params: MixtureParams,
     with_moments: bool = True,
     model: CovarianceModel | None = None,
+    threads: int | None = None,
 ):
     """One pass of the compiled kernel: a :class:`mixtures._kernel.PassResult`.
 
@@ -449,5 +458,6 @@ def _compiled_pass(
         means,
         factors,
         model.kernel,
+        threads=threads,
         with_moments=with_moments,
     )

@@ -127,3 +127,54 @@ def test_unsupported_options_and_bad_input_are_clear():
         fit_em(X, 2, sample_weight=da.ones(5, chunks=5))
     with pytest.raises(ValueError, match="n_samples >= n_components"):
         fit_em(X[:1], 2)
+
+
+@pytest.mark.slow
+def test_a_local_cluster_of_two_worker_processes_gives_the_in_memory_fit():
+    """The parameters travel to worker processes and the sums come back."""
+    distributed = pytest.importorskip("distributed")
+    X = _data(n=4000, seed=11)
+    options = dict(covariance_type="VVV", tol=1e-10, **_START)
+    reference = fit_em(X, 2, random_state=0, **options)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        ours = fit_em(da.from_array(X, chunks=(700, 3)), 2, random_state=0, **options)
+        labels = ours.labels.compute()
+    _assert_same_fit(ours, reference)
+    assert_array_equal(labels, reference.labels)
+
+
+@pytest.mark.slow
+def test_the_readme_example_runs(tmp_path):
+    """The README's lines, from a folder of Parquet files to a fitted model."""
+    import re
+    from pathlib import Path
+
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("distributed")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Data larger than memory") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    X = _data(n=3000, seed=2)
+    folder = tmp_path / "measurements"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(X, 3)):
+        frame = pd.DataFrame(part, columns=["a", "b", "c"])
+        frame.to_parquet(folder / f"part-{i}.parquet")
+    code = code.replace('Client("tcp://scheduler:8786")', "Client(processes=False)")
+    code = code.replace('"measurements/"', repr(str(folder)))
+    namespace: dict = {}
+    try:
+        exec(code, namespace)
+        labels = namespace["result"].labels.compute()
+    finally:
+        namespace["client"].close()
+    assert labels.shape == (3000,)
+    reference = fit_em(X, 8, covariance_type="diag", random_state=0)
+    assert namespace["result"].log_likelihood == pytest.approx(
+        reference.log_likelihood, rel=1e-9
+    )

@@ -1,0 +1,165 @@
+"""EM on a Dask array against EM in memory, same data, same run (issue 27).
+
+Two measurements on the machine at hand:
+
+* **throughput**: one EM iteration (the pass over the data and the M-step)
+  on ``--n`` x 8 rows, K = 8, 'diag', in memory (the compiled kernel) and
+  on the same array as a Dask array of ``--chunk``-row blocks on Dask's
+  threaded scheduler; rows per second per core of each, and their ratio
+  (target >= 0.7). Medians of ``--repeats`` after a warm-up.
+* **streamed**: the same rows written as a folder of Parquet files, read by
+  ``dask.dataframe`` as a Dask array and fitted with ``fit_em`` (k-means
+  starts on a 50,000-row sample, ``--iterations`` iterations at most),
+  with the time per iteration and the process's peak memory against the
+  data's size.
+
+Run with ``python benchmarks/bench_dask.py [--n N] [--chunk C] [--repeats R]
+[--iterations I]``; results go to ``benchmarks/results/dask-latest.json``
+and a Markdown table is printed. Never part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+from _results import write_and_print
+
+from mixtures import MixtureParams
+from mixtures._parallel import n_threads, resolve_kernel
+from mixtures.degenerate import DegeneracyPolicy
+from mixtures.em import em_step, m_step
+
+D, K = 8, 8
+
+
+def _median_seconds(step, repeats: int) -> float:
+    step()  # warm-up: compilation, thread pools
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
+def _data(n: int) -> tuple[np.ndarray, MixtureParams]:
+    rng = np.random.default_rng(0)
+    means = rng.normal(scale=4.0, size=(K, D))
+    variances = rng.uniform(0.5, 2.0, size=(K, D))
+    truth = MixtureParams(np.full(K, 1.0 / K), means, variances, "diag")
+    X, _ = truth.sample(n, rng)
+    start = MixtureParams(truth.weights, means + 0.1, variances * 1.1, "diag")
+    return X, start
+
+
+def _throughput(X, start, chunk: int, repeats: int) -> dict:
+    import dask.array as da
+
+    from mixtures.dask_em import dask_total
+
+    kernel = resolve_kernel(None)
+    weights = np.ones(X.shape[0])
+    policy = DegeneracyPolicy.for_data(X, weights, 1e-6, None, n_components=K)
+    memory = _median_seconds(
+        functools.partial(em_step, X, weights, start, policy, kernel=kernel), repeats
+    )
+    array = da.from_array(X, chunks=(chunk, D))
+
+    def dask_step():
+        stats = dask_total(array, None, start, kernel)[0]
+        return m_step(stats, start.model, 1e-6, None, start.covariances, kernel=kernel)
+
+    distributed = _median_seconds(dask_step, repeats)
+    cores = n_threads()
+    return {
+        "rows": X.shape[0],
+        "chunk rows": chunk,
+        "cores": cores,
+        "in-memory rows/s/core": round(X.shape[0] / memory / cores),
+        "dask rows/s/core": round(X.shape[0] / distributed / cores),
+        "ratio": round(memory / distributed, 3),
+    }
+
+
+_FIT_FROM_PARQUET = """
+import json, resource, sys, time
+import dask.dataframe as dd
+from mixtures import fit_em
+array = dd.read_parquet(sys.argv[1]).to_dask_array(lengths=True)
+begin = time.perf_counter()
+result = fit_em(array, int(sys.argv[2]), covariance_type="diag",
+                max_iter=int(sys.argv[3]), random_state=0)
+print(json.dumps({"seconds": time.perf_counter() - begin, "n_iter": result.n_iter,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _streamed(X: np.ndarray, chunk: int, iterations: int) -> dict:
+    """Write ``X`` as Parquet files; fit them in a fresh process (its own memory)."""
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as folder:
+        for i, begin in enumerate(range(0, X.shape[0], chunk)):
+            part = pd.DataFrame(
+                X[begin : begin + chunk], columns=[f"x{j}" for j in range(D)]
+            )
+            part.to_parquet(os.path.join(folder, f"part-{i:05d}.parquet"))
+        size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
+        out = subprocess.run(
+            [sys.executable, "-c", _FIT_FROM_PARQUET, folder, str(K), str(iterations)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    fit = json.loads(out.strip().splitlines()[-1])
+    return {
+        "rows": X.shape[0],
+        "parquet MB": round(size / 2**20, 1),
+        "data MB in memory": round(X.nbytes / 2**20, 1),
+        "iterations": fit["n_iter"],
+        "seconds": round(fit["seconds"], 2),
+        "seconds per iteration": round(fit["seconds"] / max(fit["n_iter"], 1), 3),
+        "peak RSS MB of the fitting process": round(fit["rss"] / 1024),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2_000_000)
+    parser.add_argument("--chunk", type=int, default=250_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=20)
+    args = parser.parse_args()
+    X, start = _data(args.n)
+    throughput = _throughput(X, start, args.chunk, args.repeats)
+    streamed = _streamed(X, args.chunk, args.iterations)
+    write_and_print(
+        "dask-latest.json",
+        {
+            "n_components": K,
+            "n_features": D,
+            "covariance_type": "diag",
+            "target_ratio": 0.7,
+            "throughput": throughput,
+            "streamed": streamed,
+        },
+        [throughput],
+    )
+    print()
+    print("| " + " | ".join(streamed) + " |")
+    print("|" + "---|" * len(streamed))
+    print("| " + " | ".join(str(v) for v in streamed.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
