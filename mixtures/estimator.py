@@ -20,6 +20,7 @@ from mixtures import em
 from mixtures._arrays import array_kind, to_numpy
 from mixtures._parallel import resolve_kernel
 from mixtures.covariance import Diag
+from mixtures.dask_em import fit_dask, is_dask_array
 from mixtures.diagnostics import bic
 from mixtures.fitting import as_random_state, fit_validated, missing_hint
 from mixtures.missing import (
@@ -263,6 +264,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             }
         )
         warm = self.warm_start and hasattr(self, "converged_")
+        if is_dask_array(X):
+            return self._fit_dask(X, sample_weight, options, warm)
         kind = array_kind(X)
         X, sample_weight = to_numpy(X), to_numpy(sample_weight)
         X = self._validated(X, reset=not warm, ensure_min_samples=2)
@@ -278,6 +281,29 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         for name in _ARRAY_ATTRIBUTES:
             setattr(self, name, kind(getattr(self, name)))
         return kind(result.labels)
+
+    def _fit_dask(self, X, sample_weight, options, warm: bool):
+        """Fit a Dask array block by block (:mod:`mixtures.dask_em`); lazy labels."""
+        if warm:
+            raise ValueError(
+                "warm_start is not supported on a Dask array; set warm_start=False."
+            )
+        result = fit_dask(X, sample_weight, options, self.random_state)
+        self._store(result, X.dtype if X.dtype == np.float32 else np.float64)
+        self.n_features_in_ = int(X.shape[1]) if X.ndim == 2 else 1
+        return result.labels
+
+    def _blockwise(self, X, method, columns: int | None = None):
+        """``method`` on every row block of the Dask array ``X``, lazily.
+
+        Returns a Dask array of shape (n_samples,) or, with ``columns``,
+        (n_samples, columns); nothing is computed or gathered here.
+        """
+        check_is_fitted(self)
+        X = X.rechunk({1: -1}) if X.ndim == 2 else X[:, None]
+        if columns is None:
+            return X.map_blocks(method, drop_axis=1, dtype=np.float64)
+        return X.map_blocks(method, chunks=(X.chunks[0], (columns,)), dtype=np.float64)
 
     # -- prediction ----------------------------------------------------------
 
@@ -375,7 +401,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
+            (a lazy Dask array for a Dask array ``X``).
         """
+        if is_dask_array(X):
+            return self._blockwise(X, self.score_samples)
         kind = array_kind(X)
         return kind(self._score_samples(self._validate_predict(X)))
 
@@ -389,10 +418,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` under the model (a float)."""
+        if is_dask_array(X):
+            return float(self.score_samples(X).mean().compute())
         return float(np.mean(self._score_samples(self._validate_predict(X))))
 
     def predict(self, X):
         """Most probable component of each sample, shape (n_samples,)."""
+        if is_dask_array(X):
+            return self._blockwise(X, self.predict).astype(np.int64)
         kind = array_kind(X)
         X = self._validate_predict(X)
         kernel = resolve_kernel(self.kernel)
@@ -403,6 +436,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)."""
+        if is_dask_array(X):
+            return self._blockwise(X, self.predict_proba, self.n_components)
         kind = array_kind(X)
         X = self._validate_predict(X)
         patterns = self._patterns(X)
@@ -504,12 +539,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def bic(self, X):
         """Bayesian information criterion on ``X``; lower is better."""
-        X = self._validate_predict(X)
+        if not is_dask_array(X):
+            X = self._validate_predict(X)
         return bic(self.score(X) * X.shape[0], self._n_parameters(), X.shape[0])
 
     def aic(self, X):
         """Akaike information criterion on ``X``; lower is better."""
-        X = self._validate_predict(X)
+        if not is_dask_array(X):
+            X = self._validate_predict(X)
         return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())
 
 

@@ -178,3 +178,28 @@ def test_the_readme_example_runs(tmp_path):
     assert namespace["result"].log_likelihood == pytest.approx(
         reference.log_likelihood, rel=1e-9
     )
+
+
+def test_the_estimator_fits_and_predicts_a_dask_array_lazily():
+    from mixtures import GaussianMixture
+
+    X = _data(seed=4)
+    options = dict(covariance_type="full", tol=1e-10, random_state=0, n_init=2)
+    reference = GaussianMixture(2, **options).fit(X)
+    model = GaussianMixture(2, **options)
+    labels = model.fit_predict(da.from_array(X, chunks=(128, 3)))
+    assert isinstance(labels, da.Array)
+    assert_array_equal(labels.compute(), reference.predict(X))
+    assert_allclose(model.means_, reference.means_, rtol=1e-10)
+    assert model.n_iter_ == reference.n_iter_
+    lazy = da.from_array(X, chunks=(200, 3))
+    assert_allclose(model.score_samples(lazy).compute(), reference.score_samples(X))
+    assert_allclose(model.predict_proba(lazy).compute(), reference.predict_proba(X))
+    assert_array_equal(model.predict(lazy).compute(), reference.predict(X))
+    assert model.score(lazy) == pytest.approx(reference.score(X), rel=1e-12)
+    assert model.bic(lazy) == pytest.approx(reference.bic(X), rel=1e-12)
+    warm = GaussianMixture(2, warm_start=True).fit(X)
+    before = warm.means_.copy()
+    with pytest.raises(ValueError, match="warm_start"):
+        warm.fit(lazy)
+    assert_array_equal(warm.means_, before)  # left as it was
