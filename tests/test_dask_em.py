@@ -167,6 +167,7 @@ def test_the_readme_example_runs(tmp_path):
         frame.to_parquet(folder / f"part-{i}.parquet")
     code = code.replace('Client("tcp://scheduler:8786")', "Client(processes=False)")
     code = code.replace('"measurements/"', repr(str(folder)))
+    assert "open_rows" in code
     namespace: dict = {}
     try:
         exec(code, namespace)
@@ -203,3 +204,41 @@ def test_the_estimator_fits_and_predicts_a_dask_array_lazily():
     with pytest.raises(ValueError, match="warm_start"):
         warm.fit(lazy)
     assert_array_equal(warm.means_, before)  # left as it was
+
+
+def test_open_rows_reads_parquet_folders_and_zarr_lazily(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from mixtures.io import open_rows
+
+    X = _data(n=500, seed=6)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(X, 4)):
+        frame = pd.DataFrame(part, columns=["a", "b", "c"]).assign(name="x")
+        frame.to_parquet(folder / f"part-{i}.parquet")
+    rows = open_rows(folder)  # every numeric column, in file order
+    assert isinstance(rows, da.Array)
+    assert rows.numblocks == (4, 1)
+    assert_array_equal(rows.compute(), X)
+    assert_array_equal(open_rows(folder, columns=["c", "a"]).compute(), X[:, [2, 0]])
+    assert_array_equal(open_rows(folder / "part-0.parquet").compute(), X[:125])
+    with pytest.raises(ValueError, match="no column"):
+        open_rows(folder, columns=["d"])
+    with pytest.raises(ValueError, match="not numeric"):
+        open_rows(folder, columns=["a", "name"])
+    zarr = pytest.importorskip("zarr")
+    store = tmp_path / "rows.zarr"
+    stored = zarr.open_array(str(store), mode="w", shape=X.shape, chunks=(100, 3))
+    stored[:] = X
+    assert_array_equal(open_rows(store).compute(), X)
+    assert_array_equal(open_rows(store, columns=[1]).compute(), X[:, [1]])
+    with pytest.raises(ValueError, match="out of range"):
+        open_rows(store, columns=[3])
+    with pytest.raises(ValueError, match="neither Parquet"):
+        open_rows(tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        open_rows(tmp_path / "nothing")
+    fitted = fit_em(open_rows(folder), 2, random_state=0, tol=1e-10)
+    assert fitted.log_likelihood == pytest.approx(
+        fit_em(X, 2, random_state=0, tol=1e-10).log_likelihood, rel=1e-10
+    )
