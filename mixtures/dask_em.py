@@ -34,6 +34,7 @@ import numpy as np
 
 from mixtures.degenerate import DegeneracyPolicy, _count_distinct_rows
 from mixtures.em import EMRun, run_em
+from mixtures.fit_checkpoint import FitCheckpoint, checkpointed_run
 from mixtures.passes import _scored_pass, score_and_label
 
 __all__ = [
@@ -218,13 +219,25 @@ def _checked(X, sample_weight, options):
     return X, sample_weight
 
 
-def fit_dask(X, sample_weight, options, random_state, *, sample_size=None):
+def fit_dask(
+    X,
+    sample_weight,
+    options,
+    random_state,
+    *,
+    sample_size=None,
+    checkpoint=None,
+    checkpoint_every: int = 10,
+):
     """:func:`mixtures.fit_em` on a Dask array ``X`` (n_samples, n_features).
 
     Rows in chunks, any number; every iteration's statistics are summed
     across the blocks (module docstring). ``sample_weight`` is None or a
     Dask (or NumPy) array of shape (n_samples,). The starts use a seeded
     sample of ``sample_size`` rows (default :data:`DEFAULT_SAMPLE_ROWS`).
+    With ``checkpoint`` (a file path), the state is saved every
+    ``checkpoint_every`` iterations and a fit started again with the same
+    inputs and file resumes from it (:mod:`mixtures.fit_checkpoint`).
     Returns an :class:`mixtures.fitting.EMResult` whose ``labels`` is a
     lazy Dask array (n_samples,): compute or store it block by block.
     """
@@ -233,36 +246,49 @@ def fit_dask(X, sample_weight, options, random_state, *, sample_size=None):
 
     X, sample_weight = _checked(X, sample_weight, options)
     kernel = resolve_kernel(options.kernel)
-    random_state = as_random_state(random_state)
     n_rows = DEFAULT_SAMPLE_ROWS if sample_size is None else int(sample_size)
+    store = _store(checkpoint, X, sample_weight, options, random_state, n_rows)
+    random_state = as_random_state(random_state)
     sample, sample_w = sample_rows(
         X, sample_weight, max(n_rows, options.n_components), random_state
     )
     policy = _policy(X, sample_weight, sample[sample_w > 0], options, options.reg_covar)
-    scored = dask_scored_pass(X, sample_weight, sample, kernel)
+    em = {
+        "X": sample,
+        "sample_weight": sample_w,
+        "policy": policy,
+        "tol": options.tol,
+        "max_iter": options.max_iter,
+        "acceleration": options.acceleration,
+        "stopping": options.stopping,
+        "kernel": kernel,
+        "scored_pass": dask_scored_pass(X, sample_weight, sample, kernel),
+    }
     inits = options.initial_arrays(X.shape[1])
     restarts: list[EMRun] = []
     for restart in range(options.n_init):
+        # Every start is drawn, a finished one's too: the same random stream.
         start, events = _initial_params(
             sample, sample_w, sample_weight is None, options, inits, random_state,
             policy, restart, None, kernel,
         )  # fmt: skip
-        restarts.append(
-            run_em(
-                sample,
-                sample_w,
-                start,
-                policy,
-                tol=options.tol,
-                max_iter=options.max_iter,
+        if store is None:
+            run = run_em(
+                initial_params=start,
                 restart=restart,
                 initial_events=tuple(events),
-                acceleration=options.acceleration,
-                stopping=options.stopping,
-                kernel=kernel,
-                scored_pass=scored,
+                **em,
             )
-        )
+        elif restart < len(store.finished):
+            run = store.finished[restart]
+        else:
+            run = checkpointed_run(
+                store, restart, start, checkpoint_every, initial_events=events, **em
+            )
+            store.finished.append(run)
+            store.current = None
+            store.save()
+        restarts.append(run)
     bounds = [run.lower_bound for run in restarts]
     best_index = 0 if options.max_iter == 0 else int(np.argmax(bounds))
     best = restarts[best_index]
@@ -282,6 +308,21 @@ def fit_dask(X, sample_weight, options, random_state, *, sample_size=None):
         best_restart=best_index,
         restarts=tuple(restarts),
     )
+
+
+def _store(checkpoint, X, sample_weight, options, random_state, n_rows):
+    """The checkpoint of this fit's inputs, or None without a path."""
+    if checkpoint is None:
+        return None
+    seed = random_state if isinstance(random_state, int | np.integer) else None
+    if seed is None:
+        raise ValueError(
+            "a checkpointed fit needs an integer random_state, so that a "
+            "resumed fit draws the same starts."
+        )
+    weights = None if sample_weight is None else sample_weight.name
+    key = (X.name, X.shape, X.chunks, weights, repr(options), int(seed), n_rows)
+    return FitCheckpoint(checkpoint, key)
 
 
 def _block_labels(block, params, kernel):

@@ -242,3 +242,61 @@ def test_open_rows_reads_parquet_folders_and_zarr_lazily(tmp_path):
     assert fitted.log_likelihood == pytest.approx(
         fit_em(X, 2, random_state=0, tol=1e-10).log_likelihood, rel=1e-10
     )
+
+
+def test_a_checkpointed_fit_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """Interrupted mid-restart, started again: the uninterrupted answer, less work."""
+    import mixtures.dask_em as dask_em
+    from mixtures.options import EMOptions
+
+    X = da.from_array(_data(seed=8), chunks=(150, 3))
+    options = EMOptions(n_components=2, n_init=2, tol=1e-12, max_iter=40)
+    whole = dask_em.fit_dask(X, None, options, 3)
+    path = tmp_path / "fit.ckpt"
+    segmented = dask_em.fit_dask(
+        X, None, options, 3, checkpoint=path, checkpoint_every=4
+    )
+    for a, b in zip(segmented.restarts, whole.restarts, strict=True):
+        assert a.n_iter == b.n_iter
+        assert_array_equal(a.lower_bounds, b.lower_bounds)
+        assert_array_equal(a.params.means, b.params.means)
+    path.unlink()
+
+    real = dask_em.dask_total
+    calls = {"n": 0}
+
+    def interrupted(*args):
+        calls["n"] += 1
+        if calls["n"] > whole.restarts[0].n_iter + 6:  # inside the second restart
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(dask_em, "dask_total", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dask_em.fit_dask(X, None, options, 3, checkpoint=path, checkpoint_every=4)
+    assert path.exists()
+    monkeypatch.setattr(dask_em, "dask_total", real)
+    counted = {"n": 0}
+
+    def counting(*args):
+        counted["n"] += 1
+        return real(*args)
+
+    monkeypatch.setattr(dask_em, "dask_total", counting)
+    resumed = dask_em.fit_dask(X, None, options, 3, checkpoint=path, checkpoint_every=4)
+    total_passes = sum(run.n_iter for run in whole.restarts) + 1  # + the final score
+    assert counted["n"] < total_passes - whole.restarts[0].n_iter  # work was skipped
+    assert_array_equal(resumed.lower_bounds, whole.lower_bounds)
+    assert_array_equal(resumed.params.means, whole.params.means)
+    # Other inputs: the file is not trusted; the fit starts afresh.
+    other = EMOptions(n_components=2, n_init=2, tol=1e-6, max_iter=40)
+    fresh = dask_em.fit_dask(X, None, other, 3, checkpoint=path, checkpoint_every=4)
+    assert_array_equal(
+        fresh.lower_bounds, dask_em.fit_dask(X, None, other, 3).lower_bounds
+    )
+    with pytest.raises(ValueError, match="integer random_state"):
+        dask_em.fit_dask(X, None, options, None, checkpoint=path)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        dask_em.fit_dask(
+            X, None, options, 4, checkpoint=tmp_path / "b", checkpoint_every=0
+        )
