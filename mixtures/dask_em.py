@@ -28,6 +28,7 @@ Not yet: MAP-EM's prior, missing values, and the estimator
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -69,14 +70,21 @@ def _block_sums(block, weights, params, kernel):
     block = np.asarray(block)
     if weights is None:
         weights = np.ones(block.shape[0])
+    if not np.any(weights):  # a block of zero weights adds nothing
+        stats = _scored_pass(block[:1], np.ones(1), params, kernel, threads=1)[0]
+        zero = dataclasses.replace(
+            stats,
+            weight_sums=np.zeros_like(stats.weight_sums),
+            first_moments=np.zeros_like(stats.first_moments),
+            second_moments=np.zeros_like(stats.second_moments),
+            total_weight=0.0,
+        )
+        return zero, 0.0, 0.0
     # One thread per block: Dask runs the blocks side by side.
-    stats, log_prob, _ = _scored_pass(block, weights, params, kernel, threads=1)
-    positive = weights > 0  # rows of weight 0 count for nothing, -inf included
-    return (
-        stats,
-        float(np.dot(weights[positive], log_prob[positive])),
-        stats.total_weight,
-    )
+    stats, _, mean = _scored_pass(block, weights, params, kernel, threads=1)
+    # The pass's own sum (rows of weight 0 count for nothing): no BLAS call
+    # over the rows, whose threads would spin against the other blocks'.
+    return stats, mean * stats.total_weight, stats.total_weight
 
 
 def _added(left, right):

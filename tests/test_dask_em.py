@@ -73,6 +73,7 @@ def test_starts_float32_and_weights_as_in_memory():
     """Data within the start sample: k-means starts equal the in-memory ones."""
     X = _data(seed=3)
     weights = np.random.default_rng(1).integers(0, 4, size=X.shape[0]).astype(float)
+    weights[:150] = 0.0  # a whole block of zero weight
     options = dict(n_init=3, tol=1e-9, random_state=7)
     reference = fit_em(X, 2, sample_weight=weights, **options)
     ours = fit_em(
