@@ -7,8 +7,8 @@ Two measurements on the machine at hand:
   on the same array as a Dask array of ``--chunk``-row blocks on Dask's
   threaded scheduler; rows per second per core of each, and their ratio
   (target >= 0.7). Medians of ``--repeats`` after a warm-up.
-* **streamed**: the same rows written as a folder of Parquet files, read by
-  ``dask.dataframe`` as a Dask array and fitted with ``fit_em`` (k-means
+* **streamed**: the same rows written as a folder of Parquet files, opened
+  by :func:`mixtures.io.open_rows` and fitted with ``fit_em`` (k-means
   starts on a 50,000-row sample, ``--iterations`` iterations at most),
   with the time per iteration and the process's peak memory against the
   data's size.
@@ -88,15 +88,18 @@ def _throughput(X, start, chunk: int, repeats: int) -> dict:
 
 
 _FIT_FROM_PARQUET = """
-import json, resource, sys, time
-import dask.dataframe as dd
+import json, sys, time
 from mixtures import fit_em
-array = dd.read_parquet(sys.argv[1]).to_dask_array(lengths=True)
+from mixtures.io import open_rows
+array = open_rows(sys.argv[1])
 begin = time.perf_counter()
 result = fit_em(array, int(sys.argv[2]), covariance_type="diag",
                 max_iter=int(sys.argv[3]), random_state=0)
+# VmHWM: this process image's peak (ru_maxrss would include the parent's,
+# which Linux carries over a fork and exec).
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(json.dumps({"seconds": time.perf_counter() - begin, "n_iter": result.n_iter,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "rss": int(peak.split()[1])}))
 """
 
 
