@@ -23,12 +23,10 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import tempfile
-import time
 
 import numpy as np
-from _results import write_and_print
+from _results import median_seconds, write_and_print
 
 from mixtures import MixtureParams
 from mixtures._parallel import n_threads, resolve_kernel
@@ -36,16 +34,6 @@ from mixtures.degenerate import DegeneracyPolicy
 from mixtures.em import em_step, m_step
 
 D, K = 8, 8
-
-
-def _median_seconds(step, repeats: int) -> float:
-    step()  # warm-up: compilation, thread pools
-    times = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
 
 
 def _data(n: int) -> tuple[np.ndarray, MixtureParams]:
@@ -66,7 +54,7 @@ def _throughput(X, start, chunk: int, repeats: int) -> dict:
     kernel = resolve_kernel(None)
     weights = np.ones(X.shape[0])
     policy = DegeneracyPolicy.for_data(X, weights, 1e-6, None, n_components=K)
-    memory = _median_seconds(
+    memory = median_seconds(
         functools.partial(em_step, X, weights, start, policy, kernel=kernel), repeats
     )
     array = da.from_array(X, chunks=(chunk, D))
@@ -75,7 +63,7 @@ def _throughput(X, start, chunk: int, repeats: int) -> dict:
         stats = dask_total(array, None, start, kernel)[0]
         return m_step(stats, start.model, 1e-6, None, start.covariances, kernel=kernel)
 
-    distributed = _median_seconds(dask_step, repeats)
+    distributed = median_seconds(dask_step, repeats)
     cores = n_threads()
     return {
         "rows": X.shape[0],

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
-import time
 
 import numpy as np
-from _results import write_and_print
+from _results import median_seconds, write_and_print
 
 from mixtures import MixtureParams
 from mixtures._parallel import resolve_kernel
@@ -44,16 +42,6 @@ def _data(n: int, rng: np.random.Generator) -> tuple[np.ndarray, MixtureParams]:
     return X, start
 
 
-def _median_seconds(step, repeats: int) -> float:
-    step()  # warm-up: compilation and thread pools
-    times = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000)
@@ -65,7 +53,7 @@ def main() -> None:
     weights = np.ones(args.n)
     kernel = resolve_kernel(None)
     policy = DegeneracyPolicy.for_data(X, weights, 1e-6, None, n_components=K)
-    complete = _median_seconds(
+    complete = median_seconds(
         functools.partial(em_step, X, weights, start, policy, kernel=kernel),
         args.repeats,
     )
@@ -78,7 +66,7 @@ def main() -> None:
         filled = mean_filled(holes)
         scored = missing_scored_pass(holes, patterns, kernel)
         w = np.ones(holes.shape[0])
-        seconds = _median_seconds(
+        seconds = median_seconds(
             functools.partial(
                 em_step, filled, w, start, policy, kernel=kernel, scored_pass=scored
             ),

@@ -183,16 +183,18 @@ def _policy(X, sample_weight, sample, options, reg_covar) -> DegeneracyPolicy:
     ``sample``: the drawn rows of positive weight.
     """
     _, variances, _, mean_weight = feature_moments(X, sample_weight)
-    positive = variances[variances > 0]
-    variances[variances <= 0] = positive.max() if positive.size else 1.0
-    return DegeneracyPolicy(
-        covariance_floor=np.sqrt(np.finfo(X.dtype).eps) * variances,
-        feature_scale=np.sqrt(variances),
-        mean_sample_weight=mean_weight,
-        reg_covar=reg_covar * variances if options.reg_covar_relative else reg_covar,
-        prior=None,
+    policy = DegeneracyPolicy.from_moments(
+        variances,
+        X.dtype,
+        mean_weight,
+        reg_covar,
         n_distinct_rows=_count_distinct_rows(sample, enough=options.n_components),
     )
+    if options.reg_covar_relative:  # per feature, in units of its variance
+        policy = dataclasses.replace(
+            policy, reg_covar=reg_covar * policy.feature_scale**2
+        )
+    return policy
 
 
 def _checked(X, sample_weight, options):

@@ -94,21 +94,45 @@ class DegeneracyPolicy:
         reaches K (all the policy needs); None counts them all.
         """
         total = float(np.sum(sample_weight))
-        variances = weighted_feature_variance(X, sample_weight)
-        positive = variances[variances > 0]
-        fallback = positive.max() if positive.size else 1.0
-        variances[variances <= 0] = fallback
-        return cls(
-            covariance_floor=np.sqrt(np.finfo(X.dtype).eps) * variances,
-            feature_scale=np.sqrt(variances),
-            mean_sample_weight=total / np.count_nonzero(sample_weight),
-            reg_covar=reg_covar,
-            prior=prior,
+        return cls.from_moments(
+            weighted_feature_variance(X, sample_weight),
+            X.dtype,
+            total / np.count_nonzero(sample_weight),
+            reg_covar,
+            prior,
             # No boolean-indexed copy of X when every weight is positive.
             n_distinct_rows=_count_distinct_rows(
                 X if np.all(sample_weight > 0) else X[sample_weight > 0],
                 enough=n_components,
             ),
+        )
+
+    @classmethod
+    def from_moments(
+        cls,
+        variances: np.ndarray,
+        dtype,
+        mean_sample_weight: float,
+        reg_covar: float | np.ndarray,
+        prior: ResolvedPrior | None = None,
+        *,
+        n_distinct_rows: int | None = None,
+    ) -> DegeneracyPolicy:
+        """The policy's constants from the data's per-feature variances (D,).
+
+        A variance of 0 is replaced by the largest positive one (1 if none),
+        in place. :meth:`for_data` computes the variances from X; a fit that
+        never holds X whole (:mod:`mixtures.dask_em`) passes its own.
+        """
+        positive = variances[variances > 0]
+        variances[variances <= 0] = positive.max() if positive.size else 1.0
+        return cls(
+            covariance_floor=np.sqrt(np.finfo(dtype).eps) * variances,
+            feature_scale=np.sqrt(variances),
+            mean_sample_weight=mean_sample_weight,
+            reg_covar=reg_covar,
+            prior=prior,
+            n_distinct_rows=n_distinct_rows,
         )
 
 
