@@ -86,6 +86,16 @@ class Standardization:
         """What the data's total log-likelihood adds to that in standard units."""
         return -n_samples * float(np.sum(np.log(self.spread)))
 
+    def mean_log_jacobian(self, X: np.ndarray) -> float:
+        """What the data's mean log-likelihood per row adds to that in standard units.
+
+        Each row's density is over its observed values, so a row gains
+        ``-log spread_j`` for its observed features only (NaN marks a missing
+        value); for complete data this is ``log_jacobian(1)``.
+        """
+        observed_share = np.mean(~np.isnan(X), axis=0)
+        return -float(np.sum(np.log(self.spread) * observed_share))
+
     def regularisation_back(self, reg_covar: float) -> np.ndarray:
         """``reg_covar`` added in standard units, per feature in the data's units."""
         return reg_covar * self.spread**2

@@ -311,3 +311,19 @@ def test_coverage_against_nominal_and_least_imputation_error():
     assert best.loc["mar", "imputation_rmse"] == pytest.approx(1.5)
     assert best.loc["mar", "runner_up"] == "em"
     assert best.loc["mnar", "runner_up_rmse"] == pytest.approx(4.0)
+
+
+def test_traces_in_data_units_end_at_the_observed_data_log_likelihood():
+    """The log-Jacobian of a row with holes counts its observed features only."""
+    from experiments.datasets import missing_synthetic
+    from mixtures.backends import get_backend
+    from mixtures.backends.base import fit_in_standard_units
+
+    data = missing_synthetic(seed=2, n=400, rate=0.3, mechanism="mar")
+    X = data.X * np.array([1.0, 100.0, 10.0, 1000.0])  # units far from 1
+    fit = fit_in_standard_units(
+        get_backend("em"), X, 3, missing="em", random_state=0, tol=1e-12
+    )
+    assert fit.loglik_trace[-1] * X.shape[0] == pytest.approx(
+        fit.log_likelihood, rel=1e-6
+    )

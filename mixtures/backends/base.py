@@ -294,8 +294,8 @@ def fit_in_standard_units(
     columns are standardised for the covariance model, explicit starts
     (``means_init``, ``precisions_init``) are carried into standard units,
     and the fitted mixture, its log-likelihood, traces and imputation of the
-    missing cells are carried back (traces shifted by the log-Jacobian per
-    sample). ``reg_covar`` then acts
+    missing cells are carried back (traces shifted by the mean log-Jacobian
+    per row, over each row's observed values). ``reg_covar`` then acts
     in standard units, so it is relative to each column's variance; the
     result's ``reg_covar`` is that amount in the data's units.
     """
@@ -313,7 +313,8 @@ def fit_in_standard_units(
     fit = backend.fit(
         units.forward(data), n_components, covariance_type=covariance_type, **options
     )
-    shift = units.log_jacobian(1)
+    # Per row, over its observed values (a row with holes has fewer terms).
+    shift = units.mean_log_jacobian(data)
     params = units.params_back(fit.params)
     diagnostics = dict(fit.diagnostics)
     for key in ("init_lower_bounds", "lower_bound"):
