@@ -166,6 +166,26 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_of_core(args: argparse.Namespace) -> bool:
+    """Whether ``gmmlab fit`` searches on Dask: a folder or ``--scheduler``."""
+    if args.scheduler is None and not Path(args.file).is_dir():
+        return False
+    fixed = {
+        "--label": args.label is not None,
+        "--prior": args.prior,
+        "--scale": args.scale != "none",
+        "--missing": args.missing != "error",
+        "--sep": args.sep is not None,
+    }
+    refused = [name for name, given in fixed.items() if given]
+    if refused:
+        raise ValueError(
+            f"{', '.join(refused)} not supported yet on data fitted out of core "
+            "(a folder, or --scheduler); fit a file in memory for those."
+        )
+    return True
+
+
 def _fit(args: argparse.Namespace) -> int:
     from experiments.userfit import fit_file, parse_components
 
@@ -175,6 +195,23 @@ def _fit(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("reports") / Path(args.file).stem
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        progress = not args.no_progress and sys.stderr.isatty()
+        if _out_of_core(args):
+            from experiments.userfit_rows import fit_rows
+
+            fit_rows(
+                args.file,
+                components=components,
+                models=models or None,
+                columns=columns or None,
+                address=args.scheduler,
+                out=out,
+                sample_size=args.sample,
+                jobs=args.jobs,
+                progress=progress,
+                verbose=args.verbose,
+            )
+            return 0
         fit_file(
             args.file,
             components=components,
@@ -191,7 +228,7 @@ def _fit(args: argparse.Namespace) -> int:
             seeds=args.seeds,
             jobs=args.jobs,
             # A bar only where a person watches: not in logs or pipes.
-            progress=not args.no_progress and sys.stderr.isatty(),
+            progress=progress,
             verbose=args.verbose,
         )
     except ValueError as error:
@@ -312,7 +349,8 @@ def _add_fit(commands) -> None:
     fit.add_argument(
         "file",
         help="text table (.csv, .tsv, .txt, .data, .dat; separator and header "
-        "detected) or Parquet; columns holding numbers are features",
+        "detected) or Parquet; columns holding numbers are features. A folder "
+        "of Parquet files or a Zarr array is fitted out of core (--scheduler)",
     )
     fit.add_argument(
         "--components",
@@ -391,6 +429,25 @@ def _add_fit(commands) -> None:
         default=os.cpu_count() or 1,
         help="parallel processes for the search and the cross-check "
         "(default: all cores, here %(default)s)",
+    )
+    fit.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local",
+        help="fit out of core on Dask, block by block (data larger than memory: "
+        "a folder of Parquet files, one Parquet file or a Zarr array): 'local' "
+        "starts a cluster of --jobs worker processes here, an address "
+        "(tcp://host:8786) uses a running one. A folder is always fitted out "
+        "of core (default then: Dask's threads in this process). Starts are "
+        "searched on a sample, every cell then fitted on all rows; writes "
+        "assignments/ (one Parquet file per block), not a report",
+    )
+    fit.add_argument(
+        "--sample",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="out of core: rows of the sample the starts are searched on "
+        "(default %(default)s)",
     )
     fit.add_argument("--out", help="output folder (default: reports/FILE-STEM)")
     fit.add_argument(

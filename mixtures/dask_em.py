@@ -14,16 +14,16 @@ on any cluster); only the (K, D, D) sums reach the client, which runs the
 M-step. The data are read once per iteration and never gathered.
 
 What needs rows rather than sums is done on a seeded sample of rows, drawn
-once (:func:`sample_rows`): the starts (k-means, random rows, as in memory
+once (:func:`read_rows`): the starts (k-means, random rows, as in memory
 but on the sample), the distinct-row count of the degenerate-component
 policy, and the order in which a degenerate component is reseeded from
 badly explained rows. The policy's per-feature scales come from the whole
-array (:func:`feature_moments`, one pass). With explicit starts
+array, in the same pass as the sample. With explicit starts
 (``means_init``...) the fit equals the in-memory fit up to the order of
 floating-point sums.
 
-Not yet: MAP-EM's prior, missing values, and the estimator
-(:class:`mixtures.GaussianMixture`) on Dask arrays (use :func:`fit_em`).
+Not yet: MAP-EM's prior and missing values on Dask arrays (a clear
+error says so).
 """
 
 from __future__ import annotations
@@ -41,10 +41,9 @@ from mixtures.passes import _scored_pass, score_and_label
 __all__ = [
     "DEFAULT_SAMPLE_ROWS",
     "dask_scored_pass",
-    "feature_moments",
     "fit_dask",
     "is_dask_array",
-    "sample_rows",
+    "read_rows",
 ]
 
 #: Rows drawn for the starts and the policy's row-level rules.
@@ -63,6 +62,19 @@ def _row_blocks(X, sample_weight):
         return blocks, [None] * len(blocks)
     weights = sample_weight.rechunk((X.chunks[0],))
     return blocks, list(weights.to_delayed())
+
+
+def _block_tasks(X, function, *shared) -> list:
+    """``function(block, *shared)`` as one delayed task per row block of ``X``.
+
+    The ``shared`` arguments are sent to the workers once, not once per block.
+    """
+    from dask import delayed
+
+    shared = tuple(delayed(value, pure=True) for value in shared)
+    return [
+        delayed(function, pure=True)(block, *shared) for block in X.to_delayed()[:, 0]
+    ]
 
 
 def _block_sums(block, weights, params, kernel):
@@ -138,57 +150,107 @@ def dask_scored_pass(X, sample_weight, sample: np.ndarray, kernel: str):
     return scored
 
 
-def sample_rows(
-    X, sample_weight, n_rows: int, random_state: np.random.RandomState
-) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``n_rows`` rows of the Dask array ``X`` and their weights.
+@dataclasses.dataclass(frozen=True)
+class DaskRows:
+    """What a fit on a Dask array needs of its rows, read once.
 
-    Drawn without replacement, seeded by ``random_state`` (all rows, and no
-    draw, when there are no more than ``n_rows``); the rows keep their order
-    in ``X``. Only the drawn rows reach the client. Weights are ones when
-    ``sample_weight`` is None.
+    Attributes
+    ----------
+    sample : ndarray of shape (n_sample, n_features)
+        Seeded sample of rows (:func:`read_rows`), in memory.
+    sample_weight : ndarray of shape (n_sample,)
+    variances : ndarray of shape (n_features,)
+        The whole array's weighted per-feature variances.
+    mean_weight : float
+        The whole array's mean positive weight.
     """
+
+    sample: np.ndarray
+    sample_weight: np.ndarray
+    variances: np.ndarray
+    mean_weight: float
+
+
+def read_rows(X, sample_weight, n_rows: int, random_state) -> DaskRows:
+    """The sample and the per-feature moments of the Dask array ``X``, in one pass.
+
+    Up to ``n_rows`` rows are drawn without replacement, seeded by
+    ``random_state`` (all rows, and no draw, when there are no more); they
+    keep their order in ``X``, and only they reach the client. The
+    weighted variances come from sums about a centre near the mean (the
+    first block's mean), so that the squares lose no digits to the data's
+    offset; one task per block returns its sampled rows and its sums. A
+    model search reads them once for all its cells (:mod:`mixtures.dask_select`).
+    """
+    import dask
+    from dask import delayed
+
     n_samples = X.shape[0]
-    chosen: slice | np.ndarray = slice(None)
+    chosen = np.arange(n_samples)
     if n_samples > n_rows:
         chosen = np.sort(random_state.choice(n_samples, size=n_rows, replace=False))
-    rows = np.asarray(X[chosen].compute())
-    if sample_weight is None:
-        return rows, np.ones(rows.shape[0])
-    return rows, np.asarray(sample_weight[chosen].compute(), dtype=np.float64)
-
-
-def feature_moments(X, sample_weight) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Weighted per-feature mean and variance (D,), total and mean positive weight.
-
-    Two passes over the Dask array: the mean, then the squares about it.
-    """
-    import dask.array as da
-
-    w = da.ones(X.shape[0], chunks=(X.chunks[0],)) if sample_weight is None else (
-        sample_weight.rechunk((X.chunks[0],))
+    first = next(i for i, rows in enumerate(X.chunks[0]) if rows)
+    centre = np.asarray(X.blocks[first].compute(), dtype=np.float64).mean(axis=0)
+    ends = np.cumsum(X.chunks[0])
+    cuts = np.searchsorted(chosen, np.concatenate([[0], ends]))
+    blocks, weights = _row_blocks(X, sample_weight)
+    shared = delayed(centre, pure=True)
+    parts = dask.compute(
+        *[
+            delayed(_block_moments, pure=True)(
+                block, w, chosen[cuts[i] : cuts[i + 1]] - (ends[i] - X.chunks[0][i]),
+                shared,
+            )
+            for i, (block, w) in enumerate(zip(blocks, weights, strict=True))
+        ]
     )  # fmt: skip
-    total, positive = da.compute(w.sum(), (w > 0).sum())
-    mean = np.asarray((w[:, None] * X).sum(axis=0).compute(), dtype=np.float64) / total
-    centred = X - mean.astype(X.dtype)
-    variance = np.asarray(
-        (w[:, None] * centred.astype(np.float64) ** 2).sum(axis=0).compute()
-    ) / float(total)
-    return mean, variance, float(total), float(total) / float(positive)
+    rows = np.concatenate([part[0] for part in parts])
+    rows_w = np.concatenate([part[1] for part in parts])
+    total, positive, linear, squares = (
+        sum(part[j] for part in parts) for j in range(2, 6)
+    )
+    offset = linear / total
+    variances = np.maximum(squares / total - offset**2, 0.0)
+    return DaskRows(rows, rows_w, variances, float(total) / float(positive))
 
 
-def _policy(X, sample_weight, sample, options, reg_covar) -> DegeneracyPolicy:
-    """The degenerate policy: scales from ``X``, distinct rows from ``sample``.
+def _block_moments(block, weights, chosen, centre):
+    """One block's sample and sums.
 
-    ``sample``: the drawn rows of positive weight.
+    Its sampled rows and weights (at positions ``chosen`` in the block), its
+    total and positive weight, and its weighted sums of ``x - centre`` and
+    of its squares (D,).
     """
-    _, variances, _, mean_weight = feature_moments(X, sample_weight)
+    block = np.asarray(block)
+    weights = np.ones(block.shape[0]) if weights is None else np.asarray(weights)
+    weights = weights.astype(np.float64, copy=False)
+    shifted = block.astype(np.float64) - centre
+    # einsum, not a BLAS product: OpenBLAS's threads would spin against the
+    # other blocks' tasks.
+    return (
+        block[chosen],
+        weights[chosen],
+        float(weights.sum()),
+        int(np.count_nonzero(weights > 0)),
+        np.einsum("n,nd->d", weights, shifted),
+        np.einsum("n,nd,nd->d", weights, shifted, shifted),
+    )
+
+
+def _policy(rows: DaskRows, dtype, options, reg_covar) -> DegeneracyPolicy:
+    """The degenerate policy.
+
+    Its scales from the whole array, its distinct rows from the sample's
+    rows of positive weight.
+    """
     policy = DegeneracyPolicy.from_moments(
-        variances,
-        X.dtype,
-        mean_weight,
+        rows.variances.copy(),  # from_moments replaces zeros in place
+        dtype,
+        rows.mean_weight,
         reg_covar,
-        n_distinct_rows=_count_distinct_rows(sample, enough=options.n_components),
+        n_distinct_rows=_count_distinct_rows(
+            rows.sample[rows.sample_weight > 0], enough=options.n_components
+        ),
     )
     if options.reg_covar_relative:  # per feature, in units of its variance
         policy = dataclasses.replace(
@@ -238,6 +300,8 @@ def fit_dask(
     sample_size=None,
     checkpoint=None,
     checkpoint_every: int = 10,
+    initial_params=None,
+    rows: DaskRows | None = None,
 ):
     """:func:`mixtures.fit_em` on a Dask array ``X`` (n_samples, n_features).
 
@@ -248,21 +312,28 @@ def fit_dask(
     With ``checkpoint`` (a file path), the state is saved every
     ``checkpoint_every`` iterations and a fit started again with the same
     inputs and file resumes from it (:mod:`mixtures.fit_checkpoint`).
-    Returns an :class:`mixtures.fitting.EMResult` whose ``labels`` is a
-    lazy Dask array (n_samples,): compute or store it block by block.
+    ``initial_params`` (a :class:`mixtures.MixtureParams`) starts one run
+    from them, with no initialisation. ``rows`` (:func:`read_rows`, for the
+    same ``X``, weights and sample size) saves reading the sample and the
+    moments again. Returns an :class:`mixtures.fitting.EMResult` whose
+    ``labels`` is a lazy Dask array (n_samples,): compute or store it block
+    by block.
     """
     from mixtures._parallel import resolve_kernel
     from mixtures.fitting import EMResult, _initial_params, as_random_state
 
     X, sample_weight = _checked(X, sample_weight, options)
+    options.check_initial_params(initial_params, X.shape[1])
     kernel = resolve_kernel(options.kernel)
     n_rows = DEFAULT_SAMPLE_ROWS if sample_size is None else int(sample_size)
     store = _store(checkpoint, X, sample_weight, options, random_state, n_rows)
     random_state = as_random_state(random_state)
-    sample, sample_w = sample_rows(
-        X, sample_weight, max(n_rows, options.n_components), random_state
-    )
-    policy = _policy(X, sample_weight, sample[sample_w > 0], options, options.reg_covar)
+    if rows is None:
+        rows = read_rows(
+            X, sample_weight, max(n_rows, options.n_components), random_state
+        )
+    sample, sample_w = rows.sample, rows.sample_weight
+    policy = _policy(rows, X.dtype, options, options.reg_covar)
     em = {
         "X": sample,
         "sample_weight": sample_w,
@@ -276,29 +347,15 @@ def fit_dask(
     }
     inits = options.initial_arrays(X.shape[1])
     restarts: list[EMRun] = []
-    for restart in range(options.n_init):
-        # Every start is drawn, a finished one's too: the same random stream.
-        start, events = _initial_params(
-            sample, sample_w, sample_weight is None, options, inits, random_state,
-            policy, restart, None, kernel,
-        )  # fmt: skip
-        if store is None:
-            run = run_em(
-                initial_params=start,
-                restart=restart,
-                initial_events=tuple(events),
-                **em,
-            )
-        elif restart < len(store.finished):
-            run = store.finished[restart]
-        else:
-            run = checkpointed_run(
-                store, restart, start, checkpoint_every, initial_events=events, **em
-            )
-            store.finished.append(run)
-            store.current = None
-            store.save()
-        restarts.append(run)
+    for restart in range(1 if initial_params is not None else options.n_init):
+        if initial_params is not None:
+            start, events = initial_params, list[Any]()
+        else:  # every start is drawn, a finished one's too: the same stream
+            start, events = _initial_params(
+                sample, sample_w, sample_weight is None, options, inits,
+                random_state, policy, restart, None, kernel,
+            )  # fmt: skip
+        restarts.append(_run(store, restart, start, events, checkpoint_every, em))
     bounds = [run.lower_bound for run in restarts]
     best_index = 0 if options.max_iter == 0 else int(np.argmax(bounds))
     best = restarts[best_index]
@@ -318,6 +375,23 @@ def fit_dask(
         best_restart=best_index,
         restarts=tuple(restarts),
     )
+
+
+def _run(store, restart: int, start, events, checkpoint_every: int, em: dict):
+    """One restart from ``start``: run, read back, or resumed and checkpointed."""
+    if store is None:
+        return run_em(
+            initial_params=start, restart=restart, initial_events=tuple(events), **em
+        )
+    if restart < len(store.finished):
+        return store.finished[restart]
+    run = checkpointed_run(
+        store, restart, start, checkpoint_every, initial_events=events, **em
+    )
+    store.finished.append(run)
+    store.current = None
+    store.save()
+    return run
 
 
 def _store(checkpoint, X, sample_weight, options, random_state, n_rows):

@@ -479,16 +479,7 @@ def _fit_on_kernel(
     inits = options.initial_arrays(n_features)
     unit_weights = sample_weight is None
     weights = check_sample_weight(sample_weight, n_samples, options.n_components)
-    if initial_params is not None and (
-        initial_params.n_components != options.n_components
-        or initial_params.n_features != n_features
-        or initial_params.covariance_type != options.covariance_type
-    ):
-        raise ValueError(
-            "initial_params do not match the data and options: "
-            f"{initial_params!r} vs n_components={options.n_components}, "
-            f"n_features={n_features}, covariance_type={options.covariance_type!r}."
-        )
+    options.check_initial_params(initial_params, n_features)
     random_state = as_random_state(random_state)
     prior = as_prior(options.prior)
     score = (
@@ -677,12 +668,9 @@ def fit_em(
     from mixtures.dask_em import fit_dask, is_dask_array
 
     if is_dask_array(X):  # out of core: the statistics summed across blocks
-        if initial_params is not None:
-            raise ValueError(
-                "initial_params is not supported on a Dask array; pass "
-                "weights_init, means_init and precisions_init."
-            )
-        return fit_dask(X, sample_weight, validated, random_state)
+        return fit_dask(
+            X, sample_weight, validated, random_state, initial_params=initial_params
+        )
     data = check_data(X, allow_1d=True, allow_nan=validated.missing == "em")
     return fit_validated(
         data, sample_weight, validated, random_state, initial_params=initial_params

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["open_rows"]
+__all__ = ["column_names", "open_rows"]
 
 
 def open_rows(path, columns: Sequence[str] | Sequence[int] | None = None):
@@ -43,7 +43,7 @@ def open_rows(path, columns: Sequence[str] | Sequence[int] | None = None):
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path} does not exist.")
-    if (path / ".zarray").exists() or (path / "zarr.json").exists():
+    if _is_zarr(path):
         return _zarr_rows(path, columns)
     if path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
         return _parquet_rows(path, columns)
@@ -53,21 +53,40 @@ def open_rows(path, columns: Sequence[str] | Sequence[int] | None = None):
     )
 
 
+def column_names(
+    path, columns: Sequence[str] | Sequence[int] | None = None
+) -> list[str]:
+    """The names of the columns :func:`open_rows` opens (Zarr: their positions)."""
+    path = Path(path)
+    if _is_zarr(path):
+        if columns is None:
+            import dask.array as da
+
+            columns = range(da.from_zarr(str(path)).shape[1])
+        return [str(c) for c in columns]
+    return _parquet_columns(path, columns)
+
+
+def _is_zarr(path: Path) -> bool:
+    return (path / ".zarray").exists() or (path / "zarr.json").exists()
+
+
 def _float_rows(array):
     if array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float64)
     return array.rechunk({1: -1})
 
 
-def _parquet_rows(path: Path, columns):
-    """One block per Parquet file (its row count from the file's footer)."""
-    import dask.array as da
+def _parquet_files(path: Path) -> list[Path]:
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def _parquet_columns(path: Path, columns) -> list[str]:
+    """The chosen (default: every numeric) columns of the Parquet at ``path``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from dask import delayed
 
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    schema = pq.read_schema(files[0])
+    schema = pq.read_schema(_parquet_files(path)[0])
     numeric = {
         field.name
         for field in schema
@@ -84,6 +103,17 @@ def _parquet_rows(path: Path, columns):
     wrong = [c for c in columns if c not in numeric]
     if wrong:
         raise ValueError(f"column(s) {wrong} of {path} are not numeric.")
+    return columns
+
+
+def _parquet_rows(path: Path, columns):
+    """One block per Parquet file (its row count from the file's footer)."""
+    import dask.array as da
+    import pyarrow.parquet as pq
+    from dask import delayed
+
+    files = _parquet_files(path)
+    columns = _parquet_columns(path, columns)
     blocks = [
         da.from_delayed(
             delayed(_read_parquet, pure=True)(str(file), columns),

@@ -298,6 +298,23 @@ class EMOptions:
         for spec in fields(self):
             spec.metadata["constraint"].check(getattr(self, spec.name), spec.name)
 
+    def check_initial_params(self, initial_params, n_features: int) -> None:
+        """Raise ValueError when ``initial_params`` do not match.
+
+        ``initial_params`` (a MixtureParams or None) must have these options'
+        K and covariance model, and ``n_features``.
+        """
+        if initial_params is not None and (
+            initial_params.n_components != self.n_components
+            or initial_params.n_features != n_features
+            or initial_params.covariance_type != self.covariance_type
+        ):
+            raise ValueError(
+                "initial_params do not match the data and options: "
+                f"{initial_params!r} vs n_components={self.n_components}, "
+                f"n_features={n_features}, covariance_type={self.covariance_type!r}."
+            )
+
     def initial_arrays(
         self, n_features: int
     ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:

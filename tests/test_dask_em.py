@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
 
 from mixtures import fit_em
 from mixtures.covariance import COVARIANCE_MODELS
@@ -116,12 +117,24 @@ def test_larger_data_start_from_a_sample_and_converge():
     assert ours.log_likelihood == pytest.approx(reference.log_likelihood, rel=1e-8)
 
 
+@pytest.mark.parametrize("model", ["VEV", "spherical"])
+def test_a_fit_from_initial_params_equals_the_in_memory_one(model):
+    X = _data()
+    with pytest.warns(ConvergenceWarning):  # two iterations: a start, not a fit
+        start = fit_em(X, 2, covariance_type=model, max_iter=2, **_START).params
+    options = dict(covariance_type=model, tol=1e-10, max_iter=200)
+    reference = fit_em(X, 2, initial_params=start, **options)
+    ours = fit_em(da.from_array(X, chunks=(90, 3)), 2, initial_params=start, **options)
+    _assert_same_fit(ours, reference)
+    assert len(ours.restarts) == 1
+
+
 def test_unsupported_options_and_bad_input_are_clear():
     X = da.from_array(_data(), chunks=(100, 3))
     with pytest.raises(ValueError, match="prior"):
         fit_em(X, 2, prior=True)
-    with pytest.raises(ValueError, match="initial_params"):
-        fit_em(X, 2, initial_params=fit_em(np.asarray(X), 2).params)
+    with pytest.raises(ValueError, match="initial_params do not match"):
+        fit_em(X, 3, initial_params=fit_em(np.asarray(X), 2).params)
     with pytest.raises(ValueError, match="2-D"):
         fit_em(da.zeros((4, 3, 2), chunks=2), 2)
     with pytest.raises(ValueError, match="sample_weight must have shape"):
