@@ -172,9 +172,7 @@ def _out_of_core(args: argparse.Namespace) -> bool:
         return False
     fixed = {
         "--label": args.label is not None,
-        "--prior": args.prior,
         "--scale": args.scale != "none",
-        "--missing": args.missing != "error",
         "--sep": args.sep is not None,
     }
     refused = [name for name, given in fixed.items() if given]
@@ -205,6 +203,8 @@ def _fit(args: argparse.Namespace) -> int:
                 models=models or None,
                 columns=columns or None,
                 address=args.scheduler,
+                prior=args.prior,
+                missing=args.missing,
                 out=out,
                 sample_size=args.sample,
                 jobs=args.jobs,

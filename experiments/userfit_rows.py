@@ -42,8 +42,8 @@ from experiments.tables import (
 from experiments.userfit_console import _describe
 from mixtures.dask_select import search_dask
 from mixtures.io import column_names, open_rows
+from mixtures.missing import observed_e_step
 from mixtures.params import MixtureParams
-from mixtures.passes import e_step
 from mixtures.select import top_models
 
 __all__ = ["ASSIGNMENTS_DIR", "fit_rows", "scheduler"]
@@ -107,6 +107,8 @@ def fit_rows(
     models: list[str] | None = None,
     columns: list[str] | None = None,
     address: str | None = None,
+    prior: bool = False,
+    missing: str = "error",
     out: str | Path,
     sample_size: int = 50_000,
     jobs: int = 1,
@@ -116,7 +118,9 @@ def fit_rows(
 ) -> dict:
     """Search the rows at ``path`` on Dask and write the outputs to ``out``.
 
-    Returns the chosen fit's summary (also ``parameters.json``).
+    Returns the chosen fit's summary (also ``parameters.json``). ``prior``
+    fits by MAP-EM (Fraley & Raftery 2007's prior), ``missing="em"`` over
+    each row's observed values, as in memory.
     """
     path, out = Path(path), Path(out)
     X = open_rows(path, columns)  # reads metadata only; ValueError if unusable
@@ -137,6 +141,8 @@ def fit_rows(
             random_state=0,
             n_jobs=jobs,
             reg_covar_relative=True,  # units must not matter
+            prior="default" if prior else None,
+            missing=missing,
             progress=progress,
             checkpoint=out / SEARCH_CELLS,
         )
@@ -155,6 +161,7 @@ def fit_rows(
         & (found.table["n_components"] == row["n_components"])
     )
     summary = _summary(path, names, table, fitted.params_, row, uncertainty)
+    summary["prior"] = bool(prior)
     summary["n_rows"] = int(X.shape[0])
     atomic_write(table.to_csv(index=False), out / MODEL_SEARCH_CSV)
     atomic_write(json.dumps(summary, indent=2) + "\n", out / PARAMETERS_JSON)
@@ -237,8 +244,11 @@ def write_assignments(X, params: MixtureParams, folder: Path) -> float:
 
 
 def _write_block(block, params: MixtureParams, start: int, file: str) -> float:
-    """One block's assignments to ``file``; returns its summed uncertainty."""
-    _, log_resp = e_step(np.asarray(block, dtype=np.float64), params)
+    """One block's assignments to ``file``; returns its summed uncertainty.
+
+    A row with holes is assigned by the density of its observed values.
+    """
+    _, log_resp = observed_e_step(np.asarray(block, dtype=np.float64), params)
     probabilities = np.exp(log_resp)
     frame = pd.DataFrame({"row": np.arange(start, start + len(probabilities))})
     frame["component"] = probabilities.argmax(axis=1) + 1

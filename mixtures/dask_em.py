@@ -22,8 +22,11 @@ array, in the same pass as the sample. With explicit starts
 (``means_init``...) the fit equals the in-memory fit up to the order of
 floating-point sums.
 
-Not yet: MAP-EM's prior and missing values on Dask arrays (a clear
-error says so).
+MAP-EM's prior is resolved from the whole array's moments (one more pass
+for the data's covariance when the prior has no scale of its own). With
+``missing="em"``, a block with holes is scored over each row's observed
+values (:func:`mixtures.missing.missing_scored_pass`); the sample's holes
+are filled by the whole array's observed means (:mod:`mixtures.dask_rows`).
 """
 
 from __future__ import annotations
@@ -33,17 +36,28 @@ from typing import Any
 
 import numpy as np
 
-from mixtures.degenerate import DegeneracyPolicy, _count_distinct_rows
+from mixtures.dask_rows import (
+    DaskRows,
+    data_covariance,
+    policy_for,
+    read_rows,
+    row_blocks,
+)
 from mixtures.em import EMRun, run_em
 from mixtures.fit_checkpoint import FitCheckpoint, checkpointed_run
+from mixtures.missing import (
+    find_patterns,
+    missing_scored_pass,
+    observed_score_and_label,
+)
 from mixtures.passes import _scored_pass, score_and_label
+from mixtures.prior import as_prior
 
 __all__ = [
     "DEFAULT_SAMPLE_ROWS",
     "dask_scored_pass",
     "fit_dask",
     "is_dask_array",
-    "read_rows",
 ]
 
 #: Rows drawn for the starts and the policy's row-level rules.
@@ -53,15 +67,6 @@ DEFAULT_SAMPLE_ROWS = 50_000
 def is_dask_array(X: Any) -> bool:
     """Whether ``X`` is a ``dask.array.Array`` (without importing Dask)."""
     return type(X).__module__.startswith("dask.array") and hasattr(X, "to_delayed")
-
-
-def _row_blocks(X, sample_weight):
-    """``X``'s row blocks and matching weight blocks (None: unit weights)."""
-    blocks = list(X.to_delayed()[:, 0])
-    if sample_weight is None:
-        return blocks, [None] * len(blocks)
-    weights = sample_weight.rechunk((X.chunks[0],))
-    return blocks, list(weights.to_delayed())
 
 
 def _block_tasks(X, function, *shared) -> list:
@@ -78,10 +83,20 @@ def _block_tasks(X, function, *shared) -> list:
 
 
 def _block_sums(block, weights, params, kernel):
-    """One block's statistics, its weighted log-likelihood and its weight."""
+    """One block's statistics, its weighted log-likelihood and its weight.
+
+    A block with missing values is scored over each row's observed values
+    (:func:`mixtures.missing.missing_scored_pass`).
+    """
     block = np.asarray(block)
     if weights is None:
         weights = np.ones(block.shape[0])
+    if np.isnan(block).any():
+        patterns = find_patterns(block, allow_empty_feature=True)
+        stats, log_prob, _ = missing_scored_pass(block, patterns, kernel)(
+            None, weights, params
+        )
+        return stats, float(np.sum(weights * log_prob)), stats.total_weight
     if not np.any(weights):  # a block of zero weights adds nothing
         stats = _scored_pass(block[:1], np.ones(1), params, kernel, threads=1)[0]
         zero = dataclasses.replace(
@@ -122,7 +137,7 @@ def dask_total(X, sample_weight, params, kernel: str):
     import dask
     from dask import delayed
 
-    blocks, weights = _row_blocks(X, sample_weight)
+    blocks, weights = row_blocks(X, sample_weight)
     shared = delayed(params, pure=True)  # sent once, not once per block
     parts = [
         delayed(_block_sums, pure=True)(block, w, shared, kernel)
@@ -144,119 +159,10 @@ def dask_scored_pass(X, sample_weight, sample: np.ndarray, kernel: str):
 
     def scored(_X, _w, params):
         stats, log_likelihood, weight = dask_total(X, sample_weight, params, kernel)
-        log_prob = score_and_label(sample, params, kernel=kernel)[0]
+        log_prob = _score_and_label(sample, params, kernel)[0]
         return stats, log_prob, log_likelihood / weight
 
     return scored
-
-
-@dataclasses.dataclass(frozen=True)
-class DaskRows:
-    """What a fit on a Dask array needs of its rows, read once.
-
-    Attributes
-    ----------
-    sample : ndarray of shape (n_sample, n_features)
-        Seeded sample of rows (:func:`read_rows`), in memory.
-    sample_weight : ndarray of shape (n_sample,)
-    variances : ndarray of shape (n_features,)
-        The whole array's weighted per-feature variances.
-    mean_weight : float
-        The whole array's mean positive weight.
-    """
-
-    sample: np.ndarray
-    sample_weight: np.ndarray
-    variances: np.ndarray
-    mean_weight: float
-
-
-def read_rows(X, sample_weight, n_rows: int, random_state) -> DaskRows:
-    """The sample and the per-feature moments of the Dask array ``X``, in one pass.
-
-    Up to ``n_rows`` rows are drawn without replacement, seeded by
-    ``random_state`` (all rows, and no draw, when there are no more); they
-    keep their order in ``X``, and only they reach the client. The
-    weighted variances come from sums about a centre near the mean (the
-    first block's mean), so that the squares lose no digits to the data's
-    offset; one task per block returns its sampled rows and its sums. A
-    model search reads them once for all its cells (:mod:`mixtures.dask_select`).
-    """
-    import dask
-    from dask import delayed
-
-    n_samples = X.shape[0]
-    chosen = np.arange(n_samples)
-    if n_samples > n_rows:
-        chosen = np.sort(random_state.choice(n_samples, size=n_rows, replace=False))
-    first = next(i for i, rows in enumerate(X.chunks[0]) if rows)
-    centre = np.asarray(X.blocks[first].compute(), dtype=np.float64).mean(axis=0)
-    ends = np.cumsum(X.chunks[0])
-    cuts = np.searchsorted(chosen, np.concatenate([[0], ends]))
-    blocks, weights = _row_blocks(X, sample_weight)
-    shared = delayed(centre, pure=True)
-    parts = dask.compute(
-        *[
-            delayed(_block_moments, pure=True)(
-                block, w, chosen[cuts[i] : cuts[i + 1]] - (ends[i] - X.chunks[0][i]),
-                shared,
-            )
-            for i, (block, w) in enumerate(zip(blocks, weights, strict=True))
-        ]
-    )  # fmt: skip
-    rows = np.concatenate([part[0] for part in parts])
-    rows_w = np.concatenate([part[1] for part in parts])
-    total, positive, linear, squares = (
-        sum(part[j] for part in parts) for j in range(2, 6)
-    )
-    offset = linear / total
-    variances = np.maximum(squares / total - offset**2, 0.0)
-    return DaskRows(rows, rows_w, variances, float(total) / float(positive))
-
-
-def _block_moments(block, weights, chosen, centre):
-    """One block's sample and sums.
-
-    Its sampled rows and weights (at positions ``chosen`` in the block), its
-    total and positive weight, and its weighted sums of ``x - centre`` and
-    of its squares (D,).
-    """
-    block = np.asarray(block)
-    weights = np.ones(block.shape[0]) if weights is None else np.asarray(weights)
-    weights = weights.astype(np.float64, copy=False)
-    shifted = block.astype(np.float64) - centre
-    # einsum, not a BLAS product: OpenBLAS's threads would spin against the
-    # other blocks' tasks.
-    return (
-        block[chosen],
-        weights[chosen],
-        float(weights.sum()),
-        int(np.count_nonzero(weights > 0)),
-        np.einsum("n,nd->d", weights, shifted),
-        np.einsum("n,nd,nd->d", weights, shifted, shifted),
-    )
-
-
-def _policy(rows: DaskRows, dtype, options, reg_covar) -> DegeneracyPolicy:
-    """The degenerate policy.
-
-    Its scales from the whole array, its distinct rows from the sample's
-    rows of positive weight.
-    """
-    policy = DegeneracyPolicy.from_moments(
-        rows.variances.copy(),  # from_moments replaces zeros in place
-        dtype,
-        rows.mean_weight,
-        reg_covar,
-        n_distinct_rows=_count_distinct_rows(
-            rows.sample[rows.sample_weight > 0], enough=options.n_components
-        ),
-    )
-    if options.reg_covar_relative:  # per feature, in units of its variance
-        policy = dataclasses.replace(
-            policy, reg_covar=reg_covar * policy.feature_scale**2
-        )
-    return policy
 
 
 def _checked(X, sample_weight, options):
@@ -271,11 +177,6 @@ def _checked(X, sample_weight, options):
         X = X.astype(np.float64)
     if X.numblocks[1] != 1:
         X = X.rechunk({1: -1})  # a row block holds whole rows
-    if options.prior is not None or options.missing != "error":
-        raise ValueError(
-            "fit_em on a Dask array does not support prior= or missing= yet; "
-            "fit in memory (np.asarray(X)) for those."
-        )
     if X.shape[0] < options.n_components:
         raise ValueError(
             f"Expected n_samples >= n_components but got n_components = "
@@ -330,10 +231,17 @@ def fit_dask(
     random_state = as_random_state(random_state)
     if rows is None:
         rows = read_rows(
-            X, sample_weight, max(n_rows, options.n_components), random_state
-        )
-    sample, sample_w = rows.sample, rows.sample_weight
-    policy = _policy(rows, X.dtype, options, options.reg_covar)
+            X, sample_weight, max(n_rows, options.n_components), random_state,
+            allow_nan=options.missing == "em",
+        )  # fmt: skip
+    sample, sample_w = rows.filled_sample, rows.sample_weight
+    policy = policy_for(
+        rows,
+        X.dtype,
+        options,
+        options.reg_covar,
+        _prior(X, sample_weight, rows, options),
+    )
     em = {
         "X": sample,
         "sample_weight": sample_w,
@@ -343,7 +251,7 @@ def fit_dask(
         "acceleration": options.acceleration,
         "stopping": options.stopping,
         "kernel": kernel,
-        "scored_pass": dask_scored_pass(X, sample_weight, sample, kernel),
+        "scored_pass": dask_scored_pass(X, sample_weight, rows.sample, kernel),
     }
     inits = options.initial_arrays(X.shape[1])
     restarts: list[EMRun] = []
@@ -411,4 +319,26 @@ def _store(checkpoint, X, sample_weight, options, random_state, n_rows):
 
 def _block_labels(block, params, kernel):
     """The most probable component of each row of one block (n_block,)."""
-    return score_and_label(np.asarray(block), params, kernel=kernel)[1]
+    return _score_and_label(np.asarray(block), params, kernel)[1]
+
+
+def _score_and_label(rows: np.ndarray, params, kernel: str):
+    """``log p`` of each row and its most probable component, holes or not."""
+    if np.isnan(rows).any():
+        return observed_score_and_label(rows, params, kernel=kernel)
+    return score_and_label(rows, params, kernel=kernel)
+
+
+def _prior(X, sample_weight, rows: DaskRows, options):
+    """The prior resolved for the whole array, or None.
+
+    Without its own scale, the prior takes the data's covariance: one more
+    pass.
+    """
+    prior = as_prior(options.prior)
+    if prior is None:
+        return None
+    covariance = None if prior.scale is not None else data_covariance(
+        X, sample_weight, rows
+    )  # fmt: skip
+    return prior.resolve_moments(rows.mean, covariance, options.n_components)

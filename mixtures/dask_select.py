@@ -40,13 +40,8 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
-from mixtures.dask_em import (
-    DEFAULT_SAMPLE_ROWS,
-    _block_tasks,
-    _checked,
-    fit_dask,
-    read_rows,
-)
+from mixtures.dask_em import DEFAULT_SAMPLE_ROWS, _block_tasks, _checked, fit_dask
+from mixtures.dask_rows import read_rows
 from mixtures.diagnostics import bic, classification_entropy, classify, in_force
 from mixtures.fitting import DegenerateComponentWarning, EMOptions
 from mixtures.select import _COLUMNS, SearchResult, _estimator, search
@@ -66,6 +61,8 @@ def search_dask(
     max_iter: int = 2000,
     reg_covar: float = 1e-6,
     reg_covar_relative: bool = False,
+    prior=None,
+    missing: str = "error",
     progress: bool = False,
     checkpoint=None,
 ) -> SearchResult:
@@ -78,6 +75,10 @@ def search_dask(
     models, n_components, random_state, tol, max_iter, reg_covar, reg_covar_relative
         As in :func:`mixtures.select.search`; ``random_state`` (None: 0) also
         draws the sample.
+    prior, missing
+        As in :func:`mixtures.select.search`: MAP-EM's prior (resolved from
+        the whole array on all rows, from the sample in its search), and
+        ``"em"`` to fit over each row's observed values.
     sample_size : int, default=50_000
         Rows of the sample searched in memory (all rows when fewer).
     n_jobs : int or None, default=None
@@ -105,9 +106,17 @@ def search_dask(
         max_iter=max_iter,
         reg_covar=reg_covar,
         reg_covar_relative=reg_covar_relative,
+        prior=prior,
+        missing=missing,
     )  # validates the settings before any pass over the data
     X, _ = _checked(X, None, options)
-    rows = read_rows(X, None, int(sample_size), np.random.RandomState(seed))
+    rows = read_rows(
+        X,
+        None,
+        int(sample_size),
+        np.random.RandomState(seed),
+        allow_nan=missing == "em",
+    )
     on_sample = search(
         rows.sample,
         models,
@@ -118,6 +127,8 @@ def search_dask(
         max_iter=max_iter,
         reg_covar=reg_covar,
         reg_covar_relative=reg_covar_relative,
+        prior=prior,
+        missing=missing,
         progress=progress,
         checkpoint=checkpoint,
     )
@@ -126,7 +137,8 @@ def search_dask(
         "max_iter": max_iter,
         "reg_covar": reg_covar,
         "reg_covar_relative": reg_covar_relative,
-        "prior": None,
+        "prior": prior,
+        "missing": missing,
     }
     cells = list(on_sample.table.itertuples(index=False))
     if progress:
@@ -156,7 +168,7 @@ def _full_cell(X, rows, cell, on_sample, settings: dict, seed: int):
         n_components=cell.n_components,
         covariance_type=cell.model,
         acceleration="squarem",
-        **{k: v for k, v in settings.items() if k != "prior"},
+        **settings,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateComponentWarning)

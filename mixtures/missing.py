@@ -267,15 +267,19 @@ def _recentred(s0, s1, s2, shift):
     return first, second
 
 
-def mean_filled(X: np.ndarray) -> np.ndarray:
+def mean_filled(X: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
     """``X`` with every missing cell replaced by its feature's observed mean.
 
     What the starts (k-means, random rows, the hierarchical start) and the
     degenerate-component policy see; the fit itself never uses the fill.
+    ``fill`` (D,) gives the means (a fit out of core passes the whole
+    array's to fill its sample).
     """
     filled = np.array(X, dtype=np.float64, copy=True)
     rows, columns = np.nonzero(np.isnan(filled))
-    filled[rows, columns] = np.nanmean(X, axis=0)[columns]
+    if fill is None:
+        fill = np.nanmean(X, axis=0)
+    filled[rows, columns] = np.asarray(fill)[columns]
     return filled
 
 

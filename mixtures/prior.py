@@ -73,9 +73,24 @@ class ConjugatePrior:
         self, X: np.ndarray, sample_weight: np.ndarray, n_components: int
     ) -> ResolvedPrior:
         """The hyperparameters for data ``X`` (n_samples, n_features) and K."""
-        n_features = X.shape[1]
         total = float(np.sum(sample_weight))
         data_mean = (sample_weight @ X.astype(np.float64)) / total
+        covariance = None
+        if self.scale is None:
+            centred = X.astype(np.float64) - data_mean
+            covariance = (centred.T * sample_weight) @ centred / max(total - 1.0, 1.0)
+        return self.resolve_moments(data_mean, covariance, n_components)
+
+    def resolve_moments(
+        self, data_mean: np.ndarray, covariance: np.ndarray | None, n_components: int
+    ) -> ResolvedPrior:
+        """The hyperparameters from the data's weighted mean (D,) and covariance.
+
+        ``covariance`` (D, D), with denominator ``max(total weight - 1, 1)``,
+        is needed only without an explicit ``scale``; :meth:`resolve` computes
+        both from rows, a fit out of core (:mod:`mixtures.dask_em`) from sums.
+        """
+        n_features = data_mean.shape[0]
         mean = data_mean if self.mean is None else np.asarray(self.mean, float)
         if mean.shape != (n_features,):
             raise ValueError(
@@ -87,8 +102,7 @@ class ConjugatePrior:
                 f"prior dof must exceed n_features - 1 = {n_features - 1}; got {dof}."
             )
         if self.scale is None:
-            centred = X.astype(np.float64) - data_mean
-            covariance = (centred.T * sample_weight) @ centred / max(total - 1.0, 1.0)
+            assert covariance is not None
             scale = covariance / n_components ** (2.0 / n_features)
         else:
             scale = np.asarray(self.scale, dtype=float)

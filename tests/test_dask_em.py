@@ -129,10 +129,72 @@ def test_a_fit_from_initial_params_equals_the_in_memory_one(model):
     assert len(ours.restarts) == 1
 
 
+def _with_holes(X, rate=0.1, seed=5):
+    """``X`` with ``rate`` of its cells missing at random, no row left empty."""
+    X = X.copy()
+    holes = np.random.default_rng(seed).random(X.shape) < rate
+    holes[holes.all(axis=1), 0] = False
+    X[holes] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("model", ["VVV", "EEE", "diag", "VEI", "spherical"])
+@pytest.mark.parametrize("n_chunks", [1, 7])
+def test_missing_values_out_of_core_equal_the_in_memory_fit(model, n_chunks):
+    X = _with_holes(_data())
+    options = dict(covariance_type=model, tol=1e-10, max_iter=200, missing="em")
+    reference = fit_em(X, 2, random_state=0, **options, **_START)
+    chunks = -(-X.shape[0] // n_chunks)
+    array = da.from_array(X, chunks=(chunks, 3))
+    ours = fit_em(array, 2, random_state=0, **options, **_START)
+    _assert_same_fit(ours, reference)
+    assert_array_equal(ours.labels.compute(), reference.labels)
+
+
+def test_missing_values_with_weights_and_kmeans_starts_equal_the_in_memory_fit():
+    X = _with_holes(_data(), rate=0.2)
+    weights = np.random.default_rng(2).integers(0, 4, size=X.shape[0]).astype(float)
+    options = dict(covariance_type="VVV", tol=1e-10, missing="em", n_init=2)
+    reference = fit_em(X, 2, random_state=4, sample_weight=weights, **options)
+    ours = fit_em(
+        da.from_array(X, chunks=(130, 3)),
+        2,
+        random_state=4,
+        sample_weight=da.from_array(weights, chunks=70),
+        **options,
+    )
+    _assert_same_fit(ours, reference)
+
+
+@pytest.mark.parametrize("model", ["VVV", "VEI", "diag"])
+@pytest.mark.parametrize("holes", [False, True])
+def test_the_prior_out_of_core_equals_the_in_memory_fit(model, holes):
+    X = _with_holes(_data()) if holes else _data()
+    weights = np.linspace(0.5, 2.0, X.shape[0])
+    options = dict(covariance_type=model, tol=1e-10, prior=True, missing="em", **_START)
+    reference = fit_em(X, 2, random_state=0, sample_weight=weights, **options)
+    ours = fit_em(
+        da.from_array(X, chunks=(90, 3)),
+        2,
+        random_state=0,
+        sample_weight=da.from_array(weights, chunks=90),
+        **options,
+    )
+    _assert_same_fit(ours, reference)
+
+
 def test_unsupported_options_and_bad_input_are_clear():
     X = da.from_array(_data(), chunks=(100, 3))
-    with pytest.raises(ValueError, match="prior"):
-        fit_em(X, 2, prior=True)
+    holes = _with_holes(_data())
+    with pytest.raises(ValueError, match=r"contains NaN .* missing='em'"):
+        fit_em(da.from_array(holes, chunks=(100, 3)), 2)
+    holes[7] = np.nan
+    with pytest.raises(ValueError, match=r"1 row.* every feature missing"):
+        fit_em(da.from_array(holes, chunks=(100, 3)), 2, missing="em")
+    holes = _data()
+    holes[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"feature.* 1 .*missing in every row"):
+        fit_em(da.from_array(holes, chunks=(100, 3)), 2, missing="em")
     with pytest.raises(ValueError, match="initial_params do not match"):
         fit_em(X, 3, initial_params=fit_em(np.asarray(X), 2).params)
     with pytest.raises(ValueError, match="2-D"):
@@ -314,3 +376,29 @@ def test_a_checkpointed_fit_resumes_where_it_stopped(tmp_path, monkeypatch):
         dask_em.fit_dask(
             X, None, options, 4, checkpoint=tmp_path / "b", checkpoint_every=0
         )
+
+
+def test_the_estimator_with_missing_values_fits_and_predicts_block_by_block():
+    from mixtures import GaussianMixture
+
+    X = _with_holes(_data(), rate=0.15)
+    array = da.from_array(X, chunks=(150, 3))
+    options = dict(covariance_type="VEV", missing="em", random_state=0, tol=1e-10)
+    ours = GaussianMixture(2, **options, **_START).fit(array)
+    reference = GaussianMixture(2, **options, **_START).fit(X)
+    assert_allclose(ours.means_, reference.means_, rtol=1e-10)
+    assert_array_equal(ours.predict(array).compute(), reference.predict(X))
+    assert_allclose(
+        ours.score_samples(array).compute(), reference.score_samples(X), rtol=1e-10
+    )
+    assert ours.bic(array) == pytest.approx(reference.bic(X), rel=1e-10)
+
+
+@pytest.mark.parametrize("init_params", ["hc", "random_from_data", "k-means++"])
+def test_every_start_is_drawn_from_the_sample_as_in_memory(init_params):
+    """Rows fewer than the sample: the sample is every row, the same starts."""
+    X = _data(n=900, seed=4)
+    options = dict(covariance_type="VVV", init_params=init_params, n_init=2)
+    reference = fit_em(X, 2, random_state=3, **options)
+    ours = fit_em(da.from_array(X, chunks=(200, 3)), 2, random_state=3, **options)
+    _assert_same_fit(ours, reference)

@@ -142,8 +142,8 @@ def test_gmmlab_fit_out_of_core_refuses_what_it_cannot_do(
     out = tmp_path / "out"
     assert main(["fit", str(folder), "--label", "waiting", "--out", str(out)]) == 2
     assert "--label not supported yet" in capsys.readouterr().err
-    assert main(["fit", str(folder), "--prior", "--scale", "standard"]) == 2
-    assert "--prior, --scale not supported" in capsys.readouterr().err
+    assert main(["fit", str(folder), "--scale", "standard", "--sep", "comma"]) == 2
+    assert "--scale, --sep not supported" in capsys.readouterr().err
     argv = ["fit", str(folder), "--scheduler", "tcp://127.0.0.1:9", "--out", str(out)]
     pytest.importorskip("distributed")
     assert main(argv) == 2
@@ -151,3 +151,48 @@ def test_gmmlab_fit_out_of_core_refuses_what_it_cannot_do(
     assert main(["fit", str(tmp_path / "absent"), "--scheduler", "local"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_gmmlab_fit_on_a_folder_with_holes_and_the_prior_matches_the_search_in_memory(
+    tmp_path, capsys
+):
+    import json
+
+    import pandas as pd
+
+    from experiments.cli import main
+
+    X = load_faithful().copy()
+    holes = np.random.default_rng(1).random(X.shape) < 0.1
+    holes[holes.all(axis=1), 0] = False
+    X[holes] = np.nan
+    folder = tmp_path / "holes"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(X)), 2)):
+        pd.DataFrame(X[part], columns=["eruptions", "waiting"]).to_parquet(
+            folder / f"part-{i}.parquet"
+        )
+    out = tmp_path / "out"
+    argv = ["fit", str(folder), "--models", "EEE,VVI", "--components", "1..3"]
+    argv += ["--missing", "em", "--prior", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    memory = search(
+        X,
+        ["EEE", "VVI"],
+        [1, 2, 3],
+        reg_covar_relative=True,
+        prior="default",
+        missing="em",
+    )
+    ours = pd.read_csv(out / "model_search.csv")
+    assert_allclose(ours["bic"], memory.table["bic"], rtol=1e-8)
+    summary = json.loads((out / "parameters.json").read_text())
+    assert summary["prior"] is True
+    chosen = memory.top(1).iloc[0]
+    assert (summary["model"], summary["n_components"]) == (
+        chosen["model"],
+        chosen["n_components"],
+    )
+    assigned = pd.read_parquet(out / "assignments")
+    fit = memory.best("bic")
+    assert (assigned["component"].to_numpy() - 1 == fit.predict(X)).all()

@@ -1,0 +1,246 @@
+"""What a fit on a Dask array needs of its rows, read in one pass.
+
+:func:`read_rows` draws the seeded sample of rows the starts and the
+degenerate-component policy's row-level rules use, and sums the per-feature
+moments the policy's scales (and the prior's mean) come from, one task per
+block: only the sample and (D,) sums reach the client. With missing values
+(``allow_nan``) the moments are those of the data with every hole filled by
+its feature's observed mean, as in memory (:func:`mixtures.missing.mean_filled`).
+:func:`data_covariance` is one more pass, for a prior without its own scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from mixtures.degenerate import DegeneracyPolicy, _count_distinct_rows
+from mixtures.missing import mean_filled
+
+__all__ = ["DaskRows", "data_covariance", "read_rows", "row_blocks"]
+
+
+def row_blocks(X, sample_weight):
+    """``X``'s row blocks and matching weight blocks (None: unit weights)."""
+    blocks = list(X.to_delayed()[:, 0])
+    if sample_weight is None:
+        return blocks, [None] * len(blocks)
+    weights = sample_weight.rechunk((X.chunks[0],))
+    return blocks, list(weights.to_delayed())
+
+
+@dataclasses.dataclass(frozen=True)
+class DaskRows:
+    """The sample and moments of a Dask array's rows.
+
+    Attributes
+    ----------
+    sample : ndarray of shape (n_sample, n_features)
+        Seeded sample of rows, in memory, holes (NaN) kept.
+    sample_weight : ndarray of shape (n_sample,)
+    fill : ndarray of shape (n_features,)
+        Each feature's mean over its observed values (unweighted, as
+        :func:`mixtures.missing.mean_filled`): what fills the holes.
+    mean : ndarray of shape (n_features,)
+        The weighted mean of the array with its holes filled.
+    variances : ndarray of shape (n_features,)
+        The weighted per-feature variances of the array with its holes
+        filled.
+    total_weight : float
+    mean_weight : float
+        The mean positive weight.
+    n_missing : int
+        Missing cells in the whole array.
+    """
+
+    sample: np.ndarray
+    sample_weight: np.ndarray
+    fill: np.ndarray
+    mean: np.ndarray
+    variances: np.ndarray
+    total_weight: float
+    mean_weight: float
+    n_missing: int
+
+    @property
+    def filled_sample(self) -> np.ndarray:
+        """The sample with its holes filled by the whole array's means."""
+        return mean_filled(self.sample, self.fill) if self.n_missing else self.sample
+
+
+def read_rows(
+    X, sample_weight, n_rows: int, random_state, *, allow_nan: bool = False
+) -> DaskRows:
+    """The sample and the per-feature moments of the Dask array ``X``, in one pass.
+
+    Up to ``n_rows`` rows are drawn without replacement, seeded by
+    ``random_state`` (all rows, and no draw, when there are no more); they
+    keep their order in ``X``. The moments come from sums about a centre
+    near the mean (the first block's), so that the squares lose no digits to
+    the data's offset. A model search reads them once for all its cells
+    (:mod:`mixtures.dask_select`).
+
+    Raises
+    ------
+    ValueError
+        On NaN unless ``allow_nan``; with it, on a row or a feature with
+        every value missing (as :func:`mixtures.missing.find_patterns`).
+    """
+    import dask
+    from dask import delayed
+
+    n_samples = X.shape[0]
+    chosen = np.arange(n_samples)
+    if n_samples > n_rows:
+        chosen = np.sort(random_state.choice(n_samples, size=n_rows, replace=False))
+    first = next(i for i, rows in enumerate(X.chunks[0]) if rows)
+    head = np.asarray(X.blocks[first].compute(), np.float64)
+    with warnings.catch_warnings():  # a feature missing in the whole block
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nan_to_num(np.nanmean(head, axis=0))
+    ends = np.cumsum(X.chunks[0])
+    cuts = np.searchsorted(chosen, np.concatenate([[0], ends]))
+    blocks, weights = row_blocks(X, sample_weight)
+    shared = delayed(centre, pure=True)
+    parts = dask.compute(
+        *[
+            delayed(_block_moments, pure=True)(
+                block, w, chosen[cuts[i] : cuts[i + 1]] - (ends[i] - X.chunks[0][i]),
+                shared,
+            )
+            for i, (block, w) in enumerate(zip(blocks, weights, strict=True))
+        ]
+    )  # fmt: skip
+    sums = [sum(part[j] for part in parts) for j in range(2, 11)]
+    total, positive, count, plain, observed, linear, squares, n_missing, n_empty = sums
+    _check_holes(int(n_missing), int(n_empty), count, allow_nan)
+    shift = plain / count  # the fill, about the centre
+    # The holes' weight at the fill, added to the observed values' sums.
+    hole_weight = total - observed
+    linear = linear + hole_weight * shift
+    squares = squares + hole_weight * shift**2
+    offset = linear / total
+    variances = np.maximum(squares / total - offset**2, 0.0)
+    return DaskRows(
+        np.concatenate([part[0] for part in parts]),
+        np.concatenate([part[1] for part in parts]),
+        centre + shift,
+        centre + offset,
+        variances,
+        float(total),
+        float(total) / float(positive),
+        int(n_missing),
+    )
+
+
+def _check_holes(n_missing: int, n_empty: int, observed, allow_nan: bool) -> None:
+    if n_missing and not allow_nan:
+        raise ValueError(
+            f"Input X contains NaN ({n_missing} missing cells): pass "
+            "missing='em' to fit over each row's observed values."
+        )
+    if n_empty:
+        raise ValueError(
+            f"{n_empty} row(s) have every feature missing: they carry no "
+            "information about the mixture; drop them before fitting."
+        )
+    absent = np.flatnonzero(observed == 0)
+    if absent.size:
+        raise ValueError(
+            f"feature(s) {', '.join(map(str, absent))} are missing in every row: "
+            "nothing can be learned about them; drop those columns."
+        )
+
+
+def _block_moments(block, weights, chosen, centre):
+    """One block's sample and sums.
+
+    Its sampled rows and weights (at positions ``chosen`` in the block), its
+    total and positive weight; per feature (D,) the count of its observed
+    values and their sum of ``x - centre``, their weight and weighted sums
+    of ``x - centre`` and of its squares; its missing cells and its rows
+    with no value.
+    """
+    block = np.asarray(block)
+    weights = np.ones(block.shape[0]) if weights is None else np.asarray(weights)
+    weights = weights.astype(np.float64, copy=False)
+    holes = np.isnan(block)
+    n_holes = int(holes.sum())
+    shifted = block.astype(np.float64) - centre  # one copy of the block
+    total = float(weights.sum())
+    if n_holes:
+        shifted[holes] = 0.0
+        observed = (~holes).astype(np.float64)
+        count, observed_weight = observed.sum(axis=0), weights @ observed
+    else:  # the common case: no second block-sized array
+        count = np.full(block.shape[1], float(block.shape[0]))
+        observed_weight = np.full(block.shape[1], total)
+    # einsum, not a BLAS product over the rows: OpenBLAS's threads would
+    # spin against the other blocks' tasks.
+    return (
+        block[chosen],
+        weights[chosen],
+        total,
+        int(np.count_nonzero(weights > 0)),
+        count,
+        shifted.sum(axis=0),
+        observed_weight,
+        np.einsum("n,nd->d", weights, shifted),
+        np.einsum("n,nd,nd->d", weights, shifted, shifted),
+        n_holes,
+        int(holes.all(axis=1).sum()) if n_holes else 0,
+    )
+
+
+def data_covariance(X, sample_weight, rows: DaskRows) -> np.ndarray:
+    """The (D, D) weighted covariance of ``X`` with its holes filled.
+
+    Denominator ``max(total weight - 1, 1)``, as :meth:`ConjugatePrior.resolve`;
+    one pass over ``X``.
+    """
+    import dask
+    from dask import delayed
+
+    blocks, weights = row_blocks(X, sample_weight)
+    mean = delayed(rows.mean, pure=True)
+    fill = delayed(rows.fill, pure=True)
+    parts = dask.compute(
+        *[
+            delayed(_block_scatter, pure=True)(block, w, mean, fill)
+            for block, w in zip(blocks, weights, strict=True)
+        ]
+    )
+    return sum(parts) / max(rows.total_weight - 1.0, 1.0)
+
+
+def _block_scatter(block, weights, mean, fill) -> np.ndarray:
+    """``sum_n w_n (y_n - mean)(y_n - mean)^T`` of one block, holes at ``fill``."""
+    block = np.asarray(block, dtype=np.float64)
+    weights = np.ones(block.shape[0]) if weights is None else np.asarray(weights)
+    centred = np.where(np.isnan(block), fill, block) - mean
+    return np.einsum("n,nd,ne->de", weights.astype(np.float64), centred, centred)
+
+
+def policy_for(rows: DaskRows, dtype, options, reg_covar, prior) -> DegeneracyPolicy:
+    """The degenerate policy of a fit on the array ``rows`` was read from.
+
+    Its scales from the whole array, its distinct rows from the sample's
+    rows of positive weight (holes filled); ``prior`` resolved, or None.
+    """
+    policy = DegeneracyPolicy.from_moments(
+        rows.variances.copy(),  # from_moments replaces zeros in place
+        dtype,
+        rows.mean_weight,
+        reg_covar,
+        prior,
+        n_distinct_rows=_count_distinct_rows(
+            rows.filled_sample[rows.sample_weight > 0], enough=options.n_components
+        ),
+    )
+    if options.reg_covar_relative:  # per feature, in units of its variance
+        policy = dataclasses.replace(
+            policy, reg_covar=reg_covar * policy.feature_scale**2
+        )
+    return policy
