@@ -28,11 +28,12 @@ import json
 import shutil
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 
 from experiments.report.figures.selection import model_search_figure
-from experiments.report.figures.style import png_bytes
+from experiments.report.figures.style import STYLE, png_bytes
 from experiments.tables import (
     MODEL_SEARCH_CSV,
     PARAMETERS_JSON,
@@ -40,6 +41,7 @@ from experiments.tables import (
     atomic_write,
 )
 from experiments.userfit_console import _describe
+from mixtures.dask_rows import per_block
 from mixtures.dask_select import search_dask
 from mixtures.io import column_names, open_rows
 from mixtures.missing import observed_e_step
@@ -166,10 +168,9 @@ def fit_rows(
     atomic_write(table.to_csv(index=False), out / MODEL_SEARCH_CSV)
     atomic_write(json.dumps(summary, indent=2) + "\n", out / PARAMETERS_JSON)
     flagged = table[table["status"] != "ok"]
-    atomic_write(
-        png_bytes(model_search_figure(table, flagged, top_models(table, 3, "bic"))),
-        out / MODEL_SEARCH_PNG,
-    )
+    with matplotlib.rc_context(STYLE):  # the report's type sizes
+        figure = model_search_figure(table, flagged, top_models(table, 3, "bic"))
+        atomic_write(png_bytes(figure), out / MODEL_SEARCH_PNG)
     echo(_describe(summary, table, verbose=verbose))
     echo(
         f"assignments: {out / ASSIGNMENTS_DIR} (one Parquet file per block)\n"
@@ -222,20 +223,16 @@ def write_assignments(X, params: MixtureParams, folder: Path) -> float:
     only when every block is written: never a half-written folder.
     """
     import dask
-    from dask import delayed
 
     staging = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     starts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]])
-    shared = delayed(params, pure=True)
-    blocks = X.to_delayed()[:, 0]
-    tasks = [
-        delayed(_write_block)(
-            block, shared, int(start), str(staging / f"part-{i:05d}.parquet")
-        )
-        for i, (block, start) in enumerate(zip(blocks, starts, strict=True))
+    items = [
+        (int(start), str(staging / f"part-{i:05d}.parquet"))
+        for i, start in enumerate(starts)
     ]
+    tasks = per_block(X, _write_block, params, items=items)
     sums = dask.compute(*tasks)
     if folder.exists():
         shutil.rmtree(folder)
@@ -243,11 +240,15 @@ def write_assignments(X, params: MixtureParams, folder: Path) -> float:
     return float(sum(sums)) / X.shape[0]
 
 
-def _write_block(block, params: MixtureParams, start: int, file: str) -> float:
+def _write_block(
+    block, _weights, item: tuple[int, str], params: MixtureParams
+) -> float:
     """One block's assignments to ``file``; returns its summed uncertainty.
 
     A row with holes is assigned by the density of its observed values.
+    ``item`` is the block's first row number and its file.
     """
+    start, file = item
     _, log_resp = observed_e_step(np.asarray(block, dtype=np.float64), params)
     probabilities = np.exp(log_resp)
     frame = pd.DataFrame({"row": np.arange(start, start + len(probabilities))})

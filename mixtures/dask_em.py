@@ -39,9 +39,9 @@ import numpy as np
 from mixtures.dask_rows import (
     DaskRows,
     data_covariance,
+    per_block,
     policy_for,
     read_rows,
-    row_blocks,
 )
 from mixtures.em import EMRun, run_em
 from mixtures.fit_checkpoint import FitCheckpoint, checkpointed_run
@@ -69,20 +69,7 @@ def is_dask_array(X: Any) -> bool:
     return type(X).__module__.startswith("dask.array") and hasattr(X, "to_delayed")
 
 
-def _block_tasks(X, function, *shared) -> list:
-    """``function(block, *shared)`` as one delayed task per row block of ``X``.
-
-    The ``shared`` arguments are sent to the workers once, not once per block.
-    """
-    from dask import delayed
-
-    shared = tuple(delayed(value, pure=True) for value in shared)
-    return [
-        delayed(function, pure=True)(block, *shared) for block in X.to_delayed()[:, 0]
-    ]
-
-
-def _block_sums(block, weights, params, kernel):
+def _block_sums(block, weights, _, params, kernel):
     """One block's statistics, its weighted log-likelihood and its weight.
 
     A block with missing values is scored over each row's observed values
@@ -135,14 +122,8 @@ def _tree_sum(parts: list):
 def dask_total(X, sample_weight, params, kernel: str):
     """``(stats, sum_n w_n log p(x_n), sum_n w_n)`` over a Dask array, summed."""
     import dask
-    from dask import delayed
 
-    blocks, weights = row_blocks(X, sample_weight)
-    shared = delayed(params, pure=True)  # sent once, not once per block
-    parts = [
-        delayed(_block_sums, pure=True)(block, w, shared, kernel)
-        for block, w in zip(blocks, weights, strict=True)
-    ]
+    parts = per_block(X, _block_sums, params, kernel, weights=sample_weight)
     (total,) = dask.compute(_tree_sum(parts))
     return total
 

@@ -19,16 +19,84 @@ import numpy as np
 from mixtures.degenerate import DegeneracyPolicy, _count_distinct_rows
 from mixtures.missing import mean_filled
 
-__all__ = ["DaskRows", "data_covariance", "read_rows", "row_blocks"]
+__all__ = ["DaskRows", "data_covariance", "per_block", "read_rows"]
 
 
-def row_blocks(X, sample_weight):
-    """``X``'s row blocks and matching weight blocks (None: unit weights)."""
-    blocks = list(X.to_delayed()[:, 0])
-    if sample_weight is None:
-        return blocks, [None] * len(blocks)
-    weights = sample_weight.rechunk((X.chunks[0],))
-    return blocks, list(weights.to_delayed())
+#: Shared arguments up to this size (pickled) travel inside every block's
+#: task; larger ones are sent once, as a task of their own.
+EMBED_BYTES = 1 << 20
+
+
+def per_block(X, function, *shared, weights=None, items=None) -> list:
+    """One delayed ``function(block, weights, item, *shared)`` per row block of ``X``.
+
+    In block order: ``block`` (rows, D), ``weights`` its (rows,) block of
+    ``weights`` (None without), ``item`` the block's entry of ``items`` (a
+    sequence with one object per block; None without). When the ``shared``
+    arguments are small (:data:`EMBED_BYTES`), each call is fused with the
+    tasks that make its block (one task per block reads and reduces it:
+    ``map_blocks``, whose graph Dask fuses), so no block is ever held in a
+    worker's memory between two tasks, nor moved between workers. Larger
+    ``shared`` arguments are sent once as their own task, and each call
+    depends on its block's task.
+    """
+    import functools
+    import pickle
+
+    import dask.array as da
+    from dask import delayed
+
+    n_blocks = X.numblocks[0]
+    arrays = [X]
+    if weights is not None:
+        arrays.append(weights.rechunk((X.chunks[0],))[:, None])
+    if items is not None:
+        holder = np.empty((n_blocks, 1), dtype=object)
+        holder[:, 0] = list(items)
+        arrays.append(da.from_array(holder, chunks=(1, 1)))
+    size = len(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL))
+    if size > EMBED_BYTES:
+        sent = tuple(delayed(value, pure=True) for value in shared)
+        call = functools.partial(
+            _call, function, weights is not None, items is not None
+        )
+        parts = [array.to_delayed().ravel() for array in arrays]
+        return [
+            delayed(call, pure=True)(*(part[i] for part in parts), *sent)
+            for i in range(n_blocks)
+        ]
+    call = functools.partial(
+        _boxed, function, weights is not None, items is not None, shared
+    )
+    results = da.map_blocks(
+        call,
+        *arrays,
+        drop_axis=1,
+        chunks=((1,) * n_blocks,),
+        token=function.__name__.strip("_"),  # the tasks' name on a dashboard
+        dtype=object,
+        meta=np.empty((0,), dtype=object),
+    )
+    return [delayed(_unbox, pure=True)(part) for part in results.to_delayed()]
+
+
+def _call(function, has_weights: bool, has_items: bool, block, *rest):
+    """``function(block, weights, item, *shared)`` from map_blocks' blocks."""
+    given = list(rest)
+    weights = np.asarray(given.pop(0))[:, 0] if has_weights else None
+    item = given.pop(0)[0, 0] if has_items else None
+    return function(np.asarray(block), weights, item, *given)
+
+
+def _boxed(function, has_weights, has_items, shared, *blocks):
+    """:func:`_call`'s result in a one-element object array (a map_blocks block)."""
+    box = np.empty((1,), dtype=object)
+    box[0] = _call(function, has_weights, has_items, *blocks, *shared)
+    return box
+
+
+def _unbox(box):
+    return box[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +157,6 @@ def read_rows(
         every value missing (as :func:`mixtures.missing.find_patterns`).
     """
     import dask
-    from dask import delayed
 
     n_samples = X.shape[0]
     chosen = np.arange(n_samples)
@@ -102,17 +169,13 @@ def read_rows(
         centre = np.nan_to_num(np.nanmean(head, axis=0))
     ends = np.cumsum(X.chunks[0])
     cuts = np.searchsorted(chosen, np.concatenate([[0], ends]))
-    blocks, weights = row_blocks(X, sample_weight)
-    shared = delayed(centre, pure=True)
+    local = [
+        chosen[cuts[i] : cuts[i + 1]] - (ends[i] - X.chunks[0][i])
+        for i in range(X.numblocks[0])
+    ]
     parts = dask.compute(
-        *[
-            delayed(_block_moments, pure=True)(
-                block, w, chosen[cuts[i] : cuts[i + 1]] - (ends[i] - X.chunks[0][i]),
-                shared,
-            )
-            for i, (block, w) in enumerate(zip(blocks, weights, strict=True))
-        ]
-    )  # fmt: skip
+        *per_block(X, _block_moments, centre, weights=sample_weight, items=local)
+    )
     sums = [sum(part[j] for part in parts) for j in range(2, 11)]
     total, positive, count, plain, observed, linear, squares, n_missing, n_empty = sums
     _check_holes(int(n_missing), int(n_empty), count, allow_nan)
@@ -201,21 +264,14 @@ def data_covariance(X, sample_weight, rows: DaskRows) -> np.ndarray:
     one pass over ``X``.
     """
     import dask
-    from dask import delayed
 
-    blocks, weights = row_blocks(X, sample_weight)
-    mean = delayed(rows.mean, pure=True)
-    fill = delayed(rows.fill, pure=True)
     parts = dask.compute(
-        *[
-            delayed(_block_scatter, pure=True)(block, w, mean, fill)
-            for block, w in zip(blocks, weights, strict=True)
-        ]
+        *per_block(X, _block_scatter, rows.mean, rows.fill, weights=sample_weight)
     )
     return sum(parts) / max(rows.total_weight - 1.0, 1.0)
 
 
-def _block_scatter(block, weights, mean, fill) -> np.ndarray:
+def _block_scatter(block, weights, _, mean, fill) -> np.ndarray:
     """``sum_n w_n (y_n - mean)(y_n - mean)^T`` of one block, holes at ``fill``."""
     block = np.asarray(block, dtype=np.float64)
     weights = np.ones(block.shape[0]) if weights is None else np.asarray(weights)

@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
-from mixtures.dask_em import DEFAULT_SAMPLE_ROWS, _block_tasks, _checked, fit_dask
-from mixtures.dask_rows import read_rows
+from mixtures.dask_em import DEFAULT_SAMPLE_ROWS, _checked, fit_dask
+from mixtures.dask_rows import per_block, read_rows
 from mixtures.diagnostics import bic, classification_entropy, classify, in_force
 from mixtures.fitting import DegenerateComponentWarning, EMOptions
 from mixtures.select import _COLUMNS, SearchResult, _estimator, search
@@ -179,7 +179,7 @@ def _full_cell(X, rows, cell, on_sample, settings: dict, seed: int):
     run = result.restarts[result.best_restart]
     params = result.params
     n_parameters = params.n_parameters()
-    entropy = _total(X, classification_entropy, params)
+    entropy = _total(X, _block_entropy, params)
     reg = settings["reg_covar"]
     if settings["reg_covar_relative"]:
         reg = reg * rows.variances
@@ -209,8 +209,13 @@ def _full_cell(X, rows, cell, on_sample, settings: dict, seed: int):
     return row, _estimator(result, cell.model, settings, None)
 
 
-def _total(X, per_block, params) -> float:
-    """``sum`` over the blocks of ``per_block(block, params)`` (a float each)."""
+def _total(X, function, params) -> float:
+    """``sum`` over the blocks of ``function(block, None, None, params)``."""
     import dask
 
-    return float(sum(dask.compute(*_block_tasks(X, per_block, params))))
+    return float(sum(dask.compute(*per_block(X, function, params))))
+
+
+def _block_entropy(block, _weights, _item, params) -> float:
+    """One block's ``-sum_n log max_k tau_nk`` (ICL's penalty, halved)."""
+    return classification_entropy(block, params)

@@ -180,7 +180,7 @@ def test_gmmlab_fit_on_a_cluster_runs_the_search_cells_and_passes_on_its_workers
     # The sample search's cells (joblib's Dask backend), every pass over the
     # rows, and the assignments were tasks of the cluster.
     assert any("_fit_cell" in prefix for prefix in prefixes)
-    assert {"block_sums", "classification_entropy", "write_block"} <= prefixes
+    assert {"block_moments", "block_sums", "block_entropy", "write_block"} <= prefixes
     assigned = pd.read_parquet(out / "assignments")
     assert len(assigned) == 1200
     assert assigned["component"].between(1, 3).all()

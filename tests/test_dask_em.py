@@ -402,3 +402,21 @@ def test_every_start_is_drawn_from_the_sample_as_in_memory(init_params):
     reference = fit_em(X, 2, random_state=3, **options)
     ours = fit_em(da.from_array(X, chunks=(200, 3)), 2, random_state=3, **options)
     _assert_same_fit(ours, reference)
+
+
+def test_a_blocks_reading_and_its_pass_are_one_task():
+    """No block is held between two tasks, nor moved between workers."""
+    from mixtures import MixtureParams
+    from mixtures.dask_em import _block_sums
+    from mixtures.dask_rows import per_block
+
+    X = da.from_array(_data(), chunks=(100, 3)) * 2.0  # a block is itself a task
+    params = MixtureParams(np.ones(1), np.zeros((1, 3)), np.eye(3)[None], "full")
+    parts = per_block(X, _block_sums, params, "numpy")
+    graph = dict(parts[0].__dask_graph__())
+    names = [key[0] if isinstance(key, tuple) else key for key in graph]
+    # One fused task per block (made, scaled and reduced together), its alias
+    # under the pass's name, and the unboxing of one result.
+    fused = [name for name in names if name.startswith("array-mul-block_sums")]
+    assert len(fused) == X.numblocks[0]
+    assert len(graph) == 2 * X.numblocks[0] + 1
