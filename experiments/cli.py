@@ -171,6 +171,7 @@ def _out_of_core(args: argparse.Namespace) -> bool:
     if args.scheduler is None and not Path(args.file).is_dir():
         return False
     fixed = {
+        "--lrt": bool(args.lrt),
         "--label": args.label is not None,
         "--scale": args.scale != "none",
         "--sep": args.sep is not None,
@@ -230,6 +231,7 @@ def _fit(args: argparse.Namespace) -> int:
             # A bar only where a person watches: not in logs or pipes.
             progress=progress,
             verbose=args.verbose,
+            lrt=args.lrt,
         )
     except ValueError as error:
         print(f"gmmlab fit: error: {error}", file=sys.stderr)
@@ -429,6 +431,17 @@ def _add_fit(commands) -> None:
         default=os.cpu_count() or 1,
         help="parallel processes for the search and the cross-check "
         "(default: all cores, here %(default)s)",
+    )
+    fit.add_argument(
+        "--lrt",
+        type=int,
+        nargs="?",
+        const=999,
+        default=0,
+        metavar="B",
+        help="also test K against K + 1 for the chosen covariance model by the "
+        "parametric bootstrap (mclust's mclustBootstrapLRT), B replicates per "
+        "step (default 999 when given); writes lrt.csv and lrt.png",
     )
     fit.add_argument(
         "--scheduler",

@@ -129,6 +129,7 @@ def fit_file(
     jobs: int = 1,
     progress: bool = True,
     verbose: bool = False,
+    lrt: int = 0,
     echo=print,
 ) -> dict:
     """Search ``path`` and write everything to ``out``.
@@ -141,8 +142,12 @@ def fit_file(
     runs; a changed file or option is fitted afresh. The console shows covariance
     matrices only with ``verbose`` or for at most three features; they are
     always in ``parameters.json``. ``missing="em"`` fits files with empty
-    cells (see :func:`load_file`) over each row's observed values.
+    cells (see :func:`load_file`) over each row's observed values. ``lrt``
+    (replicates per step, 0 for none) adds the bootstrap likelihood-ratio
+    tests of the chosen model (:mod:`experiments.userfit_lrt`).
     """
+    if lrt and missing == "em":
+        raise ValueError("--lrt does not support --missing em yet (no holes).")
     # Every check of the file happens here, before anything is planned or
     # written: a file that cannot be fitted leaves no results folder.
     file = load_file(
@@ -191,6 +196,11 @@ def fit_file(
     outputs = file_outputs(file, found, chosen, notes, prior=prior)
     index = write_outputs(outputs, out)
     echo_summary(outputs.summary, outputs.table, index, out, verbose=verbose, echo=echo)
+    if lrt:
+        from experiments.userfit_lrt import run_lrt
+
+        run_lrt(file.data.X, found.model, found.n_components, out, n_bootstrap=lrt,
+                jobs=jobs, progress=progress, echo=echo)  # fmt: skip
     return outputs.summary
 
 
