@@ -391,7 +391,15 @@ def _start_sweep(config: Path, out: Path, jobs: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # A child inherits an ignored SIGINT (Python then never raises
+        # KeyboardInterrupt); whatever an earlier test left in this process,
+        # the sweep gets Ctrl-C as a user's terminal would deliver it.
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_parts(process, parts: Path, count: int, limit: float = 120) -> None:
