@@ -100,6 +100,15 @@ def _describe(summary: dict, table: pd.DataFrame, *, verbose: bool = False) -> s
                 f"{other['model']} (BIC {other['bic']:.2f}, ARI {other['ari']:.3f})"
             )
         lines.append(line)
+        known = summary.get("classification")
+        if known:
+            lines.append(
+                f"classifying the rows by {summary['label']!r} instead (one "
+                f"Gaussian per class, {known['model']}, as mclust's EDDA): "
+                f"{known['n_folds']}-fold cross-validated error "
+                f"{known['cv_error']:.3f} (SE {known['cv_error_se']:.3f}), "
+                f"training error {known['training_error']:.3f}"
+            )
     events = summary["degenerate_events"]
     if events:
         lines.append(

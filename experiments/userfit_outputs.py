@@ -229,4 +229,38 @@ def _label_agreement(table: pd.DataFrame, best, label: str, data) -> dict:
             "bic": float(row["bic"]),
             "ari": float(row["ari"]),
         }
+    classification = _classification(data)
+    if classification is not None:
+        agreement["classification"] = classification
     return agreement
+
+
+def _classification(data) -> dict | None:
+    """Cross-validated error of classifying the rows by the label column.
+
+    One Gaussian per class under the covariance model BIC prefers (EDDA,
+    :class:`mixtures.classify.MixtureDiscriminant`), stratified folds (10,
+    or fewer when a class is smaller), as mclust's ``cvMclustDA``: how well
+    the features separate the known classes, beside how well the clustering
+    found them. None with missing values or a class of fewer than 2 rows.
+    """
+    from mixtures.classify import MixtureDiscriminant, cross_validate
+
+    counts = np.unique(data.labels, return_counts=True)[1]
+    if np.isnan(data.X).any() or counts.min() < 2 or counts.size < 2:
+        return None
+    classifier = MixtureDiscriminant(model_type="EDDA")
+    try:
+        fitted = classifier.fit(data.X, data.labels)
+        result = cross_validate(
+            classifier, data.X, data.labels, n_folds=int(min(10, counts.min()))
+        )
+    except ValueError:  # no model estimable on these classes
+        return None
+    return {
+        "model": str(fitted.model_),
+        "n_folds": int(min(10, counts.min())),
+        "training_error": float(fitted.training_error_),
+        "cv_error": float(result.error),
+        "cv_error_se": float(result.error_se),
+    }

@@ -161,6 +161,20 @@ def test_fit_warns_about_a_label_like_column_and_honours_label(tmp_path, capsys)
     assert "component 1" in html
     assert "component 0" not in html
     assert set(assignments["component"]) <= {1, 2, 3}
+    # Beside the clustering, how well the features classify the known
+    # classes: mclust's EDDA, cross-validated (iris: VEV, 10 folds).
+    from sklearn.datasets import load_iris
+
+    from mixtures.classify import MixtureDiscriminant, cross_validate
+
+    iris = load_iris()
+    known = summary["classification"]
+    reference = MixtureDiscriminant(model_type="EDDA").fit(iris.data, iris.target)
+    assert known["model"] == reference.model_
+    assert known["training_error"] == pytest.approx(reference.training_error_)
+    result = cross_validate(reference, iris.data, iris.target, n_folds=10)
+    assert known["cv_error"] == pytest.approx(result.error)
+    assert "10-fold cross-validated error" in printed
 
 
 def test_fit_prints_and_reports_flagged_cells(tmp_path, capsys):

@@ -134,3 +134,22 @@ def test_gmmlab_fit_lrt_prints_the_sequence_and_writes_it(tmp_path, capsys):
     pd.DataFrame(load_faithful(), columns=["a", "b"]).to_parquet(folder / "p.parquet")
     assert main(["fit", str(folder), "--lrt", "--out", str(tmp_path / "o")]) == 2
     assert "--lrt not supported yet" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_readme_toolbox_example_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## mclust's wider toolbox") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    # Fewer replicates than the README's 999: the same calls, faster.
+    code = code.replace(
+        'bootstrap_lrt(X, "EEE")', 'bootstrap_lrt(X, "EEE", n_bootstrap=19)'
+    )
+    assert "n_bootstrap=19" in code
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["clf"].training_error_ == pytest.approx(0.02)
+    assert namespace["density"].model == "EEE"
