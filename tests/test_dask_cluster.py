@@ -128,6 +128,7 @@ def _dies_once(index: int, marker: str) -> np.ndarray:
     return _block(index, rows=2_000)
 
 
+@pytest.mark.slow
 def test_a_worker_lost_in_an_iteration_changes_nothing(tmp_path):
     from dask import delayed
 

@@ -44,6 +44,7 @@ def _truth() -> MixtureParams:
     )
 
 
+@pytest.mark.slow
 def test_a_sample_starts_the_search_and_every_row_fits_the_cells():
     X, labels = _truth().sample(20_000, np.random.default_rng(3))
     array = da.from_array(X, chunks=(3_000, 2))
@@ -153,6 +154,7 @@ def test_gmmlab_fit_out_of_core_refuses_what_it_cannot_do(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_gmmlab_fit_on_a_folder_with_holes_and_the_prior_matches_the_search_in_memory(
     tmp_path, capsys
 ):

@@ -45,6 +45,7 @@ def test_the_observed_statistics_are_the_searchs_log_likelihoods(faithful_lrt):
     np.testing.assert_allclose(faithful_lrt.observed, expected, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_the_result_does_not_depend_on_the_number_of_processes():
     X = load_faithful()[:120]
     one = bootstrap_lrt(X, "VII", max_components=2, n_bootstrap=19, n_jobs=1)
@@ -53,6 +54,7 @@ def test_the_result_does_not_depend_on_the_number_of_processes():
     assert_array_equal(one.p_values, two.p_values)
 
 
+@pytest.mark.slow
 def test_under_the_null_the_p_values_are_not_small_and_one_component_is_kept():
     rng = np.random.default_rng(0)
     X = rng.multivariate_normal([1.0, -2.0], [[2.0, 0.6], [0.6, 1.0]], size=300)
@@ -65,6 +67,7 @@ def test_under_the_null_the_p_values_are_not_small_and_one_component_is_kept():
     assert low <= result.observed[0] <= high
 
 
+@pytest.mark.slow
 def test_two_separated_groups_are_found():
     truth = MixtureParams(
         np.array([0.5, 0.5]), np.array([[0.0], [6.0]]), np.array([1.0, 1.0]), "V"
