@@ -260,7 +260,9 @@ def test_fit_command_errors(tmp_path, capsys):
     assert "--components must be a positive K or a range" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("data_name", ["faithful", "s2"])
+@pytest.mark.parametrize(
+    "data_name", ["faithful", pytest.param("s2", marks=pytest.mark.slow)]
+)
 def test_report_and_fit_choose_the_same_model(tmp_path, capsys, data_name):
     from mixtures.data import DATA_FOLDER
 

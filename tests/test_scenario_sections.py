@@ -53,6 +53,10 @@ from gmm_helpers import (
     states,
 )
 
+# One recorded sweep of every scenario (about 30 s) serves the whole module:
+# the full suite runs it, the fast loop does not.
+pytestmark = pytest.mark.slow
+
 SWEEP = """
     [sweep]
     root_seed = 31
