@@ -228,8 +228,13 @@ def test_a_higher_cross_check_maximum_is_the_fit_of_every_output(
     tmp_path, monkeypatch, capsys
 ):
     X, out, printed, summary = _fit(tmp_path, monkeypatch, capsys, limited=True)
+    from experiments.analysis import choose_model
+
     runs = pd.read_parquet(out / "results" / "runs.parquet")
-    best_run = runs[runs["status"] == "ok"].sort_values("log_likelihood").iloc[-1]
+    # The one rule (lowest BIC, then the smallest run_id): two seeds often
+    # reach the same maximum, and a sort by log-likelihood breaks that tie
+    # by the table's row order, which the run's parallel finish order sets.
+    best_run = choose_model(runs)
     # The adopted fit is the cross-check's best run, and says so.
     assert summary["source"] == "engine cross-check"
     assert summary["start"] == (
