@@ -59,16 +59,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
 
 from mixtures.covariance import (
-    COVARIANCE_MODELS,
-    MCLUST_MODELS,
-    UNIVARIATE_MODELS,
     get_covariance_model,
     mclust_name,
-    models_for,
 )
 from mixtures.diagnostics import bic
 from mixtures.em import e_step, params_from_responsibilities
 from mixtures.params import MixtureParams
+from mixtures.select import _check_models
 
 __all__ = ["CVResult", "MixtureDiscriminant", "brier_score", "cross_validate"]
 
@@ -87,38 +84,6 @@ _MIN_CORRELATION_EIGENVALUE = 1e-10
 
 #: A (model, K) choice for one class.
 Choice = tuple[str, int]
-
-
-def _check_models(models, n_features: int) -> tuple[str, ...]:
-    """The covariance models by mclust's names, without repeats."""
-    if models is None:
-        return models_for(n_features)
-    given = [models] if isinstance(models, str) else models
-    try:
-        given = list(given)
-    except TypeError:
-        raise ValueError(
-            f"models must be None, a model name or a list of names; got {models!r}."
-        ) from None
-    names: list[str] = []
-    for name in given:
-        if not isinstance(name, str) or name not in COVARIANCE_MODELS:
-            raise ValueError(
-                f"unknown covariance model {name!r}: models must be mclust's "
-                f"names ({', '.join(MCLUST_MODELS)}; 'E' or 'V' for one "
-                "feature), or None for all of them."
-            )
-        if n_features > 1 and name in UNIVARIATE_MODELS:
-            raise ValueError(
-                f"model {name!r} is univariate but the data have {n_features} "
-                "features; use the multivariate names or models=None."
-            )
-        canonical = mclust_name(name)
-        if canonical not in names:
-            names.append(canonical)
-    if not names:
-        raise ValueError("models must name at least one covariance model.")
-    return tuple(names)
 
 
 def _check_components(n_components) -> tuple[int, ...]:

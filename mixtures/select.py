@@ -82,7 +82,14 @@ from joblib import Parallel, delayed
 from mixtures._parallel import resolve_kernel
 from mixtures._version import installed_version
 from mixtures.checkpoint import CellStore, fingerprint
-from mixtures.covariance import get_covariance_model, mclust_name, models_for
+from mixtures.covariance import (
+    COVARIANCE_MODELS,
+    MCLUST_MODELS,
+    UNIVARIATE_MODELS,
+    get_covariance_model,
+    mclust_name,
+    models_for,
+)
 from mixtures.diagnostics import (
     STATUSES,
 )
@@ -247,17 +254,29 @@ def _check_criterion(criterion: str) -> None:
 
 
 def _check_models(models, n_features: int) -> tuple[str, ...]:
+    """The covariance models by mclust's names, without repeats."""
     if models is None:
         return models_for(n_features)
-    if isinstance(models, str):
-        models = [models]
-    names = []
-    for name in models:
-        get_covariance_model(name)  # raises with the choices
-        if n_features > 1 and name in ("E", "V"):
+    given = [models] if isinstance(models, str) else models
+    try:
+        given = list(given)
+    except TypeError:
+        raise ValueError(
+            f"models must be None, a model name or a list of names; got {models!r}."
+        ) from None
+    names: list[str] = []
+    for name in given:
+        if not isinstance(name, str) or name not in COVARIANCE_MODELS:
+            raise ValueError(
+                f"unknown covariance model {name!r}: covariance_type must be one "
+                f"of mclust's names ({', '.join(MCLUST_MODELS)}; 'E' or 'V' for "
+                "one feature) or scikit-learn's (full, tied, diag, spherical), "
+                "or models=None for all of them."
+            )
+        if n_features > 1 and name in UNIVARIATE_MODELS:
             raise ValueError(
                 f"model {name!r} is univariate but the data have {n_features} "
-                "features; leave models=None or use the 14 multivariate names."
+                "features; use the multivariate names or models=None."
             )
         canonical = mclust_name(name)
         if canonical not in names:
