@@ -172,6 +172,7 @@ def _out_of_core(args: argparse.Namespace) -> bool:
         return False
     fixed = {
         "--lrt": bool(args.lrt),
+        "--noise": args.noise,
         "--label": args.label is not None,
         "--scale": args.scale != "none",
         "--sep": args.sep is not None,
@@ -232,6 +233,7 @@ def _fit(args: argparse.Namespace) -> int:
             progress=progress,
             verbose=args.verbose,
             lrt=args.lrt,
+            noise=args.noise,
         )
     except ValueError as error:
         print(f"gmmlab fit: error: {error}", file=sys.stderr)
@@ -442,6 +444,14 @@ def _add_fit(commands) -> None:
         help="also test K against K + 1 for the chosen covariance model by the "
         "parametric bootstrap (mclust's mclustBootstrapLRT), B replicates per "
         "step (default 999 when given); writes lrt.csv and lrt.png",
+    )
+    fit.add_argument(
+        "--noise",
+        action="store_true",
+        help="also search the same models and K with a uniform noise component "
+        "(mclust's initialization$noise; the noise-only model K = 0 included), "
+        "initial noise by nearest-neighbour cleaning; writes noise_search.csv, "
+        "noise_assignments.csv and noise.png",
     )
     fit.add_argument(
         "--scheduler",

@@ -108,6 +108,7 @@ __all__ = [
     "SAMPLES",
     "SEARCH_CELLS",
     "TABLES",
+    "TOOLBOX",
     "UNCERTAINTY",
     "FolderLockedError",
     "atomic_write",
@@ -129,6 +130,11 @@ DATA_SETS = "data_sets"
 SAMPLES = "samples"
 MODEL_SEARCH = "model_search"
 UNCERTAINTY = "uncertainty"
+#: What ``gmmlab fit`` adds to its search when asked (mclust's toolbox): the
+#: bootstrap likelihood-ratio tests (``--lrt``), the search with a noise
+#: component and its rows (``--noise``), the cross-validated classification
+#: of the label column (``--label``). A fit without one removes its table.
+TOOLBOX = ("lrt", "noise_search", "noise_points", "classification")
 #: A results folder's record of its configuration, versions and times.
 MANIFEST = "manifest.json"
 
@@ -240,7 +246,15 @@ def read_tables(out: str | Path) -> dict[str, pd.DataFrame]:
     """The consolidated tables of a results folder, by name."""
     return {
         name: pd.read_parquet(table_path(out, name))
-        for name in (*TABLES, DATA_SETS, SAMPLES, CHECKS, MODEL_SEARCH, UNCERTAINTY)
+        for name in (
+            *TABLES,
+            DATA_SETS,
+            SAMPLES,
+            CHECKS,
+            MODEL_SEARCH,
+            UNCERTAINTY,
+            *TOOLBOX,
+        )
         if table_path(out, name).is_file()
     }
 

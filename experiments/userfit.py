@@ -84,6 +84,7 @@ from experiments.userfit_console import _parameter_table as _parameter_table
 from experiments.userfit_console import echo_summary
 from experiments.userfit_outputs import FitOutputs, file_outputs, write_outputs
 from experiments.userfit_outputs import _label_agreement as _label_agreement
+from experiments.userfit_toolbox import run_toolbox
 from mixtures.backends.base import total_log_likelihood
 from mixtures.covariance import ALIASES, mclust_name
 from mixtures.diagnostics import bic, icl
@@ -130,6 +131,7 @@ def fit_file(
     progress: bool = True,
     verbose: bool = False,
     lrt: int = 0,
+    noise: bool = False,
     echo=print,
 ) -> dict:
     """Search ``path`` and write everything to ``out``.
@@ -144,10 +146,13 @@ def fit_file(
     always in ``parameters.json``. ``missing="em"`` fits files with empty
     cells (see :func:`load_file`) over each row's observed values. ``lrt``
     (replicates per step, 0 for none) adds the bootstrap likelihood-ratio
-    tests of the chosen model (:mod:`experiments.userfit_lrt`).
+    tests of the chosen model (:mod:`experiments.userfit_lrt`), ``noise``
+    the search with a uniform noise component
+    (:mod:`experiments.userfit_noise`); both are in the report.
     """
-    if lrt and missing == "em":
-        raise ValueError("--lrt does not support --missing em yet (no holes).")
+    for flag, asked in (("--lrt", lrt), ("--noise", noise)):
+        if asked and missing == "em":
+            raise ValueError(f"{flag} does not support --missing em yet (no holes).")
     # Every check of the file happens here, before anything is planned or
     # written: a file that cannot be fitted leaves no results folder.
     file = load_file(
@@ -194,13 +199,13 @@ def fit_file(
     run_cross_check(sweep, results, jobs=jobs, progress=progress, echo=echo)
     chosen, notes = choose_fit(file, found, results, prior=prior)
     outputs = file_outputs(file, found, chosen, notes, prior=prior)
+    extras = run_toolbox(
+        file, found, out, results, lrt=lrt, noise=noise, jobs=jobs, progress=progress
+    )
     index = write_outputs(outputs, out)
     echo_summary(outputs.summary, outputs.table, index, out, verbose=verbose, echo=echo)
-    if lrt:
-        from experiments.userfit_lrt import run_lrt
-
-        run_lrt(file.data.X, found.model, found.n_components, out, n_bootstrap=lrt,
-                jobs=jobs, progress=progress, echo=echo)  # fmt: skip
+    for line in extras:
+        echo(line)
     return outputs.summary
 
 

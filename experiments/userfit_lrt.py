@@ -2,9 +2,10 @@
 
 After the model search, :func:`run_lrt` tests K against K + 1 for the
 chosen covariance model (:func:`mixtures.lrt.bootstrap_lrt`, mclust's
-``mclustBootstrapLRT``), prints the sequence as mclust does, and writes
-``lrt.csv`` (one row per step) and ``lrt.png`` (each step's bootstrap
-distribution and observed statistic) into the output folder.
+``mclustBootstrapLRT``) and writes ``lrt.csv`` (one row per step) and
+``lrt.png`` (each step's bootstrap distribution and observed statistic) into
+the output folder, and the whole result into the results folder for the
+report; :func:`describe_lrt` prints the sequence as mclust does.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from experiments.report.figures.lrt import lrt_figure
 from experiments.report.figures.style import STYLE, png_bytes
-from experiments.tables import atomic_write
+from experiments.tables import atomic_write, table_path
 from mixtures.lrt import LRTResult, bootstrap_lrt
 
 __all__ = ["LRT_CSV", "LRT_PNG", "describe_lrt", "run_lrt"]
@@ -29,23 +30,21 @@ LRT_PNG = "lrt.png"
 def run_lrt(
     X: np.ndarray,
     model: str,
-    chosen_k: int,
     out: Path,
+    results: Path,
     *,
     n_bootstrap: int,
     jobs: int,
     progress: bool,
-    echo=print,
 ) -> LRTResult:
-    """Test ``model`` on ``X`` (n_samples, n_features), print and write it."""
+    """Test ``model`` on ``X`` (n_samples, n_features) and write it."""
     result = bootstrap_lrt(
         X, model, n_bootstrap=n_bootstrap, n_jobs=jobs, progress=progress
     )
     atomic_write(result.table().to_csv(index=False), out / LRT_CSV)
+    atomic_write(result.to_frame(), table_path(results, "lrt"))
     with matplotlib.rc_context(STYLE):
         atomic_write(png_bytes(lrt_figure(result)), out / LRT_PNG)
-    echo(describe_lrt(result, chosen_k))
-    echo(f"likelihood-ratio tests: {out / LRT_CSV} and {out / LRT_PNG}")
     return result
 
 

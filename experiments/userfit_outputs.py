@@ -205,6 +205,10 @@ def write_outputs(outputs: FitOutputs, out: Path) -> Path:
     atomic_write(outputs.points, table_path(results, UNCERTAINTY))
     atomic_write(outputs.record, table_path(results, MODEL_SEARCH))
     atomic_write(json.dumps(outputs.summary, indent=2) + "\n", out / PARAMETERS_JSON)
+    classification = outputs.summary.get("classification")
+    if classification:  # the report's "Beyond BIC" section shows it
+        frame = pd.DataFrame([classification])
+        atomic_write(frame, table_path(results, "classification"))
     return build_report(results, out)
 
 

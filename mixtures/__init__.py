@@ -8,6 +8,11 @@ Model-based clustering (mclust's model family)
     ``search`` (covariance models x K by BIC/ICL), ``best_model``,
     ``bic_table``, ``models_for``; ``bootstrap`` (standard errors and
     intervals of a fitted mixture).
+mclust's wider toolbox
+    ``bootstrap_lrt`` (the bootstrap likelihood-ratio test for K),
+    ``fit_density`` (density estimation with highest-density regions),
+    ``MixtureDiscriminant`` (EDDA and MclustDA classifiers),
+    ``NoiseMixture`` and ``search_noise`` (a uniform noise component).
 Validating other people's EM
     ``check_em``.
 Data
@@ -40,6 +45,11 @@ _EXPORTS = {
     "bootstrap": "mixtures.bootstrapping",
     "check_em": "mixtures.check",
     "load_faithful": "mixtures.data",
+    "bootstrap_lrt": "mixtures.lrt",
+    "fit_density": "mixtures.density",
+    "MixtureDiscriminant": "mixtures.classify",
+    "NoiseMixture": "mixtures.noise_estimator",
+    "search_noise": "mixtures.noise_search",
 }
 
 __all__ = [
@@ -47,25 +57,35 @@ __all__ = [
     "DegenerateEvent",
     "EMResult",
     "GaussianMixture",
+    "MixtureDiscriminant",
     "MixtureParams",
+    "NoiseMixture",
     "best_model",
     "bic_table",
     "bootstrap",
+    "bootstrap_lrt",
     "check_em",
+    "fit_density",
     "fit_em",
     "load_faithful",
     "models_for",
     "search",
+    "search_noise",
 ]
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from mixtures.bootstrapping import bootstrap
     from mixtures.check import check_em
+    from mixtures.classify import MixtureDiscriminant
     from mixtures.covariance import models_for
     from mixtures.data import load_faithful
+    from mixtures.density import fit_density
     from mixtures.em import DegenerateEvent
     from mixtures.estimator import GaussianMixture
     from mixtures.fitting import DegenerateComponentWarning, EMResult, fit_em
+    from mixtures.lrt import bootstrap_lrt
+    from mixtures.noise_estimator import NoiseMixture
+    from mixtures.noise_search import search_noise
     from mixtures.params import MixtureParams
     from mixtures.select import best_model, bic_table, search
 

@@ -126,6 +126,42 @@ class LRTResult:
             }
         )
 
+    def to_frame(self) -> pd.DataFrame:
+        """Everything, one row per step, for a Parquet table.
+
+        Columns ``model, n_components, observed, p_value, n_flagged, level,
+        seconds, bootstrap`` (the step's replicates, a list);
+        :meth:`from_frame` reads it back.
+        """
+        return pd.DataFrame(
+            {
+                "model": self.model,
+                "n_components": self.n_components,
+                "observed": self.observed,
+                "p_value": self.p_values,
+                "n_flagged": self.n_flagged,
+                "level": self.level,
+                "seconds": self.seconds,
+                "bootstrap": list(self.bootstrap.T),
+            }
+        )
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> LRTResult:
+        """The result :meth:`to_frame` wrote."""
+        return cls(
+            model=str(frame["model"].iloc[0]),
+            n_components=frame["n_components"].to_numpy(dtype=int),
+            observed=frame["observed"].to_numpy(dtype=float),
+            bootstrap=np.column_stack(
+                [np.asarray(v, dtype=float) for v in frame["bootstrap"]]
+            ),
+            p_values=frame["p_value"].to_numpy(dtype=float),
+            n_flagged=frame["n_flagged"].to_numpy(dtype=int),
+            level=float(frame["level"].iloc[0]),
+            seconds=frame["seconds"].to_numpy(dtype=float),
+        )
+
 
 def bootstrap_lrt(
     X,

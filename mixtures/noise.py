@@ -17,9 +17,11 @@ the rows not flagged (here: a fit by :func:`mixtures.fit_em` from the
 hierarchical ``hc`` start, run to convergence on those rows), ``tau_0`` is the
 fraction flagged, and EM then runs on every row.
 
-:func:`fit_noise` fits one model and K; :func:`search_noise` a grid, chosen
-by BIC among fits whose Gaussian part :func:`mixtures.diagnostics.classify`
-finds ``ok``, judged on the rows it explains (noise probability < 1/2).
+:func:`fit_noise` fits one model and K; its Gaussian part is classified by
+:func:`mixtures.diagnostics.classify` on the rows it explains (noise
+probability < 1/2). :func:`mixtures.noise_search.search_noise` searches a
+grid of models x K, and :class:`mixtures.noise_estimator.NoiseMixture` is the
+scikit-learn estimator.
 
 References
 ----------
@@ -36,13 +38,10 @@ The R Journal 8(1):289-317.
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import pandas as pd
 from scipy.spatial import cKDTree
 from scipy.special import gammaln, logsumexp
 
@@ -58,12 +57,10 @@ from mixtures.passes import estimate_log_gaussian_prob, sufficient_statistics
 __all__ = [
     "NNCleanResult",
     "NoiseFit",
-    "NoiseSearchResult",
     "fit_noise",
     "hypervolume",
     "log_hypervolume",
     "nn_clean",
-    "search_noise",
 ]
 
 
@@ -600,101 +597,3 @@ def _verdict(fit: NoiseFit, X: np.ndarray) -> Verdict:
         in_force=fit.in_force,
         log_likelihood=fit.log_likelihood,
     )
-
-
-# ---------------------------------------------------------------------------
-# The search
-
-_COLUMNS = "model n_components log_likelihood n_parameters bic noise_weight"
-_COLUMNS += " status reason n_iter seconds"
-
-
-@dataclass(frozen=True, eq=False)
-class NoiseSearchResult:
-    """The table of :func:`search_noise` and the fit of every cell.
-
-    ``table`` has one row per (model, K): ``model, n_components,
-    log_likelihood, n_parameters, bic, noise_weight, status, reason, n_iter,
-    seconds`` (``bic`` lower is better, ``n_parameters`` counts the noise);
-    ``fits`` maps (model, K) to the :class:`NoiseFit` of every cell that did
-    not fail; ``noise`` (n_samples,) is the initial noise of every cell.
-    """
-
-    table: pd.DataFrame
-    fits: dict[tuple[str, int], NoiseFit] = field(repr=False)
-    noise: np.ndarray = field(repr=False)
-    log_volume: float
-
-    def top(self, n: int = 3) -> pd.DataFrame:
-        """The ``n`` best ``ok`` cells by BIC (ties: fewer parameters)."""
-        ok = self.table[self.table["status"] == "ok"]
-        return ok.sort_values(["bic", "n_parameters"], kind="stable").head(n)
-
-    def best(self) -> NoiseFit:
-        """The fit of the best ``ok`` cell by BIC; ValueError when none is ok."""
-        top = self.top(1)
-        if top.empty:
-            counts = self.table["status"].value_counts().to_dict()
-            raise ValueError(f"no cell of the search is ok (statuses: {counts}).")
-        row = top.iloc[0]
-        return self.fits[(row["model"], int(row["n_components"]))]
-
-
-def search_noise(
-    X,
-    models: Iterable[str] | str | None = None,
-    n_components: Iterable[int] | int = range(1, 10),
-    *,
-    noise=None,
-    volume: float | None = None,
-    **options,
-) -> NoiseSearchResult:
-    """Fit every model x K with a noise component; choose by BIC among ``ok``.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features) or (n_samples,)
-    models : iterable of str, str or None, default=None
-        mclust's model names; None: every model for the data's dimension.
-    n_components : iterable of int or int, default=range(1, 10)
-        Numbers of Gaussians, each >= 1.
-    noise : array-like of shape (n_samples,), bool, optional
-        The initial noise of every cell; None: :func:`nn_clean` (k = 5),
-        computed once.
-    volume : float, optional
-        ``V``; None: :func:`hypervolume` of X.
-    **options
-        The other keywords of :func:`fit_noise` (``tol, max_iter,
-        reg_covar, reg_covar_relative, init_params, random_state``).
-
-    Returns
-    -------
-    NoiseSearchResult
-    """
-    from mixtures.select import _check_components, _check_models
-
-    settings = {**_FIT_DEFAULTS, **options}
-    unknown = sorted(set(settings) - set(_FIT_DEFAULTS))
-    if unknown:
-        raise TypeError(f"search_noise() got unexpected keyword argument(s) {unknown}.")
-    X = _as_data(X)
-    names = _check_models(models, X.shape[1])
-    ks = _check_components(n_components, X.shape[0])
-    log_volume = _check_volume(X, volume)
-    mask = _check_noise(X, noise)
-    rows, fits = [], {}
-    for name in names:
-        for k in ks:
-            began = time.perf_counter()
-            row = {"model": name, "n_components": k}
-            try:
-                fit = _fit(X, k, name, mask, log_volume, **settings)
-            except (ValueError, np.linalg.LinAlgError, FloatingPointError) as error:
-                row.update(status="failed", reason=str(error))
-            else:
-                fits[(name, k)] = fit
-                row.update({c: getattr(fit, c) for c in _COLUMNS.split()[2:9]})
-            row["seconds"] = time.perf_counter() - began
-            rows.append(row)
-    table = pd.DataFrame(rows).reindex(columns=_COLUMNS.split())
-    return NoiseSearchResult(table, fits, mask, log_volume)

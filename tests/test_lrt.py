@@ -156,3 +156,6 @@ def test_the_readme_toolbox_example_runs():
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["clf"].training_error_ == pytest.approx(0.02)
     assert namespace["density"].model == "EEE"
+    noisy = namespace["noisy"]
+    assert noisy.noise_weight_ == pytest.approx(0.086, abs=5e-4)
+    assert (noisy.predict(namespace["X"]) == -1).sum() == 12

@@ -15,8 +15,9 @@ from mixtures.noise import (
     hypervolume,
     log_hypervolume,
     nn_clean,
-    search_noise,
 )
+from mixtures.noise_estimator import NoiseMixture
+from mixtures.noise_search import search_noise
 from mixtures.select import search
 
 MEANS = np.array([[0.0, 0.0], [8.0, 0.0], [4.0, 7.0]])
@@ -285,7 +286,8 @@ def test_search_with_noise_keeps_old_faithfuls_choice():
         (lambda X: nn_clean(X, k=0), "k must"),
         (lambda X: nn_clean(X[:4], k=5), "rows"),
         (lambda X: hypervolume(np.column_stack([X[:, 0], np.ones(len(X))])), "volume"),
-        (lambda X: search_noise(X, ["EEE"], [0]), "n_components"),
+        (lambda X: search_noise(X, ["EEE"], [-1]), "n_components"),
+        (lambda X: search_noise(X, ["EEE"], [1], n_random_starts=-1), "starts"),
         (lambda X: search_noise(X, ["E"], [1]), "univariate"),
     ],
 )
@@ -293,3 +295,114 @@ def test_bad_input_raises_value_error(call, message):
     X = np.random.default_rng(1).normal(size=(40, 2))
     with pytest.raises(ValueError, match=message):
         call(X)
+
+
+# ---------------------------------------------------------------------------
+# the search's starts, the noise-only model, parallel cells
+
+
+def test_noise_only_model_is_uniform_over_the_volume_and_wins_on_uniform_data():
+    U = np.random.default_rng(0).uniform(size=(300, 2))
+    result = search_noise(U, ["EEE"], range(0, 3))
+    row = result.table.iloc[0]
+    assert (row["model"], row["n_components"], row["n_parameters"]) == ("noise", 0, 0)
+    assert row["log_likelihood"] == pytest.approx(-300 * log_hypervolume(U))
+    assert row["bic"] == pytest.approx(-2 * row["log_likelihood"])
+    # No cluster above a uniform background: BIC keeps the noise alone, and
+    # best() says so instead of returning a Gaussian.
+    assert result.noise_only
+    with pytest.raises(ValueError, match="noise-only"):
+        result.best()
+
+
+def test_a_cell_keeps_its_best_ok_start_never_below_mclusts(planted):
+    X, _, _ = planted
+    result = search_noise(X, ["VVV", "EEI"], [2, 3], n_random_starts=2)
+    table = result.table
+    assert set(table["n_starts"]) == {3}
+    assert set(table["start"]) <= {"hc", "kmeans-0", "kmeans-1"}
+    for row in table.itertuples():
+        # The hierarchical start alone, from the same initial noise.
+        alone = fit_noise(X, row.n_components, row.model, noise=result.noise)
+        if alone.status == "ok":
+            assert row.status == "ok"
+            assert row.log_likelihood >= alone.log_likelihood - 1e-9
+
+
+@pytest.mark.slow
+def test_the_search_is_the_same_in_parallel(planted):
+    X, _, _ = planted
+    one = search_noise(X, ["EEE", "VVV"], [2, 3], n_jobs=1).table
+    two = search_noise(X, ["EEE", "VVV"], [2, 3], n_jobs=2).table
+    columns = [c for c in one.columns if c != "seconds"]
+    assert one[columns].equals(two[columns])
+
+
+# ---------------------------------------------------------------------------
+# NoiseMixture, the estimator
+
+
+@pytest.fixture(scope="module")
+def estimator(planted):
+    X, _, _ = planted
+    return NoiseMixture(3, "VVV", random_state=0).fit(X)
+
+
+def test_estimator_is_the_search_cell(planted, estimator):
+    X, _, _ = planted
+    row = search_noise(X, ["VVV"], [3]).table.iloc[0]
+    assert estimator.log_likelihood_ == pytest.approx(row["log_likelihood"], abs=1e-9)
+    assert estimator.noise_weight_ == pytest.approx(row["noise_weight"], abs=1e-12)
+    assert estimator.bic(X) == pytest.approx(row["bic"], rel=1e-10)
+    assert estimator.weights_.sum() + estimator.noise_weight_ == pytest.approx(1.0)
+
+
+def test_estimator_recovers_the_planted_noise(planted, estimator):
+    X, is_noise, _ = planted
+    precision, recall = _precision_recall(estimator.predict(X) == -1, is_noise)
+    assert precision >= 0.9
+    assert recall >= 0.9
+    assert np.array_equal(estimator.predict(X), estimator.labels_)
+
+
+def test_estimator_density_is_gaussians_plus_uniform(planted, estimator):
+    X, _, _ = planted
+    expected = np.full(
+        X.shape[0], estimator.noise_weight_ / np.exp(estimator.log_volume_)
+    )
+    for weight, mean, cov in zip(
+        estimator.weights_, estimator.means_, estimator.covariances_, strict=True
+    ):
+        expected += weight * multivariate_normal(mean, cov).pdf(X)
+    np.testing.assert_allclose(estimator.score_samples(X), np.log(expected), rtol=1e-10)
+    proba = estimator.predict_proba(X[:10])
+    assert proba.shape == (10, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert estimator.score(X) == pytest.approx(np.log(expected).mean())
+
+
+def test_estimator_takes_a_mask_and_clones(planted):
+    from sklearn.base import clone
+
+    X, is_noise, _ = planted
+    model = NoiseMixture(3, "EEE", noise_init=is_noise, n_random_starts=0)
+    fitted = clone(model).fit(X)
+    assert np.array_equal(fitted.fit_.initial_noise, is_noise)
+    assert fitted.start_ == "hc"
+    assert fitted.get_params()["covariance_type"] == "EEE"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"noise_init": "everything"}, "noise_init"),
+        ({"noise_init": np.zeros(3, bool)}, "shape"),
+        ({"n_random_starts": -1}, "n_random_starts"),
+        ({"n_components": 0}, "n_components"),
+        ({"volume": 0.0}, "volume"),
+    ],
+)
+def test_estimator_bad_parameters_raise_value_error(params, message):
+    X = np.random.default_rng(1).normal(size=(40, 2))
+    with pytest.raises(ValueError, match=message):
+        NoiseMixture(**{"n_components": 2, **params}).fit(X)

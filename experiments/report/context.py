@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import pandas as pd
 
 from experiments.analysis import SAME_OPTIMUM_NATS, convergence_summary
 from experiments.report_stats import params_from_components
-from experiments.tables import DATA_SETS, SAMPLES, read_tables
+from experiments.tables import DATA_SETS, SAMPLES, TOOLBOX, read_tables
 from mixtures import MixtureParams
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ class ReportData:
     Tables the sweep did not write are empty frames (``traces``,
     ``components``, ``convergence``) or None (``checks``, ``predictive``,
     ``model_search``, ``uncertainty``, ``data_sets``, ``samples``). ``nats``
-    is the sweep's same-optimum threshold.
+    is the sweep's same-optimum threshold. ``toolbox`` holds the tables of
+    :data:`~experiments.tables.TOOLBOX` that ``gmmlab fit`` wrote, by name.
     """
 
     manifest: dict[str, Any]
@@ -66,6 +67,7 @@ class ReportData:
     nats: float
     data_sets: pd.DataFrame | None = None
     samples: pd.DataFrame | None = None
+    toolbox: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def fitted(self) -> bool:
@@ -114,6 +116,7 @@ def read_results(results: Path) -> ReportData:
         nats=float(manifest.get("same_optimum_nats", SAME_OPTIMUM_NATS)),
         data_sets=tables.get(DATA_SETS),
         samples=tables.get(SAMPLES),
+        toolbox={name: tables[name] for name in TOOLBOX if name in tables},
     )
 
 

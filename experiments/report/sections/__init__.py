@@ -27,6 +27,7 @@ from experiments.report.sections import (
     setup,
     summary,
     timing,
+    toolbox,
     traces,
     writeups,
 )
@@ -49,6 +50,7 @@ SECTIONS: tuple[Section, ...] = (
     bayes.SECTION,
     timing.SECTION,
     model_search.SECTION,
+    toolbox.SECTION,
     selection.SECTION,
     fitted.SECTION,
     not_eligible.SECTION,
