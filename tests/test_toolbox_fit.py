@@ -131,3 +131,16 @@ def test_classification_with_standard_scale_does_not_depend_on_the_units(tmp_pat
     assert one["model"] == other["model"]
     assert one["cv_error"] == other["cv_error"]
     assert one["training_error"] == other["training_error"]
+
+
+@pytest.mark.slow
+def test_one_feature_gets_the_density_and_its_probability_plot(faithful_csv, tmp_path):
+    out = tmp_path / "one"
+    args = ["fit", str(faithful_csv), "--columns", "waiting", "--components",
+            "1..3", "--backends", "em", "--seeds", "1", "--jobs", "1",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    section = _section((out / "report.md").read_text())
+    assert "(toolbox_density.png)" in section
+    assert "(toolbox_density_fit.png)" in section
+    assert (out / "toolbox_density_fit.png").stat().st_size > 10_000

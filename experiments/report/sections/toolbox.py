@@ -19,7 +19,10 @@ from sklearn.metrics import adjusted_rand_score
 
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
-from experiments.report.figures.density import density_figure
+from experiments.report.figures.density import (
+    density_figure,
+    probability_plot_figure,
+)
 from experiments.report.figures.lrt import lrt_figure
 from experiments.report.figures.noise import noise_figure
 from experiments.userfit_noise import noise_verdict
@@ -79,6 +82,13 @@ def _density(doc: Document, data: ReportData, chosen: pd.Series | None) -> None:
         "The chosen mixture as a density estimate over the data, with its "
         "highest-density regions (mclust's densityMclust)",
     )
+    if len(names) == 1:
+        doc.figure(
+            probability_plot_figure(density, X[:, 0]),
+            "toolbox_density_fit",
+            "The fitted CDF against the data's, and the Q-Q plot: points on the "
+            "line y = x where the density describes the data",
+        )
     probabilities = np.asarray(DEFAULT_PROBABILITIES)
     levels = density.hdr_levels(probabilities)
     inside = [(density.pdf(X) >= level).mean() for level in levels]
