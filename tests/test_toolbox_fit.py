@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -144,3 +145,23 @@ def test_one_feature_gets_the_density_and_its_probability_plot(faithful_csv, tmp
     assert "(toolbox_density.png)" in section
     assert "(toolbox_density_fit.png)" in section
     assert (out / "toolbox_density_fit.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_label_puts_the_cross_validated_error_beside_the_agreement(tmp_path):
+    from sklearn.datasets import load_iris
+
+    path = tmp_path / "iris.csv"
+    load_iris(as_frame=True).frame.to_csv(path, index=False)
+    out = tmp_path / "out"
+    args = ["fit", str(path), "--label", "target", "--models", "VEV,EEE",
+            "--components", "1..3", "--backends", "em", "--seeds", "1",
+            "--jobs", "1", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    report = (out / "report.md").read_text()
+    agreement = report[report.index("## Agreement with the known classes") :]
+    agreement = agreement[: agreement.index("\n## ")]
+    summary = json.loads((out / "parameters.json").read_text())["classification"]
+    assert f"error {summary['cv_error']:.3f}" in agreement
+    assert "cvMclustDA" in agreement
+    assert f"common covariance model {summary['model']}" in agreement

@@ -2,7 +2,8 @@
 
 The BIC of every cell, the chosen model, the classification uncertainty of
 every row, the chosen fit drawn from its recorded parameters, and its
-agreement with a column of known classes.
+agreement with a column of known classes (with the cross-validated error of
+classifying it, when ``gmmlab fit --label`` recorded one).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def render(doc: Document, data: ReportData) -> None:
         _chosen_fit(doc, table, points)
         if "label" in points:
             _label_agreement(doc, table, points)
+            if "classification" in data.toolbox:
+                _classification(doc, data.toolbox["classification"].iloc[0])
 
 
 def _search_text(doc: Document, table: pd.DataFrame, top: pd.DataFrame) -> None:
@@ -236,6 +239,25 @@ def _label_agreement(doc: Document, table: pd.DataFrame, points) -> None:
     )
     doc.text(text)
     doc.table(confusion_table(points["label"], points["component"]))
+
+
+def _classification(doc: Document, row: pd.Series) -> None:
+    """EDDA's cross-validated error on the label column, beside the ARI."""
+    doc.text(
+        "With the labels, how well the features separate the classes: one "
+        f"Gaussian per class under the common covariance model {row['model']} "
+        "(chosen by BIC; EDDA, Bensmail & Celeux 1996: mclust's MclustDA with "
+        f"modelType = 'EDDA'), {int(row['n_folds'])}-fold stratified "
+        f"cross-validation as cvMclustDA: error {row['cv_error']:.3f} "
+        f"(standard error {row['cv_error_se']:.3f}); training error "
+        f"{row['training_error']:.3f}. A low error beside a low agreement "
+        "means the classes are separable, but not as the Gaussian clusters "
+        "BIC finds without the labels."
+    )
+    doc.finding(
+        f"Classifying the label column by EDDA ({row['model']}) errs on "
+        f"{row['cv_error']:.1%} of rows in cross-validation."
+    )
 
 
 def _applies(data: ReportData) -> bool:

@@ -3,10 +3,11 @@
 What ``gmmlab fit`` adds to its model search, each where it applies: the
 chosen mixture as a density estimate with its highest-density regions (one
 or two features), the bootstrap likelihood-ratio tests of K (``--lrt``), the
-search with a uniform noise component (``--noise``) and the cross-validated
-classification of the label column (``--label``). It reads the tables of
-:data:`experiments.tables.TOOLBOX` and the chosen fit's recorded
-parameters; it fits nothing.
+search with a uniform noise component (``--noise``); the cross-validated
+classification of the label column (``--label``) is in the section "Model
+search", beside the clustering's agreement with the same column. It reads
+the tables of :data:`experiments.tables.TOOLBOX` and the chosen fit's
+recorded parameters; it fits nothing.
 """
 
 from __future__ import annotations
@@ -36,15 +37,13 @@ __all__ = ["SECTION"]
 
 def render(doc: Document, data: ReportData) -> None:
     """Each part whose table (or, for the density, whose data) is there."""
-    doc.heading("Beyond BIC: density, tests of K, noise and classes")
+    doc.heading("Beyond BIC: density, tests of K and noise")
     chosen = _chosen(data.model_search)
     _density(doc, data, chosen)
     if "lrt" in data.toolbox:
         _lrt(doc, data.toolbox["lrt"], chosen)
     if "noise_search" in data.toolbox:
         _noise(doc, data, chosen)
-    if "classification" in data.toolbox:
-        _classification(doc, data.toolbox["classification"].iloc[0], data)
 
 
 def _chosen(table: pd.DataFrame | None) -> pd.Series | None:
@@ -214,32 +213,13 @@ def _noise_agreement(doc: Document, labels: pd.Series, components) -> None:
     doc.text(text + ".")
 
 
-def _classification(doc: Document, row: pd.Series, data: ReportData) -> None:
-    """EDDA's cross-validated error on the label column."""
-    doc.heading("Classifying the known classes (EDDA)", level=3)
-    doc.text(
-        "How well the features separate the label column's classes: one "
-        f"Gaussian per class under the common covariance model {row['model']} "
-        "(chosen by BIC; EDDA, Bensmail & Celeux 1996, mclust's MclustDA with "
-        f"modelType = 'EDDA'), {int(row['n_folds'])}-fold stratified "
-        f"cross-validation as cvMclustDA: error {row['cv_error']:.3f} "
-        f"(standard error {row['cv_error_se']:.3f}); training error "
-        f"{row['training_error']:.3f}. A low error beside a low clustering "
-        "agreement means the classes are separable but not as Gaussian "
-        "clusters BIC would find without the labels."
-    )
-    doc.finding(
-        f"Classifying the label column by EDDA ({row['model']}) errs on "
-        f"{row['cv_error']:.1%} of rows in cross-validation."
-    )
-
-
 def _applies(data: ReportData) -> bool:
     if not data.fitted or data.model_search is None:
         return False
     points = data.uncertainty
     low_dimension = points is not None and len(_feature_columns(points)) <= 2
-    return bool(data.toolbox) or low_dimension
+    tests = {"lrt", "noise_search"} & set(data.toolbox)
+    return bool(tests) or low_dimension
 
 
 SECTION = Section("toolbox", _applies, render)
