@@ -196,44 +196,37 @@ def _fit(args: argparse.Namespace) -> int:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
         progress = not args.no_progress and sys.stderr.isatty()
+        # What a fit in memory and one out of core both take.
+        common = {
+            "components": components,
+            "models": models or None,
+            "columns": columns or None,
+            "prior": args.prior,
+            "missing": args.missing,
+            "out": out,
+            "jobs": args.jobs,
+            # A bar only where a person watches: not in logs or pipes.
+            "progress": progress,
+            "verbose": args.verbose,
+        }
         if _out_of_core(args):
             from experiments.userfit_rows import fit_rows
 
             fit_rows(
-                args.file,
-                components=components,
-                models=models or None,
-                columns=columns or None,
-                address=args.scheduler,
-                prior=args.prior,
-                missing=args.missing,
-                out=out,
-                sample_size=args.sample,
-                jobs=args.jobs,
-                progress=progress,
-                verbose=args.verbose,
+                args.file, address=args.scheduler, sample_size=args.sample, **common
             )
             return 0
         fit_file(
             args.file,
-            components=components,
-            models=models or None,
-            columns=columns or None,
             label=args.label,
             sep=args.sep,
             header=args.header,
-            prior=args.prior,
             scale=args.scale,
-            missing=args.missing,
             backends=backends,
-            out=out,
             seeds=args.seeds,
-            jobs=args.jobs,
-            # A bar only where a person watches: not in logs or pipes.
-            progress=progress,
-            verbose=args.verbose,
             lrt=args.lrt,
             noise=args.noise,
+            **common,
         )
     except ValueError as error:
         print(f"gmmlab fit: error: {error}", file=sys.stderr)
