@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import sklearn
 
-__all__ = ["ArrayKind", "array_kind", "to_namespace", "to_numpy"]
+__all__ = ["ArrayKind", "array_kind", "on_accelerator", "to_namespace", "to_numpy"]
 
 
 def _is_foreign(array: Any) -> bool:
@@ -33,6 +33,14 @@ def _is_foreign(array: Any) -> bool:
 
 def _library(array: Any) -> str:
     return type(array).__module__.split(".")[0]
+
+
+def on_accelerator(array: Any) -> bool:
+    """Whether ``array`` is a PyTorch tensor off the CPU or a CuPy array."""
+    module = _library(array)
+    if module == "torch":
+        return array.device.type != "cpu"
+    return module == "cupy"
 
 
 def to_numpy(array: Any) -> Any:

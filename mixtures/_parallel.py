@@ -34,10 +34,21 @@ from typing import TypeVar
 
 from threadpoolctl import threadpool_limits
 
-__all__ = ["KERNELS", "map_chunks", "n_threads", "resolve_kernel"]
+__all__ = [
+    "DEVICE_KERNEL",
+    "KERNELS",
+    "host_kernel",
+    "map_chunks",
+    "n_threads",
+    "resolve_kernel",
+]
 
 #: The implementations of the pass over the data.
 KERNELS = ("numba", "numpy")
+#: The option value that runs a fit's passes on the data's own array library
+#: and device (:mod:`mixtures.array_api_pass`); everything else of that fit
+#: runs on the host's kernel (:func:`host_kernel`).
+DEVICE_KERNEL = "array-api"
 
 
 def resolve_kernel(kernel: str | None) -> str:
@@ -52,11 +63,22 @@ def resolve_kernel(kernel: str | None) -> str:
         kernel = os.environ.get("GMMLAB_KERNEL", "").strip().lower() or "numba"
         source = "the environment variable GMMLAB_KERNEL"
     if kernel not in KERNELS:
+        device = ", 'array-api' (the passes on the data's own device)"
         raise ValueError(
-            f"{source} must be 'auto', 'numba' (the compiled kernel) or 'numpy' "
-            f"(the NumPy fallback); got {kernel!r}."
+            f"{source} must be 'auto', 'numba' (the compiled kernel)"
+            f"{device if source == 'kernel' else ''} or 'numpy' (the NumPy "
+            f"fallback); got {kernel!r}."
         )
     return kernel
+
+
+def host_kernel(kernel: str | None) -> str:
+    """The host's kernel for an option value (:func:`resolve_kernel`'s).
+
+    For ``"array-api"``, the default host kernel: the M-step, the starts and
+    the scores of such a fit run there.
+    """
+    return resolve_kernel(None if kernel == DEVICE_KERNEL else kernel)
 
 
 T = TypeVar("T")

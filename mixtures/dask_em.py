@@ -201,12 +201,12 @@ def fit_dask(
     ``labels`` is a lazy Dask array (n_samples,): compute or store it block
     by block.
     """
-    from mixtures._parallel import resolve_kernel
+    from mixtures._parallel import host_kernel
     from mixtures.fitting import EMResult, _initial_params, as_random_state
 
     X, sample_weight = _checked(X, sample_weight, options)
     options.check_initial_params(initial_params, X.shape[1])
-    kernel = resolve_kernel(options.kernel)
+    kernel = host_kernel(options.kernel)
     n_rows = DEFAULT_SAMPLE_ROWS if sample_size is None else int(sample_size)
     store = _store(checkpoint, X, sample_weight, options, random_state, n_rows)
     random_state = as_random_state(random_state)

@@ -212,7 +212,11 @@ def em_step(
 
     def worst_explained_first() -> np.ndarray:
         positive = np.flatnonzero(sample_weight > 0)
-        return positive[np.argsort(log_prob_norm[positive], kind="stable")]
+        # A device pass's log p stays on its device until needed here.
+        from mixtures._arrays import to_numpy
+
+        scores = to_numpy(log_prob_norm)[positive]
+        return positive[np.argsort(scores, kind="stable")]
 
     new_params, events = finalise_components(
         weights,

@@ -10,6 +10,7 @@ policy for degenerate components instead of an exception.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import numpy as np
@@ -17,8 +18,8 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mixtures import em
-from mixtures._arrays import array_kind, to_numpy
-from mixtures._parallel import resolve_kernel
+from mixtures._arrays import array_kind, on_accelerator, to_numpy
+from mixtures._parallel import DEVICE_KERNEL, host_kernel
 from mixtures.covariance import Diag
 from mixtures.dask_em import fit_dask, is_dask_array
 from mixtures.diagnostics import bic
@@ -56,6 +57,15 @@ _ARRAY_ATTRIBUTES = (
 )
 
 __all__ = ["GaussianMixture"]
+
+
+def _as_dtype(array, dtype: np.dtype):
+    """``array`` (any array-API library) cast to ``dtype``'s float, on its device."""
+    from mixtures.array_api_pass import namespace_of
+
+    xp = namespace_of(array)[0]
+    target = getattr(xp, np.dtype(dtype).name)
+    return array if array.dtype == target else xp.astype(array, target)
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -104,11 +114,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``predict`` and ``predict_proba`` then accept NaN the same way, and
         :meth:`impute` fills the holes. A row with every value missing is
         refused (it carries no information).
-    kernel : {'auto', 'numba', 'numpy'}, default='auto'
+    kernel : {'auto', 'numba', 'numpy', 'array-api'}, default='auto'
         The implementation of the pass over the data (E-step and the
         M-step's statistics) in ``fit`` and in every method that scores
         data. 'numba': the compiled fused kernel; 'numpy': the NumPy
-        fallback; both agree to 1e-10 in float64. 'auto': the
+        fallback; both agree to 1e-10 in float64. 'array-api': ``fit``'s
+        passes run on the input's own array library and device (PyTorch,
+        CuPy, ...; :mod:`mixtures.array_api_pass`), the M-step and the
+        starts on the host; equal to 'numba' to 1e-10 in float64. 'auto':
+        'array-api' for a PyTorch or CuPy array on a GPU under
+        ``sklearn.config_context(array_api_dispatch=True)``, else the
         ``GMMLAB_KERNEL`` environment variable if set, else 'numba'.
     n_init : int, default=1
         Number of initialisations; the best (highest final lower bound) is
@@ -267,8 +282,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if is_dask_array(X):
             return self._fit_dask(X, sample_weight, options, warm)
         kind = array_kind(X)
+        device_X = None
+        if kind.namespace is not None and (
+            options.kernel == DEVICE_KERNEL
+            or (self.kernel == "auto" and on_accelerator(X))
+        ):
+            # The passes run on the input's device; the rest on the host.
+            device_X = X
+            options = dataclasses.replace(options, kernel=DEVICE_KERNEL)
         X, sample_weight = to_numpy(X), to_numpy(sample_weight)
         X = self._validated(X, reset=not warm, ensure_min_samples=2)
+        if device_X is not None:  # the dtype validation chose, on the device
+            device_X = _as_dtype(device_X, X.dtype)
         result = fit_validated(
             X,
             sample_weight,
@@ -276,6 +301,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.random_state,
             initial_params=self.params_ if warm else None,
             initial_lower_bound=self.lower_bound_ if warm else -np.inf,
+            device_X=device_X,
         )
         self._store(result, X.dtype)
         for name in _ARRAY_ATTRIBUTES:
@@ -409,7 +435,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return kind(self._score_samples(self._validate_predict(X)))
 
     def _score_samples(self, X: np.ndarray) -> np.ndarray:
-        kernel = resolve_kernel(self.kernel)
+        kernel = host_kernel(self.kernel)
         patterns = self._patterns(X)
         if patterns is None:
             return em.score_samples(X, self.params_, kernel=kernel)
@@ -428,7 +454,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return self._blockwise(X, self.predict).astype(np.int64)
         kind = array_kind(X)
         X = self._validate_predict(X)
-        kernel = resolve_kernel(self.kernel)
+        kernel = host_kernel(self.kernel)
         patterns = self._patterns(X)
         if patterns is None:
             return kind(em.predict_labels(X, self.params_, kernel=kernel))

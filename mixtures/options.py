@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mixtures._parallel import KERNELS, resolve_kernel
+from mixtures._parallel import DEVICE_KERNEL, KERNELS, host_kernel
 from mixtures.accelerate import ACCELERATIONS, STOPPING_RULES
 from mixtures.covariance import COVARIANCE_MODELS, get_covariance_model
 from mixtures.initialization import INIT_METHODS
@@ -285,8 +285,8 @@ class EMOptions:
     )
     kernel: str = option(
         "auto",
-        one_of(("auto", *KERNELS), validate=resolve_kernel),
-        doc="'auto', 'numba' or 'numpy'",
+        one_of(("auto", *KERNELS, DEVICE_KERNEL), validate=host_kernel),
+        doc="'auto', 'numba', 'numpy' or 'array-api'",
     )
     missing: str = option(
         "error",

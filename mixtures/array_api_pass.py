@@ -1,0 +1,316 @@
+"""The engine's pass in the Python array API: PyTorch, CuPy... on their device.
+
+:func:`device_pass` is the fused pass of :mod:`mixtures._kernel` (the E-step
+and the M-step's statistics in one sweep over the rows) written once for any
+namespace of the array API standard (through ``array-api-compat``): NumPy,
+``array-api-strict``, PyTorch, CuPy. The rows never leave the data's device;
+only the statistics do, (K, D, D) per iteration, to the host, where the
+M-step of every covariance model runs (:func:`mixtures.em.m_step`), the same
+code as for the compiled kernel. The M-step's input does not grow with the
+rows: moving it costs microseconds, and one M-step for all 14 models keeps
+the fit equal to the compiled kernel's (``tests/test_array_api_pass.py``).
+
+Per block of rows (as many as a quarter of a GPU's free memory holds, at
+most 2 GiB of temporaries, so that a pass launches few kernels), the rows
+are moved to the mixture's mean (``origin``). 'full' models: to each
+component's centre, multiplied by the precision's Cholesky factor (``y = (x
+- mu_k) P_k``, the triangular solve against the covariance's factor written
+as a product with its inverse), squared and summed to the Mahalanobis
+distances; the moments from the same (K, B, D) differences. 'diag' models:
+matrix products only (``x^2``, ``x`` against the precisions), never a
+(K, B, D) array, as scikit-learn's diagonal pass; the moments from ``r x``
+and ``r x^2`` moved to the centres in float64. Log-densities and the
+log-sum-exp over components are in float64, as in the compiled kernel;
+responsibilities are flushed to zero below ``sqrt(tiny)`` of the data's
+dtype; the moments are computed in the data's dtype (float32 data stay
+float32) and summed over blocks in float64 on the device. Devices without
+float64 (Apple's MPS) are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from mixtures._arrays import to_numpy
+from mixtures.params import MixtureParams
+
+__all__ = ["DEFAULT_BLOCK_BYTES", "DevicePass", "device_pass", "namespace_of"]
+
+#: Bytes of the (K, B, D) temporaries of one block of rows (about three of
+#: them live at once).
+DEFAULT_BLOCK_BYTES = 128 * 2**20
+
+#: Responsibilities below this (per dtype) are flushed to zero, as in the
+#: compiled kernel (:data:`mixtures._kernel._TINY`).
+_TINY = {
+    np.dtype(np.float64): math.sqrt(np.finfo(np.float64).tiny),
+    np.dtype(np.float32): math.sqrt(np.finfo(np.float32).tiny),
+}
+
+
+class DevicePass(NamedTuple):
+    """One pass's results: statistics on the host, per-row values on the device.
+
+    ``mass`` (K,), ``first`` (K, D), ``second`` (K, D, D), or (K, D) for a
+    diagonal model, ``centres`` (K, D), ``log_likelihood`` and ``weight_sum``
+    are host float64, as :class:`mixtures._kernel.PassResult`'s;
+    ``log_prob`` (N,) float64 and ``labels`` (N,) (None unless asked for)
+    stay on the data's device.
+    """
+
+    mass: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    log_likelihood: float
+    weight_sum: float
+    log_prob: Any
+    centres: np.ndarray
+    labels: Any
+
+
+def namespace_of(X) -> tuple[Any, Any]:
+    """``(xp, device)`` of an array-API array (NumPy included)."""
+    try:
+        compat = importlib.import_module("array_api_compat")
+    except ImportError:  # scikit-learn vendors a copy
+        compat = importlib.import_module("sklearn.externals.array_api_compat")
+
+    return compat.array_namespace(X), compat.device(X)
+
+
+class _Frame(NamedTuple):
+    """The parameters in the pass's frame, on the device (see ``_kernel._setup``)."""
+
+    origin: Any  # (D,) data dtype
+    local: Any  # (K, D) means - origin, data dtype
+    local64: Any  # (K, D) the same, float64 (the diagonal moments' shift)
+    centres: np.ndarray  # (K, D) host float64: origin + local, as represented
+    log_norm: Any  # (K, 1) float64: log w_k + log det P_k - D/2 log 2 pi
+    factors: Any  # (K, D, D) Cholesky factors or (K, D) precisions, data dtype
+    kind: str
+
+
+def _frame(xp, device, dtype, params: MixtureParams) -> _Frame:
+    """Mirror of the compiled kernel's ``_setup``, computed on the host."""
+    model = params.model
+    means = params.means
+    origin = (params.weights @ means).astype(dtype)
+    local = (means - origin.astype(np.float64)).astype(dtype)
+    centres = origin.astype(np.float64) + local.astype(np.float64)
+    factors = model.kernel_factors(params.precisions_cholesky, *means.shape)
+    if model.kernel == "full":
+        log_det = np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
+    else:
+        log_det = 0.5 * np.log(factors).sum(axis=1)
+    with np.errstate(divide="ignore"):
+        log_norm = (
+            np.log(params.weights)
+            + log_det
+            - 0.5 * means.shape[1] * math.log(2 * math.pi)
+        )
+
+    def put(array, as_dtype):
+        return xp.asarray(np.ascontiguousarray(array, dtype=as_dtype), device=device)
+
+    return _Frame(
+        origin=put(origin, dtype),
+        local=put(local, dtype),
+        local64=put(local, np.float64),
+        centres=centres,
+        log_norm=put(log_norm[:, None], np.float64),
+        factors=put(factors, dtype),
+        kind=model.kernel,
+    )
+
+
+def _block_rows(frame: _Frame, n_features: int, itemsize: int, budget: int) -> int:
+    """Rows per block: the block's temporaries within ``budget`` bytes.
+
+    About three (K, B, D) arrays in the data's dtype for 'full', three
+    (B, D) for 'diag', and four (K, B) float64 arrays for both.
+    """
+    n_components = frame.centres.shape[0]
+    per_row = 3 * n_features * itemsize + 4 * n_components * 8
+    if frame.kind == "full":
+        per_row += 3 * n_components * n_features * itemsize
+    return max(256, budget // per_row)
+
+
+def _budget(X) -> int:
+    """Bytes for one block's temporaries.
+
+    A quarter of a GPU's free memory, at most 2 GiB (a few large blocks
+    keep the launches few); elsewhere :data:`DEFAULT_BLOCK_BYTES`.
+    """
+    library = type(X).__module__.split(".")[0]
+    free = None
+    if library == "torch" and X.device.type == "cuda":
+        import torch
+
+        free = torch.cuda.mem_get_info(X.device)[0]
+    elif library == "cupy":
+        import cupy
+
+        free = cupy.cuda.Device(X.device.id).mem_info[0]
+    if free is None:
+        return DEFAULT_BLOCK_BYTES
+    return int(min(free // 4, 2 * 2**30))
+
+
+def _log_densities(xp, Xb, frame: _Frame):
+    """``log w_k phi_k(x)`` (K, B) float64, and what the moments reuse.
+
+    'full': the rows minus each centre, ``diff`` (K, B, D), times the
+    Cholesky factor. 'diag': three matrix products, ``sum_d p_kd (x_d -
+    c_kd)^2 = p_k . x^2 - 2 (p_k c_k) . x + p_k . c_k^2``, which never form
+    a (K, B, D) array; the moments reuse ``x^2``.
+    """
+    if frame.kind == "full":
+        diff = Xb[None, :, :] - frame.local[:, None, :]
+        y = xp.matmul(diff, frame.factors)
+        maha = xp.sum(y * y, axis=2)
+        reuse = diff
+    else:
+        squares = Xb * Xb
+        precisions, centres = frame.factors, frame.local
+        maha = (
+            xp.matmul(precisions, xp.matrix_transpose(squares))
+            - 2.0 * xp.matmul(precisions * centres, xp.matrix_transpose(Xb))
+            + xp.sum(precisions * centres * centres, axis=1)[:, None]
+        )
+        reuse = squares
+    return reuse, frame.log_norm - 0.5 * xp.astype(maha, xp.float64)
+
+
+def _posterior(xp, logp, weights):
+    """``log p(x)`` (B,), and weighted responsibilities (K, B), both float64."""
+    peak = xp.max(logp, axis=0)
+    finite = xp.isfinite(peak)
+    safe_peak = xp.where(finite, peak, xp.zeros_like(peak))
+    shifted = xp.exp(xp.clip(logp - safe_peak, min=-700.0))
+    total = xp.sum(shifted, axis=0)
+    log_prob = xp.where(finite, xp.log(total) + safe_peak, peak)
+    scale = xp.where(finite, weights / total, xp.zeros_like(total))
+    return log_prob, shifted * scale
+
+
+def device_pass(
+    X,
+    sample_weight,
+    params: MixtureParams,
+    *,
+    with_moments: bool = True,
+    labels: bool = False,
+    block_bytes: int | None = None,
+) -> DevicePass:
+    """One fused pass over ``X`` (n_samples, n_features) on its own device.
+
+    Parameters
+    ----------
+    X : array-API array of shape (n_samples, n_features), float32 or float64
+    sample_weight : array-API array of shape (n_samples,), same namespace and
+        device, or None (all ones)
+    params : MixtureParams
+        On the host, float64.
+    with_moments : bool, default=True
+        False scores the rows only (zero moments).
+    labels : bool, default=False
+        Also the most probable component of each row (the first maximum).
+    block_bytes : int, optional
+        Size of one block's temporaries; None: a quarter of a GPU's free
+        memory (at most 2 GiB), else :data:`DEFAULT_BLOCK_BYTES`.
+
+    Returns
+    -------
+    DevicePass
+    """
+    xp, device = namespace_of(X)
+    dtype = np.dtype(str(X.dtype).split(".")[-1])
+    if dtype not in _TINY:
+        raise ValueError(
+            f"the array-API pass needs float32 or float64 rows; got {dtype}."
+        )
+    if "float64" not in xp.__array_namespace_info__().dtypes(device=device):
+        raise ValueError(
+            "kernel='array-api' sums the statistics in float64, which the "
+            f"device {device!r} does not have; fit on the CPU (kernel='auto')."
+        )
+    n_samples, n_features = X.shape
+    n_components = params.n_components
+    frame = _frame(xp, device, dtype, params)
+    if sample_weight is None:
+        sample_weight = xp.ones((n_samples,), dtype=xp.float64, device=device)
+    sample_weight = xp.astype(sample_weight, xp.float64)
+    if block_bytes is None:
+        block_bytes = _budget(X)
+    rows = _block_rows(frame, n_features, dtype.itemsize, block_bytes)
+    moment = (n_components, n_features) + (
+        (n_features,) if frame.kind == "full" else ()
+    )
+    sums = {
+        "mass": xp.zeros((n_components,), dtype=xp.float64, device=device),
+        "first": xp.zeros((n_components, n_features), dtype=xp.float64, device=device),
+        "second": xp.zeros(moment, dtype=xp.float64, device=device),
+    }
+    log_probs, label_blocks = [], []
+    for start in range(0, n_samples, rows):
+        stop = min(start + rows, n_samples)
+        Xb = X[start:stop, :] - frame.origin
+        reuse, logp = _log_densities(xp, Xb, frame)
+        if labels:
+            label_blocks.append(xp.argmax(logp, axis=0))
+        log_prob, resp = _posterior(xp, logp, sample_weight[start:stop])
+        log_probs.append(log_prob)
+        if with_moments:
+            _add_moments(xp, sums, Xb, reuse, resp, frame, dtype)
+    log_prob = xp.concat(log_probs) if log_probs else xp.zeros((0,), dtype=xp.float64)
+    counted = sample_weight != 0
+    weighted = xp.where(counted, sample_weight * log_prob, xp.zeros_like(log_prob))
+    host = {
+        name: np.asarray(to_numpy(value), dtype=np.float64)
+        for name, value in sums.items()
+    }
+    return DevicePass(
+        mass=host["mass"],
+        first=host["first"],
+        second=host["second"],
+        log_likelihood=float(to_numpy(xp.sum(weighted))),
+        weight_sum=float(
+            to_numpy(xp.sum(xp.where(counted, sample_weight, xp.zeros_like(log_prob))))
+        ),
+        log_prob=log_prob,
+        centres=frame.centres,
+        labels=xp.concat(label_blocks) if labels and label_blocks else None,
+    )
+
+
+def _add_moments(xp, sums: dict, Xb, reuse, resp, frame: _Frame, dtype) -> None:
+    """One block's mass, first and second moments about the centres, added.
+
+    'full': from ``diff`` (K, B, D) directly. 'diag': from ``r x`` and ``r
+    x^2`` (two matrix products), moved to the centres in float64:
+    ``sum r (x - c) = r x - c m`` and ``sum r (x - c)^2 = r x^2 - 2 c r x +
+    c^2 m``.
+    """
+    tiny = _TINY[dtype]
+    resp = xp.where(resp >= tiny, resp, xp.zeros_like(resp))
+    mass = xp.sum(resp, axis=1)
+    sums["mass"] += mass
+    resp = xp.astype(resp, Xb.dtype)
+    if frame.kind == "full":
+        weighted = reuse * resp[:, :, None]
+        sums["first"] += xp.astype(xp.sum(weighted, axis=1), xp.float64)
+        second = xp.matmul(xp.permute_dims(weighted, (0, 2, 1)), reuse)
+        sums["second"] += xp.astype(second, xp.float64)
+        return
+    first = xp.astype(xp.matmul(resp, Xb), xp.float64)
+    squares = xp.astype(xp.matmul(resp, reuse), xp.float64)
+    centres = frame.local64
+    sums["first"] += first - centres * mass[:, None]
+    sums["second"] += (
+        squares - 2.0 * centres * first + centres * centres * mass[:, None]
+    )
