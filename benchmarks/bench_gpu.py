@@ -5,7 +5,9 @@ the same device in the same run,
 
 * **ours**: :func:`mixtures.array_api_pass.device_pass` over the rows on the
   GPU (the E-step and the M-step's statistics in one sweep per block) plus
-  the M-step on the host, as ``GaussianMixture(kernel="array-api")`` runs it;
+  the M-step on the host, as ``GaussianMixture(kernel="array-api")`` runs it,
+  for a full model both ways of scoring (``direct`` and ``quadratic``; the
+  default picks ``quadratic`` here);
 * **scikit-learn**: ``sklearn.mixture.GaussianMixture`` under
   ``array_api_dispatch`` on the same tensor, per iteration as
   ``(t(max_iter=1 + R) - t(max_iter=1)) / R`` from the same starting
@@ -22,8 +24,9 @@ two being the floor.
 
 Run with ``python benchmarks/bench_gpu.py [--n N] [--repeats R]``; results
 go to ``benchmarks/results/gpu-latest.json`` with the device named, and a
-Markdown table is printed. Without CUDA (``--device cpu``) the same script
-runs on NumPy as a dry run of its own code and writes nothing. Never part
+Markdown table is printed. Without CUDA (``--device torch-cpu`` or
+``cpu``) the same script runs on PyTorch or NumPy on the CPU as a dry run
+of its own code and writes nothing. Never part
 of the test run. scikit-learn's dispatch needs ``SCIPY_ARRAY_API=1``, which
 the script sets before importing SciPy.
 """
@@ -62,25 +65,34 @@ def _truth(kind: str, n_features: int, n_components: int) -> MixtureParams:
 
 
 class Device:
-    """The array library and device the benchmark runs on."""
+    """The array library and device the benchmark runs on.
+
+    'cuda': PyTorch on the GPU (the measurement); 'torch-cpu' and 'cpu':
+    PyTorch or NumPy on the CPU, dry runs of this script's own code.
+    """
 
     def __init__(self, name: str):
         self.name = name
+        self.cuda = name == "cuda"
+        self.torch = None
+        self.label = "CPU (NumPy dry run)"
         if name == "cpu":
-            self.torch = None
-            self.label = "CPU (NumPy dry run)"
             return
         import torch
 
         torch.backends.cuda.matmul.allow_tf32 = False
         self.torch = torch
-        self.label = torch.cuda.get_device_name()
+        self.label = (
+            torch.cuda.get_device_name() if self.cuda else "CPU (PyTorch dry run)"
+        )
 
     def put(self, array: np.ndarray):
-        return array if self.torch is None else self.torch.asarray(array, device="cuda")
+        if self.torch is None:
+            return array
+        return self.torch.asarray(array, device="cuda" if self.cuda else "cpu")
 
     def sync(self) -> None:
-        if self.torch is not None:
+        if self.cuda:
             self.torch.cuda.synchronize()
 
 
@@ -103,12 +115,12 @@ def _rows(device: Device, params: MixtureParams, n: int, dtype: str):
     return device.torch.cat(blocks)
 
 
-def _ours(X, params: MixtureParams, device: Device, repeats: int) -> float:
+def _ours(X, params: MixtureParams, repeats: int, method: str) -> float:
     """Seconds per iteration: the pass on the device, the M-step on the host."""
     model = params.model
 
     def iteration():
-        result = device_pass(X, None, params)
+        result = device_pass(X, None, params, full_method=method)
         stats = SufficientStats(result.mass, result.centres, result.first,
                                 model.moments_from_kernel(result.second),
                                 result.weight_sum)  # fmt: skip
@@ -122,6 +134,7 @@ def _sklearn(X, params: MixtureParams, device: Device, repeats: int) -> float:
     import sklearn
     from sklearn.mixture import GaussianMixture
 
+    dtype = "float32" if "32" in str(X.dtype) else "float64"
     precisions = params.precisions_cholesky
     precisions = (
         precisions**2 if params.covariance_type == "diag"
@@ -132,8 +145,9 @@ def _sklearn(X, params: MixtureParams, device: Device, repeats: int) -> float:
         model = GaussianMixture(
             params.n_components, covariance_type=params.covariance_type,
             tol=0.0, max_iter=max_iter, init_params="random_from_data",
-            weights_init=params.weights, means_init=params.means,
-            precisions_init=precisions, random_state=0,
+            weights_init=device.put(params.weights.astype(dtype)),
+            means_init=device.put(params.means.astype(dtype)),
+            precisions_init=device.put(precisions.astype(dtype)), random_state=0,
         )  # fmt: skip
         with sklearn.config_context(array_api_dispatch=True):
             device.sync()
@@ -154,7 +168,7 @@ def _floors(device: Device, X, params: MixtureParams) -> dict:
     n, d = X.shape
     k = params.n_components
     itemsize = 4 if "32" in str(X.dtype) else 8
-    if device.torch is None:
+    if not device.cuda:
         return {}
     torch = device.torch
     big = torch.empty(2**28, dtype=torch.uint8, device="cuda")  # 256 MiB
@@ -181,36 +195,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument(
+        "--device", choices=("cuda", "torch-cpu", "cpu"), default="cuda"
+    )
     args = parser.parse_args()
     device = Device(args.device)
     rows, record = [], []
     for kind, d, k, dtype in CASES:
         params = _truth(kind, d, k)
         X = _rows(device, params, args.n, dtype)
-        if device.torch is not None:
-            device.torch.cuda.reset_peak_memory_stats()
-        ours = _ours(X, params, device, args.repeats)
-        peak = (
-            device.torch.cuda.max_memory_allocated() - X.numel() * X.element_size()
-            if device.torch is not None else 0
-        )  # fmt: skip
         theirs = _sklearn(X, params, device, args.repeats)
         floors = _floors(device, X, params)
-        case = {"n": args.n, "features": d, "components": k, "covariance": kind,
-                "dtype": dtype, "ours_s": ours, "sklearn_s": theirs,
-                "speedup": theirs / ours, "peak_extra_bytes": int(peak), **floors}  # fmt: skip
-        record.append(case)
-        rows.append({
-            "case": f"{args.n:.0e} x {d}, K = {k}, {kind}, {dtype}",
-            "ours ms": f"{1e3 * ours:.2f}", "sklearn ms": f"{1e3 * theirs:.2f}",
-            "speedup": f"{theirs / ours:.1f}x",
-            "floor ms": f"{1e3 * floors['floor_s']:.2f}" if floors else "-",
-            "x floor": f"{ours / floors['floor_s']:.1f}" if floors else "-",
-            "peak extra MiB": f"{peak / 2**20:.0f}",
-        })  # fmt: skip
+        for method in ("direct", "quadratic") if kind == "full" else ("auto",):
+            if device.cuda:
+                device.torch.cuda.reset_peak_memory_stats()
+            ours = _ours(X, params, args.repeats, method)
+            peak = (
+                device.torch.cuda.max_memory_allocated() - X.numel() * X.element_size()
+                if device.cuda else 0
+            )  # fmt: skip
+            case = {"n": args.n, "features": d, "components": k,
+                    "covariance": kind, "method": method, "dtype": dtype,
+                    "ours_s": ours, "sklearn_s": theirs, "speedup": theirs / ours,
+                    "peak_extra_bytes": int(peak), **floors}  # fmt: skip
+            record.append(case)
+            rows.append({
+                "case": f"{args.n:.0e} x {d}, K = {k}, {kind}, {dtype}",
+                "method": method,
+                "ours ms": f"{1e3 * ours:.2f}", "sklearn ms": f"{1e3 * theirs:.2f}",
+                "speedup": f"{theirs / ours:.1f}x",
+                "floor ms": f"{1e3 * floors['floor_s']:.2f}" if floors else "-",
+                "x floor": f"{ours / floors['floor_s']:.1f}" if floors else "-",
+                "peak extra MiB": f"{peak / 2**20:.0f}",
+            })  # fmt: skip
     result = {"device": device.label, "cases": record}
-    if device.torch is None:
+    if not device.cuda:
         print(f"{device.label}: nothing written")
         for row in rows:
             print(row)

@@ -83,60 +83,92 @@ def namespace_of(X) -> tuple[Any, Any]:
 
 
 class _Frame(NamedTuple):
-    """The parameters in the pass's frame, on the device (see ``_kernel._setup``)."""
+    """The parameters in the pass's frame, on the device (see ``_kernel._setup``).
+
+    ``method`` is 'direct' (rows minus each centre, times the Cholesky
+    factor), 'diag' or 'quadratic'; the last two score a row by matrix
+    products, ``maha = w2 . f(x) - 2 w1 . x + w0`` with ``f(x)`` the
+    squares (diag) or the products ``x_i x_j, i <= j`` (quadratic), and
+    take their moments about the origin, moved to the centres on the host.
+    """
 
     origin: Any  # (D,) data dtype
     local: Any  # (K, D) means - origin, data dtype
-    local64: Any  # (K, D) the same, float64 (the diagonal moments' shift)
+    local_host: np.ndarray  # (K, D) the same, host float64
     centres: np.ndarray  # (K, D) host float64: origin + local, as represented
     log_norm: Any  # (K, 1) float64: log w_k + log det P_k - D/2 log 2 pi
-    factors: Any  # (K, D, D) Cholesky factors or (K, D) precisions, data dtype
-    kind: str
+    factors: Any  # 'direct': (K, D, D) Cholesky factors, data dtype
+    w2: Any  # 'diag': (K, D) precisions; 'quadratic': (K, T) Lambda_ij
+    w1: Any  # (K, D) Lambda_k c_k
+    w0: Any  # (K, 1) c_k' Lambda_k c_k
+    pairs: tuple[Any, Any] | None  # 'quadratic': (T,) row and column indices
+    method: str
 
 
-def _frame(xp, device, dtype, params: MixtureParams) -> _Frame:
+def _frame(xp, device, dtype, params: MixtureParams, full_method: str) -> _Frame:
     """Mirror of the compiled kernel's ``_setup``, computed on the host."""
     model = params.model
     means = params.means
+    n_features = means.shape[1]
     origin = (params.weights @ means).astype(dtype)
     local = (means - origin.astype(np.float64)).astype(dtype)
-    centres = origin.astype(np.float64) + local.astype(np.float64)
+    local64 = local.astype(np.float64)
     factors = model.kernel_factors(params.precisions_cholesky, *means.shape)
     if model.kernel == "full":
         log_det = np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
+        precisions = factors @ np.swapaxes(factors, 1, 2)
     else:
         log_det = 0.5 * np.log(factors).sum(axis=1)
+        precisions = factors
     with np.errstate(divide="ignore"):
         log_norm = (
-            np.log(params.weights)
-            + log_det
-            - 0.5 * means.shape[1] * math.log(2 * math.pi)
+            np.log(params.weights) + log_det - 0.5 * n_features * math.log(2 * math.pi)
         )
 
     def put(array, as_dtype):
-        return xp.asarray(np.ascontiguousarray(array, dtype=as_dtype), device=device)
+        # A writable copy: PyTorch refuses read-only views (broadcast factors).
+        return xp.asarray(np.array(array, dtype=as_dtype, order="C"), device=device)
 
+    method, pairs, w2 = "diag", None, precisions
+    if model.kernel == "full":
+        method = full_method
+        rows, cols = np.triu_indices(n_features)
+        w2 = precisions[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
+        pairs = (put(rows, np.int64), put(cols, np.int64))
+    if method == "diag":
+        w1 = precisions * local64
+        w0 = np.sum(precisions * local64 * local64, axis=1)
+    else:
+        w1 = np.einsum("kij,kj->ki", precisions, local64)
+        w0 = np.einsum("ki,ki->k", w1, local64)
     return _Frame(
         origin=put(origin, dtype),
         local=put(local, dtype),
-        local64=put(local, np.float64),
-        centres=centres,
+        local_host=local64,
+        centres=origin.astype(np.float64) + local64,
         log_norm=put(log_norm[:, None], np.float64),
         factors=put(factors, dtype),
-        kind=model.kernel,
+        w2=put(w2, dtype),
+        w1=put(w1, dtype),
+        w0=put(w0[:, None], dtype),
+        pairs=pairs if method == "quadratic" else None,
+        method=method,
     )
 
 
 def _block_rows(frame: _Frame, n_features: int, itemsize: int, budget: int) -> int:
     """Rows per block: the block's temporaries within ``budget`` bytes.
 
-    About three (K, B, D) arrays in the data's dtype for 'full', three
-    (B, D) for 'diag', and four (K, B) float64 arrays for both.
+    About three (K, B, D) arrays in the data's dtype for 'direct', three
+    (B, D(D+1)/2) for 'quadratic', three (B, D) for every method, and four
+    (K, B) float64 arrays.
     """
     n_components = frame.centres.shape[0]
     per_row = 3 * n_features * itemsize + 4 * n_components * 8
-    if frame.kind == "full":
+    if frame.method == "direct":
         per_row += 3 * n_components * n_features * itemsize
+    elif frame.method == "quadratic":
+        per_row += 3 * (n_features * (n_features + 1) // 2) * itemsize
     return max(256, budget // per_row)
 
 
@@ -164,25 +196,27 @@ def _budget(X) -> int:
 def _log_densities(xp, Xb, frame: _Frame):
     """``log w_k phi_k(x)`` (K, B) float64, and what the moments reuse.
 
-    'full': the rows minus each centre, ``diff`` (K, B, D), times the
-    Cholesky factor. 'diag': three matrix products, ``sum_d p_kd (x_d -
-    c_kd)^2 = p_k . x^2 - 2 (p_k c_k) . x + p_k . c_k^2``, which never form
-    a (K, B, D) array; the moments reuse ``x^2``.
+    'direct': the rows minus each centre, ``diff`` (K, B, D), times the
+    Cholesky factor. 'diag' and 'quadratic': matrix products against
+    ``f(x)`` (the squares, or the products ``x_i x_j``), which never form a
+    (K, B, D) array; the moments reuse ``f(x)``.
     """
-    if frame.kind == "full":
+    if frame.method == "direct":
         diff = Xb[None, :, :] - frame.local[:, None, :]
         y = xp.matmul(diff, frame.factors)
         maha = xp.sum(y * y, axis=2)
         reuse = diff
     else:
-        squares = Xb * Xb
-        precisions, centres = frame.factors, frame.local
+        if frame.method == "diag":
+            reuse = Xb * Xb
+        else:
+            rows, cols = frame.pairs
+            reuse = xp.take(Xb, rows, axis=1) * xp.take(Xb, cols, axis=1)
         maha = (
-            xp.matmul(precisions, xp.matrix_transpose(squares))
-            - 2.0 * xp.matmul(precisions * centres, xp.matrix_transpose(Xb))
-            + xp.sum(precisions * centres * centres, axis=1)[:, None]
+            xp.matmul(frame.w2, xp.matrix_transpose(reuse))
+            - 2.0 * xp.matmul(frame.w1, xp.matrix_transpose(Xb))
+            + frame.w0
         )
-        reuse = squares
     return reuse, frame.log_norm - 0.5 * xp.astype(maha, xp.float64)
 
 
@@ -206,6 +240,7 @@ def device_pass(
     with_moments: bool = True,
     labels: bool = False,
     block_bytes: int | None = None,
+    full_method: str = "auto",
 ) -> DevicePass:
     """One fused pass over ``X`` (n_samples, n_features) on its own device.
 
@@ -223,6 +258,16 @@ def device_pass(
     block_bytes : int, optional
         Size of one block's temporaries; None: a quarter of a GPU's free
         memory (at most 2 GiB), else :data:`DEFAULT_BLOCK_BYTES`.
+    full_method : {'auto', 'direct', 'quadratic'}, default='auto'
+        How a model with full covariances scores the rows. 'auto':
+        'quadratic' when its temporaries are the smaller, ``D (D + 1) / 2 <
+        K D``, else 'direct'. 'direct': the
+        rows minus each centre times the Cholesky factor ((K, B, D)
+        temporaries; the moments about the centres directly); 'quadratic',
+        ``x' Lambda x - 2 x' Lambda c + c' Lambda c`` as matrix products
+        against the products ``x_i x_j`` ((B, D(D+1)/2) temporaries, less
+        memory traffic for K > (D + 1) / 2; the moments about the origin,
+        moved to the centres in float64 on the host).
 
     Returns
     -------
@@ -239,18 +284,27 @@ def device_pass(
             "kernel='array-api' sums the statistics in float64, which the "
             f"device {device!r} does not have; fit on the CPU (kernel='auto')."
         )
+    if full_method not in ("auto", "direct", "quadratic"):
+        raise ValueError(
+            f"full_method must be 'auto', 'direct' or 'quadratic'; got {full_method!r}."
+        )
     n_samples, n_features = X.shape
     n_components = params.n_components
-    frame = _frame(xp, device, dtype, params)
+    if full_method == "auto":
+        smaller = n_features * (n_features + 1) // 2 < n_components * n_features
+        full_method = "quadratic" if smaller else "direct"
+    frame = _frame(xp, device, dtype, params, full_method)
     if sample_weight is None:
         sample_weight = xp.ones((n_samples,), dtype=xp.float64, device=device)
     sample_weight = xp.astype(sample_weight, xp.float64)
     if block_bytes is None:
         block_bytes = _budget(X)
     rows = _block_rows(frame, n_features, dtype.itemsize, block_bytes)
-    moment = (n_components, n_features) + (
-        (n_features,) if frame.kind == "full" else ()
-    )
+    moment = {
+        "direct": (n_components, n_features, n_features),
+        "diag": (n_components, n_features),
+        "quadratic": (n_components, n_features * (n_features + 1) // 2),
+    }[frame.method]
     sums = {
         "mass": xp.zeros((n_components,), dtype=xp.float64, device=device),
         "first": xp.zeros((n_components, n_features), dtype=xp.float64, device=device),
@@ -274,10 +328,11 @@ def device_pass(
         name: np.asarray(to_numpy(value), dtype=np.float64)
         for name, value in sums.items()
     }
+    first, second = _about_centres(host, frame)
     return DevicePass(
         mass=host["mass"],
-        first=host["first"],
-        second=host["second"],
+        first=first,
+        second=second,
         log_likelihood=float(to_numpy(xp.sum(weighted))),
         weight_sum=float(
             to_numpy(xp.sum(xp.where(counted, sample_weight, xp.zeros_like(log_prob))))
@@ -289,28 +344,49 @@ def device_pass(
 
 
 def _add_moments(xp, sums: dict, Xb, reuse, resp, frame: _Frame, dtype) -> None:
-    """One block's mass, first and second moments about the centres, added.
+    """One block's mass, first and second moments, added in float64.
 
-    'full': from ``diff`` (K, B, D) directly. 'diag': from ``r x`` and ``r
-    x^2`` (two matrix products), moved to the centres in float64:
-    ``sum r (x - c) = r x - c m`` and ``sum r (x - c)^2 = r x^2 - 2 c r x +
-    c^2 m``.
+    'direct': about the centres, from ``diff`` (K, B, D). 'diag' and
+    'quadratic': about the origin, ``r x`` and ``r f(x)`` (two matrix
+    products); :func:`_about_centres` moves the totals to the centres.
     """
     tiny = _TINY[dtype]
     resp = xp.where(resp >= tiny, resp, xp.zeros_like(resp))
-    mass = xp.sum(resp, axis=1)
-    sums["mass"] += mass
+    sums["mass"] += xp.sum(resp, axis=1)
     resp = xp.astype(resp, Xb.dtype)
-    if frame.kind == "full":
+    if frame.method == "direct":
         weighted = reuse * resp[:, :, None]
         sums["first"] += xp.astype(xp.sum(weighted, axis=1), xp.float64)
         second = xp.matmul(xp.permute_dims(weighted, (0, 2, 1)), reuse)
         sums["second"] += xp.astype(second, xp.float64)
         return
-    first = xp.astype(xp.matmul(resp, Xb), xp.float64)
-    squares = xp.astype(xp.matmul(resp, reuse), xp.float64)
-    centres = frame.local64
-    sums["first"] += first - centres * mass[:, None]
-    sums["second"] += (
-        squares - 2.0 * centres * first + centres * centres * mass[:, None]
+    sums["first"] += xp.astype(xp.matmul(resp, Xb), xp.float64)
+    sums["second"] += xp.astype(xp.matmul(resp, reuse), xp.float64)
+
+
+def _about_centres(host: dict, frame: _Frame) -> tuple[np.ndarray, np.ndarray]:
+    """First and second moments about the centres, from the pass's totals.
+
+    ``sum r (x - c) = r x - m c``; diag: ``sum r (x - c)^2 = r x^2 - 2 c r x
+    + m c^2``; quadratic: ``S_c = S_0 - c (r x)' - (r x) c' + m c c'``, with
+    ``S_0`` rebuilt from its upper triangle.
+    """
+    mass, first, second = host["mass"], host["first"], host["second"]
+    if frame.method == "direct":
+        return first, second
+    c = frame.local_host
+    about = first - mass[:, None] * c
+    if frame.method == "diag":
+        return about, second - 2.0 * c * first + mass[:, None] * c * c
+    n_features = c.shape[1]
+    rows, cols = np.triu_indices(n_features)
+    full = np.zeros((c.shape[0], n_features, n_features))
+    full[:, rows, cols] = second
+    full[:, cols, rows] = second
+    outer = np.einsum("ki,kj->kij", c, first)
+    full += (
+        -outer
+        - np.swapaxes(outer, 1, 2)
+        + mass[:, None, None] * np.einsum("ki,kj->kij", c, c)
     )
+    return about, full
