@@ -210,6 +210,7 @@ def _log_densities(xp, Xb, frame: _Frame):
         if frame.method == "diag":
             reuse = Xb * Xb
         else:
+            assert frame.pairs is not None  # set for 'quadratic'
             rows, cols = frame.pairs
             reuse = xp.take(Xb, rows, axis=1) * xp.take(Xb, cols, axis=1)
         maha = (
