@@ -57,7 +57,7 @@ def test_estimator_tests_pass_in_a_child_with_scipy_array_api():
     )  # fmt: skip
     assert child.returncode == 0, child.stdout[-3000:]
     # The PyTorch test runs where PyTorch is installed (not a dependency).
-    expected = 3 if importlib.util.find_spec("torch") else 2
+    expected = 4 if importlib.util.find_spec("torch") else 3
     assert f"{expected} passed" in child.stdout, child.stdout[-3000:]
 
 
@@ -230,3 +230,28 @@ def test_a_pytorch_tensor_comes_back_as_a_tensor_under_dispatch():
     assert isinstance(model.means_, torch.Tensor)
     assert model.means_.dtype == torch.float32
     assert model.means_.device == data.device
+
+
+@NEEDS_DISPATCH
+def test_auto_takes_the_device_pass_on_an_accelerator_under_dispatch(monkeypatch):
+    import mixtures.array_api_pass as module
+    import mixtures.estimator as estimator
+
+    calls = []
+    real = module.device_pass
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "device_pass", counted)
+    X, _, _ = _data_and_params("VVV", seed=8)
+    data = _on_device(X)
+    with sklearn.config_context(array_api_dispatch=True):
+        GaussianMixture(3, random_state=0).fit(data)  # not on an accelerator
+        assert not calls
+        monkeypatch.setattr(estimator, "on_accelerator", lambda array: True)
+        model = GaussianMixture(3, random_state=0).fit(data)
+    assert calls  # every pass of the fit went through the device pass
+    assert model.means_.device == DEVICE
+    assert model.kernel == "auto"  # the parameter is left as the user set it
