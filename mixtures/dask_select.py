@@ -100,16 +100,17 @@ def search_dask(
         raise ValueError(
             f"sample_size must be a positive number of rows; got {sample_size}."
         )
-    options = EMOptions(
-        n_components=1,
-        tol=tol,
-        max_iter=max_iter,
-        reg_covar=reg_covar,
-        reg_covar_relative=reg_covar_relative,
-        prior=prior,
-        missing=missing,
-    )  # validates the settings before any pass over the data
-    X, _ = _checked(X, None, options)
+    # The EM settings, one dict for the sample's search and every cell.
+    settings = {
+        "tol": tol,
+        "max_iter": max_iter,
+        "reg_covar": reg_covar,
+        "reg_covar_relative": reg_covar_relative,
+        "prior": prior,
+        "missing": missing,
+    }
+    # Validates the settings before any pass over the data.
+    X, _ = _checked(X, None, EMOptions(n_components=1, **settings))
     rows = read_rows(
         X,
         None,
@@ -123,23 +124,10 @@ def search_dask(
         n_components,
         random_state=seed,
         n_jobs=n_jobs,
-        tol=tol,
-        max_iter=max_iter,
-        reg_covar=reg_covar,
-        reg_covar_relative=reg_covar_relative,
-        prior=prior,
-        missing=missing,
         progress=progress,
         checkpoint=checkpoint,
+        **settings,
     )
-    settings = {
-        "tol": tol,
-        "max_iter": max_iter,
-        "reg_covar": reg_covar,
-        "reg_covar_relative": reg_covar_relative,
-        "prior": prior,
-        "missing": missing,
-    }
     cells = list(on_sample.table.itertuples(index=False))
     if progress:
         from tqdm.auto import tqdm
