@@ -121,6 +121,9 @@ class DaskRows:
         The mean positive weight.
     n_missing : int
         Missing cells in the whole array.
+    covariances : dict
+        :func:`data_covariance`'s results by array and weights, so that the
+        cells of a search pass over the rows for it once.
     """
 
     sample: np.ndarray
@@ -131,6 +134,9 @@ class DaskRows:
     total_weight: float
     mean_weight: float
     n_missing: int
+    covariances: dict = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def filled_sample(self) -> np.ndarray:
@@ -261,14 +267,17 @@ def data_covariance(X, sample_weight, rows: DaskRows) -> np.ndarray:
     """The (D, D) weighted covariance of ``X`` with its holes filled.
 
     Denominator ``max(total weight - 1, 1)``, as :meth:`ConjugatePrior.resolve`;
-    one pass over ``X``.
+    one pass over ``X``, once per array and weights (kept on ``rows``).
     """
     import dask
 
-    parts = dask.compute(
-        *per_block(X, _block_scatter, rows.mean, rows.fill, weights=sample_weight)
-    )
-    return sum(parts) / max(rows.total_weight - 1.0, 1.0)
+    key = (X.name, None if sample_weight is None else sample_weight.name)
+    if key not in rows.covariances:
+        parts = dask.compute(
+            *per_block(X, _block_scatter, rows.mean, rows.fill, weights=sample_weight)
+        )
+        rows.covariances[key] = sum(parts) / max(rows.total_weight - 1.0, 1.0)
+    return rows.covariances[key].copy()
 
 
 def _block_scatter(block, weights, _, mean, fill) -> np.ndarray:

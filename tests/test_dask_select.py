@@ -198,3 +198,20 @@ def test_gmmlab_fit_on_a_folder_with_holes_and_the_prior_matches_the_search_in_m
     assigned = pd.read_parquet(out / "assignments")
     fit = memory.best("bic")
     assert (assigned["component"].to_numpy() - 1 == fit.predict(X)).all()
+
+
+def test_the_priors_data_covariance_is_one_pass_for_the_whole_search(monkeypatch):
+    import mixtures.dask_rows as rows_module
+
+    blocks = []
+    real = rows_module._block_scatter
+
+    def counted(*args):
+        blocks.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(rows_module, "_block_scatter", counted)
+    X = da.from_array(load_faithful(), chunks=(100, 2))  # 3 blocks
+    result = search_dask(X, ["EII", "VVV"], [1, 2], prior="default", random_state=0)
+    assert (result.table["status"] == "ok").all()
+    assert len(blocks) == X.numblocks[0]  # 4 cells, one pass
