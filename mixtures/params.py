@@ -272,7 +272,13 @@ class MixtureParams:
         labels = label_rng.choice(self.n_components, size=n_samples, p=self.weights)
         factors = np.linalg.cholesky(self.full_covariances())
         noise = noise_rng.standard_normal((n_samples, self.n_features))
-        X = self.means[labels] + np.einsum("nij,nj->ni", factors[labels], noise)
+        # Component by component: O(n D) memory, never an (n, D, D) array of
+        # the rows' factors; einsum's sums in the same order, so the draws
+        # are bit for bit those of the per-row product.
+        X = np.empty_like(noise)
+        for k in range(self.n_components):
+            rows = labels == k
+            X[rows] = self.means[k] + np.einsum("ij,nj->ni", factors[k], noise[rows])
         return X, labels
 
     def astype_arrays(self, dtype: np.dtype) -> dict[str, np.ndarray]:

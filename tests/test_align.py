@@ -127,3 +127,16 @@ def test_samples_are_nested(rng):
     large, large_labels = params.sample(1000, random_state=7)
     assert_array_equal(small, large[:100])
     assert_array_equal(small_labels, large_labels[:100])
+
+
+@pytest.mark.parametrize("n_features", [1, 4, 13])
+def test_samples_are_the_per_row_product_bit_for_bit(rng, n_features):
+    # Drawn component by component (O(n D) memory), the rows are exactly
+    # mean_k + L_k z of each row's own factor, as every seed has drawn them.
+    params = random_mixture(rng, 5, n_features)
+    X, labels = params.sample(2_000, random_state=3)
+    _, noise_rng = np.random.default_rng(3).spawn(2)
+    noise = noise_rng.standard_normal((2_000, n_features))
+    factors = np.linalg.cholesky(params.full_covariances())
+    per_row = params.means[labels] + np.einsum("nij,nj->ni", factors[labels], noise)
+    assert_array_equal(X, per_row)
