@@ -82,8 +82,19 @@ def _on_device(array: np.ndarray):
 METHODS = ["direct", "quadratic"]
 
 
+#: The fast loop runs the strict namespace (the one that catches a silent
+#: move to the default device); NumPy's and PyTorch's run in the full suite.
+NAMESPACES = [
+    pytest.param("numpy", marks=pytest.mark.slow),
+    "array-api-strict",
+    pytest.param("torch", marks=pytest.mark.slow),
+]
+#: Fits of a few models in the fast loop, of every model in the full suite.
+FAST_FITS = {"VVV", "VVI", "EVE", "V"}
+
+
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("namespace", ["numpy", "array-api-strict", "torch"])
+@pytest.mark.parametrize("namespace", NAMESPACES)
 @pytest.mark.parametrize("covariance_type", [*MULTIVARIATE, "E", "V"])
 def test_pass_equals_the_compiled_kernel_on_every_model(
     covariance_type, namespace, method
@@ -141,7 +152,13 @@ def test_scores_and_labels_are_the_first_maximum():
 INNER_TOLERANCE = {"EVE", "VVE"}
 
 
-@pytest.mark.parametrize("covariance_type", [*MULTIVARIATE, "E", "V"])
+@pytest.mark.parametrize(
+    "covariance_type",
+    [
+        m if m in FAST_FITS else pytest.param(m, marks=pytest.mark.slow)
+        for m in [*MULTIVARIATE, "E", "V"]
+    ],
+)
 def test_fits_equal_the_compiled_kernels(covariance_type):
     X, weights, _ = _data_and_params(covariance_type, seed=3)
     for n_iter in (1, 30):
