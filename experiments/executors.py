@@ -34,6 +34,7 @@ __all__ = [
     "RunTimeoutError",
     "call_with_time_limit",
     "map_as_completed",
+    "signal_cause",
 ]
 
 
@@ -43,6 +44,21 @@ class RunTimeoutError(TimeoutError):
 
 # ---------------------------------------------------------------------------
 # Time limits
+
+
+def signal_cause(error: BaseException) -> BaseException | None:
+    """The time limit or Ctrl-C a compiled kernel's SystemError wraps, or None.
+
+    A signal handler's exception raised while numba's compiled code runs
+    (the parallel kernel) reaches Python as ``SystemError: ... returned a
+    result with an exception set``, the real exception as its cause.
+    """
+    cause: BaseException | None = error
+    while isinstance(cause, SystemError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, RunTimeoutError | KeyboardInterrupt):
+        return cause
+    return None
 
 
 @contextlib.contextmanager
@@ -57,10 +73,8 @@ def _alarm(seconds: float) -> Iterator[None]:
     except SystemError as error:
         # The alarm fired inside compiled code (the numba kernel): CPython
         # wraps the handler's exception in SystemErrors; unwrap it.
-        cause: BaseException | None = error
-        while isinstance(cause, SystemError):
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, RunTimeoutError):
+        cause = signal_cause(error)
+        if cause is not None:
             raise cause from None
         raise
     finally:

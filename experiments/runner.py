@@ -43,7 +43,11 @@ from experiments.config import (
 from experiments.data_facts import record_data
 from experiments.datasets import dataset_name, load_dataset
 from experiments.evaluate import evaluate_fit, failed_result
-from experiments.executors import call_with_time_limit, map_as_completed
+from experiments.executors import (
+    call_with_time_limit,
+    map_as_completed,
+    signal_cause,
+)
 from experiments.provenance import new_manifest, now
 from experiments.starts import START_RECIPES, fair_start, starting_parameters
 from experiments.tables import (
@@ -117,6 +121,10 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     try:
         return call_with_time_limit(_fit_and_evaluate, spec, spec.timeout)
     except Exception as error:  # a failed run is data, not a crash
+        if isinstance(signal_cause(error), KeyboardInterrupt):
+            # Ctrl-C landed inside the compiled kernel, which wrapped it in
+            # a SystemError: it stops the sweep, as anywhere else.
+            raise KeyboardInterrupt from None
         return failed_result(spec, error)
 
 
