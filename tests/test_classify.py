@@ -332,10 +332,19 @@ def test_edda_passes_scikit_learns_estimator_checks(estimator, check):
     check(estimator)
 
 
+# The same checks of the same class with MclustDA's per-class mixtures: the
+# full suite runs them; the fast loop keeps EDDA's above (a sixth of the
+# time) for the interface both share.
+@pytest.mark.slow
 @parametrize_with_checks(
     [
         MixtureDiscriminant(
-            models=("EII", "VVV"), n_components=(1, 2), search_options=FAST_SEARCH
+            models=("EII", "VVV"),
+            n_components=(1, 2),
+            # The checks are of the interface (inputs, outputs, determinism,
+            # blobs learnt): EM stopped at 1e-4 per row serves them as well
+            # as at the default 1e-8, in two thirds of the time.
+            search_options={**FAST_SEARCH, "tol": 1e-4},
         )
     ]
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -344,6 +345,7 @@ def test_dask_local_cluster_gives_the_same_tables(tiny_tables, tmp_path):
     _assert_same_tables(pooled, dask_tables)
 
 
+@pytest.mark.slow  # two spawned worker processes: seconds of imports each
 def test_process_pool_gives_the_same_tables(tiny_tables, tmp_path):
     _, inline = tiny_tables
     pooled = run_sweep(
@@ -357,11 +359,13 @@ def test_process_pool_gives_the_same_tables(tiny_tables, tmp_path):
 
 
 # Slow enough per run (a few tenths of a second with the compiled kernel)
-# that a signal sent when the first run is written lands mid-sweep.
+# that a signal sent when the first run is written lands mid-sweep: with
+# eight runs, seconds of them are still to come when the tests (polling
+# every 20 ms) signal after the first one or two.
 SLOWISH = """
     [sweep]
     root_seed = 3
-    seeds = 12
+    seeds = 8
     [[datasets]]
     name = "synthetic"
     params = { n = 60000, dim = 2, n_components = 3, separation = 1.0 }
@@ -433,7 +437,7 @@ def test_killed_sweep_keeps_finished_runs_and_resumes_to_the_clean_result(
     os.killpg(process.pid, signal.SIGKILL)  # the pool's workers too
     process.communicate()
     done = len(list(parts.glob("*.parquet")))
-    assert 2 <= done < 12, "the sweep should have been killed mid-way"
+    assert 2 <= done < 8, "the sweep should have been killed mid-way"
     # Every finished run is on disk and readable; no temporary was promoted.
     for path in parts.glob("*.parquet"):
         row = pd.read_parquet(path)
@@ -447,6 +451,7 @@ def test_killed_sweep_keeps_finished_runs_and_resumes_to_the_clean_result(
     _assert_same_tables(resumed, slowish_clean)
 
 
+@pytest.mark.slow  # the sweep runs in a new Python process (seconds of imports)
 def test_ctrl_c_keeps_finished_runs(tmp_path):
     config = _write(tmp_path, SLOWISH)
     out = tmp_path / "interrupted"
@@ -457,7 +462,7 @@ def test_ctrl_c_keeps_finished_runs(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "completed runs are kept" in stderr.decode()
-    assert 1 <= len(list(parts.glob("*.parquet"))) < 12
+    assert 1 <= len(list(parts.glob("*.parquet"))) < 8
 
 
 def test_failing_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
@@ -512,7 +517,7 @@ def test_folder_of_another_config_is_refused_unless_forced(tiny_tables, tmp_path
     with pytest.raises(ValueError, match="different configuration"):
         run_sweep(load_config(other), out, progress=False, echo=lambda *_: None)
     copy = tmp_path / "copy"
-    run_sweep(load_config(TINY), copy, progress=False, echo=lambda *_: None)
+    shutil.copytree(out, copy)  # TINY's folder, without running it again
     forced = run_sweep(
         load_config(other), copy, force=True, progress=False, echo=lambda *_: None
     )
@@ -563,3 +568,27 @@ def test_cli_run_and_its_errors(tmp_path, capsys, monkeypatch):
     )
     assert main(["run", str(broken), "--out", str(tmp_path / "x")]) == 2
     assert "[backends.nope] unknown backend" in capsys.readouterr().err
+
+
+def test_ctrl_c_inside_the_compiled_kernel_stops_the_sweep(monkeypatch):
+    # A signal handler's exception raised while numba's parallel kernel runs
+    # reaches Python as a SystemError whose cause is the real exception:
+    # Ctrl-C must still stop the sweep, and any other error stays a failed run.
+    import experiments.runner as runner
+
+    spec = plan_runs(load_config(TINY))[0]
+
+    def wrapped(cause):
+        def fit(_spec):
+            try:
+                raise cause
+            except BaseException as error:
+                raise SystemError("returned a result with an exception set") from error
+
+        return fit
+
+    monkeypatch.setattr(runner, "_fit_and_evaluate", wrapped(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute_run(spec)
+    monkeypatch.setattr(runner, "_fit_and_evaluate", wrapped(ValueError("broken")))
+    assert runner.execute_run(spec)["run"]["status"] == "failed"

@@ -346,6 +346,16 @@ def test_resolve_kernel():
             resolve_kernel(bad)
 
 
+#: The engine's test modules, in two halves of about equal time: each half
+#: runs in its own child, the two at once (BLAS on one thread each).
+_ENGINE_MODULES = (
+    ["tests/test_covariance_models.py", "tests/test_degenerate.py",
+     "tests/test_em_core.py"],
+    ["tests/test_accelerate.py", "tests/test_fused_pass.py",
+     "tests/test_sklearn_agreement.py", "tests/test_fit_em.py"],
+)  # fmt: skip
+
+
 @pytest.mark.slow
 def test_engine_suite_passes_on_the_numpy_kernel():
     """The engine's tests with the kernel off (GMMLAB_KERNEL=numpy).
@@ -353,24 +363,28 @@ def test_engine_suite_passes_on_the_numpy_kernel():
     The default run of the suite exercises the compiled kernel; this runs the
     modules that test the engine itself again on the NumPy fallback.
     """
-    modules = [
-        "tests/test_em_core.py",
-        "tests/test_sklearn_agreement.py",
-        "tests/test_covariance_models.py",
-        "tests/test_degenerate.py",
-        "tests/test_fused_pass.py",
-        "tests/test_accelerate.py",
-        "tests/test_fit_em.py",
-    ]
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         "-m", "not slow", *modules],
-        # BLAS on one thread: the NumPy kernel's many small matrix products
-        # only wait on a second thread (on a busy machine, ten times slower).
-        env={**os.environ, "GMMLAB_KERNEL": "numpy", "OPENBLAS_NUM_THREADS": "1",
-             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+             "-m", "not slow", *modules],
+            # BLAS on one thread: the NumPy kernel's many small matrix products
+            # only wait on a second thread (on a busy machine, ten times
+            # slower); the other core runs the other child.
+            env={**os.environ, "GMMLAB_KERNEL": "numpy",
+                 "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                 "MKL_NUM_THREADS": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for modules in _ENGINE_MODULES
+    ]  # fmt: skip
+    try:
+        outputs = [child.communicate(timeout=900) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    for child, (out, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, out[-3000:] + err

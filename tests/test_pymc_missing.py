@@ -31,6 +31,11 @@ from mixtures.missing import mean_filled
 from mixtures.params import MixtureParams
 from mixtures.prior import ConjugatePrior
 
+# PyMC's tests are the slow tier's (pyproject.toml: the fast tier needs no
+# PyMC); most build or compile PyTensor graphs, a tenth to most of a second
+# even for one log density.
+pytestmark = pytest.mark.slow
+
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
 

@@ -74,6 +74,7 @@ def test_no_ok_cell_on_old_faithful_is_a_spike(faithful_search):
         assert findings["min_relative_variance"] > 1e-4
 
 
+@pytest.mark.slow  # beside the ranking it explains (two searches and a long fit)
 def test_mclusts_ranking_is_eee4_stopped_on_a_plateau():
     """Why gmmlab's second model differs from mclust's, in numbers.
 
