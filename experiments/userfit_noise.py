@@ -64,6 +64,8 @@ def run_noise(
     cells["bic"] += 2 * file.log_jacobian
     points = _points(result)
     names = list(file.data.notes["columns"])
+    if file.data.labels is not None and "component" in points:
+        _agreement(cells, file.data.labels, points["component"])
     atomic_write(cells.to_csv(index=False), out / NOISE_CSV)
     assignments = pd.DataFrame({"row": file.kept_rows, **points})
     atomic_write(assignments.to_csv(index=False), out / NOISE_ASSIGNMENTS_CSV)
@@ -79,6 +81,26 @@ def run_noise(
             figure = noise_figure(X, points["component"], names, _title(cells))
             atomic_write(png_bytes(figure), out / NOISE_PNG)
     return result
+
+
+def _agreement(cells: pd.DataFrame, labels, components) -> None:
+    """The best cell's ARI against the label column, noise rows in and out.
+
+    ``ari`` counts the noise rows as a class of their own, ``ari_clustered``
+    scores only the rows not called noise; both NaN on the other cells.
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    labels, components = np.asarray(labels), np.asarray(components)
+    clustered = components > 0
+    best = _best_row(cells).name
+    cells["ari"] = np.nan
+    cells["ari_clustered"] = np.nan
+    cells.loc[best, "ari"] = adjusted_rand_score(labels, components)
+    if clustered.any():
+        cells.loc[best, "ari_clustered"] = adjusted_rand_score(
+            labels[clustered], components[clustered]
+        )
 
 
 def _points(result: NoiseSearchResult) -> dict[str, np.ndarray]:

@@ -37,8 +37,15 @@ import numpy as np
 
 from mixtures._arrays import to_numpy
 from mixtures.params import MixtureParams
+from mixtures.passes import SufficientStats
 
-__all__ = ["DEFAULT_BLOCK_BYTES", "DevicePass", "device_pass", "namespace_of"]
+__all__ = [
+    "DEFAULT_BLOCK_BYTES",
+    "DevicePass",
+    "device_pass",
+    "device_passes",
+    "namespace_of",
+]
 
 #: Bytes of the (K, B, D) temporaries of one block of rows (about three of
 #: them live at once).
@@ -391,3 +398,35 @@ def _about_centres(host: dict, frame: _Frame) -> tuple[np.ndarray, np.ndarray]:
         + mass[:, None, None] * np.einsum("ki,kj->kij", c, c)
     )
     return about, full
+
+
+def device_passes(device_X, sample_weight: np.ndarray | None):
+    """The passes of a fit with ``kernel="array-api"`` over ``device_X``.
+
+    ``(scored, score)``, as :class:`mixtures.fitting` takes a fit's own
+    passes: the loop's scored pass and the final scoring.
+
+    The statistics come back to the host; ``log p(x)`` of every row stays on
+    the device until a degenerate component's reseeding asks for it.
+    """
+    xp, device = namespace_of(device_X)
+    weights = None
+    if sample_weight is not None:
+        weights = xp.asarray(np.asarray(sample_weight, np.float64), device=device)
+
+    def scored(_X, _weights, params: MixtureParams):
+        result = device_pass(device_X, weights, params)
+        stats = SufficientStats(
+            result.mass,
+            result.centres,
+            result.first,
+            params.model.moments_from_kernel(result.second),
+            result.weight_sum,
+        )
+        return stats, result.log_prob, result.log_likelihood / result.weight_sum
+
+    def score(_X, params: MixtureParams):
+        result = device_pass(device_X, None, params, with_moments=False, labels=True)
+        return to_numpy(result.log_prob), to_numpy(result.labels)
+
+    return scored, score

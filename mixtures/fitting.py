@@ -24,7 +24,6 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
-from mixtures._arrays import to_numpy
 from mixtures._parallel import DEVICE_KERNEL, host_kernel, resolve_kernel
 from mixtures.covariance import get_covariance_model
 from mixtures.em import (
@@ -32,7 +31,6 @@ from mixtures.em import (
     DegenerateEvent,
     EMRun,
     ScoredPass,
-    SufficientStats,
     e_step,
     finalise_components,
     params_from_responsibilities,
@@ -395,37 +393,6 @@ class _Passes(NamedTuple):
     ]
 
 
-def _device_passes(device_X, sample_weight: np.ndarray | None) -> _Passes:
-    """The passes of a fit with ``kernel="array-api"``, over ``device_X``.
-
-    The statistics come back to the host; ``log p(x)`` of every row stays on
-    the device until a degenerate component's reseeding asks for it.
-    """
-    from mixtures.array_api_pass import device_pass, namespace_of
-
-    xp, device = namespace_of(device_X)
-    weights = None
-    if sample_weight is not None:
-        weights = xp.asarray(np.asarray(sample_weight, np.float64), device=device)
-
-    def scored(_X, _weights, params: MixtureParams):
-        result = device_pass(device_X, weights, params)
-        stats = SufficientStats(
-            result.mass,
-            result.centres,
-            result.first,
-            params.model.moments_from_kernel(result.second),
-            result.weight_sum,
-        )
-        return stats, result.log_prob, result.log_likelihood / result.weight_sum
-
-    def score(_X, params: MixtureParams):
-        result = device_pass(device_X, None, params, with_moments=False, labels=True)
-        return to_numpy(result.log_prob), to_numpy(result.labels)
-
-    return _Passes(scored, score)
-
-
 def fit_validated(
     X: np.ndarray,
     sample_weight: np.ndarray | None,
@@ -443,13 +410,8 @@ def fit_validated(
     arrays, replaces ``init_params`` and ``n_init``: restart ``r`` starts
     from ``initial_resp[r]`` (used by :mod:`mixtures.select` to share one
     set of partitions between models). ``options.kernel`` is resolved here,
-    once: every pass over X and every M-step of the fit runs on it.
-
-    With ``options.kernel == "array-api"`` every pass over the rows runs on
-    ``device_X`` (the same data as an array of another array-API library,
-    on its device; None: ``X`` itself) by :mod:`mixtures.array_api_pass`,
-    and everything else (starts, M-steps, the degenerate-component policy)
-    on the host's kernel with ``X``.
+    once; with 'array-api' the passes run on ``device_X`` (``X`` on another
+    array-API library's device; None: ``X``), the rest on the host.
 
     With ``options.missing == "em"`` and NaN in ``X``, the passes are those
     of :mod:`mixtures.missing` (each row scored over its observed values),
@@ -464,7 +426,11 @@ def fit_validated(
                 "kernel='array-api' does not fit missing values yet; use "
                 "kernel='auto' with missing='em'."
             )
-        passes = _device_passes(X if device_X is None else device_X, sample_weight)
+        from mixtures.array_api_pass import device_passes
+
+        passes = _Passes(
+            *device_passes(X if device_X is None else device_X, sample_weight)
+        )
     elif options.missing == "em" and np.isnan(X).any():
         observed, patterns = X, find_patterns(X)
         X = mean_filled(observed)

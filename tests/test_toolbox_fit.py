@@ -156,9 +156,13 @@ def test_label_puts_the_cross_validated_error_beside_the_agreement(tmp_path):
     out = tmp_path / "out"
     args = ["fit", str(path), "--label", "target", "--models", "VEV,EEE",
             "--components", "1..3", "--backends", "em", "--seeds", "1",
-            "--jobs", "1", "--no-progress", "--out", str(out)]  # fmt: skip
+            "--jobs", "1", "--no-progress", "--noise", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     report = (out / "report.md").read_text()
+    # The noise fit's agreement with the labels, as gmmlab fit recorded it.
+    cells = pd.read_csv(out / "noise_search.csv")
+    best = cells.dropna(subset=["ari"]).iloc[0]
+    assert f"adjusted Rand index {best['ari']:.3f} with the noise rows" in report
     agreement = report[report.index("## Agreement with the known classes") :]
     agreement = agreement[: agreement.index("\n## ")]
     summary = json.loads((out / "parameters.json").read_text())["classification"]

@@ -16,7 +16,6 @@ import json
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import adjusted_rand_score
 
 from experiments.report.context import ReportData, Section
 from experiments.report.document import Document
@@ -182,8 +181,8 @@ def _noise(doc: Document, data: ReportData, chosen: pd.Series | None) -> None:
     points, rows = data.uncertainty, data.toolbox.get("noise_points")
     if points is None or rows is None or len(rows) != len(points):
         return
-    if "label" in points:
-        _noise_agreement(doc, points["label"].astype(str), rows["component"])
+    if "ari" in cells and pd.notna(best.get("ari")):
+        _noise_agreement(doc, best, int((rows["component"] > 0).sum()))
     names = _feature_columns(points)
     doc.figure(
         noise_figure(
@@ -198,18 +197,17 @@ def _noise(doc: Document, data: ReportData, chosen: pd.Series | None) -> None:
     )
 
 
-def _noise_agreement(doc: Document, labels: pd.Series, components) -> None:
-    """ARI of the noise fit against the known classes, noise rows in or out."""
-    components = np.asarray(components)
-    clustered = components > 0
-    whole = adjusted_rand_score(labels, components)
+def _noise_agreement(doc: Document, best: pd.Series, n_clustered: int) -> None:
+    """The noise fit's ARI against the known classes, as gmmlab fit recorded it."""
     text = (
-        f"Against the label column: adjusted Rand index {whole:.3f} with the "
-        "noise rows as a class of their own"
+        f"Against the label column: adjusted Rand index {best['ari']:.3f} with "
+        "the noise rows as a class of their own"
     )
-    if clustered.any():
-        kept = adjusted_rand_score(labels[clustered], components[clustered])
-        text += f", {kept:.3f} over the {int(clustered.sum())} rows not called noise"
+    if pd.notna(best.get("ari_clustered")):
+        text += (
+            f", {best['ari_clustered']:.3f} over the {n_clustered} rows not "
+            "called noise"
+        )
     doc.text(text + ".")
 
 
