@@ -39,6 +39,15 @@ __all__ = [
 ]
 
 
+#: Models whose M-step iterates the common orientation (an MM algorithm)
+#: until a tolerance: a change of 1e-16 in the statistics (another summation
+#: order: blocks, chunks, a device) may take one inner step more or fewer, so
+#: many EM iterations later two fits agree to about 1e-8, not to rounding.
+INNER_TOLERANCE_MODELS = frozenset({"EVE", "VVE"})
+#: The agreement to ask of two fits of those models after many iterations.
+INNER_TOLERANCE_RTOL = 1e-6
+
+
 def random_mixture(
     rng: np.random.Generator,
     n_components: int,

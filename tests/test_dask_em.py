@@ -10,6 +10,8 @@ from sklearn.exceptions import ConvergenceWarning
 from mixtures import fit_em
 from mixtures.covariance import COVARIANCE_MODELS
 
+from gmm_helpers import INNER_TOLERANCE_MODELS, INNER_TOLERANCE_RTOL
+
 da = pytest.importorskip("dask.array")
 
 _MULTIVARIATE = [m for m in COVARIANCE_MODELS if m not in ("E", "V")]
@@ -57,7 +59,9 @@ def test_every_model_on_any_chunking_equals_the_in_memory_fit(model, n_chunks):
     reference = fit_em(X, 2, random_state=0, **options)
     chunks = -(-X.shape[0] // n_chunks)
     ours = fit_em(da.from_array(X, chunks=(chunks, 3)), 2, random_state=0, **options)
-    _assert_same_fit(ours, reference)
+    # Blocks sum in another order; an iterated M-step turns that into ~1e-8.
+    rtol = INNER_TOLERANCE_RTOL if model in INNER_TOLERANCE_MODELS else 1e-10
+    _assert_same_fit(ours, reference, rtol=rtol)
     assert_array_equal(ours.labels.compute(), reference.labels)
 
 
