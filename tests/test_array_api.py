@@ -42,6 +42,8 @@ def test_dispatch_tests_pass_in_a_child_with_scipy_array_api():
             "-m",
             "pytest",
             "-q",
+            "-n",
+            "0",
             "-p",
             "no:cacheprovider",
             "-k",

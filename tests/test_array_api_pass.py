@@ -47,7 +47,7 @@ NEEDS_DISPATCH = pytest.mark.skipif(
 @pytest.mark.skipif(DISPATCH, reason="this is the child")
 def test_estimator_tests_pass_in_a_child_with_scipy_array_api():
     child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
          "-k", "under_dispatch", __file__],
         capture_output=True,
         text=True,

@@ -365,8 +365,8 @@ def test_engine_suite_passes_on_the_numpy_kernel():
     """
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-             "-m", "not slow", *modules],
+            [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0",
+             "-p", "no:cacheprovider", "-m", "not slow", *modules],
             # BLAS on one thread: the NumPy kernel's many small matrix products
             # only wait on a second thread (on a busy machine, ten times
             # slower); the other core runs the other child.
