@@ -12,6 +12,7 @@ from scipy import stats
 from sklearn.mixture import BayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
+from mixtures import MixtureParams, fit_em
 from mixtures.align import align
 from mixtures.backends import (
     TRACE_KINDS,
@@ -391,3 +392,63 @@ def test_pymc_subsample_is_seeded_and_bounded():
     assert np.all(np.diff(picked[:, 0]) > 0)  # rows kept in their order
     with pytest.raises(ValueError, match="max_samples must be an integer >= 2"):
         _subsample(data, 1, 0)
+
+
+# ---------------------------------------------------------------------------
+# The Bayesian backends' own checks on the contract fits. They live here, not
+# in test_pymc.py, so that the cached PyMC fits of the contract data are made
+# once: the suite runs a module per worker (pytest-xdist --dist loadfile).
+
+
+_NEEDS_PYMC = pytest.mark.skipif(
+    "pymc" not in BACKENDS, reason="needs the bayes extra (PyMC)"
+)
+
+
+@pytest.mark.slow
+@_NEEDS_PYMC
+def test_nuts_converges_on_the_contract_data(backend_fit, contract_data):
+    fit = backend_fit("pymc")
+    diagnostics = fit.diagnostics
+    assert fit.converged, diagnostics["unconverged_reason"]
+    assert diagnostics["r_hat_max"] <= 1.01
+    assert diagnostics["ess_bulk_min"] >= 400
+    assert diagnostics["divergences"] == 0
+    assert diagnostics["n_conditioned"] == diagnostics["n_samples"] == 600
+    assert fit.trace_kind == "draw_mean_loglik"
+    assert len(fit.restart_traces) == 4  # one per chain
+    # EM's maximum-likelihood estimate lies inside every 94% interval.
+    ml = fit_em(contract_data[0], 3, n_init=3, random_state=0, tol=1e-10).params
+    ml = align(ml, fit.params)
+    hdi = diagnostics["hdi_94"]
+    for name, value in (
+        ("weights", ml.weights),
+        ("means", ml.means),
+        ("covariances", ml.full_covariances()),
+    ):
+        assert np.all(hdi[name][..., 0] <= value), name
+        assert np.all(value <= hdi[name][..., 1]), name
+    # The MAP (MAP-EM) sits beside the posterior mean.
+    assert_allclose(
+        align(MixtureParams(**diagnostics["map"]), fit.params).means,
+        fit.params.means,
+        atol=0.05,
+    )
+    assert diagnostics["pareto_k_max"] < 0.7
+    assert diagnostics["elpd_loo"] == pytest.approx(diagnostics["elpd_waic"], abs=1.0)
+    assert diagnostics["responsibilities_mean"].shape == (600, 3)
+
+
+@pytest.mark.slow
+@_NEEDS_PYMC
+def test_advi_agrees_with_em(backend_fit, contract_data):
+    fit = backend_fit("pymc-advi")
+    assert fit.trace_kind == "advi_mean_elbo"
+    assert fit.diagnostics["final_elbo"] < 0
+    em = fit_em(contract_data[0], 3, n_init=3, random_state=0).params
+    aligned = align(fit.params, em)
+    assert np.allclose(aligned.means, em.means, atol=0.15)
+    # ADVI's draws are not posterior draws: no PSIS-LOO or WAIC from them.
+    assert "elpd_loo" not in fit.diagnostics
+    assert "elpd_waic" not in fit.diagnostics
+    assert fit.diagnostics["ppc_bins"] > 0

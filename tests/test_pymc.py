@@ -17,7 +17,6 @@ pytest.importorskip("pymc")
 
 from experiments.datasets import load_dataset
 from mixtures import fit_em
-from mixtures.align import align
 from mixtures.backends import get_backend
 from mixtures.backends import pymc as pymc_backend
 from mixtures.backends.base import total_log_likelihood
@@ -368,39 +367,6 @@ def test_bad_options_are_refused():
 # Sampled fits (slow: each shape compiles once, then is cached)
 
 
-@pytest.mark.slow
-def test_nuts_converges_on_the_contract_data(backend_fit, contract_data):
-    fit = backend_fit("pymc")
-    diagnostics = fit.diagnostics
-    assert fit.converged, diagnostics["unconverged_reason"]
-    assert diagnostics["r_hat_max"] <= 1.01
-    assert diagnostics["ess_bulk_min"] >= 400
-    assert diagnostics["divergences"] == 0
-    assert diagnostics["n_conditioned"] == diagnostics["n_samples"] == 600
-    assert fit.trace_kind == "draw_mean_loglik"
-    assert len(fit.restart_traces) == 4  # one per chain
-    # EM's maximum-likelihood estimate lies inside every 94% interval.
-    ml = fit_em(contract_data[0], 3, n_init=3, random_state=0, tol=1e-10).params
-    ml = align(ml, fit.params)
-    hdi = diagnostics["hdi_94"]
-    for name, value in (
-        ("weights", ml.weights),
-        ("means", ml.means),
-        ("covariances", ml.full_covariances()),
-    ):
-        assert np.all(hdi[name][..., 0] <= value), name
-        assert np.all(value <= hdi[name][..., 1]), name
-    # The MAP (MAP-EM) sits beside the posterior mean.
-    assert_allclose(
-        align(MixtureParams(**diagnostics["map"]), fit.params).means,
-        fit.params.means,
-        atol=0.05,
-    )
-    assert diagnostics["pareto_k_max"] < 0.7
-    assert diagnostics["elpd_loo"] == pytest.approx(diagnostics["elpd_waic"], abs=1.0)
-    assert diagnostics["responsibilities_mean"].shape == (600, 3)
-
-
 #: Short runs: reproducibility needs two identical runs, not a converged
 #: posterior; ``max_draws`` equal to ``draws`` keeps an unconverged run from
 #: sampling again.
@@ -545,20 +511,6 @@ def test_s1_does_not_collapse_onto_its_tied_values():
     assert fit.diagnostics["min_variance_ratio"] > 1e-3
     assert fit.diagnostics["ppc_ties_observed"] >= 13
     assert fit.diagnostics["ppc_ties_p"] == 0.0
-
-
-@pytest.mark.slow
-def test_advi_agrees_with_em(backend_fit, contract_data):
-    fit = backend_fit("pymc-advi")
-    assert fit.trace_kind == "advi_mean_elbo"
-    assert fit.diagnostics["final_elbo"] < 0
-    em = fit_em(contract_data[0], 3, n_init=3, random_state=0).params
-    aligned = align(fit.params, em)
-    assert np.allclose(aligned.means, em.means, atol=0.15)
-    # ADVI's draws are not posterior draws: no PSIS-LOO or WAIC from them.
-    assert "elpd_loo" not in fit.diagnostics
-    assert "elpd_waic" not in fit.diagnostics
-    assert fit.diagnostics["ppc_bins"] > 0
 
 
 def test_advi_elbo_stationarity_sees_a_trend_and_ignores_noise():
