@@ -193,7 +193,12 @@ def _noise(doc: Document, data: ReportData, chosen: pd.Series | None) -> None:
         ),
         "toolbox_noise",
         "The best fit with a noise component: rows called noise (grey crosses) "
-        "and the others by component",
+        "and the others by component"
+        + (
+            ", on the first two principal components of the standardised features"
+            if len(names) > 2
+            else ""
+        ),
     )
 
 
