@@ -55,7 +55,7 @@ def describe_lrt(result: LRTResult, chosen_k: int) -> str:
         f"({result.bootstrap.shape[0]} replicates per step):",
     ]
     for row in result.table().itertuples():
-        flagged = f"  ({row.n_flagged} replicates flagged)" if row.n_flagged else ""
+        flagged = f"  ({row.n_flagged} without an ok fit)" if row.n_flagged else ""
         lines.append(
             f"  {row.test}: LRTS {row.lrts:10.2f}  p = {row.p_value:.3f}{flagged}"
         )
@@ -64,4 +64,10 @@ def describe_lrt(result: LRTResult, chosen_k: int) -> str:
         f"the tests keep K = {result.selected} at level {result.level:g}; this "
         f"{agree} BIC's K = {chosen_k}"
     )
+    if np.any(result.n_flagged):
+        lines.append(
+            "a replicate without an ok fit of K or K + 1 keeps its best fit and "
+            "counts: under the null the K + 1 maximum often has two "
+            "indistinguishable components, and its statistic is then near 0"
+        )
     return "\n".join(lines)

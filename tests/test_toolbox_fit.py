@@ -169,3 +169,28 @@ def test_label_puts_the_cross_validated_error_beside_the_agreement(tmp_path):
     assert f"error {summary['cv_error']:.3f}" in agreement
     assert "cvMclustDA" in agreement
     assert f"common covariance model {summary['model']}" in agreement
+
+
+@pytest.mark.parametrize("n_flagged", [[0, 0], [0, 7]])
+def test_the_lrt_console_explains_replicates_without_an_ok_fit(n_flagged):
+    from experiments.userfit_lrt import describe_lrt
+    from mixtures.lrt import LRTResult
+
+    result = LRTResult(
+        model="EEE",
+        n_components=np.array([1, 2]),
+        observed=np.array([300.0, 1.0]),
+        bootstrap=np.zeros((19, 2)),
+        p_values=np.array([0.05, 0.6]),
+        n_flagged=np.array(n_flagged),
+        level=0.05,
+        seconds=np.zeros(2),
+    )
+    text = describe_lrt(result, chosen_k=2)
+    lines = text.splitlines()
+    assert lines[1].startswith("  1 vs 2: LRTS")
+    assert "without" not in lines[1]
+    assert ("(7 without an ok fit)" in lines[2]) == bool(n_flagged[1])
+    assert ("indistinguishable components" in text) == bool(n_flagged[1])
+    assert "keep K = 2" in text
+    assert "agrees with BIC's K = 2" in text
