@@ -152,7 +152,11 @@ def fit_file(
     """
     for flag, asked in (("--lrt", lrt), ("--noise", noise)):
         if asked and missing == "em":
-            raise ValueError(f"{flag} does not support --missing em yet (no holes).")
+            raise ValueError(
+                f"{flag} does not support --missing em yet: its fits need every "
+                "value. Run it on the rows without empty cells, or drop "
+                f"{flag} to fit over each row's observed values."
+            )
     # Every check of the file happens here, before anything is planned or
     # written: a file that cannot be fitted leaves no results folder.
     file = load_file(
