@@ -66,3 +66,15 @@ def test_the_figure_names_its_axes(d, xlabel, ylabel):
     axis = figure.axes[0]
     assert axis.get_xlabel().startswith(xlabel)
     assert axis.get_ylabel().startswith(ylabel)
+
+
+@pytest.mark.parametrize(
+    ("n_noise", "label"), [(1, "noise (1 row)"), (3, "noise (3 rows)")]
+)
+def test_the_legend_counts_the_noise_rows(n_noise, label):
+    X = _rows(seed=5, d=2)
+    components = np.ones(X.shape[0], dtype=int)
+    components[:n_noise] = 0
+    figure = noise_figure(X, components, ["a", "b"], "title")
+    texts = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert texts[-1] == label

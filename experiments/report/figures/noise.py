@@ -89,6 +89,7 @@ def noise_figure(X, components, names, title: str) -> Figure:
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
         n_clusters = int(components.max())
+        n_noise = int(noise.sum())
         handles = [
             Line2D(
                 [],
@@ -107,7 +108,7 @@ def noise_figure(X, components, names, title: str) -> Figure:
                 marker="x",
                 linestyle="",
                 color="0.3",
-                label=f"noise ({int(noise.sum())} rows)",
+                label=f"noise ({n_noise} row{'' if n_noise == 1 else 's'})",
             )
         )
         ax.legend(handles=handles, loc="best", fontsize=8)
