@@ -84,7 +84,7 @@ from experiments.userfit_console import _parameter_table as _parameter_table
 from experiments.userfit_console import echo_summary
 from experiments.userfit_outputs import FitOutputs, file_outputs, write_outputs
 from experiments.userfit_outputs import _label_agreement as _label_agreement
-from experiments.userfit_toolbox import run_toolbox
+from experiments.userfit_toolbox import check_toolbox_options, run_toolbox
 from mixtures.backends.base import total_log_likelihood
 from mixtures.covariance import ALIASES, mclust_name
 from mixtures.diagnostics import bic, icl
@@ -150,13 +150,7 @@ def fit_file(
     the search with a uniform noise component
     (:mod:`experiments.userfit_noise`); both are in the report.
     """
-    for flag, asked in (("--lrt", lrt), ("--noise", noise)):
-        if asked and missing == "em":
-            raise ValueError(
-                f"{flag} does not support --missing em yet: its fits need every "
-                "value. Run it on the rows without empty cells, or drop "
-                f"{flag} to fit over each row's observed values."
-            )
+    check_toolbox_options(lrt, noise, missing)
     # Every check of the file happens here, before anything is planned or
     # written: a file that cannot be fitted leaves no results folder.
     file = load_file(

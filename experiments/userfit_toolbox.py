@@ -21,7 +21,18 @@ from experiments.tables import TOOLBOX, table_path
 if TYPE_CHECKING:
     from experiments.userfit import FileData, FileSearch
 
-__all__ = ["run_toolbox"]
+__all__ = ["check_toolbox_options", "run_toolbox"]
+
+
+def check_toolbox_options(lrt: int, noise: bool, missing: str) -> None:
+    """Refuse ``--lrt`` and ``--noise`` with ``--missing em``: they need every value."""
+    for flag, asked in (("--lrt", lrt), ("--noise", noise)):
+        if asked and missing == "em":
+            raise ValueError(
+                f"{flag} does not support --missing em yet: its fits need every "
+                "value. Run it on the rows without empty cells, or drop "
+                f"{flag} to fit over each row's observed values."
+            )
 
 
 def run_toolbox(
