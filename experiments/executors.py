@@ -70,13 +70,6 @@ def _alarm(seconds: float) -> Iterator[None]:
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
-    except SystemError as error:
-        # The alarm fired inside compiled code (the numba kernel): CPython
-        # wraps the handler's exception in SystemErrors; unwrap it.
-        cause = signal_cause(error)
-        if cause is not None:
-            raise cause from None
-        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -91,13 +84,22 @@ def call_with_time_limit(function: Callable[[Any], Any], argument, seconds):
 
     ``function`` must be importable by name (a module-level function) and its
     argument and result picklable: off the main thread they cross a process
-    boundary. ``seconds=None`` means no limit.
+    boundary. ``seconds=None`` means no limit. A time limit or Ctrl-C that
+    lands inside compiled code is raised as itself (:func:`signal_cause`).
     """
-    if not seconds:
-        return function(argument)
-    if _in_main_thread() and hasattr(signal, "setitimer"):
-        with _alarm(seconds):
+    try:
+        if not seconds:
             return function(argument)
+        if _in_main_thread() and hasattr(signal, "setitimer"):
+            with _alarm(seconds):
+                return function(argument)
+    except SystemError as error:
+        # The alarm or Ctrl-C fired inside compiled code (the numba kernel):
+        # CPython wraps the handler's exception in SystemErrors; unwrap it.
+        cause = signal_cause(error)
+        if cause is not None:
+            raise cause from None
+        raise
     return _call_in_child(function, argument, seconds)
 
 

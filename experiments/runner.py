@@ -43,11 +43,7 @@ from experiments.config import (
 from experiments.data_facts import record_data
 from experiments.datasets import dataset_name, load_dataset
 from experiments.evaluate import evaluate_fit, failed_result
-from experiments.executors import (
-    call_with_time_limit,
-    map_as_completed,
-    signal_cause,
-)
+from experiments.executors import call_with_time_limit, map_as_completed
 from experiments.provenance import new_manifest, now
 from experiments.starts import START_RECIPES, fair_start, starting_parameters
 from experiments.tables import (
@@ -121,10 +117,8 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     try:
         return call_with_time_limit(_fit_and_evaluate, spec, spec.timeout)
     except Exception as error:  # a failed run is data, not a crash
-        if isinstance(signal_cause(error), KeyboardInterrupt):
-            # Ctrl-C landed inside the compiled kernel, which wrapped it in
-            # a SystemError: it stops the sweep, as anywhere else.
-            raise KeyboardInterrupt from None
+        # (Ctrl-C inside the compiled kernel arrives as KeyboardInterrupt:
+        # call_with_time_limit unwraps it, and it stops the sweep.)
         return failed_result(spec, error)
 
 
