@@ -113,7 +113,14 @@ def _figure(doc: Document, runs) -> None:
         "n_components",
         "covariance_type",
     ]
-    groups = list(fits.groupby([*keys, "estimator"], dropna=False, sort=True))
+    # A series at one n (a data set fitted at one size) has no line against n.
+    groups = [
+        (key, group)
+        for key, group in fits.groupby([*keys, "estimator"], dropna=False, sort=True)
+        if group["p_n"].nunique() >= 2
+    ]
+    if not groups:
+        return
     series = []
     for key, group in groups:
         estimator = key[-1]
