@@ -131,7 +131,7 @@ def _figure(doc: Document, runs) -> None:
             label += f" {values['covariance_type']}: {estimator}"
         series.append((estimator, label, group))
     doc.figure(
-        recovery_figure(fits, series),
+        recovery_figure(pd.concat([group for _, group in groups]), series),
         "recovery_vs_n",
         "Recovery error against n, log-log",
     )
